@@ -1,0 +1,1 @@
+"""The lab GUI (PyQt6 + pyqtgraph): presentation only.  Built in a later issue."""

@@ -1,0 +1,148 @@
+"""Data blocks that move through labctl: raw time tags and photons.
+
+Principle "blocks, not tags": data moves as numpy arrays with explicit dtypes,
+never one tag at a time.  Timestamps are always ``int64`` picoseconds on the
+time tagger's clock; channels are ``uint8`` tagger input numbers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+TIMESTAMP_DTYPE = np.dtype(np.int64)
+"""Timestamps: signed 64-bit integers in picoseconds."""
+
+CHANNEL_DTYPE = np.dtype(np.uint8)
+"""Tagger channel numbers (quTAG: 0 = start input, 1-4 stop inputs, 100-104 markers)."""
+
+NANOTIME_DTYPE = np.dtype(np.int32)
+"""Nanotimes (delay after the preceding laser pulse) in picoseconds."""
+
+NO_NANOTIME = np.int32(-1)
+"""Nanotime of a photon that arrived before the first laser sync of the run."""
+
+
+@dataclass(frozen=True)
+class ChannelMap:
+    """Which tagger input carries which signal (taken from the station file).
+
+    All numbers are tagger channel numbers as they appear in the tag stream.
+    """
+
+    laser_sync: int
+    spad_a: int
+    spad_b: int
+    frame_marker: int | None = None
+
+    @property
+    def detectors(self) -> tuple[int, int]:
+        """The photon-detector channels, SPAD A first."""
+        return (self.spad_a, self.spad_b)
+
+    def as_dict(self) -> dict[str, int | None]:
+        """Plain dict for snapshots and file metadata."""
+        return {
+            "laser_sync": self.laser_sync,
+            "spad_a": self.spad_a,
+            "spad_b": self.spad_b,
+            "frame_marker": self.frame_marker,
+        }
+
+
+@dataclass
+class TagBlock:
+    """A block of raw T2 time tags, sorted by timestamp.
+
+    Attributes:
+        timestamps: ``int64`` picoseconds on the tagger clock.
+        channels: ``uint8`` tagger channel of each tag.
+    """
+
+    timestamps: np.ndarray
+    channels: np.ndarray
+
+    def __post_init__(self) -> None:
+        if self.timestamps.dtype != TIMESTAMP_DTYPE:
+            raise TypeError(f"TagBlock.timestamps: dtype {self.timestamps.dtype}; must be int64 (ps)")
+        if self.channels.dtype != CHANNEL_DTYPE:
+            raise TypeError(f"TagBlock.channels: dtype {self.channels.dtype}; must be uint8")
+        if self.timestamps.shape != self.channels.shape or self.timestamps.ndim != 1:
+            raise ValueError(
+                f"TagBlock: timestamps shape {self.timestamps.shape} and channels shape "
+                f"{self.channels.shape} must be equal and one-dimensional"
+            )
+
+    def __len__(self) -> int:
+        return int(self.timestamps.shape[0])
+
+    @classmethod
+    def empty(cls) -> "TagBlock":
+        return cls(np.empty(0, TIMESTAMP_DTYPE), np.empty(0, CHANNEL_DTYPE))
+
+    @classmethod
+    def concatenate(cls, blocks: list["TagBlock"]) -> "TagBlock":
+        if not blocks:
+            return cls.empty()
+        return cls(
+            np.concatenate([b.timestamps for b in blocks]),
+            np.concatenate([b.channels for b in blocks]),
+        )
+
+
+@dataclass(frozen=True)
+class LossRecord:
+    """A stretch of the tag stream that was lost.
+
+    Attributes:
+        start_ps: last good timestamp before the loss (tagger clock, ps).
+        stop_ps: first good timestamp after the loss (ps).
+        source: what detected it: ``"tagger_flag"`` (the tagger's data-lost flag),
+            ``"sync_gap"`` (missing laser syncs the tagger did not flag),
+            ``"queue_full:<sink>"`` (a sink could not keep up).
+        missing_syncs: number of laser sync tags missing in the range (-1 if unknown).
+    """
+
+    start_ps: int
+    stop_ps: int
+    source: str
+    missing_syncs: int = -1
+
+    @property
+    def duration_ps(self) -> int:
+        return self.stop_ps - self.start_ps
+
+
+@dataclass
+class PhotonBlock:
+    """Photons (detector tags) with macrotime and nanotime, plus side channels.
+
+    Attributes:
+        timestamps: ``int64`` ps macrotimes (tagger clock).
+        detectors: ``uint8`` tagger channel of each photon.
+        nanotimes: ``int32`` ps delay after the preceding laser pulse
+            (``NO_NANOTIME`` = -1 before the first sync).
+        markers: ``int64`` ps timestamps of frame-marker tags in this block.
+        losses: loss records found while producing this block.
+        sync_count: laser sync tags consumed for this block.
+        span_ps: (start, stop) of the stretch of tagger time this block covers;
+            consecutive blocks tile the run without gaps or overlap.
+    """
+
+    timestamps: np.ndarray
+    detectors: np.ndarray
+    nanotimes: np.ndarray
+    markers: np.ndarray = field(default_factory=lambda: np.empty(0, TIMESTAMP_DTYPE))
+    losses: list[LossRecord] = field(default_factory=list)
+    sync_count: int = 0
+    span_ps: tuple[int, int] = (0, 0)
+
+    def __len__(self) -> int:
+        return int(self.timestamps.shape[0])
+
+    @classmethod
+    def empty(cls) -> "PhotonBlock":
+        return cls(
+            np.empty(0, TIMESTAMP_DTYPE), np.empty(0, CHANNEL_DTYPE), np.empty(0, NANOTIME_DTYPE)
+        )

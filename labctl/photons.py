@@ -1,0 +1,217 @@
+"""T2 time tags -> photons with macrotime and nanotime, exactly across block boundaries.
+
+Conventions (a public contract, see README "Nanotimes"):
+
+* A photon's nanotime is its delay in ps after the laser pulse that preceded it:
+  ``nanotime = t_photon - t_pulse`` with ``t_pulse <= t_photon`` (a photon with the
+  same timestamp as a sync tag belongs to that pulse and has nanotime 0).
+* Photons before the first sync tag of the run have no nanotime: ``NO_NANOTIME`` (-1).
+* With a sync divider D (the tagger's 1/2/4/8 times labctl's own software divider)
+  only every D-th pulse has a sync tag.  Between two consecutive sync tags
+  ``s_i < s_{i+1}`` the pulses are reconstructed as
+  ``s_i + floor(k * (s_{i+1} - s_i) / n_i)`` for k = 0..n_i-1, where n_i is the
+  number of pulses in the interval: D, or more where sync tags are missing.
+  The pulse period is therefore measured from the stream, interval by interval
+  (it follows a drifting laser clock), and the nanotime is exact in integer ps.
+* The nominal sync interval (used only to count pulses in an interval and to
+  spot gaps) is the median of the first ``ESTABLISH_INTERVALS`` intervals of the
+  run.  Photons are held back until it is known and, afterwards, until the next
+  sync tag arrives, so the result does not depend on where blocks are cut.
+* A sync interval longer than 1.5 nominal intervals is a gap: sync tags, and
+  with them photons, were lost.  It is reported as a ``LossRecord`` with source
+  ``"sync_gap"`` and the number of missing sync tags.  Photons inside a gap get
+  their nanotime from the nominal pulse period counted from the sync before the
+  gap; they are released as soon as the stream has passed 1.5 nominal intervals
+  after that sync, so held-back data stay bounded when the syncs stop.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from labctl.blocks import (
+    CHANNEL_DTYPE,
+    NANOTIME_DTYPE,
+    NO_NANOTIME,
+    TIMESTAMP_DTYPE,
+    ChannelMap,
+    LossRecord,
+    PhotonBlock,
+    TagBlock,
+)
+
+ESTABLISH_INTERVALS = 16
+"""Sync intervals whose median fixes the nominal sync interval at the start of a run."""
+
+
+class PhotonConverter:
+    """Stateful, chunk-invariant converter from ``TagBlock`` to ``PhotonBlock``.
+
+    Args:
+        channels: which tagger channel is the sync, the SPADs and the frame marker.
+        hardware_sync_divider: divider applied by the tagger to the sync input (1, 2, 4, 8).
+        software_sync_divider: extra divider applied here (keep every n-th sync tag),
+            to cut the work on the sync stream; 1 = off.
+    """
+
+    def __init__(
+        self, channels: ChannelMap, hardware_sync_divider: int = 1, software_sync_divider: int = 1
+    ) -> None:
+        if hardware_sync_divider < 1 or software_sync_divider < 1:
+            raise ValueError(
+                f"sync divider: hardware {hardware_sync_divider}, software {software_sync_divider}: "
+                "both must be integers >= 1"
+            )
+        self.channels = channels
+        self.software_sync_divider = int(software_sync_divider)
+        self.pulses_per_sync = int(hardware_sync_divider) * int(software_sync_divider)
+        self._sync_index = 0  # global index of raw sync tags seen (for the software divider)
+        self._syncs: np.ndarray = np.empty(0, TIMESTAMP_DTYPE)  # syncs not yet consumed (the last one is kept)
+        self._held_t: np.ndarray = np.empty(0, TIMESTAMP_DTYPE)
+        self._held_d: np.ndarray = np.empty(0, CHANNEL_DTYPE)
+        self._first_intervals: list[np.ndarray] = []
+        self.nominal_sync_interval_ps: int | None = None
+        self._emitted_until_ps: int | None = None
+        self._data_until_ps: int | None = None  # last timestamp seen on any channel
+        self.sync_count = 0  # sync tags used (after the software divider)
+        self._interval_sum_ps = 0  # for the measured mean period
+        self._interval_pulses = 0
+
+    # -- public -------------------------------------------------------------------------
+    @property
+    def measured_pulse_period_ps(self) -> float | None:
+        """Mean laser pulse period measured from the sync stream so far (ps)."""
+        if self._interval_pulses == 0:
+            return None
+        return self._interval_sum_ps / self._interval_pulses
+
+    def process(self, block: TagBlock) -> PhotonBlock:
+        """Convert one block of tags; photons after the last sync are held for the next call."""
+        ch = block.channels
+        ts = block.timestamps
+        if ts.size:
+            self._data_until_ps = int(ts[-1])
+        syncs = ts[ch == self.channels.laser_sync]
+        det_mask = (ch == self.channels.spad_a) | (ch == self.channels.spad_b)
+        markers = (
+            ts[ch == self.channels.frame_marker]
+            if self.channels.frame_marker is not None
+            else np.empty(0, TIMESTAMP_DTYPE)
+        )
+        if self.software_sync_divider > 1 and syncs.size:
+            keep = (self._sync_index + np.arange(syncs.size, dtype=np.int64)) % self.software_sync_divider == 0
+            self._sync_index += syncs.size
+            syncs = syncs[keep]
+        self.sync_count += int(syncs.size)
+        photons_t = np.concatenate([self._held_t, ts[det_mask]])
+        photons_d = np.concatenate([self._held_d, ch[det_mask]])
+        self._syncs = np.concatenate([self._syncs, syncs])
+        out = self._convert(photons_t, photons_d, final=False)
+        out.markers = markers
+        return out
+
+    def finish(self) -> PhotonBlock:
+        """Flush held photons at the end of the run (their last interval uses the nominal period)."""
+        out = self._convert(self._held_t, self._held_d, final=True)
+        self._held_t = np.empty(0, TIMESTAMP_DTYPE)
+        self._held_d = np.empty(0, CHANNEL_DTYPE)
+        return out
+
+    # -- internals ----------------------------------------------------------------------
+    def _establish_nominal(self, final: bool) -> bool:
+        if self.nominal_sync_interval_ps is not None:
+            return True
+        diffs = np.diff(self._syncs)
+        if diffs.size >= ESTABLISH_INTERVALS or (final and diffs.size > 0):
+            self.nominal_sync_interval_ps = int(np.median(diffs[:ESTABLISH_INTERVALS]))
+            return True
+        return False
+
+    def _convert(self, photons_t: np.ndarray, photons_d: np.ndarray, final: bool) -> PhotonBlock:
+        syncs = self._syncs
+        nanotimes = np.full(photons_t.size, NO_NANOTIME, dtype=NANOTIME_DTYPE)
+        losses: list[LossRecord] = []
+        if syncs.size == 0 or not self._establish_nominal(final):
+            # Photons before the first sync have no nanotime and can go at once; the
+            # others wait until the nominal sync interval is known.
+            emit = photons_t.size if syncs.size == 0 else int(np.searchsorted(photons_t, syncs[0], "left"))
+            if final and syncs.size:  # a single sync in the whole run: period unknown
+                after = photons_t >= syncs[0]
+                nanotimes[after] = np.minimum(photons_t[after] - syncs[0], np.iinfo(NANOTIME_DTYPE).max)
+                emit = photons_t.size
+            return self._emit(photons_t, photons_d, nanotimes, emit, losses, final)
+
+        nominal = self.nominal_sync_interval_ps
+        assert nominal is not None
+        gap_threshold = (3 * nominal) // 2
+        diffs = np.diff(syncs)
+        is_gap = diffs > gap_threshold
+        gap_idx = np.flatnonzero(is_gap)
+        for i in gap_idx:  # rare: a loop over gaps, never over tags
+            missing = int(np.rint(diffs[i] / nominal)) - 1
+            losses.append(LossRecord(int(syncs[i]), int(syncs[i + 1]), "sync_gap", missing))
+        normal = ~is_gap
+        self._interval_sum_ps += int(diffs[normal].sum())
+        self._interval_pulses += int(np.count_nonzero(normal)) * self.pulses_per_sync
+
+        interval = np.searchsorted(syncs, photons_t, side="right") - 1  # -1: before the first sync
+        last = syncs.size - 1
+        # The interval after the last sync is a gap once the stream is 1.5 nominal intervals past it.
+        open_is_gap = final or (
+            self._data_until_ps is not None and self._data_until_ps > int(syncs[last]) + gap_threshold
+        )
+        interval_is_gap = np.append(is_gap, open_is_gap)
+        has_sync = (interval >= 0) & ((interval < last) | open_is_gap)  # the others are held
+        idx = interval[has_sync]
+        offset = photons_t[has_sync] - syncs[idx]
+        in_gap = interval_is_gap[idx]
+        nano = np.empty(idx.size, NANOTIME_DTYPE)
+        exact = ~in_gap
+        exact_idx = idx[exact]
+        nano[exact] = _nanotime(offset[exact], diffs[exact_idx], self.pulses_per_sync)
+        nano[in_gap] = _nanotime(offset[in_gap], nominal, self.pulses_per_sync)
+        nanotimes[has_sync] = nano
+        if open_is_gap:
+            emit = photons_t.size
+        else:
+            emit = int(np.count_nonzero(interval < last))
+        self._syncs = syncs[last:] if not final else syncs[:0]
+        return self._emit(photons_t, photons_d, nanotimes, emit, losses, final)
+
+    def _emit(
+        self,
+        photons_t: np.ndarray,
+        photons_d: np.ndarray,
+        nanotimes: np.ndarray,
+        emit: int,
+        losses: list[LossRecord],
+        final: bool,
+    ) -> PhotonBlock:
+        """Emit the first ``emit`` photons (they are in time order), hold the rest."""
+        self._held_t, self._held_d = photons_t[emit:], photons_d[emit:]
+        start = self._emitted_until_ps if self._emitted_until_ps is not None else 0
+        if final:
+            stop = int(photons_t[-1]) + 1 if photons_t.size else start
+        else:
+            stop = int(self._syncs[-1]) if self._syncs.size else start
+        stop = max(start, stop)
+        self._emitted_until_ps = stop
+        return PhotonBlock(
+            timestamps=photons_t[:emit],
+            detectors=photons_d[:emit],
+            nanotimes=nanotimes[:emit],
+            losses=losses,
+            span_ps=(start, stop),
+        )
+
+
+def _nanotime(offset_ps: np.ndarray, interval_ps: np.ndarray | int, pulses: int) -> np.ndarray:
+    """Delay after the preceding reconstructed pulse, in exact integer ps.
+
+    A sync interval of ``interval_ps`` holds ``pulses`` pulses at
+    ``floor(k * interval_ps / pulses)``; ``offset_ps`` is the photon time after the
+    interval's first sync (it may exceed ``interval_ps`` inside a gap, where the
+    nominal interval is passed).
+    """
+    k = (offset_ps * pulses) // interval_ps
+    return (offset_ps - (k * interval_ps) // pulses).astype(NANOTIME_DTYPE)

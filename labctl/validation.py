@@ -1,0 +1,125 @@
+"""Small schema checks for station-file sections, with errors that name key, value and what is allowed."""
+
+from __future__ import annotations
+
+import numbers
+from dataclasses import dataclass
+from typing import Any, Mapping, Sequence
+
+from labctl.errors import ConfigError
+
+
+def format_number(value: float | None) -> str:
+    """Integers as integers (1000000, not 1e+06); other numbers compactly."""
+    if value is None:
+        return ""
+    if float(value).is_integer() and abs(value) < 1e15:
+        return str(int(value))
+    return f"{value:g}"
+
+
+@dataclass(frozen=True)
+class Number:
+    """A real number (bool excluded) in [minimum, maximum], optionally an integer."""
+
+    minimum: float | None = None
+    maximum: float | None = None
+    integer: bool = False
+    unit: str = ""
+
+    def allowed(self) -> str:
+        kind = "an integer" if self.integer else "a number"
+        unit = f" ({self.unit})" if self.unit else ""
+        low, high = format_number(self.minimum), format_number(self.maximum)
+        if self.minimum is not None and self.maximum is not None:
+            return f"{kind} between {low} and {high}{unit}"
+        if self.minimum is not None:
+            return f"{kind} >= {low}{unit}"
+        if self.maximum is not None:
+            return f"{kind} <= {high}{unit}"
+        return f"{kind}{unit}"
+
+    def check(self, value: Any, path: str, source: str) -> float | int:
+        ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
+        if ok and self.integer:
+            ok = float(value).is_integer()
+        if ok and self.minimum is not None:
+            ok = value >= self.minimum
+        if ok and self.maximum is not None:
+            ok = value <= self.maximum
+        if not ok:
+            raise ConfigError(path, value, f"must be {self.allowed()}", source)
+        return int(value) if self.integer else float(value)
+
+
+@dataclass(frozen=True)
+class Choice:
+    """One of a fixed set of values."""
+
+    choices: tuple[Any, ...]
+
+    def allowed(self) -> str:
+        return "one of " + ", ".join(repr(c) for c in self.choices)
+
+    def check(self, value: Any, path: str, source: str) -> Any:
+        if isinstance(value, bool) and not any(isinstance(c, bool) for c in self.choices):
+            raise ConfigError(path, value, f"must be {self.allowed()}", source)
+        if value not in self.choices:
+            raise ConfigError(path, value, f"must be {self.allowed()}", source)
+        return value
+
+
+@dataclass(frozen=True)
+class Text:
+    """A string (e.g. a dotted class path or a name)."""
+
+    def allowed(self) -> str:
+        return "a string"
+
+    def check(self, value: Any, path: str, source: str) -> str:
+        if not isinstance(value, str):
+            raise ConfigError(path, value, "must be a string", source)
+        return value
+
+
+@dataclass(frozen=True)
+class Flag:
+    """true or false."""
+
+    def allowed(self) -> str:
+        return "true or false"
+
+    def check(self, value: Any, path: str, source: str) -> bool:
+        if not isinstance(value, bool):
+            raise ConfigError(path, value, "must be true or false", source)
+        return value
+
+
+def expect_mapping(value: Any, path: str, source: str) -> Mapping[str, Any]:
+    """Return ``value`` if it is a mapping, else raise naming the path."""
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise ConfigError(path, value, "must be a mapping of keys to values", source)
+    return value
+
+
+def check_keys(data: Mapping[str, Any], allowed: Sequence[str], path: str, source: str) -> None:
+    """Raise on the first key of ``data`` that is not in ``allowed``."""
+    for key in data:
+        if key not in allowed:
+            raise ConfigError(
+                f"{path}.{key}" if path else str(key),
+                data[key],
+                "unknown key; allowed: " + ", ".join(sorted(allowed)),
+                source,
+            )
+
+
+def check_section(
+    data: Any, schema: Mapping[str, Number | Choice | Text | Flag], path: str, source: str
+) -> dict[str, Any]:
+    """Validate a flat section against ``schema``; return the checked values (missing keys omitted)."""
+    mapping = expect_mapping(data, path, source)
+    check_keys(mapping, list(schema), path, source)
+    return {key: schema[key].check(value, f"{path}.{key}", source) for key, value in mapping.items()}

@@ -1,0 +1,1 @@
+"""Simulated microscope: one shared scene and a fake of each vendor library driven by it."""
