@@ -100,7 +100,8 @@ class LossRecord:
         stop_ps: first good timestamp after the loss (ps).
         source: what detected it: ``"tagger_flag"`` (the tagger's data-lost flag),
             ``"sync_gap"`` (missing laser syncs the tagger did not flag),
-            ``"queue_full:<sink>"`` (a sink could not keep up).
+            ``"queue_full:<sink>"`` (a sink could not keep up),
+            ``"disk_space:<sink>"`` (the writer stopped before the disk was full).
         missing_syncs: number of laser sync tags missing in the range (-1 if unknown).
     """
 

@@ -110,14 +110,32 @@ class PhotonConverter:
         out.markers = markers
         return out
 
-    def finish(self) -> PhotonBlock:
-        """Flush held photons at the end of the run (their last interval uses the nominal period)."""
+    def finish(self, end_ps: int | None = None) -> PhotonBlock:
+        """Flush held photons at the end of the run (their last interval uses the nominal period).
+
+        Args:
+            end_ps: where the recorded stream ends (the run's requested end), if known.
+                Sync tags missing between the last sync and ``end_ps`` are a
+                ``sync_gap`` loss like any other.
+        """
+        tail_gap = self._tail_gap(end_ps)
         out = self._convert(self._held_t, self._held_d, final=True)
+        if tail_gap is not None:
+            out.losses.append(tail_gap)
         self._held_t = np.empty(0, TIMESTAMP_DTYPE)
         self._held_d = np.empty(0, CHANNEL_DTYPE)
         return out
 
     # -- internals ----------------------------------------------------------------------
+    def _tail_gap(self, end_ps: int | None) -> LossRecord | None:
+        nominal = self.nominal_sync_interval_ps
+        if end_ps is None or nominal is None or self._syncs.size == 0:
+            return None
+        last_sync = int(self._syncs[-1])
+        if end_ps - last_sync <= (3 * nominal) // 2:
+            return None
+        return LossRecord(last_sync, int(end_ps), "sync_gap", (end_ps - last_sync - 1) // nominal)
+
     def _establish_nominal(self, final: bool) -> bool:
         if self.nominal_sync_interval_ps is not None:
             return True

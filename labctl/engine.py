@@ -1,0 +1,463 @@
+"""The acquisition engine: tagger -> photons -> sinks (file writer, live views), in threads.
+
+One reader thread polls the time tagger every ``poll_interval_ms``, converts the
+tags to photons (:mod:`labctl.photons`), finds losses and hands each block to
+every sink through the sink's own bounded queue and thread.  Nothing here
+loops over tags in Python.
+
+Losses are never silent: the tagger's data-lost flag, gaps in the periodic
+laser sync (losses the tagger did not flag), and blocks a sink could not take
+(its queue full) all become :class:`~labctl.blocks.LossRecord` entries with
+their time range, in the file and in the run summary.
+
+The excitation is switched on when the run starts and put in its safe state
+whenever the run ends: normally, on :meth:`stop`, on Ctrl-C, on an error in
+the tagger or in a sink.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import queue
+import threading
+import time
+import uuid
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from labctl.blocks import LossRecord, PhotonBlock, TagBlock
+from labctl.engine_settings import EngineSettings
+from labctl.errors import AcquisitionError, ConfigError
+from labctl.interfaces import Sink
+from labctl.photons import PhotonConverter
+from labctl.run import RunInfo, RunSummary
+from labctl.station import Station
+
+log = logging.getLogger(__name__)
+
+_END = object()  # end-of-run marker in sink queues
+
+
+class _SinkRunner:
+    """A sink with its own bounded queue and thread."""
+
+    def __init__(self, sink: Sink, max_blocks: int, on_error: Any) -> None:
+        self.sink = sink
+        self.queue: queue.Queue[Any] = queue.Queue(maxsize=max_blocks)
+        self.error: BaseException | None = None
+        self.photons_taken = 0
+        self._on_error = on_error
+        self.thread = threading.Thread(target=self._run, name=f"labctl-sink-{sink.name}", daemon=True)
+
+    def offer(self, block: PhotonBlock) -> bool:
+        """Queue a block without waiting; False if the queue is full (the caller records a loss)."""
+        try:
+            self.queue.put_nowait(block)
+        except queue.Full:
+            return False
+        self.photons_taken += len(block)
+        return True
+
+    def finish(self, summary_box: list[RunSummary]) -> None:
+        self.queue.put((_END, summary_box))  # blocking put: the end marker must arrive
+
+    def _run(self) -> None:
+        while True:
+            item = self.queue.get()
+            if isinstance(item, tuple) and item and item[0] is _END:
+                self._close(item[1][0])
+                return
+            if self.error is not None:
+                continue  # a failed sink drains its queue so the reader never waits
+            try:
+                self.sink.write(item)
+            except BaseException as exc:  # noqa: BLE001 - reported to the engine, which stops safely
+                self.error = exc
+                self._on_error(self.sink, exc)
+
+    def _close(self, summary: RunSummary) -> None:
+        try:
+            self.sink.close(summary)
+        except BaseException as exc:  # noqa: BLE001
+            if self.error is None:
+                self.error = exc
+            log.exception("closing sink %s failed", self.sink.name)
+
+
+class AcquisitionEngine:
+    """Record the station's tag stream to a Photon-HDF5 file and/or other sinks.
+
+    Args:
+        station: the built station (tagger, laser, SPADs).
+        out_path: Photon-HDF5 file to write (None = no file).
+        sinks: extra sinks (live accumulators, test probes), each fed every block.
+        settings: engine settings (default: the station file's ``engine:`` section).
+        description: free text stored in the file.
+
+    Use ``with AcquisitionEngine(...) as engine: engine.run(duration_s)``, or
+    ``start()`` / ``stop()`` / ``wait()``.
+    """
+
+    def __init__(
+        self,
+        station: Station,
+        out_path: str | Path | None = None,
+        *,
+        sinks: Sequence[Sink] = (),
+        settings: EngineSettings | None = None,
+        description: str = "",
+    ) -> None:
+        self.station = station
+        self.settings = settings if settings is not None else station.config.engine
+        self.description = description
+        self.out_path = Path(out_path) if out_path is not None else None
+        self._extra_sinks = list(sinks)
+        self._runners: list[_SinkRunner] = []
+        self._file_runner: _SinkRunner | None = None
+        self._thread: threading.Thread | None = None
+        self._stop_event = threading.Event()
+        self._done = threading.Event()
+        self._end_reason = ""
+        self._errors: list[str] = []
+        self._summary: RunSummary | None = None
+        self._status: dict[str, Any] = {"state": "idle"}
+        self._losses: list[LossRecord] = []
+        self._counts = np.zeros(256, dtype=np.int64)
+        self._lock = threading.Lock()
+
+    # -- control ------------------------------------------------------------------------
+    def start(self, duration_s: float | None = None) -> None:
+        """Open the sinks, switch the excitation on and start recording.
+
+        Args:
+            duration_s: tagger time to record (s), measured from the first tag; None = until :meth:`stop`.
+        """
+        if self._thread is not None:
+            raise AcquisitionError("this engine has already run; make a new AcquisitionEngine for the next run")
+        if duration_s is not None and not (isinstance(duration_s, (int, float)) and math.isfinite(duration_s) and duration_s > 0):
+            raise ConfigError("duration_s", duration_s, "must be a number of seconds > 0 (or None to run until stopped)")
+        run = self._run_info(duration_s)
+        sinks: list[Sink] = list(self._extra_sinks)
+        if self.out_path is not None:
+            from labctl.storage import PhotonHDF5Writer
+
+            writer = PhotonHDF5Writer(
+                self.out_path,
+                flush_interval_s=self.settings.flush_interval_s,
+                min_free_bytes=int(self.settings.min_free_mb * 2**20),
+                description=self.description,
+            )
+            sinks.insert(0, writer)
+        opened: list[Sink] = []
+        try:
+            for sink in sinks:
+                sink.open(run)
+                opened.append(sink)
+        except BaseException:
+            aborted = self._make_summary(clean=False, reason="error: a sink could not open", duration_ps=0, measured=None)
+            for sink in opened:
+                sink.close(aborted)
+            raise
+        self._runners = [_SinkRunner(s, self.settings.queue_blocks, self._sink_failed) for s in sinks]
+        self._file_runner = self._runners[0] if self.out_path is not None else None
+        for runner in self._runners:
+            runner.thread.start()
+        self._run = run
+        self._status = {"state": "starting"}
+        self._thread = threading.Thread(target=self._reader, args=(duration_s,), name="labctl-reader", daemon=False)
+        self._thread.start()
+
+    def stop(self, reason: str = "stopped") -> None:
+        """Ask the run to end (returns at once; :meth:`wait` for the summary)."""
+        with self._lock:
+            if not self._end_reason:
+                self._end_reason = reason
+        self._stop_event.set()
+
+    def wait(self, timeout_s: float | None = None) -> RunSummary:
+        """Block until the run has ended and every sink is closed; return the summary.
+
+        Interruptible by Ctrl-C (the caller should then :meth:`stop` and wait again).
+        """
+        if self._thread is None:
+            raise AcquisitionError("wait() before start(): nothing is running")
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        while not self._done.wait(0.1):
+            if deadline is not None and time.monotonic() > deadline:
+                raise TimeoutError(f"the run did not end within {timeout_s} s")
+        self._thread.join()
+        assert self._summary is not None
+        return self._summary
+
+    def run(self, duration_s: float) -> RunSummary:
+        """Record for ``duration_s`` seconds of tagger time and return the summary."""
+        self.start(duration_s)
+        try:
+            return self.wait()
+        except BaseException:
+            self.stop("interrupted")
+            self.wait()
+            raise
+
+    def status(self) -> dict[str, Any]:
+        """A small snapshot for progress bars and GUIs (safe to call from any thread)."""
+        return dict(self._status)
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and not self._done.is_set()
+
+    def __enter__(self) -> "AcquisitionEngine":
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        if self._thread is not None and not self._done.is_set():
+            self.stop("interrupted" if exc_type is KeyboardInterrupt else ("error" if exc_type else "stopped"))
+            self.wait()
+        self.station.safe_state()
+
+    # -- the reader thread ----------------------------------------------------------------
+    def _reader(self, duration_s: float | None) -> None:
+        tagger, laser = self.station.tagger, self.station.laser
+        converter = PhotonConverter(self.station.channels, int(tagger.sync_divider()), self.settings.software_sync_divider)
+        self._converter = converter
+        first_ps: int | None = None
+        last_ps: int | None = None
+        end_ps: int | None = None
+        wall_start = time.monotonic()
+        over_since: dict[int, int] = {}
+        clean = True
+        finished = False
+        try:
+            # Excitation first, then the stream: the run starts at the first tag read, so it
+            # holds laser syncs from its first microsecond whatever the timing of these calls.
+            laser.enable_excitation()
+            tagger.start_stream()
+            self._log(f"excitation on at {laser.repetition_rate_hz():g} Hz; recording")
+            poll_s = self.settings.poll_interval_ms / 1000.0
+            next_poll = time.monotonic()
+            while True:
+                stopping = self._stop_event.is_set()
+                block = tagger.read_tags()
+                flagged = tagger.data_lost()
+                if len(block) and first_ps is None:
+                    first_ps = int(block.timestamps[0])
+                    end_ps = first_ps + int(round(duration_s * 1e12)) if duration_s is not None else None
+                flag_loss = self._flagged_loss(flagged, block, last_ps, end_ps)
+                reached_end = False
+                if end_ps is not None and len(block) and block.timestamps[-1] >= end_ps:
+                    cut = int(np.searchsorted(block.timestamps, end_ps, side="left"))
+                    block = TagBlock(block.timestamps[:cut], block.channels[:cut])
+                    reached_end = True
+                if len(block):
+                    last_ps = int(block.timestamps[-1])
+                    self._count(block.channels)
+                photons = converter.process(block)
+                losses = photons.losses
+                if reached_end:  # the end of the run closes the stream: flush it here, with its losses
+                    tail = converter.finish(end_ps)
+                    finished = True
+                    losses = losses + tail.losses
+                    tail.losses = []
+                photons.losses = _merge_flag(flag_loss, losses)
+                self._dispatch(photons)
+                if reached_end:
+                    self._dispatch(tail)
+                if self._protect(block, over_since):
+                    clean = False
+                    break
+                self._update_status("recording", first_ps, last_ps, wall_start)
+                if reached_end:
+                    self.stop("duration")
+                    break
+                if stopping:
+                    break
+                if duration_s is not None and first_ps is None and time.monotonic() - wall_start > duration_s:
+                    self._log("no tag arrived during the whole duration", "WARNING")
+                    self.stop("duration")
+                    break
+                next_poll += poll_s
+                delay = next_poll - time.monotonic()
+                if delay > 0:
+                    self._stop_event.wait(delay)
+                else:
+                    next_poll = time.monotonic()
+        except BaseException as exc:  # noqa: BLE001 - every error ends the run safely and is reported
+            clean = False
+            self._errors.append(f"{type(exc).__name__}: {exc}")
+            self.stop(f"error: {type(exc).__name__}: {exc}")
+            log.exception("acquisition failed")
+        finally:
+            self.station.safe_state()
+            self._log("excitation in safe state")
+            try:
+                tagger.stop_stream()
+            except Exception as exc:  # noqa: BLE001
+                self._errors.append(f"stop_stream: {exc}")
+            try:
+                if not finished:
+                    self._dispatch(converter.finish())
+            except Exception as exc:  # noqa: BLE001
+                self._errors.append(f"finish: {exc}")
+            reason = self._end_reason or "stopped"
+            if any(r.error is not None for r in self._runners) or self._errors:
+                clean = False
+            if reason.startswith(("error", "interrupted", "protection")):
+                clean = False
+            duration_ps = (last_ps - first_ps) if (first_ps is not None and last_ps is not None) else 0
+            if end_ps is not None and reason == "duration" and first_ps is not None:
+                duration_ps = end_ps - first_ps
+            summary = self._make_summary(clean, reason, duration_ps, converter.measured_pulse_period_ps)
+            summary.start_ps = first_ps or 0
+            box = [summary]
+            for runner in self._runners:
+                runner.finish(box)
+            for runner in self._runners:
+                runner.thread.join()
+            for runner in self._runners:
+                if runner.error is not None and f"sink {runner.sink.name}" not in " ".join(summary.errors):
+                    summary.errors.append(f"sink {runner.sink.name}: {type(runner.error).__name__}: {runner.error}")
+                    summary.clean = False
+            if self.out_path is not None and self.out_path.exists():
+                summary.file_size_bytes = self.out_path.stat().st_size
+            self._summary = summary
+            self._status = dict(self._status, state="done", end_reason=summary.end_reason)
+            self._done.set()
+
+    def _flagged_loss(self, flagged: bool, block: TagBlock, last_ps: int | None, end_ps: int | None) -> LossRecord | None:
+        """The loss the tagger flagged on this read: from the last tag read before to the first tag now.
+
+        A flag on the first read of a run is only logged: the run starts at the first
+        tag read, so nothing inside it was lost.  A flag whose range lies past the
+        requested end of the run is outside the run too.
+        """
+        if not flagged:
+            return None
+        if last_ps is None:
+            self._log("the tagger buffer overflowed before the first read; the run starts at the first tag read", "WARNING")
+            return None
+        if end_ps is not None and last_ps >= end_ps:
+            return None
+        stop_ps = int(block.timestamps[0]) if len(block) else last_ps
+        if end_ps is not None:
+            stop_ps = min(stop_ps, end_ps)
+        return LossRecord(last_ps, stop_ps, "tagger_flag", -1)
+
+    def _count(self, channels: np.ndarray) -> None:
+        self._counts += np.bincount(channels, minlength=256)[:256]
+
+    def _dispatch(self, block: PhotonBlock) -> None:
+        """Hand a block to every sink; a full queue becomes a loss record (never a wait)."""
+        refused = [r for r in self._runners if not r.offer(block)]
+        for runner in refused:
+            start, stop = block.span_ps
+            if len(block):
+                start, stop = min(start, int(block.timestamps[0])), max(stop, int(block.timestamps[-1]))
+            block.losses.append(LossRecord(start, stop, f"queue_full:{runner.sink.name}", -1))
+            self._log(f"sink {runner.sink.name} could not keep up: {len(block)} photons not handed to it", "ERROR")
+        self._losses.extend(block.losses)
+        for loss in block.losses:
+            if not loss.source.startswith("queue_full"):
+                self._log(f"loss ({loss.source}): {loss.start_ps} .. {loss.stop_ps} ps, {loss.missing_syncs} syncs missing", "WARNING")
+
+    def _protect(self, block: TagBlock, over_since: dict[int, int]) -> bool:
+        """Cut the excitation if a SPAD's count rate stayed above its limit for the hold time."""
+        if len(block) < 2:
+            return False
+        span_s = (int(block.timestamps[-1]) - int(block.timestamps[0])) * 1e-12
+        if span_s <= 0:
+            return False
+        now_ps = int(block.timestamps[-1])
+        for detector in self.station.detectors:
+            channel = detector.tagger_channel()
+            rate = np.count_nonzero(block.channels == channel) / span_s
+            limit = float(detector.max_count_rate_cps())
+            if rate <= limit:
+                over_since.pop(channel, None)
+                continue
+            since = over_since.setdefault(channel, int(block.timestamps[0]))
+            if (now_ps - since) * 1e-12 >= self.settings.rate_protection_hold_s:
+                self.station.safe_state()
+                reason = f"protection: channel {channel} at {rate:.3g} counts/s above its limit {limit:.3g} counts/s"
+                self._log(reason + "; excitation cut", "ERROR")
+                self._errors.append(reason)
+                self.stop(reason)
+                return True
+        return False
+
+    def _sink_failed(self, sink: Sink, exc: BaseException) -> None:
+        self._errors.append(f"sink {sink.name}: {type(exc).__name__}: {exc}")
+        self.station.safe_state()
+        self.stop(f"error: sink {sink.name}: {type(exc).__name__}: {exc}")
+
+    # -- records ----------------------------------------------------------------------------
+    def _run_info(self, duration_s: float | None) -> RunInfo:
+        channels = self.station.channels
+        rate_hz = float(self.station.laser.repetition_rate_hz())
+        return RunInfo(
+            run_id=uuid.uuid4().hex,
+            start_time_iso=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            channels=channels,
+            detector_labels={channels.spad_a: "spad_a", channels.spad_b: "spad_b"},
+            nominal_sync_period_ps=int(round(1e12 / rate_hz)),
+            sync_divider=int(self.station.tagger.sync_divider()) * self.settings.software_sync_divider,
+            duration_s=duration_s,
+            seed=self.station.seed,
+            station_snapshot=self.station.snapshot(),
+            description=self.description,
+        )
+
+    def _make_summary(self, clean: bool, reason: str, duration_ps: int, measured: float | None) -> RunSummary:
+        counts = {int(ch): int(n) for ch, n in enumerate(self._counts) if n}
+        return RunSummary(
+            clean=clean,
+            end_reason=reason,
+            duration_ps=int(duration_ps),
+            counts=counts,
+            photons_written=self._file_runner.photons_taken if self._file_runner is not None else 0,
+            losses=list(self._losses),
+            measured_sync_period_ps=measured,
+            file_path=str(self.out_path) if self.out_path is not None else None,
+            errors=list(self._errors),
+        )
+
+    def _update_status(self, state: str, first_ps: int | None, last_ps: int | None, wall_start: float) -> None:
+        elapsed_ps = (last_ps - first_ps) if (first_ps is not None and last_ps is not None) else 0
+        self._status = {
+            "state": state,
+            "elapsed_s": elapsed_ps * 1e-12,
+            "wall_s": time.monotonic() - wall_start,
+            "counts": {int(ch): int(n) for ch, n in enumerate(self._counts) if n},
+            "photons_written": self._file_runner.photons_taken if self._file_runner is not None else 0,
+            "losses": len(self._losses),
+            "errors": list(self._errors),
+        }
+
+    def _log(self, message: str, level: str = "INFO") -> None:
+        log.log(getattr(logging, level, logging.INFO), message)
+        for runner in self._runners:
+            sink_log = getattr(runner.sink, "log", None)
+            if callable(sink_log):
+                sink_log(message, level)
+
+
+def _merge_flag(flag: LossRecord | None, losses: list[LossRecord]) -> list[LossRecord]:
+    """Merge the tagger's data-lost flag with the sync gaps of the same block.
+
+    A sync gap that overlaps the flagged range is the same loss: keep one record
+    with source ``tagger_flag``, the sync gap's exact range and its missing syncs.
+    """
+    if flag is None:
+        return losses
+    merged = flag
+    rest: list[LossRecord] = []
+    for loss in losses:
+        if loss.source == "sync_gap" and loss.start_ps <= merged.stop_ps and loss.stop_ps >= merged.start_ps:
+            merged = LossRecord(min(loss.start_ps, merged.start_ps), max(loss.stop_ps, merged.stop_ps), "tagger_flag", loss.missing_syncs)
+        else:
+            rest.append(loss)
+    return [merged, *rest]

@@ -1,0 +1,461 @@
+"""Read Photon-HDF5 files (labctl's and other tools') as ``PhotonBlock`` streams, also while they grow.
+
+Any single-spot Photon-HDF5 file with ``/photon_data/timestamps`` is read:
+timestamps become int64 ps (exactly: the unit must be a whole number of
+picoseconds), nanotimes int32 ps (``tcspc_unit`` times the stored value,
+rounded to the nearest ps if the unit is not a whole number of ps).  A file
+without nanotimes gives nanotimes of -1.  labctl's own extras (markers,
+losses, run log, snapshot, end record) live under ``/user/labctl``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import h5py
+import numpy as np
+
+from labctl.blocks import LossRecord, PhotonBlock
+from labctl.storage import layout as L
+
+HANDOVER_TIMEOUT_S = 10.0
+"""How long ``iter_blocks(follow=True)`` waits for the writer's end record once all data are flushed."""
+
+_INT64_MAX = np.iinfo(np.int64).max
+_INT32 = np.iinfo(np.int32)
+
+
+def _whole_ps(unit_s: float) -> int | None:
+    """``unit_s`` as a whole number of picoseconds, or None if it is not one."""
+    if not math.isfinite(unit_s) or unit_s <= 0:
+        return None
+    k = round(unit_s / 1e-12)
+    return k if k >= 1 and abs(unit_s / 1e-12 - k) <= 1e-6 * k else None
+
+
+class PhotonHDF5Reader:
+    """Read a Photon-HDF5 file; a context manager.
+
+    Args:
+        path: the file.
+        swmr: open in SWMR-read mode (default): works on files being written and on
+            files whose writer crashed; ``False`` only opens closed files.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, swmr: bool = True) -> None:
+        self._path = os.path.abspath(os.fspath(path))
+        self._swmr = swmr
+        self._file = self._open()
+        self._datasets: dict[str, h5py.Dataset | None] = {}
+        if L.TIMESTAMPS not in self._file:
+            self._file.close()
+            raise ValueError(f"{self._path}: no {L.TIMESTAMPS}: not a single-spot Photon-HDF5 file "
+                             "(multispot /photon_dataN files are not supported)")
+
+    def _open(self) -> h5py.File:
+        if not os.path.isfile(self._path):
+            raise FileNotFoundError(f"{self._path}: no such file")
+        try:
+            return h5py.File(self._path, "r", swmr=self._swmr)
+        except OSError as exc:
+            if "signature" in str(exc):
+                raise ValueError(f"{self._path}: not an HDF5 file") from exc
+            if "already open for write" in str(exc):
+                raise OSError(f"{self._path}: marked as open for writing (a writer is running or crashed): "
+                              "open it with swmr=True, or clear the mark with `h5clear -s --increment`") from exc
+            raise
+
+    def __enter__(self) -> PhotonHDF5Reader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the file (idempotent)."""
+        self._file.close()
+
+    def reopen(self) -> None:
+        """Close and open again: shows groups written since (e.g. ``run_end`` after the run)."""
+        self._file.close()
+        self._file = self._open()
+        self._datasets = {}
+
+    # ----------------------------------------------------------------- small helpers
+    def _dataset(self, path: str) -> h5py.Dataset | None:
+        """The one handle this reader keeps per dataset.
+
+        Never open a second one: with HDF5 2.0 (h5py 3.16), ``refresh()`` on one
+        handle while another handle to the same dataset is open makes both read
+        wrong data (the last chunk comes back as a copy of the first).
+        """
+        if path not in self._datasets:
+            obj = self._file.get(path)
+            self._datasets[path] = obj if isinstance(obj, h5py.Dataset) else None
+        return self._datasets[path]
+
+    def _get(self, path: str, default: Any = None) -> Any:
+        ds = self._dataset(path)
+        if ds is None:
+            return default
+        if self._swmr:
+            ds.refresh()
+        return ds[()]
+
+    def _refresh(self, *paths: str) -> None:
+        if self._swmr:
+            for path in paths:
+                ds = self._dataset(path)
+                if ds is not None:
+                    ds.refresh()
+
+    # ----------------------------------------------------------------- metadata
+    @property
+    def path(self) -> str:
+        return self._path
+
+    @property
+    def is_labctl_file(self) -> bool:
+        """True if the file has labctl's ``/user/labctl`` group."""
+        return L.LABCTL in self._file
+
+    @property
+    def format_version(self) -> str | None:
+        """Photon-HDF5 version string (root attribute, else ``/identity/format_version``)."""
+        if "format_version" in self._file.attrs:
+            return L.text(self._file.attrs["format_version"])
+        value = self._get(f"{L.IDENTITY}/format_version")
+        return None if value is None else L.text(value)
+
+    @property
+    def run_id(self) -> str | None:
+        """labctl's run id, or None for other files."""
+        value = self._get(L.RUN_ID)
+        return None if value is None else L.text(value)
+
+    def identity(self) -> dict[str, str]:
+        """The string fields of ``/identity`` (author, software, creation_time, ...)."""
+        group = self._file.get(L.IDENTITY)
+        if not isinstance(group, h5py.Group):
+            return {}
+        return {k: L.text(v[()]) for k, v in group.items() if isinstance(v, h5py.Dataset) and v.ndim == 0}
+
+    @property
+    def num_photons(self) -> int:
+        """Photons readable now (refreshed: grows while the file is being written)."""
+        self._refresh(*L.STREAM_PATHS)
+        return min(ds.shape[0] for ds in map(self._dataset, L.STREAM_PATHS) if ds is not None)
+
+    @property
+    def timestamps_unit_s(self) -> float:
+        """Duration of one stored timestamp unit (s)."""
+        return float(self._get(L.TIMESTAMPS_UNIT, math.nan))
+
+    @property
+    def nanotimes_unit_s(self) -> float | None:
+        """TCSPC bin width (s) of the stored nanotimes, or None without nanotimes."""
+        if L.NANOTIMES not in self._file:
+            return None
+        unit = self._get(L.TCSPC_UNIT)
+        if unit is None:  # v0.5 allows per-detector TCSPC specs instead
+            units = self._get(f"{L.SETUP_DETECTORS}/tcspc_unit", self._get(f"{L.SETUP_DETECTORS}/tcspc_units"))
+            units = None if units is None else np.unique(np.asarray(units)[np.asarray(units) > 0])
+            if units is None or len(units) != 1:
+                raise ValueError(f"{self._path}: nanotimes without one common tcspc_unit "
+                                 f"(per-detector units {units}): not supported")
+            unit = units[0]
+        return float(unit)
+
+    @property
+    def tcspc_num_bins(self) -> int | None:
+        """Number of TCSPC bins, or None if not recorded."""
+        value = self._get(L.TCSPC_NUM_BINS)
+        return None if value is None else int(value)
+
+    @property
+    def laser_repetition_rate_hz(self) -> float | None:
+        """Laser repetition rate (Hz), or None if not recorded."""
+        value = self._get(L.LASER_REPETITION_RATE)
+        if value is None:
+            rates = self._get(L.SETUP_LASER_REPETITION_RATES)
+            value = None if rates is None or len(rates) == 0 else rates[0]
+        return None if value is None else float(value)
+
+    @property
+    def acquisition_duration_s(self) -> float | None:
+        """``/acquisition_duration`` (s); labctl updates it at every flush."""
+        value = self._get(L.ACQUISITION_DURATION)
+        return None if value is None else float(value)
+
+    @property
+    def detector_ids(self) -> tuple[int, ...]:
+        """Detector ids: ``/setup/detectors/id``, else the values found in ``/photon_data/detectors``."""
+        ids = self._get(L.SETUP_DETECTOR_ID)
+        if ids is not None:
+            return tuple(int(i) for i in np.asarray(ids).ravel())
+        return tuple(k for k, n in self.photon_counts().items() if n)
+
+    @property
+    def detector_labels(self) -> dict[int, str]:
+        """Detector id -> label (from ``/setup/detectors/label``; empty if absent)."""
+        labels = self._get(L.SETUP_DETECTOR_LABEL)
+        ids = self._get(L.SETUP_DETECTOR_ID)
+        if labels is None or ids is None:
+            return {}
+        return {int(i): L.text(s) for i, s in zip(np.asarray(ids).ravel(), labels)}
+
+    def photon_counts(self, chunk_photons: int = 1 << 22) -> dict[int, int]:
+        """Photons per detector id, counted in the data (read in slices)."""
+        n = self.num_photons
+        det = self._dataset(L.DETECTORS)
+        if det is None:
+            return {self._single_detector_id(): n} if n else {}
+        counts = np.zeros(0, np.int64)
+        for i in range(0, n, chunk_photons):
+            c = np.bincount(np.asarray(det[i:min(i + chunk_photons, n)], np.int64))
+            counts = np.pad(counts, (0, max(0, len(c) - len(counts))))
+            counts[:len(c)] += c
+        return {i: int(c) for i, c in enumerate(counts) if c}
+
+    def _single_detector_id(self) -> int:
+        ids = self._get(L.SETUP_DETECTOR_ID)
+        return int(np.asarray(ids).ravel()[0]) if ids is not None and np.size(ids) == 1 else 0
+
+    # ----------------------------------------------------------------- labctl extras
+    def markers(self) -> np.ndarray:
+        """Frame-marker timestamps (int64 ps); empty for non-labctl files."""
+        return np.asarray(self._get(L.MARKERS, np.empty(0, L.MARKERS_DTYPE)), L.MARKERS_DTYPE)
+
+    def losses(self) -> list[LossRecord]:
+        """Every recorded stretch of lost data."""
+        return L.loss_records(self._get(L.LOSSES, np.empty(0, L.LOSS_DTYPE)))
+
+    def run_log(self) -> list[tuple[float, str, str]]:
+        """Run-log lines: (seconds since the writer opened the file, level, message)."""
+        return L.log_lines(self._get(L.RUN_LOG, np.empty(0, L.RUN_LOG_DTYPE)))
+
+    def station_snapshot(self) -> dict[str, Any] | None:
+        """``{"run": run info, "station": instrument snapshot}``, or None for non-labctl files."""
+        text = self._get(L.STATION_SNAPSHOT)
+        return None if text is None else json.loads(L.text(text))
+
+    def run_end(self) -> dict[str, Any] | None:
+        """The end-of-run record, or None: the writer never closed the file (crash?).
+
+        Opened during the run, this handle does not see the record written at its
+        end: call ``reopen()`` first (``iter_blocks(follow=True)`` does).
+        """
+        group = self._file.get(L.RUN_END)
+        return L.read_run_end(group) if isinstance(group, h5py.Group) else None
+
+    # ----------------------------------------------------------------- photons
+    def iter_blocks(self, chunk_photons: int = 1 << 20, *, follow: bool = False, poll_s: float = 0.5,
+                    timeout_s: float | None = None) -> Iterator[PhotonBlock]:
+        """Yield the photons as ``PhotonBlock``s of at most ``chunk_photons``, reading slice by slice.
+
+        Markers and loss records ride in the block whose time span contains them
+        (``span_ps`` = previous block's stop .. last timestamp + 1); whatever is
+        left comes in a last block.  ``sync_count`` is 0 (syncs are not stored).
+
+        With ``follow=True`` on a labctl file being written, keep polling every
+        ``poll_s`` seconds for new photons until the writer has flushed everything
+        (then reopen to pick up the end record) or ``timeout_s`` has passed (a file
+        whose writer crashed never ends: give a timeout).  Other files end at once.
+
+        Raises:
+            ValueError: the timestamps or nanotimes cannot be converted to ps exactly.
+        """
+        if chunk_photons < 1:
+            raise ValueError(f"chunk_photons = {chunk_photons}: must be >= 1")
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        live = follow and self.is_labctl_file
+        pos, prev_stop = 0, None
+        markers, markers_read = np.empty(0, L.MARKERS_DTYPE), 0
+        losses: list[LossRecord] = []
+        losses_read = 0
+        read = self._photon_reader()
+        while True:
+            if live and self._get(L.WRITER_DONE, 0):
+                self._handover(deadline)
+                read, live = self._photon_reader(), False
+            n = self.num_photons  # side tables are flushed before photons: read them after
+            new_markers = self._tail(L.MARKERS, markers_read)
+            markers, markers_read = np.concatenate([markers, new_markers]), markers_read + len(new_markers)
+            new_losses = self._tail(L.LOSSES, losses_read)
+            losses, losses_read = losses + L.loss_records(new_losses), losses_read + len(new_losses)
+            while pos < n:
+                stop = min(pos + chunk_photons, n)
+                block = read(pos, stop)
+                hi = int(block.timestamps[-1]) + 1
+                block.span_ps = (int(block.timestamps[0]) if prev_stop is None else prev_stop, hi)
+                k = int(np.searchsorted(markers, hi))
+                block.markers, markers = markers[:k], markers[k:]
+                block.losses = [x for x in losses if x.start_ps < hi]
+                losses = [x for x in losses if x.start_ps >= hi]
+                prev_stop, pos = hi, stop
+                yield block
+            if not live or (deadline is not None and time.monotonic() >= deadline):
+                break
+            time.sleep(poll_s)
+        if len(markers) or losses:
+            start = prev_stop if prev_stop is not None else int(markers[0]) if len(markers) else 0
+            stop = max([start, int(markers[-1]) + 1 if len(markers) else start] + [x.stop_ps for x in losses])
+            tail = PhotonBlock.empty()
+            tail.markers, tail.losses, tail.span_ps = markers, losses, (start, stop)
+            yield tail
+
+    def _tail(self, path: str, start: int) -> np.ndarray:
+        """Rows ``start:`` of a growing labctl table (empty if the file has none)."""
+        ds = self._dataset(path)
+        if ds is None:
+            return np.empty(0, L.MARKERS_DTYPE if path == L.MARKERS else L.LOSS_DTYPE)
+        self._refresh(path)
+        return ds[start:]
+
+    def _handover(self, deadline: float | None) -> None:
+        """The writer has flushed everything and is closing: reopen once its end record is there."""
+        limit = time.monotonic() + HANDOVER_TIMEOUT_S
+        if deadline is not None:
+            limit = min(limit, deadline)
+        self._file.close()
+        self._datasets = {}
+        while True:
+            try:
+                f = h5py.File(self._path, "r", swmr=self._swmr)
+            except OSError:  # the writer holds it open "r+" for a few ms
+                if time.monotonic() >= limit:
+                    self._file = self._open()
+                    return
+            else:
+                if L.RUN_END in f or time.monotonic() >= limit:
+                    self._file = f
+                    return
+                f.close()
+            time.sleep(0.02)
+
+    def _photon_reader(self) -> Any:
+        """A function ``(start, stop) -> PhotonBlock`` with the unit conversions worked out once."""
+        ts_unit, nt_unit = self.timestamps_unit_s, self.nanotimes_unit_s
+        single_id = self._single_detector_id()
+        ts_ds, det_ds, nt_ds = map(self._dataset, L.STREAM_PATHS)
+
+        def read(start: int, stop: int) -> PhotonBlock:
+            ts = self._to_ps(ts_ds[start:stop], ts_unit, L.TIMESTAMPS, L.TIMESTAMPS_UNIT, exact=True)
+            if det_ds is not None:
+                det = det_ds[start:stop]
+                if det.ndim != 1 or det.dtype.kind not in "iu" or (len(det) and (det.min() < 0 or det.max() > 255)):
+                    raise ValueError(f"{self._path}: {L.DETECTORS} ({det.dtype}, shape {det.shape}) must hold "
+                                     "detector ids 0..255 (one per photon)")
+                det = det.astype(L.DETECTORS_DTYPE)
+            else:
+                det = np.full(len(ts), single_id, L.DETECTORS_DTYPE)
+            if nt_ds is not None:
+                nt = self._to_ps(nt_ds[start:stop], nt_unit, L.NANOTIMES, L.TCSPC_UNIT, exact=False)
+                if len(nt) and (nt.min() < _INT32.min or nt.max() > _INT32.max):
+                    raise ValueError(f"{self._path}: nanotimes up to {nt.max()} ps do not fit int32 ps")
+                nt = nt.astype(L.NANOTIMES_DTYPE)
+            else:
+                nt = np.full(len(ts), -1, L.NANOTIMES_DTYPE)
+            return PhotonBlock(ts, det, nt)
+
+        return read
+
+    def _to_ps(self, raw: np.ndarray, unit_s: float, data_path: str, unit_path: str, *,
+               exact: bool) -> np.ndarray:
+        """Stored integers times ``unit_s``, as int64 ps."""
+        if raw.dtype.kind not in "iu":
+            raise ValueError(f"{self._path}: {data_path} has dtype {raw.dtype}: must be integers")
+        k = _whole_ps(unit_s)
+        if k is None:
+            if not math.isfinite(unit_s) or unit_s <= 0:
+                raise ValueError(f"{self._path}: {unit_path} = {unit_s!r} s: missing or not a positive time")
+            if exact:
+                raise ValueError(f"{self._path}: {unit_path} = {unit_s!r} s is not a whole number of "
+                                 "picoseconds: labctl reads timestamps as int64 ps and would have to round them")
+            return np.rint(raw * (unit_s / 1e-12)).astype(np.int64)
+        big = max(abs(int(raw.max())), abs(int(raw.min()))) if len(raw) else 0
+        if big > _INT64_MAX // k:
+            raise ValueError(f"{self._path}: {data_path} value {big} x {k} ps overflows int64 ps")
+        out = raw.astype(np.int64)
+        if k != 1:
+            out *= k
+        return out
+
+
+def _si(value: float, unit: str) -> str:
+    """``value`` with an SI prefix: 1.5e-9, "s" -> "1.5 ns"."""
+    if value == 0 or not math.isfinite(value):
+        return f"{value:g} {unit}"
+    for factor, prefix in ((1e9, "G"), (1e6, "M"), (1e3, "k"), (1, ""), (1e-3, "m"), (1e-6, "µ"),
+                           (1e-9, "n"), (1e-12, "p")):
+        if abs(value) >= factor:
+            return f"{value / factor:.4g} {prefix}{unit}"
+    return f"{value:.3g} {unit}"
+
+
+def describe_file(path: str | os.PathLike[str]) -> str:
+    """The summary that ``labctl info FILE`` prints: format, run, photons, losses, end record, size."""
+    size_bytes = os.path.getsize(path)
+    with PhotonHDF5Reader(path) as r:
+        ident = r.identity()
+        labctl_file = r.is_labctl_file
+        lines = [f"file:        {r.path}",
+                 f"format:      Photon-HDF5 {r.format_version or '(version unknown)'}",
+                 f"creator:     {ident.get('software', '?')} {ident.get('software_version', '')}".rstrip()
+                 + (f", author {ident['author']}" if ident.get("author") else "")
+                 + (f", created {ident['creation_time']}" if ident.get("creation_time") else "")]
+        if labctl_file:
+            lines.append(f"run id:      {r.run_id}")
+        duration_s = r.acquisition_duration_s
+        n = r.num_photons
+        if not duration_s and n:
+            ts = r._dataset(L.TIMESTAMPS)
+            duration_s = float(ts[n - 1] - ts[0]) * r.timestamps_unit_s
+        lines.append(f"duration:    {duration_s:.6g} s" if duration_s else "duration:    unknown")
+        lines.append(f"photons:     {n:,}")
+        labels = r.detector_labels
+        for det_id, count in sorted(r.photon_counts().items()):
+            rate = f", {_si(count / duration_s, 'cps')}" if duration_s else ""
+            label = f" ({labels[det_id]})" if det_id in labels else ""
+            lines.append(f"  detector {det_id}{label}: {count:,}{rate}")
+        lines.append(f"timestamps:  unit {_si(r.timestamps_unit_s, 's')}")
+        unit_s = r.nanotimes_unit_s
+        if unit_s is None:
+            lines.append("nanotimes:   none")
+        else:
+            bins = r.tcspc_num_bins
+            span = f", {bins:,} bins (range {_si(bins * unit_s, 's')})" if bins else ""
+            note = "; -1 = photon before the first laser sync" if labctl_file else ""
+            lines.append(f"nanotimes:   unit {_si(unit_s, 's')}{span}{note}")
+        rate_hz = r.laser_repetition_rate_hz
+        if rate_hz:
+            lines.append(f"laser:       {_si(rate_hz, 'Hz')} repetition rate")
+        if labctl_file:
+            lines.append(f"markers:     {len(r.markers()):,}")
+            losses = r.losses()
+            if not losses:
+                lines.append("losses:      none recorded")
+            else:
+                lost_s = sum(x.duration_ps for x in losses) * 1e-12
+                lines.append(f"losses:      !! DATA LOST: {len(losses)} stretch(es), {_si(lost_s, 's')} in total; "
+                             "rates, g(2) and traces across them are incomplete")
+                for x in losses:
+                    syncs = f", {x.missing_syncs:,} laser syncs missing" if x.missing_syncs >= 0 else ""
+                    lines.append(f"  !! lost {x.start_ps * 1e-12:.6f} s .. {x.stop_ps * 1e-12:.6f} s "
+                                 f"({_si(x.duration_ps * 1e-12, 's')}{syncs}) [{x.source}]")
+            end = r.run_end()
+            if end is None:
+                lines.append("end:         no end record: the run did not close cleanly (crash?), or it is "
+                             "still being written; data up to the last flush are readable")
+            elif end["clean"]:
+                lines.append(f"end:         clean ({end['end_reason']})")
+            else:
+                lines.append(f"end:         NOT CLEAN: {end['end_reason']}")
+                lines.extend(f"  error: {e}" for e in end["errors"])
+    lines.append(f"file size:   {_si(size_bytes, 'B')} ({size_bytes:,} bytes)")
+    return "\n".join(lines)

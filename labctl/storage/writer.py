@@ -1,0 +1,453 @@
+"""Photon-HDF5 file sink: streams photon blocks to disk so that a crash loses at most seconds.
+
+The recipe measured in DESIGN.md ("Data file") is followed, with one change:
+``libver=layout.LIBVER`` (1.10 format) instead of "latest" (see ``layout.LIBVER``
+for why); every group, dataset and attribute created *before*
+``swmr_mode = True``; uncompressed chunked resizable datasets; ``ds.flush()``
+on every dataset every ``flush_interval_s``; free space checked before every
+append and flush, stopping cleanly before the disk is full.  The end-of-run
+record (``/user/labctl/run_end``) needs new attributes, which SWMR forbids, so
+it is written after the SWMR session is closed, by reopening the file "r+".
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import h5py
+import numpy as np
+
+from labctl.blocks import LossRecord, PhotonBlock
+from labctl.errors import ConfigError, DiskSpaceError
+from labctl.run import RunInfo, RunSummary
+from labctl.storage import layout as L
+
+PHOTON_BYTES = L.TIMESTAMPS_DTYPE.itemsize + L.DETECTORS_DTYPE.itemsize + L.NANOTIMES_DTYPE.itemsize
+"""Bytes per photon in the file (13)."""
+
+
+_LIVE_PATHS = (L.MARKERS, L.LOSSES, L.RUN_LOG, L.ACQUISITION_DURATION, L.SETUP_DETECTOR_COUNTS,
+               *L.STREAM_PATHS, L.WRITER_DONE)
+"""Datasets written during the run, in flush order: side tables first, photons last, so that
+a SWMR reader that sees photons up to t also sees the markers and losses up to t."""
+
+
+class _DiskFull(Exception):
+    def __init__(self, free_bytes: int, needed_bytes: int) -> None:
+        super().__init__(free_bytes, needed_bytes)
+        self.free_bytes = free_bytes
+        self.needed_bytes = needed_bytes
+
+
+class PhotonHDF5Writer:
+    """Sink that writes the run's photons, markers, losses and log to a Photon-HDF5 v0.5 file.
+
+    Args:
+        path: the file to create; it must not exist (data are never overwritten).
+        flush_interval_s: flush every dataset at most this long after the previous
+            flush (checked on each ``write``); 0 flushes on every write.
+        min_free_bytes: stop (``DiskSpaceError``) when the free space on the file's
+            folder would drop below this margin.
+        chunk_photons: HDF5 chunk length of the photon datasets; small blocks are
+            staged in memory and appended in whole chunks.
+        author, description: go to ``/identity/author`` and ``/description``
+            (``description`` empty: the run's description is used).
+        free_bytes: ``folder -> free bytes``; default ``shutil.disk_usage``. For tests.
+        excitation_wavelength_m, detection_wavelength_m: ``/setup`` wavelengths (m).
+
+    Threads: ``open``, ``write``, ``flush`` and ``close`` run on the sink's thread;
+    ``log`` may be called from any thread.
+    """
+
+    name = "file"
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        flush_interval_s: float = 1.0,
+        min_free_bytes: int = 256 * 2**20,
+        chunk_photons: int = 1 << 18,
+        author: str = "",
+        description: str = "",
+        free_bytes: Callable[[str], int] | None = None,
+        excitation_wavelength_m: float = L.EXCITATION_WAVELENGTH_M,
+        detection_wavelength_m: float = L.DETECTION_WAVELENGTH_M,
+    ) -> None:
+        if not flush_interval_s >= 0:
+            raise ConfigError("PhotonHDF5Writer.flush_interval_s", flush_interval_s, "must be >= 0 s")
+        if min_free_bytes < 0:
+            raise ConfigError("PhotonHDF5Writer.min_free_bytes", min_free_bytes, "must be >= 0 bytes")
+        if chunk_photons < 1:
+            raise ConfigError("PhotonHDF5Writer.chunk_photons", chunk_photons, "must be >= 1")
+        self._path = os.path.abspath(os.fspath(path))
+        self._folder = os.path.dirname(self._path)
+        self._flush_interval_s = float(flush_interval_s)
+        self._min_free_bytes = int(min_free_bytes)
+        self._chunk = int(chunk_photons)
+        self._author = author
+        self._description = description
+        self._free_bytes = free_bytes or (lambda folder: shutil.disk_usage(folder).free)
+        self._excitation_wavelength_m = excitation_wavelength_m
+        self._detection_wavelength_m = detection_wavelength_m
+        self._lock = threading.RLock()
+        self._log_lock = threading.Lock()
+        self._log_queue: list[tuple[float, str, str]] = []
+        self._file: h5py.File | None = None
+        self._opened = False
+        self._closed = False
+        self._t_open = time.monotonic()
+
+    # ----------------------------------------------------------------- properties
+    @property
+    def path(self) -> str:
+        """Absolute path of the data file."""
+        return self._path
+
+    @property
+    def photons_written(self) -> int:
+        """Photons accepted so far (in the file, or staged for the next flush)."""
+        return self._n_accepted if self._opened else 0
+
+    # ----------------------------------------------------------------- Sink API
+    def open(self, run: RunInfo) -> None:
+        """Create the file and its whole layout, then switch to SWMR mode.
+
+        Raises:
+            FileExistsError: the file exists.
+            DiskSpaceError: less than ``min_free_bytes`` free on the folder (no file made).
+        """
+        with self._lock:
+            if self._opened:
+                raise RuntimeError(f"{self._path}: PhotonHDF5Writer.open called twice")
+            if run.nominal_sync_period_ps <= 0:
+                raise ConfigError("RunInfo.nominal_sync_period_ps", run.nominal_sync_period_ps,
+                                  "must be > 0 ps (it sets tcspc_num_bins and the laser repetition rate)")
+            os.makedirs(self._folder, exist_ok=True)
+            free = int(self._free_bytes(self._folder))
+            if free < self._min_free_bytes:
+                raise DiskSpaceError(
+                    f"{self._path}: {free} bytes free on {self._folder}, below the margin of "
+                    f"{self._min_free_bytes} bytes (min_free_bytes): the file was not created"
+                )
+            self._ids = sorted(set(run.channels.detectors))
+            self._n_accepted = 0
+            self._n_committed = 0
+            self._stage = (  # the dataset's last, incomplete chunk
+                np.zeros(self._chunk, L.TIMESTAMPS_DTYPE),
+                np.zeros(self._chunk, L.DETECTORS_DTYPE),
+                np.zeros(self._chunk, L.NANOTIMES_DTYPE),
+            )
+            self._stage_n = 0  # photons in the stage
+            self._stage_written = 0  # of which already in the file (written by a flush)
+            self._pending_markers: list[np.ndarray] = []
+            self._pending_losses: list[LossRecord] = []
+            self._loss_keys: set[tuple[int, int, str]] = set()
+            self._counts = np.zeros(len(self._ids), np.int64)  # photons per id in self._ids
+            self._span_ps: list[int] | None = None
+            self._last_committed_ps: int | None = None
+            self._warned_channels = False
+            self._t_open = time.monotonic()
+            self._last_flush = self._t_open
+            f = h5py.File(self._path, "w-", libver=L.LIBVER)
+            try:
+                L.create_layout(f, run, chunk_photons=self._chunk, author=self._author,
+                                description=self._description or run.description,
+                                excitation_wavelength_m=self._excitation_wavelength_m,
+                                detection_wavelength_m=self._detection_wavelength_m)
+                f.swmr_mode = True
+                self._ds = {path: f[path] for path in _LIVE_PATHS}
+            except BaseException:
+                f.close()
+                os.remove(self._path)
+                raise
+            self._file = f
+            self._opened = True
+
+    def write(self, block: PhotonBlock) -> None:
+        """Append one block (photons, markers, losses); flush if ``flush_interval_s`` has passed.
+
+        Raises:
+            TypeError / ValueError: malformed block (nothing of it is written).
+            DiskSpaceError: the free-space guard tripped; the file is already closed.
+        """
+        ts, det, nt, markers = _checked_arrays(block)
+        with self._lock:
+            if not self._opened or self._closed:
+                raise RuntimeError(f"{self._path}: write() on a writer that is not open")
+            self._n_accepted += len(ts)
+            self._note_span(block.span_ps, ts)
+            if len(markers):
+                self._pending_markers.append(markers.copy())
+            for loss in block.losses:
+                self._queue_loss(loss)
+            try:
+                self._add_photons(ts, det, nt)
+                if time.monotonic() - self._last_flush >= self._flush_interval_s:
+                    self._flush()
+                elif self._log_queue:
+                    self._commit_log()
+            except _DiskFull as full:
+                self._stop_for_disk_space(full)
+
+    def flush(self) -> None:
+        """Append everything staged and flush every dataset now (normally done by ``write``)."""
+        with self._lock:
+            if self._file is None:
+                return
+            try:
+                self._flush()
+            except _DiskFull as full:
+                self._stop_for_disk_space(full)
+
+    def log(self, message: str, level: str = "INFO") -> None:
+        """Queue a run-log line (any thread); written at the next write/flush/close.
+
+        Messages longer than 240 UTF-8 bytes are cut and end with "…".
+        Lines logged after ``close`` are dropped (the file is closed).
+        """
+        if self._closed:
+            return
+        with self._log_lock:
+            self._log_queue.append((time.monotonic(), str(level), str(message)))
+
+    def close(self, summary: RunSummary) -> None:
+        """Write what is staged and the losses only the summary knows, close, write ``run_end``.
+
+        Idempotent.  Safe after an exception in ``write``: data already appended stay.
+
+        Raises:
+            DiskSpaceError: the free-space guard tripped while writing the rest.
+            OSError: the file could not be finished (the message says which step).
+        """
+        with self._lock:
+            if self._closed or not self._opened:
+                self._closed = True
+                return
+            for loss in summary.losses:
+                self._queue_loss(loss)
+            errors: list[str] = []
+            try:
+                self._write_stage()
+            except _DiskFull as full:
+                self._stop_for_disk_space(full)
+            except Exception as exc:  # keep closing: what is in the file must stay readable
+                errors.append(f"appending the last photons failed: {exc!r}")
+            measured = summary.measured_sync_period_ps
+            self._finish({
+                "clean": bool(summary.clean and not errors),
+                "end_reason": summary.end_reason,
+                "duration_ps": int(summary.duration_ps),
+                "counts": {int(k): int(v) for k, v in summary.counts.items()},
+                "measured_sync_period_ps": measured,
+                "errors": list(summary.errors) + errors,
+            }, errors)
+
+    # ----------------------------------------------------------------- appending
+    def _add_photons(self, ts: np.ndarray, det: np.ndarray, nt: np.ndarray) -> None:
+        """Append in whole chunks: runs of whole chunks straight from the block, the rest via the stage.
+
+        The stage mirrors the dataset's last, incomplete chunk.  Every HDF5 write is a
+        whole chunk (H5Dwrite_chunk: no chunk cache, no read-modify-write, no copies),
+        which is as fast as ``ndarray.tofile``; ``ds[a:b] = x`` is about half as fast.
+        """
+        n, i, cap = len(ts), 0, self._chunk
+        while i < n:
+            if self._stage_n == 0 and n - i >= cap:  # stage empty: the dataset ends on a chunk boundary
+                k = (n - i) // cap * cap
+                self._write_chunks(ts[i:i + k], det[i:i + k], nt[i:i + k])
+            else:
+                k = min(cap - self._stage_n, n - i)
+                s = self._stage_n
+                for buf, arr in zip(self._stage, (ts, det, nt)):
+                    buf[s:s + k] = arr[i:i + k]
+                self._stage_n += k
+                if self._stage_n == cap:
+                    self._write_stage()
+            i += k
+
+    def _write_chunks(self, ts: np.ndarray, det: np.ndarray, nt: np.ndarray) -> None:
+        """Append whole chunks (``len(ts)`` is a multiple of the chunk) at a chunk boundary."""
+        self._check_space(len(ts) * PHOTON_BYTES)
+        self._commit_side()
+        old, new, cap = self._n_committed, self._n_committed + len(ts), self._chunk
+        for path, arr in zip(L.STREAM_PATHS, (ts, det, nt)):
+            ds = self._ds[path]
+            ds.id.set_extent((new,))  # = ds.resize, without h5py's Python-side checks
+            arr = np.ascontiguousarray(arr)
+            for start in range(0, new - old, cap):
+                ds.id.write_direct_chunk((old + start,), arr[start:start + cap])
+        self._written(ts, det, new)
+
+    def _write_stage(self) -> None:
+        """Write the stage's chunk (again, if a flush wrote part of it before); reset it once full."""
+        s, done = self._stage_n, self._stage_written
+        if s == done:
+            return
+        self._check_space((s - done + self._chunk) * PHOTON_BYTES)  # a whole chunk is (re)written
+        self._commit_side()
+        start = self._n_committed - done
+        for path, buf in zip(L.STREAM_PATHS, self._stage):
+            ds = self._ds[path]
+            if done:  # rewrite: data first, then the extent, so the new extent never shows old bytes
+                ds.id.write_direct_chunk((start,), buf)  # past start + s: outside the extent, never read
+                ds.id.set_extent((start + s,))
+            else:  # a new chunk must lie inside the extent before it is written
+                ds.id.set_extent((start + s,))
+                ds.id.write_direct_chunk((start,), buf)
+        self._written(self._stage[0][done:s], self._stage[1][done:s], start + s)
+        self._stage_n, self._stage_written = (0, 0) if s == self._chunk else (s, s)
+
+    def _written(self, ts: np.ndarray, det: np.ndarray, new_length: int) -> None:
+        self._n_committed = new_length
+        counts = [np.count_nonzero(det == i) for i in self._ids]  # bincount is 10x slower on uint8
+        self._counts += counts
+        self._last_committed_ps = int(ts[-1])
+        if sum(counts) != len(det) and not self._warned_channels:
+            self._warned_channels = True
+            self.log(f"photons on tagger channels other than the SPADs {self._ids}: they are in "
+                     f"{L.DETECTORS} but not in {L.SETUP_DETECTOR_ID}", "WARNING")
+
+    def _commit_side(self) -> None:
+        """Append queued markers, loss records and log lines (small)."""
+        if self._pending_markers:
+            _append(self._ds[L.MARKERS], np.concatenate(self._pending_markers))
+            self._pending_markers = []
+        if self._pending_losses:
+            _append(self._ds[L.LOSSES], L.loss_rows(self._pending_losses))
+            self._pending_losses = []
+        self._commit_log()
+
+    def _commit_log(self) -> None:
+        with self._log_lock:
+            queued, self._log_queue = self._log_queue, []
+        if queued:
+            _append(self._ds[L.RUN_LOG], L.log_rows([(t - self._t_open, lv, msg) for t, lv, msg in queued]))
+
+    def _note_span(self, span_ps: tuple[int, int], ts: np.ndarray) -> None:
+        lo, hi = int(span_ps[0]), int(span_ps[1])
+        if (lo, hi) == (0, 0):  # span not given: use the photons
+            if not len(ts):
+                return
+            lo, hi = int(ts[0]), int(ts[-1]) + 1
+        if self._span_ps is None:
+            self._span_ps = [lo, hi]
+        else:
+            self._span_ps = [min(self._span_ps[0], lo), max(self._span_ps[1], hi)]
+
+    def _queue_loss(self, loss: LossRecord) -> None:
+        key = (int(loss.start_ps), int(loss.stop_ps), str(loss.source))
+        if key not in self._loss_keys:
+            self._loss_keys.add(key)
+            self._pending_losses.append(loss)
+
+    def _check_space(self, needed_bytes: int) -> None:
+        free = int(self._free_bytes(self._folder))
+        if free < self._min_free_bytes + needed_bytes:
+            raise _DiskFull(free, needed_bytes)
+
+    def _update_totals(self, duration_s: float | None = None) -> None:
+        if duration_s is None:
+            duration_s = (self._span_ps[1] - self._span_ps[0]) * 1e-12 if self._span_ps else 0.0
+        self._ds[L.ACQUISITION_DURATION][()] = duration_s
+        self._ds[L.SETUP_DETECTOR_COUNTS][:] = self._counts
+
+    def _flush(self) -> None:
+        staged = (self._stage_n - self._stage_written) * PHOTON_BYTES + sum(m.nbytes for m in self._pending_markers)
+        self._check_space(staged + L.LOSS_DTYPE.itemsize * len(self._pending_losses))
+        self._write_stage()
+        self._commit_side()
+        self._update_totals()
+        self._flush_datasets()
+        self._last_flush = time.monotonic()
+
+    def _flush_datasets(self) -> None:
+        for ds in self._ds.values():
+            ds.flush()
+
+    # ----------------------------------------------------------------- ending
+    def _stop_for_disk_space(self, full: _DiskFull) -> None:
+        lost = self._n_accepted - self._n_committed
+        msg = (f"{self._path}: {full.free_bytes} bytes free on {self._folder}, below the margin of "
+               f"{self._min_free_bytes} bytes (min_free_bytes) + {full.needed_bytes} bytes to write; "
+               f"the file was closed (run_end clean=False, end_reason 'disk space')")
+        if lost and self._span_ps is not None:
+            start = self._last_committed_ps if self._last_committed_ps is not None else self._span_ps[0]
+            self._queue_loss(LossRecord(start, self._span_ps[1], "disk_space:file"))
+            msg += f"; {lost} photons after {start} ps were not written (recorded as a loss)"
+        self._stage_n = self._stage_written
+        self._n_accepted = self._n_committed
+        self.log(msg, "ERROR")
+        duration_ps = self._span_ps[1] - self._span_ps[0] if self._span_ps else 0
+        try:
+            self._finish({"clean": False, "end_reason": "disk space", "duration_ps": int(duration_ps),
+                          "counts": {}, "measured_sync_period_ps": None, "errors": [msg]}, [])
+        except OSError as exc:
+            raise DiskSpaceError(f"{msg}; {exc}") from exc
+        raise DiskSpaceError(msg)
+
+    def _finish(self, end: dict[str, Any], errors: list[str]) -> None:
+        """Close the SWMR session (final totals, writer_done = 1), then write run_end."""
+        try:
+            self._commit_side()
+            duration_ps = end["duration_ps"]
+            self._update_totals(duration_ps * 1e-12 if duration_ps > 0 else None)
+            self._ds[L.WRITER_DONE][()] = 1
+            self._flush_datasets()
+        except Exception as exc:
+            errors.append(f"final flush failed: {exc!r}")
+        try:
+            self._file.close()
+        except Exception as exc:
+            errors.append(f"closing the SWMR file failed: {exc!r}")
+        self._file = None
+        self._closed = True
+        self._n_accepted = self._n_committed
+        end["errors"] = list(end["errors"]) + [e for e in errors if e not in end["errors"]]
+        try:
+            self._write_run_end(end)
+        except Exception as exc:
+            errors.append(f"writing {L.RUN_END} failed: {exc!r}")
+        if errors:
+            raise OSError(f"{self._path}: the data file was not finished cleanly: " + "; ".join(errors))
+
+    def _reopen(self) -> h5py.File:
+        try:
+            return h5py.File(self._path, "r+", libver=L.LIBVER)
+        except OSError:
+            # A SWMR reader in another process holds a shared lock (or one in this process
+            # opened without locking).  Open without the lock: new readers are kept out
+            # by the superblock's "open for write" flag meanwhile, and live followers
+            # reopen only after seeing writer_done = 1.
+            return h5py.File(self._path, "r+", libver=L.LIBVER, locking=False)
+
+    def _write_run_end(self, end: dict[str, Any]) -> None:
+        with self._reopen() as f:
+            L.write_run_end(f.create_group(L.RUN_END),
+                            {**end, "photons_written": self._n_committed, "losses": f[L.LOSSES].shape[0]})
+
+
+def _append(ds: h5py.Dataset, rows: np.ndarray) -> None:
+    n = ds.shape[0]
+    ds.resize((n + len(rows),))
+    ds[n:] = rows
+
+
+def _checked_arrays(block: PhotonBlock) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The block's arrays, after checking dtypes (no conversion) and shapes."""
+    arrays = (("timestamps", block.timestamps, L.TIMESTAMPS_DTYPE), ("detectors", block.detectors, L.DETECTORS_DTYPE),
+              ("nanotimes", block.nanotimes, L.NANOTIMES_DTYPE), ("markers", block.markers, L.MARKERS_DTYPE))
+    for name, arr, dtype in arrays:
+        if not isinstance(arr, np.ndarray) or arr.dtype != dtype or arr.ndim != 1:
+            got = f"{arr.dtype} {arr.shape}" if isinstance(arr, np.ndarray) else type(arr).__name__
+            raise TypeError(f"PhotonBlock.{name}: {got}; must be a one-dimensional {dtype} array")
+    n = len(block.timestamps)
+    if len(block.detectors) != n or len(block.nanotimes) != n:
+        raise ValueError(f"PhotonBlock: {n} timestamps, {len(block.detectors)} detectors, "
+                         f"{len(block.nanotimes)} nanotimes: must be equal")
+    return block.timestamps, block.detectors, block.nanotimes, block.markers
