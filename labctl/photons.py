@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from labctl.photon_kernels import split_tags
 from labctl.blocks import (
     CHANNEL_DTYPE,
     NANOTIME_DTYPE,
@@ -69,6 +70,7 @@ class PhotonConverter:
         self._syncs: np.ndarray = np.empty(0, TIMESTAMP_DTYPE)  # syncs not yet consumed (the last one is kept)
         self._held_t: np.ndarray = np.empty(0, TIMESTAMP_DTYPE)
         self._held_d: np.ndarray = np.empty(0, CHANNEL_DTYPE)
+        self._held_iv: np.ndarray = np.empty(0, np.int64)  # interval index of held photons in self._syncs
         self._first_intervals: list[np.ndarray] = []
         self.nominal_sync_interval_ps: int | None = None
         self._emitted_until_ps: int | None = None
@@ -87,26 +89,21 @@ class PhotonConverter:
 
     def process(self, block: TagBlock) -> PhotonBlock:
         """Convert one block of tags; photons after the last sync are held for the next call."""
-        ch = block.channels
         ts = block.timestamps
         if ts.size:
             self._data_until_ps = int(ts[-1])
-        syncs = ts[ch == self.channels.laser_sync]
-        det_mask = (ch == self.channels.spad_a) | (ch == self.channels.spad_b)
-        markers = (
-            ts[ch == self.channels.frame_marker]
-            if self.channels.frame_marker is not None
-            else np.empty(0, TIMESTAMP_DTYPE)
+        marker = self.channels.frame_marker
+        syncs, photon_t, photon_d, photon_iv, markers, self._sync_index = split_tags(
+            ts, block.channels, self.channels.laser_sync, self.channels.spad_a, self.channels.spad_b,
+            -1 if marker is None else marker, self._sync_index, self.software_sync_divider,
         )
-        if self.software_sync_divider > 1 and syncs.size:
-            keep = (self._sync_index + np.arange(syncs.size, dtype=np.int64)) % self.software_sync_divider == 0
-            self._sync_index += syncs.size
-            syncs = syncs[keep]
         self.sync_count += int(syncs.size)
-        photons_t = np.concatenate([self._held_t, ts[det_mask]])
-        photons_d = np.concatenate([self._held_d, ch[det_mask]])
+        carried = self._syncs.size
+        photons_t = np.concatenate([self._held_t, photon_t])
+        photons_d = np.concatenate([self._held_d, photon_d])
+        interval = np.concatenate([self._held_iv, photon_iv + (carried - 1)])
         self._syncs = np.concatenate([self._syncs, syncs])
-        out = self._convert(photons_t, photons_d, final=False)
+        out = self._convert(photons_t, photons_d, interval, final=False)
         out.markers = markers
         return out
 
@@ -119,11 +116,12 @@ class PhotonConverter:
                 ``sync_gap`` loss like any other.
         """
         tail_gap = self._tail_gap(end_ps)
-        out = self._convert(self._held_t, self._held_d, final=True)
+        out = self._convert(self._held_t, self._held_d, self._held_iv, final=True)
         if tail_gap is not None:
             out.losses.append(tail_gap)
         self._held_t = np.empty(0, TIMESTAMP_DTYPE)
         self._held_d = np.empty(0, CHANNEL_DTYPE)
+        self._held_iv = np.empty(0, np.int64)
         return out
 
     # -- internals ----------------------------------------------------------------------
@@ -145,19 +143,21 @@ class PhotonConverter:
             return True
         return False
 
-    def _convert(self, photons_t: np.ndarray, photons_d: np.ndarray, final: bool) -> PhotonBlock:
+    def _convert(self, photons_t: np.ndarray, photons_d: np.ndarray, interval: np.ndarray, final: bool) -> PhotonBlock:
+        """Nanotimes for photons whose interval (index of the preceding sync in ``self._syncs``,
+        -1 = before the first) is known; emit what is final, hold the rest."""
         syncs = self._syncs
         nanotimes = np.full(photons_t.size, NO_NANOTIME, dtype=NANOTIME_DTYPE)
         losses: list[LossRecord] = []
         if syncs.size == 0 or not self._establish_nominal(final):
             # Photons before the first sync have no nanotime and can go at once; the
             # others wait until the nominal sync interval is known.
-            emit = photons_t.size if syncs.size == 0 else int(np.searchsorted(photons_t, syncs[0], "left"))
+            emit = int(np.count_nonzero(interval < 0))
             if final and syncs.size:  # a single sync in the whole run: period unknown
-                after = photons_t >= syncs[0]
+                after = interval >= 0
                 nanotimes[after] = np.minimum(photons_t[after] - syncs[0], np.iinfo(NANOTIME_DTYPE).max)
                 emit = photons_t.size
-            return self._emit(photons_t, photons_d, nanotimes, emit, losses, final)
+            return self._emit(photons_t, photons_d, interval, nanotimes, emit, losses, final, 0)
 
         nominal = self.nominal_sync_interval_ps
         assert nominal is not None
@@ -168,11 +168,10 @@ class PhotonConverter:
         for i in gap_idx:  # rare: a loop over gaps, never over tags
             missing = int(np.rint(diffs[i] / nominal)) - 1
             losses.append(LossRecord(int(syncs[i]), int(syncs[i + 1]), "sync_gap", missing))
-        normal = ~is_gap
-        self._interval_sum_ps += int(diffs[normal].sum())
-        self._interval_pulses += int(np.count_nonzero(normal)) * self.pulses_per_sync
+        if syncs.size > 1:  # the measured period: normal intervals only
+            self._interval_sum_ps += int(syncs[-1] - syncs[0]) - int(diffs[gap_idx].sum())
+            self._interval_pulses += (diffs.size - gap_idx.size) * self.pulses_per_sync
 
-        interval = np.searchsorted(syncs, photons_t, side="right") - 1  # -1: before the first sync
         last = syncs.size - 1
         # The interval after the last sync is a gap once the stream is 1.5 nominal intervals past it.
         open_is_gap = final or (
@@ -186,7 +185,10 @@ class PhotonConverter:
         nano = np.empty(idx.size, NANOTIME_DTYPE)
         exact = ~in_gap
         exact_idx = idx[exact]
-        nano[exact] = _nanotime(offset[exact], diffs[exact_idx], self.pulses_per_sync)
+        if self.pulses_per_sync == 1:  # one pulse per interval: the offset is the nanotime
+            nano[exact] = offset[exact]
+        else:
+            nano[exact] = _nanotime(offset[exact], diffs[exact_idx], self.pulses_per_sync)
         nano[in_gap] = _nanotime(offset[in_gap], nominal, self.pulses_per_sync)
         nanotimes[has_sync] = nano
         if open_is_gap:
@@ -194,19 +196,26 @@ class PhotonConverter:
         else:
             emit = int(np.count_nonzero(interval < last))
         self._syncs = syncs[last:] if not final else syncs[:0]
-        return self._emit(photons_t, photons_d, nanotimes, emit, losses, final)
+        return self._emit(photons_t, photons_d, interval, nanotimes, emit, losses, final, last)
 
     def _emit(
         self,
         photons_t: np.ndarray,
         photons_d: np.ndarray,
+        interval: np.ndarray,
         nanotimes: np.ndarray,
         emit: int,
         losses: list[LossRecord],
         final: bool,
+        dropped_syncs: int,
     ) -> PhotonBlock:
-        """Emit the first ``emit`` photons (they are in time order), hold the rest."""
+        """Emit the first ``emit`` photons (they are in time order), hold the rest.
+
+        ``dropped_syncs`` syncs were removed from the front of ``self._syncs``; the
+        held photons' interval indices shift by as much.
+        """
         self._held_t, self._held_d = photons_t[emit:], photons_d[emit:]
+        self._held_iv = interval[emit:] - dropped_syncs
         start = self._emitted_until_ps if self._emitted_until_ps is not None else 0
         if final:
             stop = int(photons_t[-1]) + 1 if photons_t.size else start
@@ -231,5 +240,20 @@ def _nanotime(offset_ps: np.ndarray, interval_ps: np.ndarray | int, pulses: int)
     interval's first sync (it may exceed ``interval_ps`` inside a gap, where the
     nominal interval is passed).
     """
-    k = (offset_ps * pulses) // interval_ps
-    return (offset_ps - (k * interval_ps) // pulses).astype(NANOTIME_DTYPE)
+    k = _floor_div(offset_ps * pulses, interval_ps)
+    return (offset_ps - _floor_div(k * interval_ps, pulses)).astype(NANOTIME_DTYPE)
+
+
+def _floor_div(numerator: np.ndarray, denominator: np.ndarray | int) -> np.ndarray:
+    """``numerator // denominator`` for int64 arrays with numerator >= 0 and denominator > 0.
+
+    numpy's integer division is several times slower than a float division; this
+    divides in float64 and corrects the at most one-off rounding with exact integer
+    products, so the result equals ``//`` for all values below 2**53.
+    """
+    if isinstance(denominator, (int, np.integer)) and denominator == 1:
+        return numerator
+    quotient = (numerator / denominator).astype(np.int64)
+    quotient -= quotient * denominator > numerator
+    quotient += (quotient + 1) * denominator <= numerator
+    return quotient
