@@ -9,13 +9,26 @@ segment k draws from its own random stream (derived from the seed and k only), a
 slow emitter state (blinking, P_trap) from streams of its own.  Whatever crosses a segment boundary
 (late emission, afterpulses, dead time) is carried over.  ``generate`` only slices the
 buffered result, so the output never depends on how the caller chunks ``t_stop``
-(chunk invariance).  Settings (excitation, repetition rate) take effect at the next
-segment boundary not yet generated.
+(chunk invariance).  Settings (excitation, repetition rate, frame clock) take effect at
+the next segment boundary not yet generated.
+
+Two additions serve the spectral path (camera + spectrograph):
+
+* **Frame clock** (function generator ch2): while enabled, a rising edge at
+  ``origin + floor(k * 1e12 / rate_hz)`` (k >= 0, origin = the segment boundary where it
+  was enabled or its rate changed).  Each edge triggers a camera frame and appears in
+  the tag stream as a marker tag on ``wiring.frame_marker`` (none if that is ``None``),
+  merged like the syncs (ties by channel).  ``frame_edges_ps`` lists the edges.
+* **Spectra**: ``emitted_spectrum`` turns the emission log of a time window into
+  expected photons per pixel at the spectrograph (``sim_backends.spectra``).  The
+  simulated spectrograph publishes its pixel calibration in
+  ``spectrograph_calibration_nm``; the simulated camera reads it.
 """
 
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Mapping
 from typing import Any
 
@@ -26,8 +39,14 @@ from labctl.errors import ConfigError
 from sim_backends._kernels import merge_tags
 from sim_backends.emitter_state import EmitterState
 from sim_backends.emitters import LOG_COLUMNS, PoissonianSource, SingleQd, pulsed_poisson
-from sim_backends.scene_config import check_repetition_rate_hz, default_scene_config, validate_scene_config
+from sim_backends.scene_config import (
+    check_frame_clock_rate_hz,
+    check_repetition_rate_hz,
+    default_scene_config,
+    validate_scene_config,
+)
 from sim_backends.spad_physics import Spad
+from sim_backends.spectra import SPECTRAL_KINDS, SpectralModel, prorated_counts
 
 _EMPTY = np.empty(0, np.int64)
 _LOG_FIELDS = ("start_ps", "stop_ps", "pulses", *LOG_COLUMNS)
@@ -39,7 +58,8 @@ class Scene:
     Args:
         config: the ``scene:`` section of a station file (nested dicts); ``None`` or ``{}``
             means all defaults (see ``Scene.default_config``).  Validated fully here.
-        wiring: tagger channel of each signal (``laser_sync``, ``spad_a``, ``spad_b``).
+        wiring: tagger channel of each signal (``laser_sync``, ``spad_a``, ``spad_b``, and
+            ``frame_marker`` for the frame-clock markers, or ``None`` for none).
         seed: non-negative integer; same seed and config give the same stream.
 
     Raises:
@@ -54,6 +74,7 @@ class Scene:
         self._params = params
         self._seed = int(seed)
         self._channels = (wiring.laser_sync, wiring.spad_a, wiring.spad_b)
+        self._marker_channel = wiring.frame_marker
         laser = params["laser"]
         self._excitation = bool(laser["enabled"])
         self._rate_hz = float(laser["repetition_rate_hz"])
@@ -80,6 +101,20 @@ class Scene:
         self._until_ps = 0
         self._log = _EmissionLog()
         self._streams = _SegmentStreams(self._seed)
+        # frame clock (function generator ch2) and spectra
+        frame_clock = params["frame_clock"]
+        self._frame_clock = (bool(frame_clock["enabled"]), float(frame_clock["rate_hz"]))
+        self._frame_segment_settings: tuple[bool, float] | None = None
+        self._frame_origin_ps = 0
+        self._marker_carry = _EMPTY
+        self._edge_chunks: list[np.ndarray] = []
+        self._spectra = SpectralModel(emitter, params["spectrometer_collection_efficiency"])
+        # Simulated instruments may be polled from different threads (tagger, camera):
+        # generation and the readers of what it produced take this lock.
+        self._lock = threading.RLock()
+        self.spectrograph_calibration_nm: np.ndarray | None = None
+        """Wavelength (nm) of each camera pixel column, set by a simulated spectrograph; None = not set
+        (the simulated camera then uses ``spectra.default_wavelength_axis_nm``)."""
         _warm_up_kernels(wiring)
 
     @staticmethod
@@ -91,6 +126,11 @@ class Scene:
     def config(self) -> dict[str, Any]:
         """The validated config in force (defaults filled in); a copy."""
         return validate_scene_config(self._params)
+
+    @property
+    def seed(self) -> int:
+        """The scene's seed (simulated instruments derive their own random streams from it)."""
+        return self._seed
 
     @property
     def generated_until_ps(self) -> int:
@@ -108,25 +148,26 @@ class Scene:
         if isinstance(t_stop_ps, bool) or not isinstance(t_stop_ps, (int, np.integer)):
             raise TypeError(f"t_stop_ps = {t_stop_ps!r}: must be an integer (ps)")
         t_stop = int(t_stop_ps)
-        if t_stop < self._until_ps:
-            raise ValueError(
-                f"t_stop_ps = {t_stop} is before the end of the previous call ({self._until_ps} ps): "
-                "must be >= it"
-            )
-        while self._released_until_ps < t_stop:
-            self._generate_segment()
-        if not self._buffer:
+        with self._lock:
+            if t_stop < self._until_ps:
+                raise ValueError(
+                    f"t_stop_ps = {t_stop} is before the end of the previous call ({self._until_ps} ps): "
+                    "must be >= it"
+                )
+            while self._released_until_ps < t_stop:
+                self._generate_segment()
+            if not self._buffer:
+                self._until_ps = t_stop
+                return TagBlock.empty()
+            if len(self._buffer) == 1:
+                times, channels = self._buffer[0]
+            else:
+                times = np.concatenate([b[0] for b in self._buffer])
+                channels = np.concatenate([b[1] for b in self._buffer])
+            lo, hi = np.searchsorted(times, [self._until_ps, t_stop])
+            self._buffer = [(times[hi:], channels[hi:])]
             self._until_ps = t_stop
-            return TagBlock.empty()
-        if len(self._buffer) == 1:
-            times, channels = self._buffer[0]
-        else:
-            times = np.concatenate([b[0] for b in self._buffer])
-            channels = np.concatenate([b[1] for b in self._buffer])
-        lo, hi = np.searchsorted(times, [self._until_ps, t_stop])
-        self._buffer = [(times[hi:], channels[hi:])]
-        self._until_ps = t_stop
-        return TagBlock(times[lo:hi], channels[lo:hi])
+            return TagBlock(times[lo:hi], channels[lo:hi])
 
     def set_excitation(self, enabled: bool) -> None:
         """Switch the laser pulsing on/off from the next segment boundary not yet generated."""
@@ -145,6 +186,84 @@ class Scene:
     def repetition_rate_hz(self) -> float:
         """Pulse repetition rate in Hz (the latest setting)."""
         return self._rate_hz
+
+    def set_frame_clock(self, rate_hz: float, enabled: bool) -> None:
+        """Set the frame clock (function generator ch2) from the next segment boundary not yet generated.
+
+        Its edge grid restarts at that boundary whenever the rate or the on/off state changes.
+
+        Raises:
+            ConfigError: rate outside 1e-3..1e5 Hz or ``enabled`` not a bool; nothing changes.
+        """
+        rate = check_frame_clock_rate_hz(rate_hz)
+        if not isinstance(enabled, (bool, np.bool_)):
+            raise ConfigError("scene.frame_clock.enabled", enabled, "true or false")
+        self._frame_clock = (bool(enabled), rate)
+
+    def frame_clock(self) -> tuple[float, bool]:
+        """``(rate_hz, enabled)`` of the frame clock (the latest setting)."""
+        enabled, rate = self._frame_clock
+        return rate, enabled
+
+    def frame_edges_ps(self, t0_ps: int, t1_ps: int) -> np.ndarray:
+        """Frame-clock rising edges in ``[t0, t1)`` (int64 ps) among the segments generated so far.
+
+        Generation runs ahead of ``generated_until_ps`` by up to a segment: edges there are
+        listed too; ask only up to ``generated_until_ps`` for edges that have "happened".
+        """
+        with self._lock:
+            if len(self._edge_chunks) > 1:
+                self._edge_chunks = [np.concatenate(self._edge_chunks)]
+            edges = self._edge_chunks[0] if self._edge_chunks else _EMPTY
+            lo, hi = np.searchsorted(edges, [int(t0_ps), int(t1_ps)], side="left")
+            return edges[lo:hi].copy()
+
+    def emitted_counts(self, t0_ps: int, t1_ps: int) -> dict[str, float]:
+        """Photons emitted in ``[t0, t1)`` by kind: the emission-log columns ``band_edge``,
+        ``trap``, ``off``, ``biexciton``, ``poissonian``, as floats.
+
+        Log rows that overlap the window partly are pro-rated by time.
+
+        Raises:
+            ValueError: the window is reversed, negative, or not generated yet.
+        """
+        with self._lock:
+            t0, t1 = self._check_window(t0_ps, t1_ps)
+            start, stop, counts = self._log.window(t0, t1)
+        values = prorated_counts(start, stop, counts, t0, t1)
+        return {name: float(values[i]) for i, name in enumerate(LOG_COLUMNS)}
+
+    def emitted_spectrum(self, t0_ps: int, t1_ps: int, energy_ev: np.ndarray) -> np.ndarray:
+        """Expected number of photons reaching the spectrograph in each pixel during ``[t0, t1)``.
+
+        Args:
+            t0_ps, t1_ps: window on the tagger clock (ps); must lie within generated segments.
+            energy_ev: photon energy (eV) of each pixel CENTRE, monotonic (either direction).
+
+        Returns:
+            float64, same shape as ``energy_ev``: for each pixel, the photons whose energy
+            falls between the midpoints to its neighbours (``sim_backends.spectra``), i.e.
+            per pixel with the pixel's own energy width.  Band-edge, OFF and biexciton
+            photons on the band-edge line, trap photons on the trap line, each count taken
+            from the emission log (pro-rated at the window's ends) times
+            ``scene.spectrometer_collection_efficiency``.  The Poissonian test source and
+            the 405 nm laser (blocked by the dichroic) are not included.
+
+        Raises:
+            ValueError: bad window (see ``emitted_counts``) or axis (not monotonic, < 2 pixels).
+        """
+        counts = self.emitted_counts(t0_ps, t1_ps)
+        return self._spectra.photons_per_pixel({k: counts[k] for k in SPECTRAL_KINDS}, energy_ev)
+
+    def _check_window(self, t0_ps: int, t1_ps: int) -> tuple[int, int]:
+        t0, t1 = int(t0_ps), int(t1_ps)
+        logged_until = self._next_segment * self._segment_ps
+        if not 0 <= t0 <= t1 or t1 > logged_until:
+            raise ValueError(
+                f"window [{t0}, {t1}) ps: must satisfy 0 <= t0 <= t1 <= {logged_until} ps "
+                "(the end of the generated segments; call generate first)"
+            )
+        return t0, t1
 
     def truth(self) -> dict[str, np.ndarray]:
         """Emitter state intervals tiling ``[0, generated_until_ps)``.
@@ -184,7 +303,11 @@ class Scene:
         det_a = self._spads[0].detect(rng, photons_a, start, stop, horizon)
         det_b = self._spads[1].detect(rng, photons_b, start, stop, horizon)
         ch_sync, ch_a, ch_b = self._channels
-        self._buffer.append(merge_tags(self._syncs_before(pulses, horizon), ch_sync, det_a, ch_a, det_b, ch_b))
+        times, channels = merge_tags(self._syncs_before(pulses, horizon), ch_sync, det_a, ch_a, det_b, ch_b)
+        markers = self._markers_before(self._frame_edges(start, stop), horizon)
+        if markers.size:
+            times, channels = insert_tags(times, channels, markers, self._marker_channel)
+        self._buffer.append((times, channels))
         self._released_until_ps = horizon
         self._next_segment = k + 1
         n_pulses = [pulses.size] if len(on) == 1 else np.diff(np.searchsorted(pulses, edges)).tolist()
@@ -221,6 +344,29 @@ class Scene:
                 photons_b = np.concatenate((photons_b, background_b))
         return photons_a, photons_b, log_rows
 
+    def _frame_edges(self, start_ps: int, stop_ps: int) -> np.ndarray:
+        """Frame-clock edges of the segment [start, stop) (recorded for ``frame_edges_ps``)."""
+        settings = self._frame_clock
+        if settings != self._frame_segment_settings:  # the clock (re)starts its grid here
+            self._frame_origin_ps = start_ps
+            self._frame_segment_settings = settings
+        enabled, rate_hz = settings
+        if not enabled:
+            return _EMPTY
+        edges = pulse_times_ps(start_ps, stop_ps, self._frame_origin_ps, rate_hz)
+        if edges.size:
+            self._edge_chunks.append(edges)
+        return edges
+
+    def _markers_before(self, edges: np.ndarray, horizon_ps: int) -> np.ndarray:
+        """Marker tags (carried + this segment's edges) before the horizon; keep the rest for later."""
+        if self._marker_channel is None:
+            return _EMPTY
+        markers = np.concatenate((self._marker_carry, edges)) if self._marker_carry.size else edges
+        cut = int(np.searchsorted(markers, horizon_ps))
+        self._marker_carry = markers[cut:]
+        return markers[:cut]
+
     def _syncs_before(self, pulses: np.ndarray, horizon_ps: int) -> np.ndarray:
         """Sync tags (carried + this segment's) before the horizon; keep the rest for later."""
         syncs = pulses + self._sync_delay_ps if self._sync_delay_ps else pulses
@@ -253,6 +399,18 @@ def pulse_times_ps(start_ps: int, stop_ps: int, origin_ps: int, rate_hz: float) 
 
     ks = np.arange(first_at_or_after(start_ps), first_at_or_after(stop_ps), dtype=np.float64)
     return origin_ps + np.floor(ks * period).astype(np.int64)
+
+
+def insert_tags(times: np.ndarray, channels: np.ndarray, new_ps: np.ndarray, channel: int) -> tuple[np.ndarray, np.ndarray]:
+    """Insert sorted tags ``new_ps`` on ``channel`` into a sorted stream, ties ordered by channel ascending.
+
+    Made for few new tags (frame markers): a Python step only for the rare equal times.
+    """
+    pos = np.searchsorted(times, new_ps, side="left")
+    tie_end = np.searchsorted(times, new_ps, side="right")
+    for i in np.flatnonzero(tie_end > pos):  # equal times: only the lower channels go first
+        pos[i] += int(np.count_nonzero(channels[pos[i] : tie_end[i]] < channel))
+    return np.insert(times, pos, new_ps), np.insert(channels, pos, np.uint8(channel))
 
 
 class _SegmentStreams:
@@ -291,6 +449,27 @@ class _EmissionLog:
         if len(self._rows) >= 4096:
             self._pack()
 
+    def window(self, t0_ps: int, t1_ps: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Rows overlapping ``[t0, t1)``: (start_ps, stop_ps, counts ``(rows, len(LOG_COLUMNS))``).
+
+        Searches the packed blocks from the newest back (windows are usually recent) and
+        the rows not packed yet, without packing them (a query must not fragment the table).
+        """
+        parts = []
+        if self._rows:
+            pending = np.array(self._rows, np.int64).reshape(-1, len(_LOG_FIELDS))
+            parts.append(pending[(pending[:, 1] > t0_ps) & (pending[:, 0] < t1_ps)])
+        for block in reversed(self._blocks):
+            if block.shape[0] == 0 or block[-1, 1] <= t0_ps:
+                break
+            if block[0, 0] >= t1_ps:
+                continue
+            lo = int(np.searchsorted(block[:, 1], t0_ps, side="right"))
+            hi = int(np.searchsorted(block[:, 0], t1_ps, side="left"))
+            parts.append(block[lo:hi])
+        rows = np.concatenate(parts[::-1]) if parts else np.empty((0, len(_LOG_FIELDS)), np.int64)
+        return rows[:, 0], rows[:, 1], rows[:, 3:]
+
     def table(self) -> dict[str, np.ndarray]:
         self._pack()
         if len(self._blocks) > 1:
@@ -308,11 +487,13 @@ def _check_wiring(wiring: ChannelMap) -> None:
     if not isinstance(wiring, ChannelMap):
         raise ConfigError("wiring", wiring, "a labctl.blocks.ChannelMap")
     used = {"laser_sync": wiring.laser_sync, "spad_a": wiring.spad_a, "spad_b": wiring.spad_b}
+    if wiring.frame_marker is not None:
+        used["frame_marker"] = wiring.frame_marker
     for name, ch in used.items():
         if isinstance(ch, bool) or not isinstance(ch, (int, np.integer)) or not 0 <= ch <= 255:
             raise ConfigError(f"wiring.{name}", ch, "a tagger channel number between 0 and 255")
-    if len(set(used.values())) != 3:
-        raise ConfigError("wiring", wiring.as_dict(), "distinct channels for laser_sync, spad_a and spad_b")
+    if len(set(used.values())) != len(used):
+        raise ConfigError("wiring", wiring.as_dict(), "distinct channels for " + ", ".join(used))
 
 
 _kernels_warm = False

@@ -69,11 +69,20 @@ DEFAULTS: dict[str, Any] = {
     # above the paper's ON threshold of 400 per 100 ms.
     "collection_efficiency": 0.08,
     "spads": {"a": dict(_SPAD_DEFAULTS), "b": dict(_SPAD_DEFAULTS)},
+    # Function generator ch2: clocks the camera frames and marks them in the tag stream
+    # (channel ``wiring.frame_marker``).  Changes at run time: Scene.set_frame_clock.
+    "frame_clock": {"enabled": False, "rate_hz": 10.0},
+    # Fraction of the emitted QD photons that reach the spectrograph's detector plane
+    # (objective, 50:50 split to the spectral arm, slit, grating); *assumed*.  0.12 gives
+    # ~2900 photons per 100 ms frame for the default QD in the ON state
+    # (1e6 pulses/s x 0.26 excited x 0.95 QY x 0.1 s x 0.12).
+    "spectrometer_collection_efficiency": 0.12,
 }
 
 EMITTER_KINDS = ("single_qd", "poissonian", "none")
 P_TRAP_MODES = ("fixed", "two_level", "fluctuating")
 REPETITION_RATE_RANGE_HZ = (1.0e3, 8.0e7)
+FRAME_CLOCK_RATE_RANGE_HZ = (1.0e-3, 1.0e5)
 
 
 @dataclass(frozen=True)
@@ -210,6 +219,11 @@ SCHEMA: dict[str, Any] = {
     },
     "collection_efficiency": _PROBABILITY,
     "spads": {"a": _SPAD_SCHEMA, "b": _SPAD_SCHEMA},
+    "frame_clock": {
+        "enabled": _Bool(),
+        "rate_hz": _Number(*FRAME_CLOCK_RATE_RANGE_HZ, unit="Hz"),
+    },
+    "spectrometer_collection_efficiency": _PROBABILITY,
 }
 
 
@@ -239,6 +253,11 @@ def validate_scene_config(config: Mapping[str, Any] | None) -> dict[str, Any]:
 def check_repetition_rate_hz(value: Any) -> float:
     """Validate a laser repetition rate (Hz) as the config does; return it as float."""
     return float(SCHEMA["laser"]["repetition_rate_hz"].check(f"{ROOT}.laser.repetition_rate_hz", value))
+
+
+def check_frame_clock_rate_hz(value: Any) -> float:
+    """Validate a frame-clock rate (Hz) as the config does; return it as float."""
+    return float(SCHEMA["frame_clock"]["rate_hz"].check(f"{ROOT}.frame_clock.rate_hz", value))
 
 
 def _validate_tree(schema: Mapping[str, Any], defaults: Mapping[str, Any], user: Any, path: str) -> dict[str, Any]:

@@ -1,0 +1,9 @@
+"""Andor iXon Ultra 888 EMCCD: ctypes binding of SDK2 (``atmcd``) and the QCoDeS driver.
+
+Importing this package never loads the vendor library; ``IXonUltra888(name)`` does.
+"""
+
+from drivers.andor.atmcd import AndorError, load_atmcd
+from drivers.andor.ixon import CameraSettingError, IXonUltra888
+
+__all__ = ["IXonUltra888", "AndorError", "CameraSettingError", "load_atmcd"]

@@ -1,0 +1,797 @@
+"""Simulated Andor SDK2 library (iXon Ultra 888 EMCCD) over the shared scene.
+
+``SimAndorSDK`` implements the SDK2 functions that ``drivers.andor.IXonUltra888``
+calls, with the same names, ctypes-level argument conventions and status codes
+(``DRV_SUCCESS`` = 20002), so the driver runs unchanged on it.  Outputs are written
+through the ctypes objects the caller passes (``byref(c_int())``, ``POINTER(c_uint16)``
+from ``ndarray.ctypes.data_as``, ``create_string_buffer``).
+
+Behaviour (what a test can rely on):
+
+* **One timeline.** The camera's "now" is ``scene.generated_until_ps``: the simulated
+  tagger's reads drive the scene, so camera and tagger share one clock.  Nothing
+  happens on the camera while nobody advances the scene.
+* **Triggers.** ``external`` (1): frame k of an acquisition starts at the k-th
+  frame-clock edge at or after ``StartAcquisition`` (edges from
+  ``scene.frame_edges_ps``) and lasts the exposure time; an edge that comes before the
+  camera can take it (previous start + minimum cycle time, see
+  ``GetAcquisitionTimings``) is ignored and counted in ``ignored_triggers``, as a real
+  camera would miss it.  ``external_exposure`` (7): as external, exposure = the high
+  time of the frame clock (50 % duty square wave *assumed*: half its period).
+  ``external_start`` (6): the first edge starts the series, then the internal cycle.
+  ``internal`` (0): frames at ``StartAcquisition`` time + k x kinetic cycle time.
+  ``software`` (10): a frame at the scene time of each ``SendSoftwareTrigger``.
+* **Availability.** A frame enters the circular buffer once the scene has been generated
+  past its exposure end plus the readout time.  Numbers are 1-based from
+  ``StartAcquisition`` (the SDK's); the driver reports 0-based indices (number - 1).
+* **Circular buffer.** It holds the last ``GetSizeOfCircularBuffer`` frames acquired
+  (64 MiB worth, at most 1000, unless ``circular_buffer_frames`` is given); older ones
+  are overwritten.  ``GetNumberNewImages`` gives the oldest not-retrieved frame still
+  held and the end of the contiguous run after it (``DRV_NO_NEW_DATA`` if none);
+  ``GetImages16(first, last, ...)`` copies the contiguous run starting at the first
+  held frame >= first into the start of the array and reports it in
+  validfirst/validlast (*assumed* semantics).  Retrieved frames stay in the buffer.
+* **Dropped frames.** ``drop_frame_indices`` (0-based, every acquisition) are acquired
+  (counted by ``GetTotalNumberImagesAcquired``) but never stored, as if overwritten.
+* **Frames.** FVB: the expected photons per pixel column of ``scene.emitted_spectrum``
+  for the exposure window, on the spectrograph's calibration
+  (``scene.spectrograph_calibration_nm``, else 600 nm centre, 0.4 nm/pixel), times QE;
+  plus dark current (temperature dependent) and clock-induced charge; Poisson
+  photo-electrons; stochastic EM gain (gamma, shape = electrons, scale = gain); read
+  noise; baseline 200 counts; 16-bit clip.  Single track: the rows of the track get
+  their share of a Gaussian spot along y.  Image: spectrum along x, the spot along y,
+  cropped and binned.  Random numbers from (scene seed, acquisition number, frame
+  index): the same seed and call sequence give the same frames.
+* **Cooler.** The sensor temperature ramps linearly (``thermal_rate_c_per_s``, fast in
+  the sim) towards the set point (cooler on; not below ``coldest_in_air_c``) or
+  ambient (off).  ``GetTemperature`` returns the state: OFF, NOT_REACHED while
+  ramping (or for ever if the set point is below what air cooling reaches),
+  NOT_STABILIZED for ``stabilize_s`` after reaching it, then STABILIZED; DRIFT after
+  ``perturb_temperature`` moved a stabilised sensor off its set point.
+* **Errors.** Out-of-range arguments return ``DRV_P<n>INVALID``; calls before
+  ``Initialize`` ``DRV_NOT_INITIALIZED``; most setters during an acquisition
+  ``DRV_ACQUIRING``; ``AbortAcquisition`` when idle ``DRV_IDLE``.
+  ``inject_error(name, code)`` makes the next call of ``name`` return ``code`` and
+  change nothing.  Every call is logged in ``calls`` (the last 10000).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import math
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+
+from drivers.andor.atmcd import CODE_OF_NAME, CONSTANTS
+from sim_backends.spectra import HC_EV_NM, default_wavelength_axis_nm
+
+OK = CODE_OF_NAME["DRV_SUCCESS"]
+NO_NEW_DATA = CODE_OF_NAME["DRV_NO_NEW_DATA"]
+ACQUIRING = CODE_OF_NAME["DRV_ACQUIRING"]
+IDLE = CODE_OF_NAME["DRV_IDLE"]
+NOT_INITIALIZED = CODE_OF_NAME["DRV_NOT_INITIALIZED"]
+INVALID_MODE = CODE_OF_NAME["DRV_INVALID_MODE"]
+P_INVALID = {n: CODE_OF_NAME[f"DRV_P{n}INVALID"] for n in range(1, 7)}
+TEMP_OFF, TEMP_NOT_STABILIZED, TEMP_STABILIZED, TEMP_NOT_REACHED, TEMP_DRIFT = 20034, 20035, 20036, 20037, 20040
+
+_CAMERA_STREAM = 50
+"""First spawn key of the camera's random streams (the scene uses 0, 1, 2)."""
+
+TRIGGER_INTERNAL, TRIGGER_EXTERNAL, TRIGGER_EXTERNAL_START, TRIGGER_EXTERNAL_EXPOSURE, TRIGGER_SOFTWARE = 0, 1, 6, 7, 10
+READ_FVB, READ_SINGLE_TRACK, READ_IMAGE = 0, 3, 4
+ACQ_SINGLE, ACQ_KINETIC, ACQ_RUN_TILL_ABORT = 1, 3, 5
+SHUTTER_CLOSED = CONSTANTS["shutter_modes"]["closed"]
+
+
+@dataclass(frozen=True)
+class EmccdModel:
+    """The simulated camera head.  Numbers *assumed* (typical iXon Ultra 888 class) unless noted."""
+
+    width_px: int = 1024  # instruments.md
+    height_px: int = 1024  # instruments.md
+    pixel_um: float = 13.0  # instruments.md
+    head_model: str = "DU888_BV"
+    serial_number: int = 8880
+    temperature_range_c: tuple[int, int] = (-100, 30)  # GetTemperatureRange
+    ambient_c: float = 20.0
+    coldest_in_air_c: float = -80.0  # instruments.md (unverified there too)
+    thermal_rate_c_per_s: float = 100.0  # sim only: a real head takes minutes
+    stabilize_s: float = 2.0
+    em_gain_range: tuple[int, int] = (1, 300)
+    em_gain_range_advanced: tuple[int, int] = (1, 1000)
+    baseline_counts: float = 200.0  # instruments.md: clamped near 200
+    electrons_per_count: float = 4.0
+    read_noise_e: float = 5.0
+    dark_e_per_px_s_cold: float = 1.1e-4  # at coldest_in_air_c
+    dark_doubling_c: float = 6.0  # dark current doubles every 6 degC warmer
+    cic_e_per_px: float = 0.005  # clock-induced charge per pixel per frame
+    qe_peak: float = 0.93
+    qe_peak_nm: float = 620.0
+    qe_width_nm: float = 400.0  # QE = peak x exp(-((nm - peak_nm) / width)^2): ~0.93 at 600 nm
+    spot_centre_row: float = 512.0  # 0-based row coordinate of the QD image centre
+    spot_sigma_rows: float = 2.5
+    vertical_shift_us: float = 0.6
+    readout_rate_hz: float = 30.0e6
+    buffer_bytes: int = 64 * 2**20
+    buffer_frames_max: int = 1000
+
+    def qe(self, wavelength_nm: np.ndarray) -> np.ndarray:
+        """Quantum efficiency at each wavelength (a simple bell curve)."""
+        return self.qe_peak * np.exp(-(((np.asarray(wavelength_nm) - self.qe_peak_nm) / self.qe_width_nm) ** 2))
+
+    def dark_e_per_px_s(self, temperature_c: float) -> float:
+        """Dark current (electrons per pixel per second) at a sensor temperature."""
+        return self.dark_e_per_px_s_cold * 2.0 ** ((temperature_c - self.coldest_in_air_c) / self.dark_doubling_c)
+
+
+class Scene(Protocol):
+    """What the simulated camera needs of the shared scene."""
+
+    seed: int
+    generated_until_ps: int
+    spectrograph_calibration_nm: np.ndarray | None
+
+    def frame_edges_ps(self, t0_ps: int, t1_ps: int) -> np.ndarray: ...
+
+    def frame_clock(self) -> tuple[float, bool]: ...
+
+    def emitted_spectrum(self, t0_ps: int, t1_ps: int, energy_ev: np.ndarray) -> np.ndarray: ...
+
+
+def _store(out: Any, value: float | int) -> None:
+    """Write an output value through ``byref(x)`` or a ``POINTER`` instance."""
+    target = out._obj if hasattr(out, "_obj") else out.contents
+    target.value = value
+
+
+def _num(arg: Any) -> Any:
+    """A Python value from a plain value or a ctypes scalar."""
+    return arg.value if isinstance(arg, ctypes._SimpleCData) else arg
+
+
+def _vendor(requires_init: bool = True, idle_only: bool = False) -> Callable[[Callable[..., int]], Callable[..., int]]:
+    """Common entry of every SDK2 function: lock, call log, injected error, init and idle checks."""
+
+    def decorate(func: Callable[..., int]) -> Callable[..., int]:
+        @functools.wraps(func)
+        def wrapper(self: "SimAndorSDK", *args: Any) -> int:
+            with self._lock:
+                self.calls.append((func.__name__, tuple(_num(a) for a in args)))
+                injected = self._injected.pop(func.__name__, None)
+                if injected is not None:
+                    return injected
+                if requires_init and not self.initialized:
+                    return NOT_INITIALIZED
+                if idle_only:
+                    self._advance()
+                    if self.acquiring:
+                        return ACQUIRING
+                return func(self, *[_num(a) for a in args])
+
+        return wrapper
+
+    return decorate
+
+
+@dataclass
+class _Acquisition:
+    """State of one acquisition (StartAcquisition .. end or abort)."""
+
+    number: int
+    arm_ps: int
+    series: float  # frames to take (inf for run till abort)
+    trigger: int
+    exposure_ps: int
+    readout_ps: int
+    min_cycle_ps: int
+    internal_cycle_ps: int
+    edge_cursor_ps: int
+    first_start_ps: int | None = None  # external start: the triggering edge
+    last_start_ps: int | None = None
+    started: int = 0
+
+
+class SimAndorSDK:
+    """Simulated Andor SDK2 library of an iXon Ultra 888 (see the module docstring).
+
+    Args:
+        scene: the shared scene (``sim_backends.scene.Scene``).
+        drop_frame_indices: 0-based frame indices (of every acquisition) that are never
+            delivered, as if overwritten: a test hook for the driver's skip detection.
+        clock: wall clock in s (the cooler's time); a test may pass a fake one.
+        model: the camera head's numbers (``EmccdModel``).
+        circular_buffer_frames: size of the circular buffer in frames; None = 64 MiB worth.
+    """
+
+    def __init__(
+        self,
+        scene: Scene,
+        *,
+        drop_frame_indices: Sequence[int] = (),
+        clock: Callable[[], float] = time.monotonic,
+        model: EmccdModel | None = None,
+        circular_buffer_frames: int | None = None,
+    ) -> None:
+        if circular_buffer_frames is not None and circular_buffer_frames < 1:
+            raise ValueError(f"SimAndorSDK: circular_buffer_frames = {circular_buffer_frames!r}: must be >= 1")
+        self._scene = scene
+        self._drop = frozenset(int(i) for i in drop_frame_indices)
+        self._clock = clock
+        self.model = model or EmccdModel()
+        self._buffer_frames = circular_buffer_frames
+        self._lock = threading.RLock()
+        self._injected: dict[str, int] = {}
+        self.calls: deque[tuple[str, tuple[Any, ...]]] = deque(maxlen=10_000)
+        """Every vendor call as (name, arguments), newest last."""
+        self.initialized = False
+        # the sensor's thermal state is physical: it survives Initialize/ShutDown
+        self.temperature_c = self.model.ambient_c
+        self._t_thermal = self._clock()
+        self.cooler_on = False
+        self.setpoint_c = 20
+        self._reached_at: float | None = None
+        self._drifting = False
+        self.shutdown_temperature_c: float | None = None
+        """Sensor temperature at the last ShutDown (None before the first)."""
+        self.ignored_triggers = 0
+        """Frame-clock edges the camera could not take (still busy with the previous frame)."""
+        self._acq_count = 0
+        self._acq: _Acquisition | None = None
+        self._pending: deque[tuple[int, int, int]] = deque()
+        self._ring: dict[int, np.ndarray] = {}
+        self._retrieved_until = 0
+        self._total_acquired = 0
+        self._acq_shape: tuple[int, ...] = (self.model.width_px,)
+        self._row_fractions = self._spot_row_fractions()
+        self._power_on_settings()
+
+    # --- test hooks and read-only views ---------------------------------------------
+    def inject_error(self, function: str, code: int) -> None:
+        """Make the next call of ``function`` return ``code`` and change nothing."""
+        self._injected[function] = int(code)
+
+    def perturb_temperature(self, delta_c: float) -> None:
+        """Move the sensor temperature by ``delta_c`` now (a stabilised cooler then reports DRIFT)."""
+        with self._lock:
+            self._update_temperature()
+            if self._temperature_state() == TEMP_STABILIZED:
+                self._drifting = True
+            self.temperature_c += float(delta_c)
+            self._reached_at = None
+
+    @property
+    def acquiring(self) -> bool:
+        return self._acq is not None
+
+    def _power_on_settings(self) -> None:
+        """Settings after Initialize (the driver sets every one it uses)."""
+        m = self.model
+        self.read_mode = READ_IMAGE
+        self.acquisition_mode = ACQ_SINGLE
+        self.exposure_s = 0.01
+        self.kinetic_cycle_s = 0.0
+        self.number_kinetics = 1
+        self.frame_transfer = False
+        self.image = (1, 1, 1, m.width_px, 1, m.height_px)
+        """(hbin, vbin, hstart, hend, vstart, vend), 1-based inclusive as SetImage takes them."""
+        self.single_track = (m.height_px // 2, 1)
+        """(centre row 1-based, height in rows)."""
+        self.em_advanced = False
+        self.em_gain = 1
+        self.trigger_mode = TRIGGER_INTERNAL
+        self.shutter = (CONSTANTS["shutter_ttl_type"], 0, 0, 0)
+        """(typ, mode, closing ms, opening ms)."""
+
+    # --- the cooler -----------------------------------------------------------------
+    def _target_c(self) -> float:
+        if not self.cooler_on:
+            return self.model.ambient_c
+        return max(float(self.setpoint_c), self.model.coldest_in_air_c)
+
+    def _update_temperature(self) -> None:
+        now = self._clock()
+        dt = max(0.0, now - self._t_thermal)
+        self._t_thermal = now
+        target = self._target_c()
+        gap = target - self.temperature_c
+        if gap == 0.0:
+            return
+        step = self.model.thermal_rate_c_per_s * dt
+        if abs(gap) <= step:
+            self.temperature_c = target
+            if self.cooler_on:
+                self._reached_at = now - (dt - abs(gap) / self.model.thermal_rate_c_per_s)
+                self._drifting = False
+        else:
+            self.temperature_c += math.copysign(step, gap)
+
+    def _restart_regulation(self) -> None:
+        self._drifting = False
+        self._reached_at = self._clock() if self.cooler_on and self.temperature_c == self._target_c() else None
+
+    def _temperature_state(self) -> int:
+        if not self.cooler_on:
+            return TEMP_OFF
+        if self._drifting:
+            return TEMP_DRIFT
+        if self._target_c() != self.setpoint_c or self._reached_at is None:
+            return TEMP_NOT_REACHED
+        if self._clock() - self._reached_at < self.model.stabilize_s:
+            return TEMP_NOT_STABILIZED
+        return TEMP_STABILIZED
+
+    # --- geometry and timing -----------------------------------------------------------
+    def _frame_shape(self) -> tuple[int, ...]:
+        if self.read_mode == READ_IMAGE:
+            hbin, vbin, hstart, hend, vstart, vend = self.image
+            return ((vend - vstart + 1) // vbin, (hend - hstart + 1) // hbin)
+        return (self.model.width_px,)
+
+    def _readout_s(self) -> float:
+        pixels = int(np.prod(self._frame_shape()))
+        return self.model.height_px * self.model.vertical_shift_us * 1e-6 + pixels / self.model.readout_rate_hz
+
+    def _exposure_ps(self) -> int:
+        """Exposure in ps, whole microseconds (as GetAcquisitionTimings reports it)."""
+        if self.trigger_mode == TRIGGER_EXTERNAL_EXPOSURE:
+            rate_hz, _ = self._scene.frame_clock()
+            return int(round(0.5e6 / rate_hz)) * 1_000_000
+        return int(round(self.exposure_s * 1e6)) * 1_000_000
+
+    def _min_cycle_s(self) -> float:
+        exposure_s = self._exposure_ps() * 1e-12
+        readout_s = self._readout_s()
+        return max(exposure_s, readout_s) if self.frame_transfer else exposure_s + readout_s
+
+    def _internal_cycle_s(self) -> float:
+        return max(float(self.kinetic_cycle_s), self._min_cycle_s())
+
+    def _buffer_capacity(self) -> int:
+        if self._buffer_frames is not None:
+            return self._buffer_frames
+        frame_bytes = 2 * int(np.prod(self._frame_shape()))
+        return max(1, min(self.model.buffer_frames_max, self.model.buffer_bytes // frame_bytes))
+
+    # --- acquisition -------------------------------------------------------------------
+    def _advance(self) -> None:
+        """Start the frames whose trigger has happened and finish those whose readout is over."""
+        acq = self._acq
+        if acq is None:
+            return
+        now = int(self._scene.generated_until_ps)
+        for start in self._new_starts(acq, now):
+            index = acq.started
+            acq.started += 1
+            acq.last_start_ps = start
+            self._pending.append((index, start, start + acq.exposure_ps))
+        while self._pending and self._pending[0][2] + acq.readout_ps <= now:
+            index, start, stop = self._pending.popleft()
+            self._finish_frame(index, start, stop)
+        if acq.started >= acq.series and not self._pending:
+            self._acq = None
+
+    def _new_starts(self, acq: _Acquisition, now: int) -> list[int]:
+        """Exposure starts (ps) triggered before ``now`` and not yet taken."""
+        if acq.trigger in (TRIGGER_EXTERNAL, TRIGGER_EXTERNAL_EXPOSURE):
+            return self._edge_starts(acq, now)
+        if acq.trigger == TRIGGER_SOFTWARE:
+            return []  # SendSoftwareTrigger starts them
+        if acq.trigger == TRIGGER_EXTERNAL_START:
+            if acq.first_start_ps is None:
+                first = self._edge_starts(acq, now)[:1]
+                if not first:
+                    return []
+                acq.first_start_ps = first[0]
+            origin = acq.first_start_ps
+        else:
+            origin = acq.arm_ps
+        starts = []
+        k = acq.started
+        while k < acq.series and origin + k * acq.internal_cycle_ps < now:
+            starts.append(origin + k * acq.internal_cycle_ps)
+            k += 1
+        return starts
+
+    def _edge_starts(self, acq: _Acquisition, now: int) -> list[int]:
+        """Frame-clock edges since the last look that the camera takes (it ignores those while busy)."""
+        edges = self._scene.frame_edges_ps(acq.edge_cursor_ps, now)
+        acq.edge_cursor_ps = max(acq.edge_cursor_ps, now)
+        starts: list[int] = []
+        last = acq.last_start_ps
+        for edge in edges.tolist():  # one step per frame, not per tag
+            if acq.started + len(starts) >= acq.series:
+                break
+            if last is not None and edge < last + acq.min_cycle_ps:
+                self.ignored_triggers += 1
+                continue
+            starts.append(edge)
+            last = edge
+        return starts
+
+    def _finish_frame(self, index: int, start_ps: int, stop_ps: int) -> None:
+        self._total_acquired += 1
+        number = index + 1
+        if index not in self._drop:
+            self._ring[number] = self._make_frame(index, start_ps, stop_ps)
+        oldest_kept = self._total_acquired - self._buffer_capacity() + 1
+        for old in [n for n in self._ring if n < oldest_kept]:
+            del self._ring[old]
+
+    def _wavelength_axis_nm(self) -> np.ndarray:
+        calibration = getattr(self._scene, "spectrograph_calibration_nm", None)
+        if calibration is None:
+            return default_wavelength_axis_nm(self.model.width_px)
+        axis = np.asarray(calibration, np.float64)
+        if axis.shape != (self.model.width_px,):
+            raise ValueError(
+                f"scene.spectrograph_calibration_nm has shape {axis.shape}: the simulated camera needs "
+                f"one wavelength per pixel column ({self.model.width_px},)"
+            )
+        return axis
+
+    def _spot_row_fractions(self) -> np.ndarray:
+        """Share of the QD image falling on each sensor row (Gaussian along y)."""
+        m = self.model
+        z = (np.arange(m.height_px + 1, dtype=np.float64) - m.spot_centre_row) / (m.spot_sigma_rows * math.sqrt(2.0))
+        cdf = 0.5 * (1.0 + np.array([math.erf(v) for v in z]))
+        return np.diff(cdf)
+
+    def _make_frame(self, index: int, start_ps: int, stop_ps: int) -> np.ndarray:
+        """One frame (uint16) of the photons emitted in [start, stop), with EMCCD statistics."""
+        m = self.model
+        acq_number = self._acq.number if self._acq is not None else self._acq_count
+        rng = np.random.Generator(
+            np.random.PCG64(np.random.SeedSequence(int(self._scene.seed), spawn_key=(_CAMERA_STREAM, acq_number, index)))
+        )
+        axis_nm = self._wavelength_axis_nm()
+        if self.shutter[1] == SHUTTER_CLOSED:
+            signal_e = np.zeros(m.width_px)
+        else:
+            signal_e = self._scene.emitted_spectrum(start_ps, stop_ps, HC_EV_NM / axis_nm) * m.qe(axis_nm)
+        self._update_temperature()
+        dark_e = m.dark_e_per_px_s(self.temperature_c) * (stop_ps - start_ps) * 1e-12 + m.cic_e_per_px
+        if self.read_mode == READ_FVB:
+            mean = signal_e + dark_e * m.height_px
+        elif self.read_mode == READ_SINGLE_TRACK:
+            centre, height = self.single_track
+            top = centre - 1 - height // 2
+            mean = signal_e * self._row_fractions[top : top + height].sum() + dark_e * height
+        else:
+            hbin, vbin, hstart, hend, vstart, vend = self.image
+            ny, nx = self._frame_shape()
+            rows = self._row_fractions[vstart - 1 : vstart - 1 + ny * vbin].reshape(ny, vbin).sum(1)
+            cols = signal_e[hstart - 1 : hstart - 1 + nx * hbin].reshape(nx, hbin).sum(1)
+            mean = rows[:, None] * cols[None, :] + dark_e * hbin * vbin
+        electrons = rng.poisson(mean)
+        gain = max(1, int(self.em_gain))
+        output_e = rng.gamma(electrons, gain) if gain > 1 else electrons.astype(np.float64)
+        counts = m.baseline_counts + (output_e + rng.normal(0.0, m.read_noise_e, mean.shape)) / m.electrons_per_count
+        return np.clip(np.rint(counts), 0, 65535).astype(np.uint16)
+
+    # --- vendor functions: lifetime and identity ------------------------------------
+    @_vendor(requires_init=False)
+    def Initialize(self, directory: Any) -> int:
+        self._acq = None
+        self._pending.clear()
+        self._power_on_settings()
+        self.initialized = True
+        return OK
+
+    @_vendor(requires_init=False)
+    def ShutDown(self) -> int:
+        self._acq = None
+        self._pending.clear()
+        self._update_temperature()
+        self.shutdown_temperature_c = self.temperature_c
+        self.cooler_on = False  # SDK2 switches the cooler off at ShutDown (cooler mode 0)
+        self._restart_regulation()
+        self.initialized = False
+        return OK
+
+    @_vendor()
+    def GetDetector(self, xpixels: Any, ypixels: Any) -> int:
+        _store(xpixels, self.model.width_px)
+        _store(ypixels, self.model.height_px)
+        return OK
+
+    @_vendor()
+    def GetPixelSize(self, x_um: Any, y_um: Any) -> int:
+        _store(x_um, self.model.pixel_um)
+        _store(y_um, self.model.pixel_um)
+        return OK
+
+    @_vendor()
+    def GetHeadModel(self, name: Any) -> int:
+        name.value = self.model.head_model.encode()
+        return OK
+
+    @_vendor()
+    def GetCameraSerialNumber(self, number: Any) -> int:
+        _store(number, self.model.serial_number)
+        return OK
+
+    # --- vendor functions: cooling -----------------------------------------------------
+    @_vendor()
+    def GetTemperatureRange(self, low: Any, high: Any) -> int:
+        _store(low, self.model.temperature_range_c[0])
+        _store(high, self.model.temperature_range_c[1])
+        return OK
+
+    @_vendor()
+    def SetTemperature(self, temperature_c: int) -> int:
+        low, high = self.model.temperature_range_c
+        if not low <= temperature_c <= high:
+            return P_INVALID[1]
+        self._update_temperature()
+        self.setpoint_c = int(temperature_c)
+        self._restart_regulation()
+        return OK
+
+    @_vendor()
+    def CoolerON(self) -> int:
+        self._update_temperature()
+        if not self.cooler_on:
+            self.cooler_on = True
+            self._restart_regulation()
+        return OK
+
+    @_vendor()
+    def CoolerOFF(self) -> int:
+        self._update_temperature()
+        self.cooler_on = False
+        self._restart_regulation()
+        return OK
+
+    @_vendor()
+    def IsCoolerOn(self, status: Any) -> int:
+        _store(status, 1 if self.cooler_on else 0)
+        return OK
+
+    @_vendor()
+    def GetTemperature(self, temperature: Any) -> int:
+        self._update_temperature()
+        _store(temperature, int(round(self.temperature_c)))
+        return self._temperature_state()
+
+    # --- vendor functions: settings --------------------------------------------------------
+    @_vendor(idle_only=True)
+    def SetReadMode(self, mode: int) -> int:
+        if mode not in (READ_FVB, READ_SINGLE_TRACK, READ_IMAGE):  # multi/random track not simulated
+            return P_INVALID[1]
+        self.read_mode = int(mode)
+        return OK
+
+    @_vendor(idle_only=True)
+    def SetAcquisitionMode(self, mode: int) -> int:
+        if mode not in (ACQ_SINGLE, ACQ_KINETIC, ACQ_RUN_TILL_ABORT):  # accumulate, fast kinetics not simulated
+            return P_INVALID[1]
+        self.acquisition_mode = int(mode)
+        return OK
+
+    @_vendor(idle_only=True)
+    def SetExposureTime(self, exposure_s: float) -> int:
+        if not (exposure_s >= 0.0 and math.isfinite(exposure_s)):
+            return P_INVALID[1]
+        self.exposure_s = float(exposure_s)
+        return OK
+
+    @_vendor(idle_only=True)
+    def SetKineticCycleTime(self, cycle_s: float) -> int:
+        if not (cycle_s >= 0.0 and math.isfinite(cycle_s)):
+            return P_INVALID[1]
+        self.kinetic_cycle_s = float(cycle_s)
+        return OK
+
+    @_vendor(idle_only=True)
+    def SetNumberKinetics(self, number: int) -> int:
+        if number < 1:
+            return P_INVALID[1]
+        self.number_kinetics = int(number)
+        return OK
+
+    @_vendor(idle_only=True)
+    def SetFrameTransferMode(self, mode: int) -> int:
+        if mode not in (0, 1):
+            return P_INVALID[1]
+        self.frame_transfer = bool(mode)
+        return OK
+
+    @_vendor(idle_only=True)
+    def SetImage(self, hbin: int, vbin: int, hstart: int, hend: int, vstart: int, vend: int) -> int:
+        width, height = self.model.width_px, self.model.height_px
+        checks = (
+            1 <= hbin <= width,
+            1 <= vbin <= height,
+            1 <= hstart <= width,
+            hstart <= hend <= width,
+            1 <= vstart <= height,
+            vstart <= vend <= height,
+        )
+        for n, good in enumerate(checks, start=1):
+            if not good:
+                return P_INVALID[n]
+        if (hend - hstart + 1) % hbin:
+            return P_INVALID[1]
+        if (vend - vstart + 1) % vbin:
+            return P_INVALID[2]
+        self.image = (int(hbin), int(vbin), int(hstart), int(hend), int(vstart), int(vend))
+        return OK
+
+    @_vendor(idle_only=True)
+    def SetSingleTrack(self, centre: int, height: int) -> int:
+        rows = self.model.height_px
+        if not 1 <= centre <= rows:
+            return P_INVALID[1]
+        top = centre - height // 2
+        if height < 1 or top < 1 or top + height - 1 > rows:
+            return P_INVALID[2]
+        self.single_track = (int(centre), int(height))
+        return OK
+
+    @_vendor()
+    def GetEMGainRange(self, low: Any, high: Any) -> int:
+        gain_range = self.model.em_gain_range_advanced if self.em_advanced else self.model.em_gain_range
+        _store(low, gain_range[0])
+        _store(high, gain_range[1])
+        return OK
+
+    @_vendor(idle_only=True)
+    def SetEMAdvanced(self, state: int) -> int:
+        if state not in (0, 1):
+            return P_INVALID[1]
+        if not state and self.em_gain > self.model.em_gain_range[1]:
+            self.em_gain = self.model.em_gain_range[1]  # the SDK clamps the gain back into the normal range
+        self.em_advanced = bool(state)
+        return OK
+
+    @_vendor()
+    def SetEMCCDGain(self, gain: int) -> int:
+        low, high = self.model.em_gain_range_advanced if self.em_advanced else self.model.em_gain_range
+        if not low <= gain <= high:
+            return P_INVALID[1]
+        self.em_gain = int(gain)
+        return OK
+
+    @_vendor(idle_only=True)
+    def SetTriggerMode(self, mode: int) -> int:
+        if mode not in (TRIGGER_INTERNAL, TRIGGER_EXTERNAL, TRIGGER_EXTERNAL_START, TRIGGER_EXTERNAL_EXPOSURE, TRIGGER_SOFTWARE):
+            return P_INVALID[1]
+        self.trigger_mode = int(mode)
+        return OK
+
+    @_vendor()
+    def SetShutter(self, typ: int, mode: int, closing_ms: int, opening_ms: int) -> int:
+        for n, good in enumerate((typ in (0, 1), mode in (0, 1, 2), closing_ms >= 0, opening_ms >= 0), start=1):
+            if not good:
+                return P_INVALID[n]
+        self.shutter = (int(typ), int(mode), int(closing_ms), int(opening_ms))
+        return OK
+
+    @_vendor()
+    def GetAcquisitionTimings(self, exposure: Any, accumulate: Any, kinetic: Any) -> int:
+        exposure_s = self._exposure_ps() * 1e-12
+        _store(exposure, exposure_s)
+        _store(accumulate, exposure_s + self._readout_s())
+        cycle = self._internal_cycle_s() if self.trigger_mode == TRIGGER_INTERNAL else self._min_cycle_s()
+        _store(kinetic, cycle)
+        return OK
+
+    # --- vendor functions: acquisition ----------------------------------------------------
+    @_vendor()
+    def StartAcquisition(self) -> int:
+        self._advance()
+        if self.acquiring:
+            return ACQUIRING
+        self._acq_count += 1
+        series = {ACQ_SINGLE: 1, ACQ_KINETIC: self.number_kinetics}.get(self.acquisition_mode, math.inf)
+        now = int(self._scene.generated_until_ps)
+        self._acq = _Acquisition(
+            number=self._acq_count,
+            arm_ps=now,
+            series=series,
+            trigger=self.trigger_mode,
+            exposure_ps=self._exposure_ps(),
+            readout_ps=int(round(self._readout_s() * 1e12)),
+            min_cycle_ps=int(round(self._min_cycle_s() * 1e12)),
+            internal_cycle_ps=int(round(self._internal_cycle_s() * 1e12)),
+            edge_cursor_ps=now,
+        )
+        self._acq_shape = self._frame_shape()
+        self._pending.clear()
+        self._ring = {}
+        self._retrieved_until = 0
+        self._total_acquired = 0
+        return OK
+
+    @_vendor()
+    def AbortAcquisition(self) -> int:
+        self._advance()
+        if not self.acquiring:
+            return IDLE
+        self._acq = None
+        self._pending.clear()  # exposures in progress are lost
+        return OK
+
+    @_vendor()
+    def GetStatus(self, status: Any) -> int:
+        self._advance()
+        _store(status, ACQUIRING if self.acquiring else IDLE)
+        return OK
+
+    @_vendor()
+    def SendSoftwareTrigger(self) -> int:
+        self._advance()
+        acq = self._acq
+        if acq is None:
+            return IDLE
+        if acq.trigger != TRIGGER_SOFTWARE:
+            return INVALID_MODE
+        now = int(self._scene.generated_until_ps)
+        if acq.started < acq.series and (acq.last_start_ps is None or now >= acq.last_start_ps + acq.min_cycle_ps):
+            self._pending.append((acq.started, now, now + acq.exposure_ps))
+            acq.started += 1
+            acq.last_start_ps = now
+        else:
+            self.ignored_triggers += 1
+        return OK
+
+    @_vendor()
+    def GetSizeOfCircularBuffer(self, size: Any) -> int:
+        _store(size, self._buffer_capacity())
+        return OK
+
+    @_vendor()
+    def GetTotalNumberImagesAcquired(self, number: Any) -> int:
+        self._advance()
+        _store(number, self._total_acquired)
+        return OK
+
+    def _new_run(self, first: int) -> tuple[int, int] | None:
+        """(first, last) of the contiguous run of held frames starting at the first held number >= first."""
+        held = sorted(n for n in self._ring if n >= first)
+        if not held:
+            return None
+        last = held[0]
+        for n in held[1:]:
+            if n != last + 1:
+                break
+            last = n
+        return held[0], last
+
+    @_vendor()
+    def GetNumberNewImages(self, first: Any, last: Any) -> int:
+        self._advance()
+        run = self._new_run(self._retrieved_until + 1)
+        if run is None:
+            return NO_NEW_DATA
+        _store(first, run[0])
+        _store(last, run[1])
+        return OK
+
+    @_vendor()
+    def GetImages16(self, first: int, last: int, array: Any, size: int, valid_first: Any, valid_last: Any) -> int:
+        self._advance()
+        if first < 1:
+            return P_INVALID[1]
+        if last < first or last > self._total_acquired:
+            return P_INVALID[2]
+        pixels = int(np.prod(self._acq_shape))
+        if size < (last - first + 1) * pixels:
+            return P_INVALID[4]
+        run = self._new_run(first)
+        if run is None or run[0] > last:
+            return NO_NEW_DATA
+        v_first, v_last = run[0], min(run[1], last)
+        data = np.concatenate([self._ring[n].ravel() for n in range(v_first, v_last + 1)])
+        np.ctypeslib.as_array(array, shape=(int(size),))[: data.size] = data
+        _store(valid_first, v_first)
+        _store(valid_last, v_last)
+        self._retrieved_until = max(self._retrieved_until, v_last)
+        return OK
