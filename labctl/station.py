@@ -15,7 +15,8 @@ File layout (see README "Station file")::
     instruments:
       tagger: {driver: drivers.qutag.QuTAG, library: sim_backends.qutag_sim.SimTDCBase,
                library_options: {...}, options: {...}, settings: {...}}
-      laser:  {driver: ..., trigger_output: sim_backends.trigger_sim.SimTriggerOutput, settings: {...}}
+      laser:  {driver: ..., trigger_output: {instrument: function_generator, channel: 1}, settings: {...}}
+              # or trigger_output: sim_backends.trigger_sim.SimTriggerOutput (a class built with the scene)
       spad_a: {driver: drivers.spad.SPAD, settings: {...}}
       spad_b: {...}
 """
@@ -37,7 +38,7 @@ import yaml
 from labctl.blocks import ChannelMap
 from labctl.engine_settings import ENGINE_SCHEMA, EngineSettings
 from labctl.errors import ConfigError
-from labctl.interfaces import PhotonDetector, PulsedLaser, TimeTagger
+from labctl.interfaces import Camera, FunctionGenerator, PhotonDetector, PulsedLaser, Spectrograph, TimeTagger
 from labctl.settings import apply_settings, validate_settings
 from labctl.validation import Number, Text, check_keys, check_section, expect_mapping
 
@@ -48,11 +49,15 @@ ROLES: dict[str, type | None] = {
     "laser": PulsedLaser,
     "spad_a": PhotonDetector,
     "spad_b": PhotonDetector,
-    "camera": None,
-    "spectrograph": None,
-    "function_generator": None,
+    "camera": Camera,
+    "spectrograph": Spectrograph,
+    "function_generator": FunctionGenerator,
 }
-"""Instrument roles a station file may name, with the interface each must satisfy."""
+"""Instrument roles a station file may name, with the interface each must satisfy.
+
+They are built in this order, except that the function generator comes first when
+another instrument's ``trigger_output`` refers to it.
+"""
 
 REQUIRED_ROLES = ("tagger", "laser")
 TOP_LEVEL_KEYS = ("station", "channels", "scene", "engine", "instruments")
@@ -115,7 +120,12 @@ class StationConfig:
             check_keys(spec, INSTRUMENT_KEYS, f"instruments.{role}", source)
             if "driver" not in spec:
                 raise ConfigError(f"instruments.{role}.driver", None, "is required (a dotted class path)", source)
+            trigger = spec.get("trigger_output")
+            if isinstance(trigger, Mapping):
+                _check_trigger_reference(trigger, f"instruments.{role}.trigger_output", instruments, source)
             for key in ("driver", "library", "trigger_output"):
+                if key == "trigger_output" and isinstance(trigger, Mapping):
+                    continue
                 if spec.get(key) is not None:
                     import_dotted(Text().check(spec[key], f"instruments.{role}.{key}", source), f"instruments.{role}.{key}", source)
             for key in ("library_options", "options", "settings"):
@@ -142,9 +152,25 @@ class StationConfig:
     @property
     def uses_scene(self) -> bool:
         return any(
-            spec.get("library") or spec.get("trigger_output")
+            spec.get("library") or isinstance(spec.get("trigger_output"), str)
             for spec in self.data["instruments"].values()
         )
+
+    def build_order(self) -> list[str]:
+        """Roles in the order to build them: instruments referred to by a trigger_output first."""
+        instruments = self.data["instruments"]
+        first = [spec["trigger_output"]["instrument"] for spec in instruments.values()
+                 if isinstance(spec.get("trigger_output"), Mapping)]
+        return [r for r in ROLES if r in instruments and r in first] + [r for r in ROLES if r in instruments and r not in first]
+
+
+def _check_trigger_reference(ref: Mapping[str, Any], path: str, instruments: Mapping[str, Any], source: str) -> None:
+    """``{instrument: function_generator, channel: 1}``: a channel of another instrument of the station."""
+    check_keys(ref, ["instrument", "channel"], path, source)
+    target = ref.get("instrument")
+    if target not in instruments or target == path.split(".")[1]:
+        raise ConfigError(f"{path}.instrument", target, "must name another instrument of this station: " + ", ".join(instruments), source)
+    Number(1, 16, integer=True).check(ref.get("channel"), f"{path}.channel", source)
 
 
 def import_dotted(dotted: str, key_path: str, source: str) -> Any:
@@ -195,7 +221,8 @@ class Station:
             except ConfigError as exc:
                 raise ConfigError(exc.key_path, exc.value, exc.allowed, source) from None
         pending: list[tuple[str, Any, dict[str, Any]]] = []
-        for role, spec in data["instruments"].items():
+        for role in self.config.build_order():
+            spec = data["instruments"][role]
             instrument = self._build_one(role, spec)
             self.instruments[role] = instrument
             settings = dict(spec.get("settings") or {})
@@ -213,8 +240,11 @@ class Station:
         if spec.get("library"):
             lib_cls = import_dotted(spec["library"], f"instruments.{role}.library", source)
             kwargs["library"] = _construct(lib_cls, dict(spec.get("library_options") or {}), self.scene, f"instruments.{role}.library_options", source)
-        if spec.get("trigger_output"):
-            out_cls = import_dotted(spec["trigger_output"], f"instruments.{role}.trigger_output", source)
+        trigger = spec.get("trigger_output")
+        if isinstance(trigger, Mapping):  # a channel of another instrument, already built
+            kwargs["trigger_output"] = self.instruments[trigger["instrument"]].trigger_output(int(trigger["channel"]))
+        elif trigger:
+            out_cls = import_dotted(trigger, f"instruments.{role}.trigger_output", source)
             kwargs["trigger_output"] = _construct(out_cls, {}, self.scene, f"instruments.{role}.trigger_output", source)
         if role in ("spad_a", "spad_b"):
             kwargs["tagger_channel"] = getattr(self.config.channels, role)

@@ -1,0 +1,149 @@
+"""Simulated function generator wired to the shared scene: a pyvisa library over pyvisa-sim.
+
+:class:`SimFunctionGeneratorLibrary` is pyvisa-sim's ``SimVisaLibrary`` loaded with
+``function_generator.yaml`` (the SCPI model of the generator), plus one thing: after
+every message written to the generator and when a session opens, it reads the
+device's state and applies what changed to the scene, as the cables do on the
+microscope:
+
+* ch1 (laser trigger): frequency -> ``scene.set_repetition_rate_hz(hz)``,
+  output on/off -> ``scene.set_excitation(enabled)``;
+* ch2 (frame clock / camera trigger): frequency and output ->
+  ``scene.set_frame_clock(rate_hz, enabled)``.
+
+Only values the simulated generator accepted reach the scene (a refused command
+changes no state, so nothing is applied).  Burst mode, trigger source, waveform and
+levels are not applied: the scene treats every enabled cycle as one trigger edge.
+
+The driver (``drivers.function_generator.Keysight33500B``) receives an instance as its
+``library`` (QCoDeS ``visalib``; pyvisa's ``ResourceManager`` accepts a library
+object) and never knows it is simulated.  Each instance has its own simulated device
+(pyvisa normally shares one library object per file path; this class does not), so
+two stations in one process do not share a generator.
+
+Relies on pyvisa-sim internals to read the device state (``Device._channels``,
+``ChannelProperty._value``, ``ErrorQueue._queue``; pyvisa-sim 0.6-0.7).
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+from pyvisa import constants
+from pyvisa_sim.highlevel import SimVisaLibrary
+
+DEFAULT_YAML = Path(__file__).with_name("function_generator.yaml")
+"""The generator's SCPI model."""
+
+SIM_ADDRESS = "GPIB0::10::INSTR"
+"""VISA address of the simulated generator (give it to the driver as ``address``)."""
+
+LASER_CHANNEL = "1"
+FRAME_CLOCK_CHANNEL = "2"
+_CHANNEL_GROUP = "channel"
+_ERROR_QUERY = b"SYSTem:ERRor?"
+_SCENE_METHODS = ("set_repetition_rate_hz", "set_excitation", "set_frame_clock")
+
+
+class SimFunctionGeneratorLibrary(SimVisaLibrary):
+    """pyvisa library of a simulated 2-channel generator whose ch1/ch2 drive the scene's laser/frame clock.
+
+    Args:
+        scene: the shared scene (needs ``set_repetition_rate_hz``, ``set_excitation`` and
+            ``set_frame_clock``); None = a plain simulated generator.
+        yaml_path: the pyvisa-sim model (default: ``function_generator.yaml`` beside this file).
+
+    Raises:
+        TypeError: the scene lacks one of the methods above.
+
+    Attributes:
+        commands: every message written to the generator, in order (a test hook).
+    """
+
+    def __new__(cls, scene: Any = None, yaml_path: str | Path | None = None) -> "SimFunctionGeneratorLibrary":
+        obj = super().__new__(cls, str(yaml_path or DEFAULT_YAML))
+        # pyvisa hands out one library per (class, path): forget it, so each instance is its own device.
+        cls._registry.pop((cls, obj.library_path), None)
+        return obj
+
+    def __init__(self, scene: Any = None, yaml_path: str | Path | None = None) -> None:
+        if scene is not None:
+            missing = [m for m in _SCENE_METHODS if not callable(getattr(scene, m, None))]
+            if missing:
+                raise TypeError(
+                    f"SimFunctionGeneratorLibrary: the scene ({type(scene).__name__}) lacks "
+                    f"{', '.join(missing)}; needed: set_repetition_rate_hz(hz), set_excitation(enabled), "
+                    f"set_frame_clock(rate_hz, enabled)"
+                )
+        self._scene = scene
+        self._scene_lock = threading.RLock()
+        self._applied: dict[str, Any] = {}
+        self.commands: list[str] = []
+
+    # --- pyvisa library -------------------------------------------------------------------
+    def open(self, session: Any, resource_name: str, *args: Any, **kwargs: Any) -> Any:
+        result = super().open(session, resource_name, *args, **kwargs)
+        if result[1] == constants.StatusCode.success:
+            self._apply_to_scene()
+        return result
+
+    def write(self, session: Any, data: bytes) -> Any:
+        result = super().write(session, data)
+        self.commands.append(bytes(data).decode("utf-8", errors="replace").rstrip("\r\n"))
+        self._apply_to_scene()
+        return result
+
+    def clear(self, session: Any) -> constants.StatusCode:
+        """Device clear (viClear): empty the generator's input and output buffers."""
+        device = self._device_of(session)
+        if device is None:
+            return constants.StatusCode.error_invalid_object
+        device._input_buffer = bytearray()
+        device._output_buffers.clear()
+        return constants.StatusCode.success
+
+    # --- test hooks -------------------------------------------------------------------------
+    def device_value(self, prop: str, channel: int | str) -> Any:
+        """Current value of a property of the model for a channel, e.g. ``("frequency", 1)``."""
+        return self._device()._channels[_CHANNEL_GROUP]._properties[prop]._value[str(channel)]
+
+    def inject_error(self, message: str = '-222,"Data out of range"') -> None:
+        """Queue ``message`` for the next ``SYSTem:ERRor?`` (as if the last command had failed)."""
+        self._device()._error_queues[_ERROR_QUERY]._queue.append(message.encode())
+
+    # --- the link -------------------------------------------------------------------------------
+    def _device(self) -> Any:
+        (resource,) = self.devices.list_resources()
+        return self.devices[resource]
+
+    def _device_of(self, session: Any) -> Any:
+        sess = self.sessions.get(session)
+        return getattr(sess, "device", None)
+
+    def _apply_to_scene(self) -> None:
+        if self._scene is None:
+            return
+        with self._scene_lock:
+            state = {
+                "laser_rate_hz": float(self.device_value("frequency", LASER_CHANNEL)),
+                "laser_on": _is_on(self.device_value("output", LASER_CHANNEL)),
+                "frame_clock": (
+                    float(self.device_value("frequency", FRAME_CLOCK_CHANNEL)),
+                    _is_on(self.device_value("output", FRAME_CLOCK_CHANNEL)),
+                ),
+            }
+            # Each change is recorded before it is applied, so a value the scene refuses
+            # raises once (here, through the driver's write) instead of at every later write.
+            changed = {key: value for key, value in state.items() if self._applied.get(key) != value}
+            self._applied.update(changed)
+            if "laser_rate_hz" in changed:
+                self._scene.set_repetition_rate_hz(state["laser_rate_hz"])
+            if "laser_on" in changed:
+                self._scene.set_excitation(state["laser_on"])
+            if "frame_clock" in changed:
+                self._scene.set_frame_clock(*state["frame_clock"])
+
+def _is_on(value: Any) -> bool:
+    return str(value).strip().upper() in ("ON", "1")

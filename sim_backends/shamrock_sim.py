@@ -1,0 +1,467 @@
+"""Simulated Andor spectrograph library: a Kymera 193i behind the ``Shamrock*`` / ``ATSpectrograph*`` functions.
+
+``SimShamrock`` (``ShamrockCIF64.dll`` names) and ``SimATSpectrograph``
+(``atspectrograph.dll`` names, output strings with a size argument) implement the
+functions declared in ``drivers.andor_shamrock.shamrock.FUNCTIONS`` with the same
+ctypes-level conventions as the real library: status codes as return values, outputs
+written through ``byref(...)`` objects, char buffers and float arrays the caller owns.
+
+Optics (what a test can rely on):
+
+* Czerny-Turner geometry with focal length ``focal_length_mm`` (193 mm) for both
+  mirrors and a full deviation angle ``deviation_angle_deg`` between the incident and
+  the diffracted central ray (26 deg = 2 x 13 deg, an *assumption*: Andor does not
+  publish the Kymera 193i's angle; it sets the dispersion only through cos(beta)).
+* Grating equation, first order: ``lambda = d (sin(alpha) + sin(beta))`` with groove
+  spacing ``d = 1e6 / lines_per_mm`` nm.  For the centre wavelength the grating turns
+  to ``psi = asin(lambda_c / (2 d cos(D/2)))``; ``alpha = psi + D/2``, ``beta_c = psi - D/2``.
+* Pixel ``i`` (0-based) of ``N`` lies at ``x_i = (i - (N - 1) / 2) * pixel_width`` from
+  the detector centre (no detector tilt); its diffraction angle is
+  ``beta_c + atan(x_i / f)``; wavelength grows with pixel index.
+* Wavelength limits per grating: 0 nm (zero order) to the wavelength reached at the
+  largest grating rotation ``max_rotation_deg`` (40 deg, an *assumption*).
+* ``GetCalibration`` returns that axis as float32, as the SDK does.
+
+Validation like the device: a bad device index returns P1INVALID, the first bad
+argument after it P2..P5INVALID, calls before ``Initialize`` NOT_INITIALIZED; a failed
+call changes nothing.  ``inject_error(function, code)`` makes the next call of
+``function`` (logical or exported name) return ``code`` without touching any state;
+``calls`` lists the logical name of every function called.
+
+Scene link: with a ``scene``, the current calibration (the same float32 values
+``GetCalibration`` returns, as float64) is stored in ``scene.spectrograph_calibration_nm``
+at ``Initialize`` and every time the grating, centre wavelength, number of pixels or
+pixel width changes.  The simulated camera reads it.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import math
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from drivers.andor_shamrock.shamrock import (
+    CONSTANTS,
+    FUNCTIONS,
+    LIMITS,
+    PREFIXES,
+    STATUS_SUFFIXES,
+    SUCCESS,
+    vendor_name,
+)
+
+COMMUNICATION_ERROR, NOT_INITIALIZED, NOT_AVAILABLE = 20201, 20275, 20292
+P1INVALID, P2INVALID, P3INVALID, P4INVALID, P5INVALID = 20266, 20267, 20268, 20269, 20270
+SIM_DEVICE = 0
+"""Index of the one simulated spectrograph."""
+
+DESCRIPTIONS: dict[int, str] = {
+    20201: "Communication error",
+    20202: "Success",
+    20249: "The command failed",
+    20266: "The first parameter was out of range",
+    20267: "The second parameter was out of range",
+    20268: "The third parameter was out of range",
+    20269: "The fourth parameter was out of range",
+    20270: "The fifth parameter was out of range",
+    20275: "The requested spectrograph was not initialized",
+    20292: "The requested spectrograph was not available",
+}
+"""Texts of the simulated GetFunctionReturnDescription (the real SDK's wording may differ)."""
+
+
+@dataclass(frozen=True)
+class SimGrating:
+    """One grating of the turret."""
+
+    lines_per_mm: float
+    blaze: str
+    home: int = 0
+    offset: int = 0
+
+
+KYMERA_193I_GRATINGS = (
+    SimGrating(150.0, "500nm", home=10000, offset=0),
+    SimGrating(600.0, "500nm", home=20000, offset=0),
+    SimGrating(1200.0, "500nm", home=30000, offset=0),
+)
+"""The simulated turret: 150, 600 and 1200 l/mm, blazed at 500 nm."""
+
+SIM_OPTICS = {
+    "focal_length_mm": 193.0,
+    "deviation_angle_deg": 26.0,  # assumption: 2 x 13 deg (see the module docstring)
+    "focal_tilt_deg": 0.0,
+    "max_rotation_deg": 40.0,  # assumption: largest grating rotation of the wavelength drive
+}
+
+
+def calibration_nm(
+    lines_per_mm: float,
+    center_nm: float,
+    number_pixels: int,
+    pixel_width_um: float,
+    focal_length_mm: float = SIM_OPTICS["focal_length_mm"],
+    deviation_angle_deg: float = SIM_OPTICS["deviation_angle_deg"],
+) -> np.ndarray:
+    """Wavelength (nm, float64) of each pixel centre, from the grating equation (first order).
+
+    See the module docstring for the geometry.  Pure function of its arguments.
+    """
+    d_nm = 1e6 / lines_per_mm
+    half_deviation = math.radians(deviation_angle_deg) / 2
+    psi = math.asin(center_nm / (2 * d_nm * math.cos(half_deviation)))
+    alpha, beta_c = psi + half_deviation, psi - half_deviation
+    x_mm = (np.arange(number_pixels, dtype=np.float64) - (number_pixels - 1) / 2) * pixel_width_um * 1e-3
+    beta = beta_c + np.arctan(x_mm / focal_length_mm)
+    return d_nm * (math.sin(alpha) + np.sin(beta))
+
+
+def max_wavelength_nm(lines_per_mm: float, optics: dict[str, float] = SIM_OPTICS) -> float:
+    """Longest centre wavelength the drive reaches with a grating (nm)."""
+    d_nm = 1e6 / lines_per_mm
+    half_deviation = math.radians(optics["deviation_angle_deg"]) / 2
+    return 2 * d_nm * math.cos(half_deviation) * math.sin(math.radians(optics["max_rotation_deg"]))
+
+
+def _store(out: Any, value: float | int) -> None:
+    """Write an output value through ``byref(x)`` or a ``POINTER`` instance."""
+    target = out._obj if hasattr(out, "_obj") else out.contents
+    target.value = value
+
+
+def _store_text(buffer: Any, text: str, size: int | None = None) -> None:
+    """Copy ``text`` into a caller's char buffer, truncated to its size (NUL-terminated)."""
+    capacity = ctypes.sizeof(buffer) if size is None else min(int(size), ctypes.sizeof(buffer))
+    raw = text.encode("latin-1")[: max(capacity - 1, 0)]
+    ctypes.memmove(buffer, raw + b"\0", len(raw) + 1)
+
+
+def _num(arg: Any) -> Any:
+    """A Python number from a plain number or a ctypes scalar."""
+    return arg.value if isinstance(arg, ctypes._SimpleCData) else arg
+
+
+def _logical_name(name: str) -> str:
+    """``"_SetGrating"``, ``"ShamrockSetGrating"``, ``"ATSpectrographSetGrating"`` -> ``"SetGrating"``."""
+    name = name.lstrip("_")
+    for prefix in PREFIXES.values():
+        if name.startswith(prefix):
+            return name[len(prefix):]
+    return name
+
+
+def _vendor(requires_init: bool = True, per_device: bool = True) -> Callable[[Callable[..., int]], Callable[..., int]]:
+    """Common entry of every function: lock, injected error, init check, device index, ctypes unwrapped.
+
+    ``per_device``: the first argument is the device index; any but 0 returns P1INVALID.
+    """
+
+    def decorate(func: Callable[..., int]) -> Callable[..., int]:
+        logical = _logical_name(func.__name__)
+
+        @functools.wraps(func)
+        def wrapper(self: "_SimSpectrographCore", *args: Any) -> int:
+            with self._lock:
+                self.calls.append(logical)
+                injected = self._injected.pop(logical, None)
+                if injected is not None:
+                    return injected
+                if requires_init and not self.initialized:
+                    return NOT_INITIALIZED
+                values = [_num(a) for a in args]
+                if per_device and (not values or values[0] != SIM_DEVICE):
+                    return P1INVALID
+                return func(self, *values)
+
+        return wrapper
+
+    return decorate
+
+
+class _SimSpectrographCore:
+    """The Kymera 193i behind logical function names (``_SetGrating``...); see the module docstring.
+
+    Args:
+        scene: the shared scene; gets ``spectrograph_calibration_nm`` (None: no link).
+        gratings: the turret.
+        serial: serial number reported.
+        has_slit / has_shutter: whether the motorised input slit / shutter are fitted.
+    """
+
+    generation = "shamrock"
+
+    def __init__(
+        self,
+        scene: Any = None,
+        *,
+        gratings: Sequence[SimGrating] = KYMERA_193I_GRATINGS,
+        serial: str = "KY193-SIM01",
+        has_slit: bool = True,
+        has_shutter: bool = True,
+    ) -> None:
+        if not gratings:
+            raise ValueError("SimShamrock: gratings = (): at least one grating is needed")
+        self._scene = scene
+        self._gratings = tuple(gratings)
+        self._serial = serial
+        self._has_slit = bool(has_slit)
+        self._has_shutter = bool(has_shutter)
+        self._lock = threading.RLock()
+        self._injected: dict[str, int] = {}
+        self.calls: list[str] = []
+        """Logical name of every function called, in order (a test hook)."""
+        self.initialized = False
+        self.optics = dict(SIM_OPTICS)
+        self.limits_nm = [(0.0, round(max_wavelength_nm(g.lines_per_mm, self.optics), 1)) for g in self._gratings]
+        # Device state (persists across Initialize/Close, as the instrument's does).
+        self.grating = 1
+        self.center_nm = 600.0
+        self.slit_width_um = {index: 100.0 for index in CONSTANTS["slit_indices"].values()}
+        self.shutter_mode = 0
+        self.number_pixels = CONSTANTS["camera_number_pixels"]
+        self.pixel_width_um = CONSTANTS["camera_pixel_width_um"]
+
+    # --- test hooks and read-only views -------------------------------------------------
+    def inject_error(self, function: str, code: int) -> None:
+        """Make the next call of ``function`` (``"SetGrating"`` or ``"ShamrockSetGrating"``) return ``code``."""
+        self._injected[_logical_name(function)] = int(code)
+
+    def calibration_nm(self) -> np.ndarray:
+        """The current calibration exactly as GetCalibration returns it (float32 values, as float64)."""
+        lines = self._gratings[self.grating - 1].lines_per_mm
+        axis = calibration_nm(
+            lines, self.center_nm, self.number_pixels, self.pixel_width_um,
+            self.optics["focal_length_mm"], self.optics["deviation_angle_deg"],
+        )
+        return axis.astype(np.float32).astype(np.float64)
+
+    def _publish(self) -> None:
+        if self._scene is not None:
+            self._scene.spectrograph_calibration_nm = self.calibration_nm()
+
+    # --- basic ---------------------------------------------------------------------------
+    @_vendor(requires_init=False, per_device=False)
+    def _Initialize(self, ini_path: Any) -> int:
+        self.initialized = True
+        self._publish()
+        return SUCCESS
+
+    @_vendor(requires_init=False, per_device=False)
+    def _Close(self) -> int:
+        self.initialized = False
+        return SUCCESS
+
+    @_vendor(per_device=False)
+    def _GetNumberDevices(self, count: Any) -> int:
+        _store(count, 1)
+        return SUCCESS
+
+    @_vendor(requires_init=False, per_device=False)
+    def _GetFunctionReturnDescription(self, code: int, text: Any, size: int) -> int:
+        if code not in STATUS_SUFFIXES:
+            return P1INVALID
+        _store_text(text, DESCRIPTIONS[code], size)
+        return SUCCESS
+
+    @_vendor()
+    def _GetSerialNumber(self, device: int, serial: Any, size: int | None = None) -> int:
+        _store_text(serial, self._serial, size)
+        return SUCCESS
+
+    @_vendor()
+    def _EepromGetOpticalParams(self, device: int, focal_length: Any, deviation: Any, tilt: Any) -> int:
+        _store(focal_length, self.optics["focal_length_mm"] * 1e-3 / CONSTANTS["focal_length_unit_m"])
+        _store(deviation, self.optics["deviation_angle_deg"])
+        _store(tilt, self.optics["focal_tilt_deg"])
+        return SUCCESS
+
+    # --- gratings and wavelength --------------------------------------------------------
+    def _valid_grating(self, grating: int) -> bool:
+        return 1 <= grating <= len(self._gratings)
+
+    @_vendor()
+    def _GetNumberGratings(self, device: int, count: Any) -> int:
+        _store(count, len(self._gratings))
+        return SUCCESS
+
+    @_vendor()
+    def _SetGrating(self, device: int, grating: int) -> int:
+        if not self._valid_grating(grating):
+            return P2INVALID
+        low, high = self.limits_nm[grating - 1]
+        self.grating = int(grating)
+        self.center_nm = min(max(self.center_nm, low), high)  # the drive stays within the new grating's range
+        self._publish()
+        return SUCCESS
+
+    @_vendor()
+    def _GetGrating(self, device: int, grating: Any) -> int:
+        _store(grating, self.grating)
+        return SUCCESS
+
+    def _grating_info(self, device: int, grating: int, lines: Any, blaze: Any, size: int | None,
+                      home: Any, offset: Any) -> int:
+        if not self._valid_grating(grating):
+            return P2INVALID
+        info = self._gratings[grating - 1]
+        _store(lines, info.lines_per_mm)
+        _store_text(blaze, info.blaze, size)
+        _store(home, info.home)
+        _store(offset, info.offset)
+        return SUCCESS
+
+    @_vendor()
+    def _SetWavelength(self, device: int, wavelength_nm: float) -> int:
+        low, high = self.limits_nm[self.grating - 1]
+        if not low <= wavelength_nm <= high:
+            return P2INVALID
+        self.center_nm = float(wavelength_nm)
+        self._publish()
+        return SUCCESS
+
+    @_vendor()
+    def _GetWavelength(self, device: int, wavelength_nm: Any) -> int:
+        _store(wavelength_nm, self.center_nm)
+        return SUCCESS
+
+    @_vendor()
+    def _GetWavelengthLimits(self, device: int, grating: int, low: Any, high: Any) -> int:
+        if not self._valid_grating(grating):
+            return P2INVALID
+        _store(low, self.limits_nm[grating - 1][0])
+        _store(high, self.limits_nm[grating - 1][1])
+        return SUCCESS
+
+    # --- slit and shutter ---------------------------------------------------------------
+    def _valid_slit(self, index: int) -> bool:
+        return index in self.slit_width_um
+
+    @_vendor()
+    def _AutoSlitIsPresent(self, device: int, index: int, present: Any) -> int:
+        if not self._valid_slit(index):
+            return P2INVALID
+        _store(present, int(self._has_slit))
+        return SUCCESS
+
+    @_vendor()
+    def _SetAutoSlitWidth(self, device: int, index: int, width_um: float) -> int:
+        if not self._valid_slit(index) or not self._has_slit:
+            return P2INVALID
+        low, high = LIMITS["slit_width_um"]
+        if not low <= width_um <= high:
+            return P3INVALID
+        self.slit_width_um[index] = float(width_um)
+        return SUCCESS
+
+    @_vendor()
+    def _GetAutoSlitWidth(self, device: int, index: int, width_um: Any) -> int:
+        if not self._valid_slit(index) or not self._has_slit:
+            return P2INVALID
+        _store(width_um, self.slit_width_um[index])
+        return SUCCESS
+
+    @_vendor()
+    def _ShutterIsPresent(self, device: int, present: Any) -> int:
+        _store(present, int(self._has_shutter))
+        return SUCCESS
+
+    @_vendor()
+    def _SetShutter(self, device: int, mode: int) -> int:
+        if not self._has_shutter:
+            return NOT_AVAILABLE
+        if mode not in CONSTANTS["shutter_modes"].values():
+            return P2INVALID
+        self.shutter_mode = int(mode)
+        return SUCCESS
+
+    @_vendor()
+    def _GetShutter(self, device: int, mode: Any) -> int:
+        if not self._has_shutter:
+            return NOT_AVAILABLE
+        _store(mode, self.shutter_mode)
+        return SUCCESS
+
+    # --- calibration --------------------------------------------------------------------
+    @_vendor()
+    def _SetNumberPixels(self, device: int, number: int) -> int:
+        low, high = LIMITS["number_pixels"]
+        if not low <= number <= high:
+            return P2INVALID
+        self.number_pixels = int(number)
+        self._publish()
+        return SUCCESS
+
+    @_vendor()
+    def _GetNumberPixels(self, device: int, number: Any) -> int:
+        _store(number, self.number_pixels)
+        return SUCCESS
+
+    @_vendor()
+    def _SetPixelWidth(self, device: int, width_um: float) -> int:
+        low, high = LIMITS["pixel_width_um"]
+        if not low <= width_um <= high:
+            return P2INVALID
+        self.pixel_width_um = float(width_um)
+        self._publish()
+        return SUCCESS
+
+    @_vendor()
+    def _GetPixelWidth(self, device: int, width_um: Any) -> int:
+        _store(width_um, self.pixel_width_um)
+        return SUCCESS
+
+    @_vendor()
+    def _GetCalibration(self, device: int, values: Any, number: int) -> int:
+        if number != self.number_pixels:  # strict: the array must hold exactly the pixels set
+            return P3INVALID
+        np.ctypeslib.as_array(values, shape=(number,))[:] = self.calibration_nm()
+        return SUCCESS
+
+
+def _exported(logical: str) -> Callable[..., int]:
+    core = getattr(_SimSpectrographCore, "_" + logical)
+
+    def function(self: _SimSpectrographCore, *args: Any) -> int:
+        return core(self, *args)
+
+    function.__name__ = logical
+    return function
+
+
+def _with_vendor_names(cls: type) -> type:
+    """Give a generation class the exported names of every function in its table."""
+    for logical in FUNCTIONS[cls.generation]:
+        name = vendor_name(cls.generation, logical)
+        if name not in cls.__dict__:
+            setattr(cls, name, _exported(logical))
+    return cls
+
+
+@_with_vendor_names
+class SimShamrock(_SimSpectrographCore):
+    """Simulated ``ShamrockCIF64.dll`` (``Shamrock*`` names): a Kymera 193i over the scene."""
+
+    generation = "shamrock"
+
+    @_vendor()
+    def ShamrockGetGratingInfo(self, device: int, grating: int, lines: Any, blaze: Any, home: Any,
+                               offset: Any) -> int:
+        return self._grating_info(device, grating, lines, blaze, None, home, offset)
+
+
+@_with_vendor_names
+class SimATSpectrograph(_SimSpectrographCore):
+    """Simulated ``atspectrograph.dll`` (``ATSpectrograph*`` names, sized output strings)."""
+
+    generation = "atspectrograph"
+
+    @_vendor()
+    def ATSpectrographGetGratingInfo(self, device: int, grating: int, lines: Any, blaze: Any, size: int,
+                                     home: Any, offset: Any) -> int:
+        return self._grating_info(device, grating, lines, blaze, size, home, offset)
