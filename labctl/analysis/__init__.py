@@ -1,0 +1,30 @@
+"""Analysis of photon streams: live accumulators (no Qt) for the views of the paper's Fig. 4.
+
+Each accumulator is a labctl ``Sink`` (``open(run)``, ``write(block)``,
+``close(summary)``) and works standalone (``update(block)``, ``finalize()``);
+``snapshot()`` returns a frozen dataclass of numpy copies and may be called
+from another thread (a GUI timer) while ``update`` runs.  Results are exact
+integer counts and do not depend on how the stream is cut into blocks.
+
+* ``G2Accumulator``: g(2) cross-correlation of two detectors, with pulsed
+  (g2(0) from peak areas) and continuous normalisations (``g2.py``).
+* ``LifetimeAccumulator``: TCSPC nanotime histograms per detector (``lifetime.py``).
+* ``IntensityTrace``: counts per time bin (blinking trace) (``trace.py``).
+* ``FlidAccumulator``: average-lifetime trace and the intensity x lifetime
+  2-D histogram (FLID) (``trace.py``).
+"""
+
+from labctl.analysis.g2 import G2Accumulator, G2Snapshot
+from labctl.analysis.lifetime import LifetimeAccumulator, LifetimeSnapshot
+from labctl.analysis.trace import FlidAccumulator, FlidSnapshot, IntensityTrace, TraceSnapshot
+
+__all__ = [
+    "G2Accumulator",
+    "G2Snapshot",
+    "LifetimeAccumulator",
+    "LifetimeSnapshot",
+    "IntensityTrace",
+    "TraceSnapshot",
+    "FlidAccumulator",
+    "FlidSnapshot",
+]

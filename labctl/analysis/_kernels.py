@@ -1,0 +1,212 @@
+"""The numeric core of the accumulators: numba kernels, and the argument checks they share.
+
+Each kernel is a small pure function of arrays, compiled with ``nogil=True`` so
+that a GUI thread keeps running while the acquisition thread is inside one.
+Each has a plain numpy version next to the accumulator that uses it
+(``g2._numpy_pair_counts``, ``lifetime._numpy_histogram``,
+``trace._numpy_time_bins``); the tests hold the kernels to them.
+
+Loops here are over photons of one block; they replace what numpy would do
+in several passes over memory (masks, divisions, bincounts) with one pass.
+The g(2) walk over two sorted streams cannot be vectorised at all without
+materialising every pair.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from numba import njit
+
+from labctl.run import RunInfo
+
+# ----------------------------------------------------------------------------- kernels
+
+
+@njit(cache=True, nogil=True)
+def split_two_detectors(
+    timestamps: np.ndarray, detectors: np.ndarray, detector_a: int, detector_b: int,
+    tail_a: np.ndarray, tail_b: np.ndarray, previous_ps: np.int64,
+) -> tuple[np.ndarray, np.ndarray, bool]:
+    """The photons of A and of B, each appended to its kept tail, and whether time never went back.
+
+    ``previous_ps`` is the last timestamp of the blocks before; the block must be
+    sorted and start at or after it.  On ``False`` the arrays are meaningless.
+    """
+    n = timestamps.shape[0]
+    n_a = tail_a.shape[0]
+    n_b = tail_b.shape[0]
+    a = np.empty(n_a + n + 1, np.int64)  # +1: every photon is written to both, then kept or overwritten
+    b = np.empty(n_b + n + 1, np.int64)
+    a[:n_a] = tail_a
+    b[:n_b] = tail_b
+    went_back = False
+    previous = previous_ps
+    for i in range(n):  # branch-free: A and B alternate at random, a branch would mispredict half the time
+        t = timestamps[i]
+        went_back |= t < previous
+        previous = t
+        d = detectors[i]
+        a[n_a] = t
+        n_a += d == detector_a
+        b[n_b] = t
+        n_b += d == detector_b
+    return a[:n_a], b[:n_b], not went_back
+
+
+@njit(cache=True, nogil=True)
+def add_pair_counts(
+    a: np.ndarray, b: np.ndarray, old_a: int, old_b: int, range_ps: np.int64, bin_width_ps: np.int64,
+    counts: np.ndarray,
+) -> None:
+    """Add to ``counts`` every pair (a[i], b[j]) with lag b[j] - a[i] in [-range, range) and i >= old_a or j >= old_b.
+
+    ``a`` and ``b`` are sorted; their first ``old_a`` / ``old_b`` elements are
+    photons whose pairs among themselves were counted before.  Bin k holds lags in
+    ``[-range + k * bin, -range + (k + 1) * bin)``.  One pointer walks ``a`` as
+    ``b`` advances, so the cost is O(len(a) + len(b) + pairs).
+    """
+    n_a = a.shape[0]
+    width = np.uint64(bin_width_ps)
+    lo = 0
+    for j in range(b.shape[0]):
+        t_b = b[j]
+        low = t_b - range_ps  # a pairs if low < a <= t_b + range
+        while lo < n_a and a[lo] <= low:
+            lo += 1
+        high = t_b + range_ps
+        i = lo
+        if j < old_b and i < old_a:
+            i = old_a
+        while i < n_a and a[i] <= high:
+            counts[np.uint64(high - a[i]) // width] += 1  # lag + range, in [0, 2 range)
+            i += 1
+
+
+@njit(cache=True, nogil=True)
+def add_nanotime_histograms(
+    detectors: np.ndarray, nanotimes: np.ndarray, code_of: np.ndarray, bin_width_ps: np.int64,
+    counts: np.ndarray, no_nanotime: np.ndarray, out_of_range: np.ndarray,
+) -> None:
+    """Add each photon's nanotime to the histogram row of its detector.
+
+    ``code_of[channel]`` is the row of a detector channel, -1 for channels left
+    out.  Negative nanotimes go to ``no_nanotime[row]``, nanotimes past the last
+    bin to ``out_of_range[row]``.
+    """
+    n_bins = counts.shape[1]
+    for i in range(detectors.shape[0]):
+        row = code_of[detectors[i]]
+        if row < 0:
+            continue
+        nt = nanotimes[i]
+        if nt < 0:
+            no_nanotime[row] += 1
+            continue
+        k = np.int64(nt) // bin_width_ps
+        if k >= n_bins:
+            out_of_range[row] += 1
+        else:
+            counts[row, k] += 1
+
+
+@njit(cache=True, nogil=True)
+def add_time_bins(
+    timestamps: np.ndarray, detectors: np.ndarray, nanotimes: np.ndarray, code_of: np.ndarray,
+    origin_ps: np.int64, bin_ps: np.int64, first_bin: np.int64, previous_ps: np.int64,
+    counts: np.ndarray, nanotime_counts: np.ndarray, nanotime_sums_ps: np.ndarray,
+    nanotime_offset_ps: np.int64, with_nanotimes: bool,
+) -> bool:
+    """Bin sorted photons by time: row r covers ``[origin + (first_bin + r) * bin, ... + bin)``.
+
+    Adds per row and detector column (``code_of`` as above) the photon count;
+    with ``with_nanotimes`` also, per row, the number of photons with a nanotime
+    (>= 0) and the sum of their ``nanotime - nanotime_offset_ps`` (int64).
+    Every timestamp must be >= the start of row 0 and fall within the rows.
+    Returns False (and stops) if time goes back (before ``previous_ps`` or
+    within the block) or runs past the last row.
+    """
+    n_rows = counts.shape[0]
+    row = 0
+    row_end = origin_ps + (first_bin + 1) * bin_ps
+    previous = previous_ps
+    went_back = False
+    nt_n = np.int64(0)  # the current row's nanotime count and sum, kept in registers
+    nt_sum = np.int64(0)
+    for i in range(timestamps.shape[0]):
+        t = timestamps[i]
+        went_back |= t < previous
+        previous = t
+        column = code_of[detectors[i]]
+        if column < 0:
+            continue
+        if t >= row_end:
+            nanotime_counts[row] += nt_n
+            nanotime_sums_ps[row] += nt_sum
+            nt_n = 0
+            nt_sum = 0
+            while t >= row_end:
+                row += 1
+                row_end += bin_ps
+            if row >= n_rows:
+                return False
+        counts[row, column] += 1
+        if with_nanotimes:
+            nt = nanotimes[i]
+            if nt >= 0:
+                nt_n += 1
+                nt_sum += np.int64(nt) - nanotime_offset_ps
+    nanotime_counts[row] += nt_n
+    nanotime_sums_ps[row] += nt_sum
+    return not went_back
+
+
+# ----------------------------------------------------------------------------- shared checks
+
+
+def check_positive_int(owner: str, name: str, value: object) -> int:
+    """``value`` as an int if it is a whole number > 0, else a ValueError naming it."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
+        raise ValueError(f"{owner}: {name} = {value!r}: must be an integer > 0")
+    return int(value)
+
+
+def check_channel(owner: str, name: str, value: object) -> int:
+    """A tagger channel number 0..255."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not 0 <= value <= 255:
+        raise ValueError(f"{owner}: {name} = {value!r}: must be a tagger channel number between 0 and 255")
+    return int(value)
+
+
+def check_detectors(owner: str, detectors: Sequence[int] | None) -> tuple[int, ...] | None:
+    """Distinct channel numbers (None = take them from the run at ``open``)."""
+    if detectors is None:
+        return None
+    if isinstance(detectors, (int, np.integer)) or not isinstance(detectors, Sequence) and not isinstance(
+        detectors, np.ndarray
+    ):
+        raise ValueError(f"{owner}: detectors = {detectors!r}: must be a sequence of tagger channel numbers")
+    out = tuple(check_channel(owner, "detectors", d) for d in detectors)
+    if not out or len(set(out)) != len(out):
+        raise ValueError(f"{owner}: detectors = {detectors!r}: must be one or more distinct channel numbers")
+    return out
+
+
+def run_detectors(owner: str, wanted: tuple[int, ...] | None, run: RunInfo) -> tuple[int, ...]:
+    """The detectors to use for ``run``: ``wanted``, each of which must be one of the run's SPADs, or all of them."""
+    available = tuple(run.channels.detectors)
+    if wanted is None:
+        return available
+    for d in wanted:
+        if d not in available:
+            raise ValueError(f"{owner}: detector channel {d} is not a photon detector of this run: "
+                             f"allowed {available} (run.channels)")
+    return wanted
+
+
+def code_table(detectors: Sequence[int]) -> np.ndarray:
+    """``table[channel]`` = position of the channel in ``detectors``, -1 for the other 256 - n channels."""
+    table = np.full(256, -1, np.int64)
+    table[np.asarray(detectors, np.int64)] = np.arange(len(detectors))
+    return table
