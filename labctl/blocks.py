@@ -116,6 +116,26 @@ class LossRecord:
 
 
 @dataclass
+class FrameBlock:
+    """Camera frames placed on the tagger clock by their frame-clock marker tags.
+
+    Attributes:
+        indices: ``int64`` frame index in the run (0 = first frame), one per frame.
+        frames: counts, shape ``(n, pixels)`` (FVB) or ``(n, rows, pixels)`` (image).
+        exposure_start_ps: ``int64`` ps, the frame's marker tag (tagger clock).
+        exposure_stop_ps: ``int64`` ps, start + exposure time.
+    """
+
+    indices: np.ndarray
+    frames: np.ndarray
+    exposure_start_ps: np.ndarray
+    exposure_stop_ps: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.indices.shape[0])
+
+
+@dataclass
 class PhotonBlock:
     """Photons (detector tags) with macrotime and nanotime, plus side channels.
 
@@ -129,6 +149,8 @@ class PhotonBlock:
         sync_count: laser sync tags consumed for this block.
         span_ps: (start, stop) of the stretch of tagger time this block covers;
             consecutive blocks tile the run without gaps or overlap.
+        frames: camera frames completed while this block was read (None = none).
+        skipped_frames: frame indices the camera lost (never delivered).
     """
 
     timestamps: np.ndarray
@@ -138,6 +160,8 @@ class PhotonBlock:
     losses: list[LossRecord] = field(default_factory=list)
     sync_count: int = 0
     span_ps: tuple[int, int] = (0, 0)
+    frames: FrameBlock | None = None
+    skipped_frames: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
 
     def __len__(self) -> int:
         return int(self.timestamps.shape[0])

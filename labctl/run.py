@@ -5,7 +5,31 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+import numpy as np
+
 from labctl.blocks import ChannelMap, LossRecord
+
+
+@dataclass
+class SpectralInfo:
+    """What the file writer needs to lay out the spectra before the first frame.
+
+    Attributes:
+        frame_shape: shape of one frame: ``(pixels,)`` for FVB, ``(rows, pixels)`` for images.
+        wavelength_nm: wavelength of each pixel column (nm), from the spectrograph calibration.
+        exposure_s: exposure time of each frame (s).
+        frame_rate_hz: frame-clock rate (Hz).
+    """
+
+    frame_shape: tuple[int, ...]
+    wavelength_nm: np.ndarray
+    exposure_s: float
+    frame_rate_hz: float
+
+    @property
+    def energy_ev(self) -> np.ndarray:
+        """Photon energy of each pixel column (eV): 1239.84198 / wavelength_nm."""
+        return 1239.841984 / np.asarray(self.wavelength_nm, dtype=np.float64)
 
 
 @dataclass
@@ -23,6 +47,7 @@ class RunInfo:
         seed: simulation seed, if simulated.
         station_snapshot: the QCoDeS snapshot of every instrument plus the station config.
         description: free text.
+        spectra: frame layout and axes when a camera records (None = no camera).
     """
 
     run_id: str
@@ -35,6 +60,7 @@ class RunInfo:
     seed: int | None = None
     station_snapshot: dict[str, Any] = field(default_factory=dict)
     description: str = ""
+    spectra: SpectralInfo | None = None
 
 
 @dataclass

@@ -107,6 +107,22 @@ RUN_LOG = "/user/labctl/run_log"  # RUN_LOG_DTYPE rows
 WRITER_DONE = "/user/labctl/writer_done"  # int8: 0 while streaming, 1 once all data are flushed
 RUN_END = "/user/labctl/run_end"  # group; attributes = end-of-run record
 
+# --- /user/labctl/spectra: camera frames on the photon clock ----------------
+SPECTRA = "/user/labctl/spectra"
+SPECTRA_FRAMES = SPECTRA + "/frames"  # uint16, frames x pixels (FVB) or frames x rows x pixels (image)
+SPECTRA_FRAME_INDEX = SPECTRA + "/frame_index"  # int64, index of each stored frame in the run
+SPECTRA_WAVELENGTH = SPECTRA + "/wavelength_nm"  # float64 per pixel column
+SPECTRA_ENERGY = SPECTRA + "/energy_ev"  # float64 per pixel column
+SPECTRA_EXPOSURE_START = SPECTRA + "/exposure_start_ps"  # int64 per frame, tagger clock (same as timestamps)
+SPECTRA_EXPOSURE_STOP = SPECTRA + "/exposure_stop_ps"  # int64 per frame
+SPECTRA_SKIPPED = SPECTRA + "/skipped_frames"  # int64 indices of frames the camera lost
+SPECTRA_CAMERA_SNAPSHOT = SPECTRA + "/camera_snapshot"  # JSON text
+SPECTRA_SPECTROGRAPH_SNAPSHOT = SPECTRA + "/spectrograph_snapshot"  # JSON text
+FRAMES_DTYPE = np.dtype(np.uint16)
+NO_CAMERA_FRAME_SHAPE = (1024,)
+"""Frame shape of the (empty) spectra datasets of a run without a camera."""
+SPECTRA_FRAME_PATHS = (SPECTRA_FRAMES, SPECTRA_FRAME_INDEX, SPECTRA_EXPOSURE_START, SPECTRA_EXPOSURE_STOP)
+
 STREAM_PATHS = (TIMESTAMPS, DETECTORS, NANOTIMES)
 """The per-photon datasets: always the same length in a closed file."""
 
@@ -123,6 +139,9 @@ REQUIRED_PATHS = (
     "/identity/format_name", "/identity/format_version", "/identity/format_url",
     "/provenance/software", "/provenance/creation_time",
     RUN_ID, STATION_SNAPSHOT, MARKERS, LOSSES, RUN_LOG, WRITER_DONE,
+    SPECTRA_FRAMES, SPECTRA_FRAME_INDEX, SPECTRA_WAVELENGTH, SPECTRA_ENERGY,
+    SPECTRA_EXPOSURE_START, SPECTRA_EXPOSURE_STOP, SPECTRA_SKIPPED,
+    SPECTRA_CAMERA_SNAPSHOT, SPECTRA_SPECTROGRAPH_SNAPSHOT,
 )
 """Every path that ``PhotonHDF5Writer.open`` creates (``RUN_END`` comes at close)."""
 
@@ -169,6 +188,33 @@ DETECTION_WAVELENGTH_M = 600e-9
 
 MARKER_CHUNK = 4096
 TABLE_CHUNK = 64
+
+
+def create_spectra_layout(f: h5py.File, run: RunInfo) -> None:
+    """The camera datasets, created up front like everything else (empty when there is no camera)."""
+    spectra = run.spectra
+    shape = tuple(spectra.frame_shape) if spectra is not None else NO_CAMERA_FRAME_SHAPE
+    group = f.require_group(SPECTRA)
+    group.attrs["camera"] = np.uint8(spectra is not None)
+    group.attrs["exposure_s"] = float(spectra.exposure_s) if spectra is not None else float("nan")
+    group.attrs["frame_rate_hz"] = float(spectra.frame_rate_hz) if spectra is not None else float("nan")
+    rows_per_chunk = max(1, (1 << 20) // (FRAMES_DTYPE.itemsize * int(np.prod(shape))))
+    frames = f.create_dataset(SPECTRA_FRAMES, shape=(0, *shape), maxshape=(None, *shape),
+                              chunks=(rows_per_chunk, *shape), dtype=FRAMES_DTYPE)
+    frames.attrs["unit"] = "counts"
+    for path in (SPECTRA_FRAME_INDEX, SPECTRA_EXPOSURE_START, SPECTRA_EXPOSURE_STOP, SPECTRA_SKIPPED):
+        ds = f.create_dataset(path, shape=(0,), maxshape=(None,), chunks=(MARKER_CHUNK,), dtype=np.int64)
+        if path != SPECTRA_FRAME_INDEX and path != SPECTRA_SKIPPED:
+            ds.attrs["unit"] = "ps"
+    wavelength = (np.asarray(spectra.wavelength_nm, np.float64) if spectra is not None
+                  else np.full(shape[-1], np.nan))
+    f[SPECTRA_WAVELENGTH] = wavelength
+    f[SPECTRA_WAVELENGTH].attrs["unit"] = "nm"
+    f[SPECTRA_ENERGY] = 1239.841984 / wavelength
+    f[SPECTRA_ENERGY].attrs["unit"] = "eV"
+    instruments = (run.station_snapshot or {}).get("instruments", {})
+    for path, role in ((SPECTRA_CAMERA_SNAPSHOT, "camera"), (SPECTRA_SPECTROGRAPH_SNAPSHOT, "spectrograph")):
+        f[path] = text_scalar(json.dumps(instruments.get(role), default=_json_default))
 
 
 # --- encoding and decoding the labctl records -------------------------------
@@ -321,6 +367,7 @@ def create_layout(f: h5py.File, run: RunInfo, *, chunk_photons: int, author: str
     for path, dtype in ((LOSSES, LOSS_DTYPE), (RUN_LOG, RUN_LOG_DTYPE)):
         f.create_dataset(path, shape=(0,), maxshape=(None,), chunks=(TABLE_CHUNK,), dtype=dtype)
     f[WRITER_DONE] = np.int8(0)
+    create_spectra_layout(f, run)
     # PyTables (hence phconvert, FRETBursts) reads a scalar dataset as a 0-d array unless it
     # carries FLAVOR = "python", as the scalars that phconvert writes do; then it gets bytes/int/float.
     scalars: list[str] = []

@@ -22,7 +22,7 @@ from typing import Any
 import h5py
 import numpy as np
 
-from labctl.blocks import LossRecord, PhotonBlock
+from labctl.blocks import FrameBlock, LossRecord, PhotonBlock
 from labctl.errors import ConfigError, DiskSpaceError
 from labctl.run import RunInfo, RunSummary
 from labctl.storage import layout as L
@@ -31,7 +31,7 @@ PHOTON_BYTES = L.TIMESTAMPS_DTYPE.itemsize + L.DETECTORS_DTYPE.itemsize + L.NANO
 """Bytes per photon in the file (13)."""
 
 
-_LIVE_PATHS = (L.MARKERS, L.LOSSES, L.RUN_LOG, L.ACQUISITION_DURATION, L.SETUP_DETECTOR_COUNTS,
+_LIVE_PATHS = (*L.SPECTRA_FRAME_PATHS, L.SPECTRA_SKIPPED, L.MARKERS, L.LOSSES, L.RUN_LOG, L.ACQUISITION_DURATION, L.SETUP_DETECTOR_COUNTS,
                *L.STREAM_PATHS, L.WRITER_DONE)
 """Datasets written during the run, in flush order: side tables first, photons last, so that
 a SWMR reader that sees photons up to t also sees the markers and losses up to t."""
@@ -146,6 +146,8 @@ class PhotonHDF5Writer:
             self._stage_n = 0  # photons in the stage
             self._stage_written = 0  # of which already in the file (written by a flush)
             self._pending_markers: list[np.ndarray] = []
+            self._pending_frames: list[FrameBlock] = []
+            self._pending_skipped: list[np.ndarray] = []
             self._pending_losses: list[LossRecord] = []
             self._loss_keys: set[tuple[int, int, str]] = set()
             self._counts = np.zeros(len(self._ids), np.int64)  # photons per id in self._ids
@@ -184,6 +186,10 @@ class PhotonHDF5Writer:
             self._note_span(block.span_ps, ts)
             if len(markers):
                 self._pending_markers.append(markers.copy())
+            if block.frames is not None and len(block.frames):
+                self._pending_frames.append(block.frames)
+            if len(block.skipped_frames):
+                self._pending_skipped.append(np.asarray(block.skipped_frames, np.int64))
             for loss in block.losses:
                 self._queue_loss(loss)
             try:
@@ -318,6 +324,15 @@ class PhotonHDF5Writer:
         if self._pending_markers:
             _append(self._ds[L.MARKERS], np.concatenate(self._pending_markers))
             self._pending_markers = []
+        if self._pending_frames:
+            frames, self._pending_frames = self._pending_frames, []
+            _append(self._ds[L.SPECTRA_FRAMES], np.concatenate([b.frames for b in frames]).astype(L.FRAMES_DTYPE, copy=False))
+            _append(self._ds[L.SPECTRA_FRAME_INDEX], np.concatenate([b.indices for b in frames]))
+            _append(self._ds[L.SPECTRA_EXPOSURE_START], np.concatenate([b.exposure_start_ps for b in frames]))
+            _append(self._ds[L.SPECTRA_EXPOSURE_STOP], np.concatenate([b.exposure_stop_ps for b in frames]))
+        if self._pending_skipped:
+            _append(self._ds[L.SPECTRA_SKIPPED], np.concatenate(self._pending_skipped))
+            self._pending_skipped = []
         if self._pending_losses:
             _append(self._ds[L.LOSSES], L.loss_rows(self._pending_losses))
             self._pending_losses = []
@@ -358,7 +373,8 @@ class PhotonHDF5Writer:
         self._ds[L.SETUP_DETECTOR_COUNTS][:] = self._counts
 
     def _flush(self) -> None:
-        staged = (self._stage_n - self._stage_written) * PHOTON_BYTES + sum(m.nbytes for m in self._pending_markers)
+        staged = ((self._stage_n - self._stage_written) * PHOTON_BYTES + sum(m.nbytes for m in self._pending_markers)
+                  + sum(b.frames.size * L.FRAMES_DTYPE.itemsize for b in self._pending_frames))
         self._check_space(staged + L.LOSS_DTYPE.itemsize * len(self._pending_losses))
         self._write_stage()
         self._commit_side()
