@@ -6,6 +6,9 @@ Commands (their options are a public contract, see README):
   record the station's photon stream to a Photon-HDF5 file, with a progress
   bar and a closing summary (rates per channel, photons written, losses, file size).
 * ``labctl info FILE``: what a Photon-HDF5 file holds.
+* ``labctl analyze FILE [--detectors A B] [--g2-bin-ps N] [--g2-range-ps N]
+  [--lifetime-bin-ps N] [--trace-bin-ms X] [--fit mono|bi] [--on-threshold N]
+  [--json OUT] [--plots DIR]``: g(2), lifetime fit, blinking trace and FLID.
 """
 
 from __future__ import annotations
@@ -47,6 +50,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     info = commands.add_parser("info", help="print what a Photon-HDF5 file holds")
     info.add_argument("file", type=Path)
+
+    analyze = commands.add_parser("analyze", help="g(2), lifetime fit, blinking trace and FLID of a Photon-HDF5 file")
+    analyze.add_argument("file", type=Path)
+    analyze.add_argument("--detectors", type=int, nargs=2, metavar=("A", "B"), help="detector ids; lag = t_B - t_A")
+    analyze.add_argument("--g2-bin-ps", type=int, default=1000, help="g(2) bin width (ps)")
+    analyze.add_argument("--g2-range-ps", type=int, default=3_500_000, help="g(2) lags from -range to +range (ps)")
+    analyze.add_argument("--lifetime-bin-ps", type=int, default=100, help="TCSPC bin width (ps)")
+    analyze.add_argument("--trace-bin-ms", type=float, default=10.0, help="intensity-trace and FLID bin (ms)")
+    analyze.add_argument("--fit", choices=("mono", "bi"), default="mono", help="decay model")
+    analyze.add_argument("--on-threshold", type=float, default=None,
+                         help="ON threshold in counts per trace bin (default: 400 per 100 ms, scaled)")
+    analyze.add_argument("--json", type=Path, default=None, help="write the results as JSON")
+    analyze.add_argument("--plots", type=Path, default=None, help="write PNG figures into this folder")
     return parser
 
 
@@ -99,12 +115,36 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_analyze(args: argparse.Namespace) -> int:
+    from labctl.analyze import AnalyzeOptions, analyze_file, dump_json, format_result, parse_detectors, write_plots
+
+    options = AnalyzeOptions(
+        detectors=parse_detectors(args.detectors), g2_bin_ps=args.g2_bin_ps, g2_range_ps=args.g2_range_ps,
+        lifetime_bin_ps=args.lifetime_bin_ps, trace_bin_ms=args.trace_bin_ms, fit=args.fit,
+        on_threshold=args.on_threshold,
+    )
+    try:
+        result = analyze_file(args.file, options)
+    except ValueError as exc:  # bad binning arguments from the accumulators
+        print(f"labctl analyze: {exc}", file=sys.stderr)
+        return 2
+    print(format_result(result))
+    if args.json is not None:
+        dump_json(result, args.json)
+    if args.plots is not None:
+        for path in write_plots(result, args.plots):
+            print(f"plot        {path}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
         if args.command == "acquire":
             return cmd_acquire(args)
+        if args.command == "analyze":
+            return cmd_analyze(args)
         return cmd_info(args)
     except LabctlError as exc:
         print(f"labctl {args.command}: {exc}", file=sys.stderr)
