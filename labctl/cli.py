@@ -79,7 +79,10 @@ def cmd_acquire(args: argparse.Namespace) -> int:
     config = StationConfig.load(args.config).with_seed(args.seed)
     show_progress = not args.no_progress
     with Station(config) as station:
-        engine = AcquisitionEngine(station, args.out, description=f"labctl acquire --duration {args.duration}")
+        from labctl.analysis import live_set
+
+        live = live_set()
+        engine = AcquisitionEngine(station, args.out, sinks=live, description=f"labctl acquire --duration {args.duration}")
         engine.start(args.duration)
         done = threading.Event()
 
@@ -103,9 +106,26 @@ def cmd_acquire(args: argparse.Namespace) -> int:
                 ticker.join()
                 print(file=sys.stderr)
     print(format_summary(summary, config.channels, origin_ps=summary.start_ps))
+    print(format_live(live))
     if summary.losses:
         return 3
     return 0 if summary.clean else 1
+
+
+def format_live(live: list) -> str:
+    """The live views' numbers at the end of a run (g2(0), mean delay, trace)."""
+    g2, lifetime, trace = live[0].snapshot(), live[1].snapshot(), live[2].snapshot()
+    lines = []
+    if g2.g2_zero is not None:
+        lines.append(f"g2(0) live       {g2.g2_zero:.4f} ± {g2.g2_zero_err:.4f}")
+    summed = lifetime.summed
+    if summed.sum():
+        centres = 0.5 * (lifetime.bin_edges_ps[:-1] + lifetime.bin_edges_ps[1:])
+        lines.append(f"mean delay live  {float((summed * centres).sum() / summed.sum()) * 1e-3:.2f} ns after the laser pulse")
+    if trace.n_complete_bins:
+        total = trace.total[: trace.n_complete_bins]
+        lines.append(f"trace live       {total.mean():.1f} counts per {trace.bin_ms:g} ms bin (max {total.max()})")
+    return "\n".join(lines)
 
 
 def cmd_info(args: argparse.Namespace) -> int:

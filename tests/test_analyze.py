@@ -125,3 +125,21 @@ def test_bad_options_fail_clearly(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "labctl.cli", "analyze", str(path), "--g2-range-ps", "1500", "--g2-bin-ps", "1000"],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and "range_ps" in proc.stderr and "1500" in proc.stderr
+
+
+def test_live_views_during_a_run_equal_the_offline_analysis_of_its_file(make_station, tmp_path):
+    from labctl.analysis import live_set
+    from labctl.engine import AcquisitionEngine
+
+    station = make_station(scene={"emitter": {"kind": "single_qd"}, "collection_efficiency": 0.5})
+    live = live_set()
+    out = tmp_path / "live.h5"
+    with AcquisitionEngine(station, out, sinks=live) as engine:
+        summary = engine.run(1.0)
+    assert summary.losses == []
+    offline = analyze_file(out, AnalyzeOptions(detectors=station.channels.detectors))
+    g2, lifetime = live[0].snapshot(), live[1].snapshot()
+    assert g2.counts.sum() > 1000
+    np.testing.assert_array_equal(offline["g2"]["counts"], g2.counts)
+    np.testing.assert_array_equal(offline["lifetime"]["counts"], lifetime.summed)
+    assert offline["g2"]["g2_zero"] == pytest.approx(g2.g2_zero)

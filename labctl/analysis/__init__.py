@@ -28,3 +28,8 @@ __all__ = [
     "FlidAccumulator",
     "FlidSnapshot",
 ]
+
+
+def live_set() -> list:
+    """The standard live views as engine sinks (detectors and laser period come from the run)."""
+    return [G2Accumulator(), LifetimeAccumulator(), IntensityTrace(), FlidAccumulator()]
