@@ -19,9 +19,10 @@ implements the same function names.
 
 from __future__ import annotations
 
+from drivers._platform import platform_key
+
 import ctypes
 import os
-import sys
 from collections.abc import Iterable
 from ctypes import POINTER, c_char_p, c_float, c_int, c_int32, c_uint, c_uint16, c_uint32
 from typing import Any
@@ -266,22 +267,14 @@ def call(lib: Any, function: str, *args: Any, ok: Iterable[int] = (DRV_SUCCESS,)
 
 
 # --- loading -----------------------------------------------------------------------
-def _platform_key() -> str:
-    if sys.platform.startswith("win"):
-        return "win32"
-    if sys.platform == "darwin":
-        return "darwin"
-    return "linux"
-
-
 def default_library_name() -> str:
     """File name of the SDK2 library on this platform (``atmcd64d.dll`` / ``libandor.so``)."""
-    return CONSTANTS["library_names"][_platform_key()]
+    return CONSTANTS["library_names"][platform_key()]
 
 
 def default_init_dir() -> str:
     """Directory passed to ``Initialize`` on this platform (see ``CONSTANTS["init_dir"]``)."""
-    return CONSTANTS["init_dir"][_platform_key()]
+    return CONSTANTS["init_dir"][platform_key()]
 
 
 def apply_prototypes(lib: Any) -> None:
@@ -316,7 +309,7 @@ def load_atmcd(path: str | None = None) -> Any:
     name = default_library_name()
     env_var = CONSTANTS["library_env_var"]
     candidate = path or os.environ.get(env_var) or name
-    loader = getattr(ctypes, "WinDLL") if _platform_key() == "win32" else ctypes.CDLL
+    loader = getattr(ctypes, "WinDLL") if platform_key() == "win32" else ctypes.CDLL
     try:
         lib = loader(candidate)
     except OSError as exc:

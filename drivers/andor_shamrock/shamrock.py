@@ -32,9 +32,10 @@ same function names.
 
 from __future__ import annotations
 
+from drivers._platform import platform_key
+
 import ctypes
 import os
-import sys
 import threading
 from ctypes import POINTER, c_char_p, c_float, c_int, c_uint
 from dataclasses import dataclass
@@ -357,17 +358,9 @@ def _output_value(output: Any) -> Any:
 
 
 # --- loading ------------------------------------------------------------------------------------
-def _platform_key() -> str:
-    if sys.platform.startswith("win"):
-        return "win32"
-    if sys.platform == "darwin":
-        return "darwin"
-    return "linux"
-
-
 def default_library_names() -> tuple[str, ...]:
     """File names of the vendor library on this platform, newest generation first."""
-    return CONSTANTS["library_names"][_platform_key()]
+    return CONSTANTS["library_names"][platform_key()]
 
 
 def apply_prototypes(lib: Any) -> str:
@@ -413,7 +406,7 @@ def load_shamrock(path: str | None = None) -> Any:
         candidates = [os.environ[env_var]]
     else:
         candidates = list(names)
-    loader = getattr(ctypes, "WinDLL") if _platform_key() == "win32" else ctypes.CDLL
+    loader = getattr(ctypes, "WinDLL") if platform_key() == "win32" else ctypes.CDLL
     failures: list[str] = []
     for candidate in candidates:
         try:

@@ -17,9 +17,10 @@ touches the vendor library.  The simulated library
 
 from __future__ import annotations
 
+from drivers._platform import platform_key
+
 import ctypes
 import os
-import sys
 from ctypes import POINTER, c_char_p, c_double, c_int, c_int32, c_int64, c_uint8
 from typing import Any
 
@@ -209,17 +210,9 @@ def detect_generation(lib: Any) -> str:
 
 
 # --- loading -----------------------------------------------------------------------
-def _platform_key() -> str:
-    if sys.platform.startswith("win"):
-        return "win32"
-    if sys.platform == "darwin":
-        return "darwin"
-    return "linux"
-
-
 def default_library_name() -> str:
     """File name of the vendor library on this platform (``tdcbase.dll``, ``libtdcbase.so``)."""
-    return CONSTANTS["library_names"][_platform_key()]
+    return CONSTANTS["library_names"][platform_key()]
 
 
 def apply_prototypes(lib: Any) -> str:
@@ -267,7 +260,7 @@ def load_tdcbase(path: str | None = None) -> Any:
         candidates.append(os.environ[env_var])
     else:
         candidates.append(name)
-    loader = getattr(ctypes, "WinDLL") if _platform_key() == "win32" else ctypes.CDLL
+    loader = getattr(ctypes, "WinDLL") if platform_key() == "win32" else ctypes.CDLL
     failures: list[str] = []
     for candidate in candidates:
         try:
@@ -278,7 +271,7 @@ def load_tdcbase(path: str | None = None) -> Any:
             continue
         apply_prototypes(lib)
         return lib
-    dependency = CONSTANTS["library_dependencies"].get(_platform_key(), "")
+    dependency = CONSTANTS["library_dependencies"].get(platform_key(), "")
     raise VendorLibraryNotFound(
         f"quTAG vendor library {name!r} could not be loaded: tried {'; '.join(failures)}. "
         f"Install the quTAG software (its userlib/lib folder holds {name}"
