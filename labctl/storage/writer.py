@@ -450,7 +450,7 @@ class PhotonHDF5Writer:
 
 def _append(ds: h5py.Dataset, rows: np.ndarray) -> None:
     n = ds.shape[0]
-    ds.resize((n + len(rows),))
+    ds.resize(n + len(rows), axis=0)  # along the first axis: also for frames (n x pixels)
     ds[n:] = rows
 
 
