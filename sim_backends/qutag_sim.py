@@ -79,6 +79,10 @@ PERROR_TEXTS: dict[int, str] = {
 N_INPUTS = len(CONSTANTS["inputs"])
 
 
+
+MAX_STEP_PS = 50_000_000_000
+"""Device time (50 ms) pulled from the scene per step when the reader falls behind."""
+
 class Scene(Protocol):
     """What the simulated library needs of the shared scene."""
 
@@ -189,8 +193,13 @@ class _SimTDCCore:
         if self._origin_s is None:
             return
         t_now = self.device_time_ps()
-        if t_now <= self._t_generated_ps:
-            return
+        # In steps: a reader that fell far behind costs time, not memory (the ring keeps
+        # only the last buffer_size tags of each step).
+        while self._t_generated_ps < t_now:
+            self._advance_to(min(t_now, self._t_generated_ps + MAX_STEP_PS))
+
+    def _advance_to(self, t_now: int) -> None:
+        """Process the scene's tags in [generated, t_now)."""
         block = self._scene.generate(t_now)
         self._t_generated_ps = t_now
         ts, ch = block.timestamps, block.channels
