@@ -63,6 +63,11 @@ def build_parser() -> argparse.ArgumentParser:
                          help="ON threshold in counts per trace bin (default: 400 per 100 ms, scaled)")
     analyze.add_argument("--json", type=Path, default=None, help="write the results as JSON")
     analyze.add_argument("--plots", type=Path, default=None, help="write PNG figures into this folder")
+
+    gui = commands.add_parser("gui", help="the lab window: live views, recording (needs the 'gui' extra)")
+    gui.add_argument("--config", type=Path, default=None, help="station YAML file (default: the built-in simulated microscope)")
+    gui.add_argument("--screenshot", type=Path, default=None, help="start live, save a PNG of the window after --after seconds, exit")
+    gui.add_argument("--after", type=_positive_seconds, default=3.0, help="seconds before the --screenshot (default 3)")
     return parser
 
 
@@ -157,6 +162,15 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_gui(args: argparse.Namespace) -> int:
+    try:  # Qt only here: importing labctl.cli must not import PyQt6
+        from gui.main_window import run_app
+    except ImportError as exc:
+        print(f"labctl gui: {exc}; install the GUI with: pip install 'labctl[gui]'", file=sys.stderr)
+        return 2
+    return run_app(args.config, screenshot=args.screenshot, after_s=args.after)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
@@ -165,6 +179,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_acquire(args)
         if args.command == "analyze":
             return cmd_analyze(args)
+        if args.command == "gui":
+            return cmd_gui(args)
         return cmd_info(args)
     except LabctlError as exc:
         print(f"labctl {args.command}: {exc}", file=sys.stderr)

@@ -61,7 +61,7 @@ def _child_main(conn: Any, config_data: dict, source: str, out_path: str | None,
                 conn.send(("status", engine.status()))
             elif command == "snapshot":
                 sink = by_name.get(arg)
-                conn.send(("snapshot", sink.snapshot() if sink is not None and hasattr(sink, "snapshot") else None))
+                conn.send(("snapshot", _live_snapshot(sink)))
             elif command == "summary":
                 conn.send(("summary", engine.wait() if not engine.running else None))
             elif command == "close":
@@ -72,6 +72,16 @@ def _child_main(conn: Any, config_data: dict, source: str, out_path: str | None,
                 return
     finally:
         station.close()
+
+
+def _live_snapshot(sink: Any) -> Any:
+    """What crosses the process boundary for a live view: the bounded (rolling) snapshot if the
+    sink has one, so that the message size does not grow with the run."""
+    if sink is None:
+        return None
+    if hasattr(sink, "rolling_snapshot"):
+        return sink.rolling_snapshot()
+    return sink.snapshot() if hasattr(sink, "snapshot") else None
 
 
 class EngineProcess:
