@@ -214,8 +214,6 @@ def write_plots(result: dict[str, Any], folder: str | Path) -> list[Path]:
 
     lifetime = result.get("lifetime")
     if lifetime is not None:
-        from labctl.analysis.fit import fit_decay
-
         edges = np.asarray(lifetime["bin_edges_ps"])
         fig, ax = plt.subplots(figsize=(7, 3.5))
         ax.stairs(np.maximum(lifetime["counts"], 0.5), edges * 1e-3)

@@ -19,14 +19,11 @@ implements the same function names.
 
 from __future__ import annotations
 
-from drivers._platform import platform_key
-
-import ctypes
-import os
 from collections.abc import Iterable
 from ctypes import POINTER, c_char_p, c_float, c_int, c_int32, c_uint, c_uint16, c_uint32
 from typing import Any
 
+from drivers._platform import library_candidates, load_first, platform_key
 from labctl.errors import InstrumentError, VendorLibraryNotFound
 
 # --- C types of atmcd32d.h ----------------------------------------------------------
@@ -308,17 +305,13 @@ def load_atmcd(path: str | None = None) -> Any:
     """
     name = default_library_name()
     env_var = CONSTANTS["library_env_var"]
-    candidate = path or os.environ.get(env_var) or name
-    loader = getattr(ctypes, "WinDLL") if platform_key() == "win32" else ctypes.CDLL
-    try:
-        lib = loader(candidate)
-    except OSError as exc:
-        where = "" if os.sep in candidate else " on the system library search path (PATH / LD_LIBRARY_PATH)"
+    lib, failures = load_first(library_candidates(path, env_var, [name]))
+    if lib is None:
         raise VendorLibraryNotFound(
-            f"Andor SDK2 library {name!r} could not be loaded: tried {candidate!r}{where} ({exc}). "
+            f"Andor SDK2 library {name!r} could not be loaded: tried {'; '.join(failures)}. "
             f"Install Andor SDK2 (Windows: atmcd64d.dll in the SDK folder; Linux: libandor.so), then pass "
             f"library_path='/path/to/{name}', or set {env_var}=/path/to/{name}, or put its folder on the "
             f"library search path; for a simulated camera pass library=SimAndorSDK(scene)"
-        ) from None
+        )
     apply_prototypes(lib)
     return lib

@@ -32,15 +32,13 @@ same function names.
 
 from __future__ import annotations
 
-from drivers._platform import platform_key
-
 import ctypes
-import os
 import threading
 from ctypes import POINTER, c_char_p, c_float, c_int, c_uint
 from dataclasses import dataclass
 from typing import Any
 
+from drivers._platform import library_candidates, load_first, platform_key
 from labctl.errors import InstrumentError, VendorLibraryNotFound
 
 
@@ -400,21 +398,8 @@ def load_shamrock(path: str | None = None) -> Any:
     """
     names = default_library_names()
     env_var = CONSTANTS["library_env_var"]
-    if path:
-        candidates = [path]
-    elif os.environ.get(env_var):
-        candidates = [os.environ[env_var]]
-    else:
-        candidates = list(names)
-    loader = getattr(ctypes, "WinDLL") if platform_key() == "win32" else ctypes.CDLL
-    failures: list[str] = []
-    for candidate in candidates:
-        try:
-            lib = loader(candidate)
-        except OSError as exc:
-            where = "" if os.sep in candidate or "/" in candidate else " on the system library search path"
-            failures.append(f"{candidate!r}{where} ({exc})")
-            continue
+    lib, failures = load_first(library_candidates(path, env_var, names))
+    if lib is not None:
         apply_prototypes(lib)
         return lib
     wanted = " or ".join(repr(n) for n in names)

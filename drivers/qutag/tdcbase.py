@@ -17,15 +17,12 @@ touches the vendor library.  The simulated library
 
 from __future__ import annotations
 
-from drivers._platform import platform_key
-
-import ctypes
-import os
 from ctypes import POINTER, c_char_p, c_double, c_int, c_int32, c_int64, c_uint8
 from typing import Any
 
 import numpy as np
 
+from drivers._platform import library_candidates, load_first, platform_key
 from labctl.errors import InstrumentError, VendorLibraryNotFound
 
 # --- C types of tdcdecl.h -------------------------------------------------------
@@ -253,22 +250,8 @@ def load_tdcbase(path: str | None = None) -> Any:
     """
     name = default_library_name()
     env_var = CONSTANTS["library_env_var"]
-    candidates: list[str] = []
-    if path:
-        candidates.append(path)
-    elif os.environ.get(env_var):
-        candidates.append(os.environ[env_var])
-    else:
-        candidates.append(name)
-    loader = getattr(ctypes, "WinDLL") if platform_key() == "win32" else ctypes.CDLL
-    failures: list[str] = []
-    for candidate in candidates:
-        try:
-            lib = loader(candidate)
-        except OSError as exc:
-            where = "" if os.sep in candidate else " on the system library search path (PATH / LD_LIBRARY_PATH)"
-            failures.append(f"{candidate!r}{where} ({exc})")
-            continue
+    lib, failures = load_first(library_candidates(path, env_var, [name]))
+    if lib is not None:
         apply_prototypes(lib)
         return lib
     dependency = CONSTANTS["library_dependencies"].get(platform_key(), "")

@@ -124,7 +124,6 @@ def gaussian_irf_shape(
     T, tau, sigma = period_ps, tau_ps, sigma_ps
     v = edges_ps - (t0_ps - 0.5 * T)
     u = v - T * np.floor(v / T) - 0.5 * T  # time since the nearest pulse's IRF centre, in [-T/2, T/2)
-    x = u / sigma
     pos = u > 0
     log_q = -_log_expm1(T / tau)  # log Q, Q = q / (1 - q), q = exp(-T / tau): all earlier pulses
     big_q = math.exp(min(log_q, 700.0))
