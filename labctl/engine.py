@@ -240,7 +240,6 @@ class AcquisitionEngine:
     def _reader(self, duration_s: float | None) -> None:
         tagger, laser = self.station.tagger, self.station.laser
         converter = PhotonConverter(self.station.channels, int(tagger.sync_divider()), self.settings.software_sync_divider)
-        self._converter = converter
         first_ps: int | None = None
         last_ps: int | None = None
         end_ps: int | None = None
