@@ -20,21 +20,29 @@ def format_number(value: float | None) -> str:
 
 @dataclass(frozen=True)
 class Number:
-    """A real number (bool excluded) in [minimum, maximum], optionally an integer."""
+    """A real number (bool excluded) in [minimum, maximum], optionally an integer.
+
+    ``exclusive_minimum=True`` makes the lower bound strict (``> minimum``), e.g. for a
+    lifetime that must be positive.
+    """
 
     minimum: float | None = None
     maximum: float | None = None
     integer: bool = False
     unit: str = ""
+    exclusive_minimum: bool = False
 
     def allowed(self) -> str:
         kind = "an integer" if self.integer else "a number"
         unit = f" ({self.unit})" if self.unit else ""
         low, high = format_number(self.minimum), format_number(self.maximum)
-        if self.minimum is not None and self.maximum is not None:
+        above = ">" if self.exclusive_minimum else ">="
+        if self.minimum is not None and self.maximum is not None and not self.exclusive_minimum:
             return f"{kind} between {low} and {high}{unit}"
+        if self.minimum is not None and self.maximum is not None:
+            return f"{kind} {above} {low} and <= {high}{unit}"
         if self.minimum is not None:
-            return f"{kind} >= {low}{unit}"
+            return f"{kind} {above} {low}{unit}"
         if self.maximum is not None:
             return f"{kind} <= {high}{unit}"
         return f"{kind}{unit}"
@@ -44,12 +52,41 @@ class Number:
         if ok and self.integer:
             ok = float(value).is_integer()
         if ok and self.minimum is not None:
-            ok = value >= self.minimum
+            ok = value > self.minimum if self.exclusive_minimum else value >= self.minimum
         if ok and self.maximum is not None:
             ok = value <= self.maximum
         if not ok:
-            raise ConfigError(path, value, f"must be {self.allowed()}", source)
+            raise ConfigError(path, value, f"must be {self.allowed()}{_yaml_text_hint(value)}", source)
         return int(value) if self.integer else float(value)
+
+
+@dataclass(frozen=True)
+class Pair:
+    """A list of exactly two numbers, each checked by ``item`` (e.g. two probability levels)."""
+
+    item: Number
+
+    def allowed(self) -> str:
+        return f"a list of two numbers, each {self.item.allowed()}"
+
+    def check(self, value: Any, path: str, source: str) -> list[float | int]:
+        if not isinstance(value, (list, tuple)) or len(value) != 2:
+            raise ConfigError(path, value, f"must be {self.allowed()}", source)
+        try:
+            return [self.item.check(v, f"{path}[{i}]", source) for i, v in enumerate(value)]
+        except ConfigError:
+            raise ConfigError(path, value, f"must be {self.allowed()}", source) from None
+
+
+def _yaml_text_hint(value: Any) -> str:
+    """A hint for numbers that YAML read as text (``1e6`` without a sign is a string in YAML 1.1)."""
+    if not isinstance(value, str):
+        return ""
+    try:
+        float(value)
+    except ValueError:
+        return ""
+    return " (YAML reads exponent notation without a sign, e.g. 1e6 or 1.0e6, as text: write 1.0e+6 or 1000000)"
 
 
 @dataclass(frozen=True)
@@ -116,10 +153,23 @@ def check_keys(data: Mapping[str, Any], allowed: Sequence[str], path: str, sourc
             )
 
 
-def check_section(
-    data: Any, schema: Mapping[str, Number | Choice | Text | Flag], path: str, source: str
-) -> dict[str, Any]:
-    """Validate a flat section against ``schema``; return the checked values (missing keys omitted)."""
+Check = Number | Pair | Choice | Text | Flag
+Schema = Mapping[str, "Check | Schema"]
+
+
+def check_section(data: Any, schema: Schema, path: str, source: str) -> dict[str, Any]:
+    """Validate a section against ``schema``; return the checked values (missing keys omitted).
+
+    A value of ``schema`` that is itself a mapping is a sub-section, checked the same way
+    under ``path.key`` (a missing or ``None`` sub-section counts as empty).
+    """
     mapping = expect_mapping(data, path, source)
     check_keys(mapping, list(schema), path, source)
-    return {key: schema[key].check(value, f"{path}.{key}", source) for key, value in mapping.items()}
+    checked: dict[str, Any] = {}
+    for key, value in mapping.items():
+        spec = schema[key]
+        if isinstance(spec, Mapping):
+            checked[key] = check_section(value, spec, f"{path}.{key}", source)
+        else:
+            checked[key] = spec.check(value, f"{path}.{key}", source)
+    return checked

@@ -70,7 +70,7 @@ class Scene:
         params = validate_scene_config(config)
         _check_wiring(wiring)
         if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-            raise ConfigError("seed", seed, "an integer >= 0")
+            raise ConfigError("seed", seed, "must be an integer >= 0")
         self._params = params
         self._seed = int(seed)
         self._channels = (wiring.laser_sync, wiring.spad_a, wiring.spad_b)
@@ -172,7 +172,7 @@ class Scene:
     def set_excitation(self, enabled: bool) -> None:
         """Switch the laser pulsing on/off from the next segment boundary not yet generated."""
         if not isinstance(enabled, (bool, np.bool_)):
-            raise ConfigError("scene.laser.enabled", enabled, "true or false")
+            raise ConfigError("scene.laser.enabled", enabled, "must be true or false")
         self._excitation = bool(enabled)
 
     def excitation_enabled(self) -> bool:
@@ -197,7 +197,7 @@ class Scene:
         """
         rate = check_frame_clock_rate_hz(rate_hz)
         if not isinstance(enabled, (bool, np.bool_)):
-            raise ConfigError("scene.frame_clock.enabled", enabled, "true or false")
+            raise ConfigError("scene.frame_clock.enabled", enabled, "must be true or false")
         self._frame_clock = (bool(enabled), rate)
 
     def frame_clock(self) -> tuple[float, bool]:
@@ -485,15 +485,15 @@ class _EmissionLog:
 
 def _check_wiring(wiring: ChannelMap) -> None:
     if not isinstance(wiring, ChannelMap):
-        raise ConfigError("wiring", wiring, "a labctl.blocks.ChannelMap")
+        raise ConfigError("wiring", wiring, "must be a labctl.blocks.ChannelMap")
     used = {"laser_sync": wiring.laser_sync, "spad_a": wiring.spad_a, "spad_b": wiring.spad_b}
     if wiring.frame_marker is not None:
         used["frame_marker"] = wiring.frame_marker
     for name, ch in used.items():
         if isinstance(ch, bool) or not isinstance(ch, (int, np.integer)) or not 0 <= ch <= 255:
-            raise ConfigError(f"wiring.{name}", ch, "a tagger channel number between 0 and 255")
+            raise ConfigError(f"wiring.{name}", ch, "must be a tagger channel number between 0 and 255")
     if len(set(used.values())) != len(used):
-        raise ConfigError("wiring", wiring.as_dict(), "distinct channels for " + ", ".join(used))
+        raise ConfigError("wiring", wiring.as_dict(), "must use distinct channels for " + ", ".join(used))
 
 
 _kernels_warm = False

@@ -10,12 +10,11 @@ value and what is allowed.
 from __future__ import annotations
 
 import copy
-import math
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from labctl.errors import ConfigError
+from labctl.validation import Choice, Flag, Number, Pair, check_section, format_number
 
 ROOT = "scene"
 
@@ -85,143 +84,68 @@ REPETITION_RATE_RANGE_HZ = (1.0e3, 8.0e7)
 FRAME_CLOCK_RATE_RANGE_HZ = (1.0e-3, 1.0e5)
 
 
-@dataclass(frozen=True)
-class _Number:
-    """A numeric leaf: bounds (``None`` = open ended), whether they are exclusive, unit, int-only."""
-
-    lo: float | None = None
-    hi: float | None = None
-    lo_exclusive: bool = False
-    unit: str = ""
-    integer: bool = False
-
-    def allowed(self) -> str:
-        what = "an integer" if self.integer else "a number"
-        lo_op = ">" if self.lo_exclusive else ">="
-        if self.lo is not None and self.hi is not None and not self.lo_exclusive:
-            text = f"{what} between {_fmt(self.lo)} and {_fmt(self.hi)}"
-        elif self.lo is not None and self.hi is not None:
-            text = f"{what} {lo_op} {_fmt(self.lo)} and <= {_fmt(self.hi)}"
-        elif self.lo is not None:
-            text = f"{what} {lo_op} {_fmt(self.lo)}"
-        else:
-            text = what
-        return f"{text} ({self.unit})" if self.unit else text
-
-    def check(self, path: str, value: Any) -> float | int:
-        ok_type = isinstance(value, int) or (isinstance(value, float) and not self.integer)
-        if isinstance(value, float) and self.integer and math.isfinite(value) and value.is_integer():
-            ok_type, value = True, int(value)
-        if isinstance(value, bool) or not ok_type or not math.isfinite(value):
-            hint = ""
-            if isinstance(value, str) and _parses_as_float(value):
-                hint = " (YAML reads exponent notation without a sign, e.g. 1e6 or 1.0e6, as text: write 1.0e+6 or 1000000)"
-            raise ConfigError(path, value, self.allowed() + hint)
-        too_low = self.lo is not None and (value <= self.lo if self.lo_exclusive else value < self.lo)
-        too_high = self.hi is not None and value > self.hi
-        if too_low or too_high:
-            raise ConfigError(path, value, self.allowed())
-        return value
-
-
-@dataclass(frozen=True)
-class _Bool:
-    def check(self, path: str, value: Any) -> bool:
-        if not isinstance(value, bool):
-            raise ConfigError(path, value, "true or false")
-        return value
-
-
-@dataclass(frozen=True)
-class _Choice:
-    options: tuple[str, ...]
-
-    def check(self, path: str, value: Any) -> str:
-        if not isinstance(value, str) or value not in self.options:
-            raise ConfigError(path, value, "one of: " + ", ".join(self.options))
-        return value
-
-
-@dataclass(frozen=True)
-class _Pair:
-    """Two numbers, each checked by ``item``."""
-
-    item: _Number
-
-    def check(self, path: str, value: Any) -> list[float]:
-        allowed = f"a list of two numbers, each {self.item.allowed()}"
-        if not isinstance(value, (list, tuple)) or len(value) != 2:
-            raise ConfigError(path, value, allowed)
-        for i, v in enumerate(value):
-            try:
-                self.item.check(f"{path}[{i}]", v)
-            except ConfigError:
-                raise ConfigError(path, value, allowed) from None
-        return [float(v) for v in value]
-
-
-_PROBABILITY = _Number(0.0, 1.0)
-_LIFETIME_NS = _Number(0.0, 1.0e6, lo_exclusive=True, unit="ns")
+_PROBABILITY = Number(0.0, 1.0)
+_LIFETIME_NS = Number(0.0, 1.0e6, unit="ns", exclusive_minimum=True)
 
 _SPAD_SCHEMA: dict[str, Any] = {
     "detection_efficiency": _PROBABILITY,
-    "dark_cps": _Number(0.0, 1.0e5, unit="counts/s"),
-    "dead_time_ns": _Number(0.0, 1.0e6, unit="ns"),
-    "jitter_fwhm_ps": _Number(0.0, 1.0e5, unit="ps"),
-    "afterpulse_probability": _Number(0.0, 0.5),
+    "dark_cps": Number(0.0, 1.0e5, unit="counts/s"),
+    "dead_time_ns": Number(0.0, 1.0e6, unit="ns"),
+    "jitter_fwhm_ps": Number(0.0, 1.0e5, unit="ps"),
+    "afterpulse_probability": Number(0.0, 0.5),
     "afterpulse_mean_delay_ns": _LIFETIME_NS,
-    "delay_ps": _Number(0, 1.0e7, unit="ps", integer=True),
+    "delay_ps": Number(0, 1.0e7, integer=True, unit="ps"),
 }
 
 _BAND_SCHEMA: dict[str, Any] = {
     "lifetime_ns": _LIFETIME_NS,
-    "peak_ev": _Number(0.0, 10.0, lo_exclusive=True, unit="eV"),
-    "fwhm_mev": _Number(0.0, 1.0e4, lo_exclusive=True, unit="meV"),
+    "peak_ev": Number(0.0, 10.0, unit="eV", exclusive_minimum=True),
+    "fwhm_mev": Number(0.0, 1.0e4, unit="meV", exclusive_minimum=True),
 }
 
 SCHEMA: dict[str, Any] = {
-    "segment_ms": _Number(0.1, 1000.0, unit="ms"),
+    "segment_ms": Number(0.1, 1000.0, unit="ms"),
     "laser": {
-        "enabled": _Bool(),
-        "repetition_rate_hz": _Number(*REPETITION_RATE_RANGE_HZ, unit="Hz"),
-        "sync_delay_ps": _Number(0, 1.0e7, unit="ps", integer=True),
-        "mean_excitations_per_pulse": _Number(0.0, 10.0),
-        "background_cps": _Number(0.0, 1.0e7, unit="photons/s"),
+        "enabled": Flag(),
+        "repetition_rate_hz": Number(*REPETITION_RATE_RANGE_HZ, unit="Hz"),
+        "sync_delay_ps": Number(0, 1.0e7, integer=True, unit="ps"),
+        "mean_excitations_per_pulse": Number(0.0, 10.0),
+        "background_cps": Number(0.0, 1.0e7, unit="photons/s"),
     },
     "emitter": {
-        "kind": _Choice(EMITTER_KINDS),
+        "kind": Choice(EMITTER_KINDS),
         "quantum_yield_on": _PROBABILITY,
         "band_edge": _BAND_SCHEMA,
         "trap": _BAND_SCHEMA,
         "biexciton_quantum_yield": _PROBABILITY,
         "biexciton_lifetime_ns": _LIFETIME_NS,
         "p_trap": {
-            "mode": _Choice(P_TRAP_MODES),
+            "mode": Choice(P_TRAP_MODES),
             "value": _PROBABILITY,
-            "levels": _Pair(_PROBABILITY),
-            "dwell_s": _Number(1.0e-3, 1.0e4, unit="s"),
+            "levels": Pair(_PROBABILITY),
+            "dwell_s": Number(1.0e-3, 1.0e4, unit="s"),
             "max": _PROBABILITY,
-            "timescale_s": _Number(1.0e-3, 1.0e4, unit="s"),
+            "timescale_s": Number(1.0e-3, 1.0e4, unit="s"),
         },
         "blinking": {
-            "enabled": _Bool(),
-            "exponent_on": _Number(0.0, 10.0, lo_exclusive=True),
-            "exponent_off": _Number(0.0, 10.0, lo_exclusive=True),
-            "min_dwell_ms": _Number(0.01, 1.0e6, unit="ms"),
-            "max_dwell_s": _Number(1.0e-5, 1.0e4, unit="s"),
+            "enabled": Flag(),
+            "exponent_on": Number(0.0, 10.0, exclusive_minimum=True),
+            "exponent_off": Number(0.0, 10.0, exclusive_minimum=True),
+            "min_dwell_ms": Number(0.01, 1.0e6, unit="ms"),
+            "max_dwell_s": Number(1.0e-5, 1.0e4, unit="s"),
             "off_quantum_yield": _PROBABILITY,
             "off_lifetime_ns": _LIFETIME_NS,
         },
         "poissonian": {
-            "rate_cps": _Number(0.0, 5.0e7, unit="photons/s"),
-            "pulsed": _Bool(),
+            "rate_cps": Number(0.0, 5.0e7, unit="photons/s"),
+            "pulsed": Flag(),
         },
     },
     "collection_efficiency": _PROBABILITY,
     "spads": {"a": _SPAD_SCHEMA, "b": _SPAD_SCHEMA},
     "frame_clock": {
-        "enabled": _Bool(),
-        "rate_hz": _Number(*FRAME_CLOCK_RATE_RANGE_HZ, unit="Hz"),
+        "enabled": Flag(),
+        "rate_hz": Number(*FRAME_CLOCK_RATE_RANGE_HZ, unit="Hz"),
     },
     "spectrometer_collection_efficiency": _PROBABILITY,
 }
@@ -239,55 +163,30 @@ def validate_scene_config(config: Mapping[str, Any] | None) -> dict[str, Any]:
         ConfigError: unknown key, wrong type or out-of-range value, with the key path
             from ``scene.``.  Nothing is returned (so nothing can be built) on error.
     """
-    merged = _validate_tree(SCHEMA, DEFAULTS, {} if config is None else config, ROOT)
+    merged = _merge_over(DEFAULTS, check_section(config, SCHEMA, ROOT, ""))
     blink = merged["emitter"]["blinking"]
     if blink["max_dwell_s"] * 1e3 <= blink["min_dwell_ms"]:
         raise ConfigError(
             f"{ROOT}.emitter.blinking.max_dwell_s",
             blink["max_dwell_s"],
-            f"a number > min_dwell_ms / 1000 = {_fmt(blink['min_dwell_ms'] / 1e3)} (s)",
+            f"must be a number > min_dwell_ms / 1000 = {format_number(blink['min_dwell_ms'] / 1e3)} (s)",
         )
     return merged
 
 
 def check_repetition_rate_hz(value: Any) -> float:
     """Validate a laser repetition rate (Hz) as the config does; return it as float."""
-    return float(SCHEMA["laser"]["repetition_rate_hz"].check(f"{ROOT}.laser.repetition_rate_hz", value))
+    return float(SCHEMA["laser"]["repetition_rate_hz"].check(value, f"{ROOT}.laser.repetition_rate_hz", ""))
 
 
 def check_frame_clock_rate_hz(value: Any) -> float:
     """Validate a frame-clock rate (Hz) as the config does; return it as float."""
-    return float(SCHEMA["frame_clock"]["rate_hz"].check(f"{ROOT}.frame_clock.rate_hz", value))
+    return float(SCHEMA["frame_clock"]["rate_hz"].check(value, f"{ROOT}.frame_clock.rate_hz", ""))
 
 
-def _validate_tree(schema: Mapping[str, Any], defaults: Mapping[str, Any], user: Any, path: str) -> dict[str, Any]:
-    if not isinstance(user, Mapping):
-        raise ConfigError(path, user, "a mapping with keys: " + ", ".join(schema))
-    for key in user:
-        if key not in schema:
-            raise ConfigError(f"{path}.{key}", user[key], "one of: " + ", ".join(schema))
-    out: dict[str, Any] = {}
-    for key, spec in schema.items():
-        sub_path = f"{path}.{key}"
-        if isinstance(spec, dict):
-            sub = user.get(key)
-            out[key] = _validate_tree(spec, defaults[key], {} if sub is None else sub, sub_path)
-        elif key in user:
-            out[key] = spec.check(sub_path, user[key])
-        else:
-            out[key] = copy.deepcopy(defaults[key])
+def _merge_over(defaults: Mapping[str, Any], checked: Mapping[str, Any]) -> dict[str, Any]:
+    """A deep copy of ``defaults`` with the checked user values put in, section by section."""
+    out = copy.deepcopy(dict(defaults))
+    for key, value in checked.items():
+        out[key] = _merge_over(defaults[key], value) if isinstance(defaults[key], dict) else value
     return out
-
-
-def _fmt(x: float) -> str:
-    if x != 0 and (abs(x) >= 1e5 or abs(x) < 1e-3):
-        return f"{x:.0e}".replace("e+0", "e").replace("e-0", "e-").replace("e+", "e")
-    return f"{x:g}"
-
-
-def _parses_as_float(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
