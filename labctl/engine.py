@@ -601,6 +601,8 @@ class AcquisitionEngine:
             "photons_written": self._file_runner.photons_taken if self._file_runner is not None else 0,
             "losses": len(self._losses),
             "errors": list(self._errors),
+            "last_tag_ps": last_ps,  # tagger time of the newest tag read (None before the first)
+            "read_monotonic_s": time.monotonic(),  # when it was read (time.monotonic, shared by processes)
         }
 
     def _log(self, message: str, level: str = "INFO") -> None:

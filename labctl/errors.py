@@ -21,6 +21,10 @@ class ConfigError(LabctlError, ValueError):
         prefix = f"{source}: " if source else ""
         super().__init__(f"{prefix}{key_path} = {value!r}: {allowed}")
 
+    def __reduce__(self) -> tuple:
+        # Rebuilt from its parts, so that it crosses process boundaries (the station process) intact.
+        return (type(self), (self.key_path, self.value, self.allowed, self.source))
+
 
 class InstrumentError(LabctlError, RuntimeError):
     """An instrument or its vendor library reported an error."""

@@ -38,6 +38,10 @@ Behaviour (what a test can rely on):
   ``TDC_init`` return 12 (NotInitialized), an unknown device id 9 (NoDevice);
   ``TDC_perror(rc)`` returns bytes.  ``inject_error(name, code)`` makes the next
   call of ``name`` return ``code`` without touching any state.
+* **Faults** (option ``faults``, settable from a station file's
+  ``library_options``): ``[{after_s: 1.0, function: TDC_getLastTimestamps,
+  code: 2}]`` makes every call of ``function`` return ``code`` once the device
+  time has passed ``after_s`` seconds: a device that drops off the bus mid-run.
 """
 
 from __future__ import annotations
@@ -101,6 +105,21 @@ def _num(arg: Any) -> Any:
     return arg.value if isinstance(arg, ctypes._SimpleCData) else arg
 
 
+def _check_fault(index: int, fault: Any) -> tuple[int, str, int]:
+    """``{after_s, function, code}`` -> (after_ps, function, code); ValueError naming what is wrong."""
+    where = f"SimTDCBase: faults[{index}]"
+    if not isinstance(fault, dict) or set(fault) != {"after_s", "function", "code"}:
+        raise ValueError(f"{where} = {fault!r}: must be a mapping with keys after_s, function, code")
+    after_s, function, code = fault["after_s"], fault["function"], fault["code"]
+    if isinstance(after_s, bool) or not isinstance(after_s, (int, float)) or not after_s >= 0:
+        raise ValueError(f"{where}.after_s = {after_s!r}: must be a number of seconds >= 0")
+    if not isinstance(function, str) or not function.startswith("TDC_"):
+        raise ValueError(f"{where}.function = {function!r}: must name a TDC_ function, e.g. TDC_getLastTimestamps")
+    if isinstance(code, bool) or not isinstance(code, int) or code == OK:
+        raise ValueError(f"{where}.code = {code!r}: must be a non-zero vendor status code, e.g. 2 (no connection)")
+    return int(round(after_s * 1e12)), function, code
+
+
 def _vendor(requires_init: bool = True) -> Callable[[Callable[..., int]], Callable[..., int]]:
     """Common entry of every status-returning function: lock, injected error, init check."""
 
@@ -111,6 +130,9 @@ def _vendor(requires_init: bool = True) -> Callable[[Callable[..., int]], Callab
                 injected = self._injected.pop(func.__name__, None)
                 if injected is not None:
                     return injected
+                for after_ps, function, code in self._faults:
+                    if function == func.__name__ and self._origin_s is not None and self.device_time_ps() >= after_ps:
+                        return code
                 if requires_init and not self.initialized:
                     return NOT_INITIALIZED
                 return func(self, *[_num(a) for a in args])
@@ -134,10 +156,15 @@ class _SimTDCCore:
         *,
         time_scale: float = 1.0,
         silent_drop_windows_s: Sequence[tuple[float, float]] = (),
+        faults: Sequence[dict[str, Any]] = (),
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if time_scale <= 0:
             raise ValueError(f"SimTDCBase: time_scale = {time_scale!r}: must be > 0")
+        self._faults = [_check_fault(i, fault) for i, fault in enumerate(faults)]
+        for i, (_, function, _) in enumerate(self._faults):
+            if not callable(getattr(type(self), function, None)):
+                raise ValueError(f"SimTDCBase: faults[{i}].function = {function!r}: this library has no such function")
         self._scene = scene
         self._time_scale = float(time_scale)
         self._drop_windows_ps = [(int(round(a * 1e12)), int(round(b * 1e12))) for a, b in silent_drop_windows_s]

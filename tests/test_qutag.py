@@ -438,3 +438,29 @@ def test_package_imports_without_the_vendor_library():
     result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["QuTAG", "load_tdcbase"]
+
+
+def test_scheduled_fault_fails_every_call_of_that_function_from_its_device_time_on(make_rig):
+    rig = make_rig(faults=[{"after_s": 0.005, "function": "TDC_getLastTimestamps", "code": 2}])
+    rig.qutag.start_stream()
+    first = rig.read_for(0.004)  # before the fault: tags come
+    assert len(first) > 0
+    rig.clock.advance(0.002)
+    with pytest.raises(QuTAGError) as info:
+        rig.qutag.read_tags()
+    assert (info.value.function, info.value.code) == ("TDC_getLastTimestamps", 2)
+    with pytest.raises(QuTAGError):  # it stays failed, as a device gone from the bus
+        rig.qutag.read_tags()
+    assert rig.qutag.data_lost() in (True, False)  # other functions (TDC_getDataLost) still answer
+
+
+@pytest.mark.parametrize(
+    ("fault", "message"),
+    [({"after_s": -1, "function": "TDC_getLastTimestamps", "code": 2}, r"faults\[0\]\.after_s = -1: must be a number of seconds >= 0"),
+     ({"after_s": 1, "function": "TDC_nope", "code": 2}, r"faults\[0\]\.function = 'TDC_nope': this library has no such function"),
+     ({"after_s": 1, "function": "TDC_getLastTimestamps", "code": 0}, r"faults\[0\]\.code = 0: must be a non-zero vendor status code"),
+     ({"after_s": 1}, r"faults\[0\] = \{'after_s': 1\}: must be a mapping with keys after_s, function, code")],
+)
+def test_scheduled_fault_options_are_checked(fault, message):
+    with pytest.raises(ValueError, match=message):
+        SimTDCBase(FakeScene(), faults=[fault])
