@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from labctl.photon_kernels import split_tags
+from labctl.photon_kernels import photon_nanotimes, split_tags_after, sync_gaps
 from labctl.blocks import (
     CHANNEL_DTYPE,
     NANOTIME_DTYPE,
@@ -93,16 +93,16 @@ class PhotonConverter:
         if ts.size:
             self._data_until_ps = int(ts[-1])
         marker = self.channels.frame_marker
-        syncs, photon_t, photon_d, photon_iv, markers, self._sync_index = split_tags(
+        carried = self._syncs.size
+        # One pass: the carried syncs and held photons are written first into the outputs
+        # (no concatenation), the block's photons get their interval in the joined syncs.
+        syncs, photons_t, photons_d, interval, markers, self._sync_index = split_tags_after(
             ts, block.channels, self.channels.laser_sync, self.channels.spad_a, self.channels.spad_b,
             -1 if marker is None else marker, self._sync_index, self.software_sync_divider,
+            self._syncs, self._held_t, self._held_d, self._held_iv, -1,
         )
-        self.sync_count += int(syncs.size)
-        carried = self._syncs.size
-        photons_t = np.concatenate([self._held_t, photon_t])
-        photons_d = np.concatenate([self._held_d, photon_d])
-        interval = np.concatenate([self._held_iv, photon_iv + (carried - 1)])
-        self._syncs = np.concatenate([self._syncs, syncs])
+        self.sync_count += int(syncs.size) - carried
+        self._syncs = syncs
         out = self._convert(photons_t, photons_d, interval, final=False)
         out.markers = markers
         return out
@@ -147,9 +147,9 @@ class PhotonConverter:
         """Nanotimes for photons whose interval (index of the preceding sync in ``self._syncs``,
         -1 = before the first) is known; emit what is final, hold the rest."""
         syncs = self._syncs
-        nanotimes = np.full(photons_t.size, NO_NANOTIME, dtype=NANOTIME_DTYPE)
         losses: list[LossRecord] = []
         if syncs.size == 0 or not self._establish_nominal(final):
+            nanotimes = np.full(photons_t.size, NO_NANOTIME, dtype=NANOTIME_DTYPE)
             # Photons before the first sync have no nanotime and can go at once; the
             # others wait until the nominal sync interval is known.
             emit = int(np.count_nonzero(interval < 0))
@@ -162,39 +162,25 @@ class PhotonConverter:
         nominal = self.nominal_sync_interval_ps
         assert nominal is not None
         gap_threshold = (3 * nominal) // 2
-        diffs = np.diff(syncs)
-        is_gap = diffs > gap_threshold
-        gap_idx = np.flatnonzero(is_gap)
+        gap_idx = sync_gaps(syncs, gap_threshold)
         for i in gap_idx:  # rare: a loop over gaps, never over tags
-            missing = int(np.rint(diffs[i] / nominal)) - 1
+            diff = int(syncs[i + 1] - syncs[i])
+            missing = int(np.rint(diff / nominal)) - 1
             losses.append(LossRecord(int(syncs[i]), int(syncs[i + 1]), "sync_gap", missing))
         if syncs.size > 1:  # the measured period: normal intervals only
-            self._interval_sum_ps += int(syncs[-1] - syncs[0]) - int(diffs[gap_idx].sum())
-            self._interval_pulses += (diffs.size - gap_idx.size) * self.pulses_per_sync
+            gap_sum = int((syncs[gap_idx + 1] - syncs[gap_idx]).sum())
+            self._interval_sum_ps += int(syncs[-1] - syncs[0]) - gap_sum
+            self._interval_pulses += (syncs.size - 1 - gap_idx.size) * self.pulses_per_sync
 
         last = syncs.size - 1
         # The interval after the last sync is a gap once the stream is 1.5 nominal intervals past it.
         open_is_gap = final or (
             self._data_until_ps is not None and self._data_until_ps > int(syncs[last]) + gap_threshold
         )
-        interval_is_gap = np.append(is_gap, open_is_gap)
-        has_sync = (interval >= 0) & ((interval < last) | open_is_gap)  # the others are held
-        idx = interval[has_sync]
-        offset = photons_t[has_sync] - syncs[idx]
-        in_gap = interval_is_gap[idx]
-        nano = np.empty(idx.size, NANOTIME_DTYPE)
-        exact = ~in_gap
-        exact_idx = idx[exact]
-        if self.pulses_per_sync == 1:  # one pulse per interval: the offset is the nanotime
-            nano[exact] = offset[exact]
-        else:
-            nano[exact] = _nanotime(offset[exact], diffs[exact_idx], self.pulses_per_sync)
-        nano[in_gap] = _nanotime(offset[in_gap], nominal, self.pulses_per_sync)
-        nanotimes[has_sync] = nano
-        if open_is_gap:
-            emit = photons_t.size
-        else:
-            emit = int(np.count_nonzero(interval < last))
+        # Photons are in time order, so their intervals never decrease: the ready ones
+        # (interval < last, or all once the open interval is a gap) are a prefix.
+        emit = photons_t.size if open_is_gap else int(np.searchsorted(interval, last, side="left"))
+        nanotimes = photon_nanotimes(photons_t, interval, syncs, emit, nominal, self.pulses_per_sync, open_is_gap)
         self._syncs = syncs[last:] if not final else syncs[:0]
         return self._emit(photons_t, photons_d, interval, nanotimes, emit, losses, final, last)
 
@@ -232,20 +218,11 @@ class PhotonConverter:
         )
 
 
-def _nanotime(offset_ps: np.ndarray, interval_ps: np.ndarray | int, pulses: int) -> np.ndarray:
-    """Delay after the preceding reconstructed pulse, in exact integer ps.
-
-    A sync interval of ``interval_ps`` holds ``pulses`` pulses at
-    ``floor(k * interval_ps / pulses)``; ``offset_ps`` is the photon time after the
-    interval's first sync (it may exceed ``interval_ps`` inside a gap, where the
-    nominal interval is passed).
-    """
-    k = _floor_div(offset_ps * pulses, interval_ps)
-    return (offset_ps - _floor_div(k * interval_ps, pulses)).astype(NANOTIME_DTYPE)
-
-
 def _floor_div(numerator: np.ndarray, denominator: np.ndarray | int) -> np.ndarray:
     """``numerator // denominator`` for int64 arrays with numerator >= 0 and denominator > 0.
+
+    (The converter now divides inside ``photon_kernels.photon_nanotimes``; this stays
+    as a vectorised helper with its test.)
 
     numpy's integer division is several times slower than a float division; this
     divides in float64 and corrects the at most one-off rounding with exact integer
