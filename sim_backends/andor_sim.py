@@ -41,7 +41,8 @@ Behaviour (what a test can rely on):
   noise; baseline 200 counts; 16-bit clip.  Single track: the rows of the track get
   their share of a Gaussian spot along y.  Image: spectrum along x, the spot along y,
   cropped and binned.  Random numbers from (scene seed, acquisition number, frame
-  index): the same seed and call sequence give the same frames.
+  index): the same seed and call sequence give the same frames.  (The physics of a
+  frame lives in ``sim_backends.emccd_frames``.)
 * **Cooler.** The sensor temperature ramps linearly (``thermal_rate_c_per_s``, fast in
   the sim) towards the set point (cooler on; not below ``coldest_in_air_c``) or
   ambient (off).  ``GetTemperature`` returns the state: OFF, NOT_REACHED while
@@ -70,7 +71,18 @@ from typing import Any, Protocol
 import numpy as np
 
 from drivers.andor.atmcd import CODE_OF_NAME, CONSTANTS
-from sim_backends.spectra import HC_EV_NM, default_wavelength_axis_nm
+from sim_backends.emccd_frames import (
+    EmccdModel,
+    emccd_counts,
+    frame_rng,
+    full_vertical_binning_e,
+    image_e,
+    image_shape,
+    single_track_e,
+    spot_row_fractions,
+    wavelength_axis_nm,
+)
+from sim_backends.spectra import HC_EV_NM
 
 OK = CODE_OF_NAME["DRV_SUCCESS"]
 NO_NEW_DATA = CODE_OF_NAME["DRV_NO_NEW_DATA"]
@@ -81,54 +93,10 @@ INVALID_MODE = CODE_OF_NAME["DRV_INVALID_MODE"]
 P_INVALID = {n: CODE_OF_NAME[f"DRV_P{n}INVALID"] for n in range(1, 7)}
 TEMP_OFF, TEMP_NOT_STABILIZED, TEMP_STABILIZED, TEMP_NOT_REACHED, TEMP_DRIFT = 20034, 20035, 20036, 20037, 20040
 
-_CAMERA_STREAM = 50
-"""First spawn key of the camera's random streams (the scene uses 0, 1, 2)."""
-
 TRIGGER_INTERNAL, TRIGGER_EXTERNAL, TRIGGER_EXTERNAL_START, TRIGGER_EXTERNAL_EXPOSURE, TRIGGER_SOFTWARE = 0, 1, 6, 7, 10
 READ_FVB, READ_SINGLE_TRACK, READ_IMAGE = 0, 3, 4
 ACQ_SINGLE, ACQ_KINETIC, ACQ_RUN_TILL_ABORT = 1, 3, 5
 SHUTTER_CLOSED = CONSTANTS["shutter_modes"]["closed"]
-
-
-@dataclass(frozen=True)
-class EmccdModel:
-    """The simulated camera head.  Numbers *assumed* (typical iXon Ultra 888 class) unless noted."""
-
-    width_px: int = 1024  # instruments.md
-    height_px: int = 1024  # instruments.md
-    pixel_um: float = 13.0  # instruments.md
-    head_model: str = "DU888_BV"
-    serial_number: int = 8880
-    temperature_range_c: tuple[int, int] = (-100, 30)  # GetTemperatureRange
-    ambient_c: float = 20.0
-    coldest_in_air_c: float = -80.0  # instruments.md (unverified there too)
-    thermal_rate_c_per_s: float = 100.0  # sim only: a real head takes minutes
-    stabilize_s: float = 2.0
-    em_gain_range: tuple[int, int] = (1, 300)
-    em_gain_range_advanced: tuple[int, int] = (1, 1000)
-    baseline_counts: float = 200.0  # instruments.md: clamped near 200
-    electrons_per_count: float = 4.0
-    read_noise_e: float = 5.0
-    dark_e_per_px_s_cold: float = 1.1e-4  # at coldest_in_air_c
-    dark_doubling_c: float = 6.0  # dark current doubles every 6 degC warmer
-    cic_e_per_px: float = 0.005  # clock-induced charge per pixel per frame
-    qe_peak: float = 0.93
-    qe_peak_nm: float = 620.0
-    qe_width_nm: float = 400.0  # QE = peak x exp(-((nm - peak_nm) / width)^2): ~0.93 at 600 nm
-    spot_centre_row: float = 512.0  # 0-based row coordinate of the QD image centre
-    spot_sigma_rows: float = 2.5
-    vertical_shift_us: float = 0.6
-    readout_rate_hz: float = 30.0e6
-    buffer_bytes: int = 64 * 2**20
-    buffer_frames_max: int = 1000
-
-    def qe(self, wavelength_nm: np.ndarray) -> np.ndarray:
-        """Quantum efficiency at each wavelength (a simple bell curve)."""
-        return self.qe_peak * np.exp(-(((np.asarray(wavelength_nm) - self.qe_peak_nm) / self.qe_width_nm) ** 2))
-
-    def dark_e_per_px_s(self, temperature_c: float) -> float:
-        """Dark current (electrons per pixel per second) at a sensor temperature."""
-        return self.dark_e_per_px_s_cold * 2.0 ** ((temperature_c - self.coldest_in_air_c) / self.dark_doubling_c)
 
 
 class Scene(Protocol):
@@ -249,7 +217,7 @@ class SimAndorSDK:
         self._retrieved_until = 0
         self._total_acquired = 0
         self._acq_shape: tuple[int, ...] = (self.model.width_px,)
-        self._row_fractions = self._spot_row_fractions()
+        self._row_fractions = spot_row_fractions(self.model)
         self._power_on_settings()
 
     # --- test hooks and read-only views ---------------------------------------------
@@ -330,8 +298,7 @@ class SimAndorSDK:
     # --- geometry and timing -----------------------------------------------------------
     def _frame_shape(self) -> tuple[int, ...]:
         if self.read_mode == READ_IMAGE:
-            hbin, vbin, hstart, hend, vstart, vend = self.image
-            return ((vend - vstart + 1) // vbin, (hend - hstart + 1) // hbin)
+            return image_shape(self.image)
         return (self.model.width_px,)
 
     def _readout_s(self) -> float:
@@ -424,33 +391,12 @@ class SimAndorSDK:
         for old in [n for n in self._ring if n < oldest_kept]:
             del self._ring[old]
 
-    def _wavelength_axis_nm(self) -> np.ndarray:
-        calibration = getattr(self._scene, "spectrograph_calibration_nm", None)
-        if calibration is None:
-            return default_wavelength_axis_nm(self.model.width_px)
-        axis = np.asarray(calibration, np.float64)
-        if axis.shape != (self.model.width_px,):
-            raise ValueError(
-                f"scene.spectrograph_calibration_nm has shape {axis.shape}: the simulated camera needs "
-                f"one wavelength per pixel column ({self.model.width_px},)"
-            )
-        return axis
-
-    def _spot_row_fractions(self) -> np.ndarray:
-        """Share of the QD image falling on each sensor row (Gaussian along y)."""
-        m = self.model
-        z = (np.arange(m.height_px + 1, dtype=np.float64) - m.spot_centre_row) / (m.spot_sigma_rows * math.sqrt(2.0))
-        cdf = 0.5 * (1.0 + np.array([math.erf(v) for v in z]))
-        return np.diff(cdf)
-
     def _make_frame(self, index: int, start_ps: int, stop_ps: int) -> np.ndarray:
         """One frame (uint16) of the photons emitted in [start, stop), with EMCCD statistics."""
         m = self.model
         acq_number = self._acq.number if self._acq is not None else self._acq_count
-        rng = np.random.Generator(
-            np.random.PCG64(np.random.SeedSequence(int(self._scene.seed), spawn_key=(_CAMERA_STREAM, acq_number, index)))
-        )
-        axis_nm = self._wavelength_axis_nm()
+        rng = frame_rng(self._scene.seed, acq_number, index)
+        axis_nm = wavelength_axis_nm(getattr(self._scene, "spectrograph_calibration_nm", None), m.width_px)
         if self.shutter[1] == SHUTTER_CLOSED:
             signal_e = np.zeros(m.width_px)
         else:
@@ -458,22 +404,12 @@ class SimAndorSDK:
         self._update_temperature()
         dark_e = m.dark_e_per_px_s(self.temperature_c) * (stop_ps - start_ps) * 1e-12 + m.cic_e_per_px
         if self.read_mode == READ_FVB:
-            mean = signal_e + dark_e * m.height_px
+            mean_e = full_vertical_binning_e(m, signal_e, dark_e)
         elif self.read_mode == READ_SINGLE_TRACK:
-            centre, height = self.single_track
-            top = centre - 1 - height // 2
-            mean = signal_e * self._row_fractions[top : top + height].sum() + dark_e * height
+            mean_e = single_track_e(signal_e, dark_e, self._row_fractions, *self.single_track)
         else:
-            hbin, vbin, hstart, hend, vstart, vend = self.image
-            ny, nx = self._frame_shape()
-            rows = self._row_fractions[vstart - 1 : vstart - 1 + ny * vbin].reshape(ny, vbin).sum(1)
-            cols = signal_e[hstart - 1 : hstart - 1 + nx * hbin].reshape(nx, hbin).sum(1)
-            mean = rows[:, None] * cols[None, :] + dark_e * hbin * vbin
-        electrons = rng.poisson(mean)
-        gain = max(1, int(self.em_gain))
-        output_e = rng.gamma(electrons, gain) if gain > 1 else electrons.astype(np.float64)
-        counts = m.baseline_counts + (output_e + rng.normal(0.0, m.read_noise_e, mean.shape)) / m.electrons_per_count
-        return np.clip(np.rint(counts), 0, 65535).astype(np.uint16)
+            mean_e = image_e(signal_e, dark_e, self._row_fractions, self.image)
+        return emccd_counts(m, mean_e, self.em_gain, rng)
 
     # --- vendor functions: lifetime and identity ------------------------------------
     @_vendor(requires_init=False)
