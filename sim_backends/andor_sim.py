@@ -48,7 +48,8 @@ Behaviour (what a test can rely on):
   ambient (off).  ``GetTemperature`` returns the state: OFF, NOT_REACHED while
   ramping (or for ever if the set point is below what air cooling reaches),
   NOT_STABILIZED for ``stabilize_s`` after reaching it, then STABILIZED; DRIFT after
-  ``perturb_temperature`` moved a stabilised sensor off its set point.
+  ``perturb_temperature`` moved a stabilised sensor off its set point
+  (``sim_backends.andor_cooler``).
 * **Errors.** Out-of-range arguments return ``DRV_P<n>INVALID``; calls before
   ``Initialize`` ``DRV_NOT_INITIALIZED``; most setters during an acquisition
   ``DRV_ACQUIRING``; ``AbortAcquisition`` when idle ``DRV_IDLE``.
@@ -71,6 +72,14 @@ from typing import Any, Protocol
 import numpy as np
 
 from drivers.andor.atmcd import CODE_OF_NAME, CONSTANTS
+from sim_backends.andor_cooler import (  # noqa: F401  (TEMP_* re-exported: SDK2 status codes)
+    TEMP_DRIFT,
+    TEMP_NOT_REACHED,
+    TEMP_NOT_STABILIZED,
+    TEMP_OFF,
+    TEMP_STABILIZED,
+    SensorCooler,
+)
 from sim_backends.emccd_frames import (
     EmccdModel,
     emccd_counts,
@@ -91,7 +100,6 @@ IDLE = CODE_OF_NAME["DRV_IDLE"]
 NOT_INITIALIZED = CODE_OF_NAME["DRV_NOT_INITIALIZED"]
 INVALID_MODE = CODE_OF_NAME["DRV_INVALID_MODE"]
 P_INVALID = {n: CODE_OF_NAME[f"DRV_P{n}INVALID"] for n in range(1, 7)}
-TEMP_OFF, TEMP_NOT_STABILIZED, TEMP_STABILIZED, TEMP_NOT_REACHED, TEMP_DRIFT = 20034, 20035, 20036, 20037, 20040
 
 TRIGGER_INTERNAL, TRIGGER_EXTERNAL, TRIGGER_EXTERNAL_START, TRIGGER_EXTERNAL_EXPOSURE, TRIGGER_SOFTWARE = 0, 1, 6, 7, 10
 READ_FVB, READ_SINGLE_TRACK, READ_IMAGE = 0, 3, 4
@@ -199,13 +207,7 @@ class SimAndorSDK:
         self.calls: deque[tuple[str, tuple[Any, ...]]] = deque(maxlen=10_000)
         """Every vendor call as (name, arguments), newest last."""
         self.initialized = False
-        # the sensor's thermal state is physical: it survives Initialize/ShutDown
-        self.temperature_c = self.model.ambient_c
-        self._t_thermal = self._clock()
-        self.cooler_on = False
-        self.setpoint_c = 20
-        self._reached_at: float | None = None
-        self._drifting = False
+        self._cooler = SensorCooler(self.model, clock)  # physical: survives Initialize/ShutDown
         self.shutdown_temperature_c: float | None = None
         """Sensor temperature at the last ShutDown (None before the first)."""
         self.ignored_triggers = 0
@@ -228,15 +230,26 @@ class SimAndorSDK:
     def perturb_temperature(self, delta_c: float) -> None:
         """Move the sensor temperature by ``delta_c`` now (a stabilised cooler then reports DRIFT)."""
         with self._lock:
-            self._update_temperature()
-            if self._temperature_state() == TEMP_STABILIZED:
-                self._drifting = True
-            self.temperature_c += float(delta_c)
-            self._reached_at = None
+            self._cooler.perturb(delta_c)
 
     @property
     def acquiring(self) -> bool:
         return self._acq is not None
+
+    @property
+    def temperature_c(self) -> float:
+        """Sensor temperature (degC) as of the last call that looked at it."""
+        return self._cooler.temperature_c
+
+    @property
+    def cooler_on(self) -> bool:
+        """The cooler is switched on."""
+        return self._cooler.cooler_on
+
+    @property
+    def setpoint_c(self) -> int:
+        """Temperature set point (degC) last accepted by SetTemperature."""
+        return self._cooler.setpoint_c
 
     def _power_on_settings(self) -> None:
         """Settings after Initialize (the driver sets every one it uses)."""
@@ -256,44 +269,6 @@ class SimAndorSDK:
         self.trigger_mode = TRIGGER_INTERNAL
         self.shutter = (CONSTANTS["shutter_ttl_type"], 0, 0, 0)
         """(typ, mode, closing ms, opening ms)."""
-
-    # --- the cooler -----------------------------------------------------------------
-    def _target_c(self) -> float:
-        if not self.cooler_on:
-            return self.model.ambient_c
-        return max(float(self.setpoint_c), self.model.coldest_in_air_c)
-
-    def _update_temperature(self) -> None:
-        now = self._clock()
-        dt = max(0.0, now - self._t_thermal)
-        self._t_thermal = now
-        target = self._target_c()
-        gap = target - self.temperature_c
-        if gap == 0.0:
-            return
-        step = self.model.thermal_rate_c_per_s * dt
-        if abs(gap) <= step:
-            self.temperature_c = target
-            if self.cooler_on:
-                self._reached_at = now - (dt - abs(gap) / self.model.thermal_rate_c_per_s)
-                self._drifting = False
-        else:
-            self.temperature_c += math.copysign(step, gap)
-
-    def _restart_regulation(self) -> None:
-        self._drifting = False
-        self._reached_at = self._clock() if self.cooler_on and self.temperature_c == self._target_c() else None
-
-    def _temperature_state(self) -> int:
-        if not self.cooler_on:
-            return TEMP_OFF
-        if self._drifting:
-            return TEMP_DRIFT
-        if self._target_c() != self.setpoint_c or self._reached_at is None:
-            return TEMP_NOT_REACHED
-        if self._clock() - self._reached_at < self.model.stabilize_s:
-            return TEMP_NOT_STABILIZED
-        return TEMP_STABILIZED
 
     # --- geometry and timing -----------------------------------------------------------
     def _frame_shape(self) -> tuple[int, ...]:
@@ -401,8 +376,7 @@ class SimAndorSDK:
             signal_e = np.zeros(m.width_px)
         else:
             signal_e = self._scene.emitted_spectrum(start_ps, stop_ps, HC_EV_NM / axis_nm) * m.qe(axis_nm)
-        self._update_temperature()
-        dark_e = m.dark_e_per_px_s(self.temperature_c) * (stop_ps - start_ps) * 1e-12 + m.cic_e_per_px
+        dark_e = m.dark_e_per_px_s(self._cooler.update()) * (stop_ps - start_ps) * 1e-12 + m.cic_e_per_px
         if self.read_mode == READ_FVB:
             mean_e = full_vertical_binning_e(m, signal_e, dark_e)
         elif self.read_mode == READ_SINGLE_TRACK:
@@ -424,10 +398,8 @@ class SimAndorSDK:
     def ShutDown(self) -> int:
         self._acq = None
         self._pending.clear()
-        self._update_temperature()
-        self.shutdown_temperature_c = self.temperature_c
-        self.cooler_on = False  # SDK2 switches the cooler off at ShutDown (cooler mode 0)
-        self._restart_regulation()
+        self.shutdown_temperature_c = self._cooler.update()
+        self._cooler.switch_off()  # SDK2 switches the cooler off at ShutDown (cooler mode 0)
         self.initialized = False
         return OK
 
@@ -465,24 +437,17 @@ class SimAndorSDK:
         low, high = self.model.temperature_range_c
         if not low <= temperature_c <= high:
             return P_INVALID[1]
-        self._update_temperature()
-        self.setpoint_c = int(temperature_c)
-        self._restart_regulation()
+        self._cooler.set_setpoint(temperature_c)
         return OK
 
     @_vendor()
     def CoolerON(self) -> int:
-        self._update_temperature()
-        if not self.cooler_on:
-            self.cooler_on = True
-            self._restart_regulation()
+        self._cooler.switch_on()
         return OK
 
     @_vendor()
     def CoolerOFF(self) -> int:
-        self._update_temperature()
-        self.cooler_on = False
-        self._restart_regulation()
+        self._cooler.switch_off()
         return OK
 
     @_vendor()
@@ -492,9 +457,8 @@ class SimAndorSDK:
 
     @_vendor()
     def GetTemperature(self, temperature: Any) -> int:
-        self._update_temperature()
-        _store(temperature, int(round(self.temperature_c)))
-        return self._temperature_state()
+        _store(temperature, int(round(self._cooler.update())))
+        return self._cooler.status()
 
     # --- vendor functions: settings --------------------------------------------------------
     @_vendor(idle_only=True)
