@@ -21,6 +21,7 @@ Behaviour (what a test can rely on):
   ``external_start`` (6): the first edge starts the series, then the internal cycle.
   ``internal`` (0): frames at ``StartAcquisition`` time + k x kinetic cycle time.
   ``software`` (10): a frame at the scene time of each ``SendSoftwareTrigger``.
+  (The timeline lives in ``sim_backends.andor_acquisition``.)
 * **Availability.** A frame enters the circular buffer once the scene has been generated
   past its exposure end plus the readout time.  Numbers are 1-based from
   ``StartAcquisition`` (the SDK's); the driver reports 0-based indices (number - 1).
@@ -66,12 +67,19 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
 
 from drivers.andor.atmcd import CODE_OF_NAME, CONSTANTS
+from sim_backends.andor_acquisition import (
+    TRIGGER_EXTERNAL,
+    TRIGGER_EXTERNAL_EXPOSURE,
+    TRIGGER_EXTERNAL_START,
+    TRIGGER_INTERNAL,
+    TRIGGER_SOFTWARE,
+    Acquisition,
+)
 from sim_backends.andor_cooler import (  # noqa: F401  (TEMP_* re-exported: SDK2 status codes)
     TEMP_DRIFT,
     TEMP_NOT_REACHED,
@@ -101,7 +109,6 @@ NOT_INITIALIZED = CODE_OF_NAME["DRV_NOT_INITIALIZED"]
 INVALID_MODE = CODE_OF_NAME["DRV_INVALID_MODE"]
 P_INVALID = {n: CODE_OF_NAME[f"DRV_P{n}INVALID"] for n in range(1, 7)}
 
-TRIGGER_INTERNAL, TRIGGER_EXTERNAL, TRIGGER_EXTERNAL_START, TRIGGER_EXTERNAL_EXPOSURE, TRIGGER_SOFTWARE = 0, 1, 6, 7, 10
 READ_FVB, READ_SINGLE_TRACK, READ_IMAGE = 0, 3, 4
 ACQ_SINGLE, ACQ_KINETIC, ACQ_RUN_TILL_ABORT = 1, 3, 5
 SHUTTER_CLOSED = CONSTANTS["shutter_modes"]["closed"]
@@ -156,24 +163,6 @@ def _vendor(requires_init: bool = True, idle_only: bool = False) -> Callable[[Ca
     return decorate
 
 
-@dataclass
-class _Acquisition:
-    """State of one acquisition (StartAcquisition .. end or abort)."""
-
-    number: int
-    arm_ps: int
-    series: float  # frames to take (inf for run till abort)
-    trigger: int
-    exposure_ps: int
-    readout_ps: int
-    min_cycle_ps: int
-    internal_cycle_ps: int
-    edge_cursor_ps: int
-    first_start_ps: int | None = None  # external start: the triggering edge
-    last_start_ps: int | None = None
-    started: int = 0
-
-
 class SimAndorSDK:
     """Simulated Andor SDK2 library of an iXon Ultra 888 (see the module docstring).
 
@@ -213,7 +202,7 @@ class SimAndorSDK:
         self.ignored_triggers = 0
         """Frame-clock edges the camera could not take (still busy with the previous frame)."""
         self._acq_count = 0
-        self._acq: _Acquisition | None = None
+        self._acq: Acquisition | None = None
         self._pending: deque[tuple[int, int, int]] = deque()
         self._ring: dict[int, np.ndarray] = {}
         self._retrieved_until = 0
@@ -308,54 +297,15 @@ class SimAndorSDK:
         if acq is None:
             return
         now = int(self._scene.generated_until_ps)
-        for start in self._new_starts(acq, now):
-            index = acq.started
-            acq.started += 1
-            acq.last_start_ps = start
-            self._pending.append((index, start, start + acq.exposure_ps))
+        starts, ignored = acq.new_starts(self._scene.frame_edges_ps, now)
+        self.ignored_triggers += ignored
+        for start in starts:
+            self._pending.append((acq.take(start), start, start + acq.exposure_ps))
         while self._pending and self._pending[0][2] + acq.readout_ps <= now:
             index, start, stop = self._pending.popleft()
             self._finish_frame(index, start, stop)
         if acq.started >= acq.series and not self._pending:
             self._acq = None
-
-    def _new_starts(self, acq: _Acquisition, now: int) -> list[int]:
-        """Exposure starts (ps) triggered before ``now`` and not yet taken."""
-        if acq.trigger in (TRIGGER_EXTERNAL, TRIGGER_EXTERNAL_EXPOSURE):
-            return self._edge_starts(acq, now)
-        if acq.trigger == TRIGGER_SOFTWARE:
-            return []  # SendSoftwareTrigger starts them
-        if acq.trigger == TRIGGER_EXTERNAL_START:
-            if acq.first_start_ps is None:
-                first = self._edge_starts(acq, now)[:1]
-                if not first:
-                    return []
-                acq.first_start_ps = first[0]
-            origin = acq.first_start_ps
-        else:
-            origin = acq.arm_ps
-        starts = []
-        k = acq.started
-        while k < acq.series and origin + k * acq.internal_cycle_ps < now:
-            starts.append(origin + k * acq.internal_cycle_ps)
-            k += 1
-        return starts
-
-    def _edge_starts(self, acq: _Acquisition, now: int) -> list[int]:
-        """Frame-clock edges since the last look that the camera takes (it ignores those while busy)."""
-        edges = self._scene.frame_edges_ps(acq.edge_cursor_ps, now)
-        acq.edge_cursor_ps = max(acq.edge_cursor_ps, now)
-        starts: list[int] = []
-        last = acq.last_start_ps
-        for edge in edges.tolist():  # one step per frame, not per tag
-            if acq.started + len(starts) >= acq.series:
-                break
-            if last is not None and edge < last + acq.min_cycle_ps:
-                self.ignored_triggers += 1
-                continue
-            starts.append(edge)
-            last = edge
-        return starts
 
     def _finish_frame(self, index: int, start_ps: int, stop_ps: int) -> None:
         self._total_acquired += 1
@@ -592,7 +542,7 @@ class SimAndorSDK:
         self._acq_count += 1
         series = {ACQ_SINGLE: 1, ACQ_KINETIC: self.number_kinetics}.get(self.acquisition_mode, math.inf)
         now = int(self._scene.generated_until_ps)
-        self._acq = _Acquisition(
+        self._acq = Acquisition(
             number=self._acq_count,
             arm_ps=now,
             series=series,
@@ -634,10 +584,8 @@ class SimAndorSDK:
         if acq.trigger != TRIGGER_SOFTWARE:
             return INVALID_MODE
         now = int(self._scene.generated_until_ps)
-        if acq.started < acq.series and (acq.last_start_ps is None or now >= acq.last_start_ps + acq.min_cycle_ps):
-            self._pending.append((acq.started, now, now + acq.exposure_ps))
-            acq.started += 1
-            acq.last_start_ps = now
+        if acq.ready_at(now):
+            self._pending.append((acq.take(now), now, now + acq.exposure_ps))
         else:
             self.ignored_triggers += 1
         return OK
