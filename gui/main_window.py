@@ -1,24 +1,33 @@
-"""The lab's main window: live views of the engine running in its own process.
+"""The lab's main window: instrument panels, live views, recording, status bar.
 
-Presentation only.  The engine runs in an :class:`~labctl.engine_process.EngineProcess`
-with the standard live accumulators built in the child; a QTimer on the GUI
-thread (~20 Hz) takes ``status()`` and each sink's snapshot and calls
-``setData`` / ``setImage`` once per view (STYLE.md, "Live plots").
+Presentation only.  The station is built once in a child process
+(:class:`~labctl.station_process.StationProcess`) and every round trip to it
+runs on the :class:`~gui.link.StationLink` worker thread.  A QTimer on the GUI
+thread (~20 Hz) draws the latest poll (status, accumulator snapshots, the live
+fit, monitors) with one ``setData`` / ``setImage`` per view (STYLE.md, "Live
+plots").  Window layout and the settings changed in the panels persist
+(QSettings) and are applied again, through the station's validation, at the
+next start.
 """
 
 from __future__ import annotations
 
+import collections
+import hashlib
+import json
 import sys
+import time
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import pyqtgraph as pg
 from PyQt6 import QtCore, QtGui, QtWidgets
 
+from gui.link import StationLink
+from gui.panels import ROLE_TITLES, InstrumentPanel
+from gui.views import LiveViews
 from labctl.analyze import PAPER_ON_THRESHOLD_PER_100MS
-from labctl.engine_process import EngineProcess
+from labctl.errors import ConfigError
 from labctl.station import StationConfig
 
 LIVE_SINKS: list[tuple[str, dict]] = [
@@ -26,54 +35,83 @@ LIVE_SINKS: list[tuple[str, dict]] = [
     ("labctl.analysis.LifetimeAccumulator", {}),
     ("labctl.analysis.IntensityTrace", {}),
     ("labctl.analysis.FlidAccumulator", {}),
+    ("labctl.analysis.spectrum_live.LiveSpectrum", {}),
 ]
-SINK_NAMES = ("g2", "lifetime", "trace", "flid")
-TRACE_BINS = 1000  # bins of the intensity trace shown
+SINK_NAMES = ("g2", "lifetime", "trace", "flid", "spectrum")
 RATE_WINDOW_S = 1.0  # count rates are averaged over at least this much tagger time
+FRAME_LOG_LENGTH = 20_000  # frames kept for the latency benchmark
+
+EXCITATION_STYLES = {
+    "on": ("EXCITATION ON", "background: #d9534f; color: white; font-weight: bold; padding: 6px"),
+    "off": ("excitation off", "background: #5cb85c; color: white; font-weight: bold; padding: 6px"),
+    "internal": ("INTERNAL CLOCK: switch on the laser's front panel",
+                 "background: #f0ad4e; color: black; font-weight: bold; padding: 6px"),
+}
 
 
-def _grow_range(current: float | None, wanted: float) -> float | None:
-    """New upper limit if ``wanted`` left the current range (grow by 1.5x, shrink when 4x too big)."""
-    if wanted <= 0:
+def settings_key_path(error: BaseException, role: str) -> str | None:
+    """The parameter path (``"ch1.threshold_v"``) an error names, if it names one of ``role``."""
+    prefix = f"instruments.{role}.settings."
+    text = error.key_path if isinstance(error, ConfigError) else str(error)
+    start = text.find(prefix)
+    if start < 0:
         return None
-    if current is None or wanted > current or wanted < current / 4:
-        return wanted * 1.5
-    return None
+    return text[start + len(prefix):].split(" ")[0].split(":")[0] or None
 
 
 class MainWindow(QtWidgets.QMainWindow):
-    """Start/stop live view and recording; trace, g(2), decay and FLID views; status bar.
+    """The lab window on one station.
 
     Args:
         config: the station (default: the built-in simulated microscope).
-        refresh_hz: view refresh rate.
+        settings_path: an INI file for the persisted layout and settings (default:
+            the user's QSettings for ``labctl``); tests give a temporary file.
+        refresh_hz: redraw rate of the views (Hz).
     """
 
-    def __init__(self, config: StationConfig | None = None, refresh_hz: float = 20.0) -> None:
+    def __init__(self, config: StationConfig | None = None, settings_path: str | Path | None = None,
+                 refresh_hz: float = 20.0) -> None:
         super().__init__()
         self.config = config if config is not None else StationConfig.load()
-        self.engine: EngineProcess | None = None
+        if settings_path is not None:
+            self.qsettings = QtCore.QSettings(str(settings_path), QtCore.QSettings.Format.IniFormat)
+        else:
+            self.qsettings = QtCore.QSettings("labctl", "labctl-gui")
+        self._station_key = "station_" + hashlib.sha1(self.config.source.encode()).hexdigest()[:12]
+        self.state = "connecting"
         self.recording_path: Path | None = None
+        self.pending_record: Path | None = None
+        self.last_poll: dict[str, Any] | None = None
         self.last_status: dict[str, Any] = {}
         self.last_snapshots: dict[str, Any] = {}
         self.last_summary: Any = None
+        self.panels: dict[str, InstrumentPanel] = {}
         self.frames_drawn = 0
+        self.frame_log: collections.deque = collections.deque(maxlen=FRAME_LOG_LENGTH)
+        self._drawn_poll_time = -1.0
         self._rate_ref: tuple[float, dict[int, int]] | None = None
         self._rates: dict[int, float] = {}
-        self._y_top: dict[str, float] = {}
+        self._spad_limits: dict[str, float] = {}
         self.setWindowTitle(f"labctl — {self.config.source}")
         self._build()
+        self._restore_layout()
+        self.link = StationLink(self.config, SINK_NAMES)
+        self.link.opened.connect(self._on_opened)
+        self.link.failed.connect(self._on_failed)
+        self.link.run_ended.connect(self._on_run_ended)
         self.timer = QtCore.QTimer(self)
         self.timer.setInterval(int(round(1000.0 / refresh_hz)))
         self.timer.timeout.connect(self.refresh)
+        self.timer.start()
+        self.link.start()
 
     # ------------------------------------------------------------------ layout
     def _build(self) -> None:
-        pg.setConfigOptions(antialias=False, imageAxisOrder="row-major")
-        central = QtWidgets.QWidget()
-        layout = QtWidgets.QHBoxLayout(central)
+        self.views = LiveViews(PAPER_ON_THRESHOLD_PER_100MS)
+        self.setCentralWidget(self.views)
 
-        controls = QtWidgets.QVBoxLayout()
+        acquisition = QtWidgets.QWidget()
+        acq_layout = QtWidgets.QVBoxLayout(acquisition)
         live_box = QtWidgets.QGroupBox("Live")
         live_layout = QtWidgets.QHBoxLayout(live_box)
         self.start_button = QtWidgets.QPushButton("Start")
@@ -82,136 +120,149 @@ class MainWindow(QtWidgets.QMainWindow):
         self.stop_button.clicked.connect(self.stop_engine)
         live_layout.addWidget(self.start_button)
         live_layout.addWidget(self.stop_button)
-        controls.addWidget(live_box)
+        acq_layout.addWidget(live_box)
 
         record_box = QtWidgets.QGroupBox("Record")
         record_layout = QtWidgets.QFormLayout(record_box)
-        self.file_edit = QtWidgets.QLineEdit(datetime.now().strftime("run_%Y%m%d_%H%M%S.h5"))
+        self.file_edit = QtWidgets.QLineEdit(self._default_file_name())
         self.record_button = QtWidgets.QPushButton("Start recording")
         self.record_button.clicked.connect(self._toggle_record)
         self.elapsed_label = QtWidgets.QLabel("–")
+        self.size_label = QtWidgets.QLabel("–")
         self.written_label = QtWidgets.QLabel("–")
         record_layout.addRow("File", self.file_edit)
         record_layout.addRow(self.record_button)
         record_layout.addRow("Elapsed", self.elapsed_label)
+        record_layout.addRow("File size", self.size_label)
         record_layout.addRow("Photons written", self.written_label)
-        controls.addWidget(record_box)
+        acq_layout.addWidget(record_box)
 
         self.message_label = QtWidgets.QLabel("")
         self.message_label.setWordWrap(True)
-        self.message_label.setMaximumWidth(260)
-        controls.addWidget(self.message_label)
-        controls.addStretch(1)
-        layout.addLayout(controls)
+        self.message_label.setTextInteractionFlags(QtCore.Qt.TextInteractionFlag.TextSelectableByMouse)
+        acq_layout.addWidget(self.message_label)
+        acq_layout.addStretch(1)
+        self.acquisition_dock = self._dock("Acquisition", acquisition, QtCore.Qt.DockWidgetArea.LeftDockWidgetArea)
 
-        views = pg.GraphicsLayoutWidget()
-        layout.addWidget(views, 1)
-        self.trace_plot = views.addPlot(row=0, col=0, title="Intensity trace")
-        self.trace_plot.setLabel("bottom", "time before now (s)")
-        self.trace_plot.setLabel("left", "counts per bin")
-        self.trace_plot.setClipToView(True)
-        self.trace_plot.setDownsampling(auto=True, mode="peak")
-        self.trace_curve = self.trace_plot.plot(pen=pg.mkPen("y"), skipFiniteCheck=True)
-        self.threshold_line = pg.InfiniteLine(angle=0, pen=pg.mkPen("r", style=QtCore.Qt.PenStyle.DashLine))
-        self.trace_plot.addItem(self.threshold_line)
+        self.excitation_label = QtWidgets.QLabel("excitation: connecting…")
+        self.excitation_label.setAlignment(QtCore.Qt.AlignmentFlag.AlignCenter)
+        self.instrument_tabs = QtWidgets.QToolBox()
+        instruments = QtWidgets.QWidget()
+        inst_layout = QtWidgets.QVBoxLayout(instruments)
+        inst_layout.addWidget(self.excitation_label)
+        inst_layout.addWidget(self.instrument_tabs, 1)
+        self.instruments_dock = self._dock("Instruments", instruments, QtCore.Qt.DockWidgetArea.LeftDockWidgetArea)
 
-        self.g2_plot = views.addPlot(row=0, col=1, title="g(2)")
-        self.g2_plot.setLabel("bottom", "lag (ns)")
-        self.g2_plot.setLabel("left", "pairs")
-        self.g2_curve = self.g2_plot.plot(pen=pg.mkPen("c"), stepMode="center", skipFiniteCheck=True)
-
-        self.decay_plot = views.addPlot(row=1, col=0, title="Decay")
-        self.decay_plot.setLabel("bottom", "delay after laser pulse (ns)")
-        self.decay_plot.setLabel("left", "photons")
-        self.decay_plot.setLogMode(y=True)
-        self.decay_curve = self.decay_plot.plot(pen=pg.mkPen("g"), connect="finite")
-
-        self.flid_plot = views.addPlot(row=1, col=1, title="FLID")
-        self.flid_plot.setLabel("bottom", "counts per bin")
-        self.flid_plot.setLabel("left", "mean lifetime (ns)")
-        self.flid_image = pg.ImageItem()
-        self.flid_image.setColorMap(pg.colormap.get("viridis"))
-        self.flid_plot.addItem(self.flid_image)
-
-        for plot in (self.trace_plot, self.g2_plot, self.decay_plot, self.flid_plot):
-            plot.disableAutoRange()
-            plot.setMouseEnabled(x=False, y=False)
-        self._ranges_set: set[str] = set()
-
-        self.setCentralWidget(central)
+        self.state_label = QtWidgets.QLabel("connecting…")
         self.rate_label = QtWidgets.QLabel("")
+        self.temperature_label = QtWidgets.QLabel("")
         self.loss_label = QtWidgets.QLabel("")
-        self.state_label = QtWidgets.QLabel("idle")
         bar = self.statusBar()
         bar.addWidget(self.state_label)
         bar.addWidget(self.rate_label, 1)
+        bar.addPermanentWidget(self.temperature_label)
         bar.addPermanentWidget(self.loss_label)
-        self.resize(1280, 800)
+        self.resize(1500, 900)
         self._update_buttons()
 
-    # ------------------------------------------------------------------ engine control
-    def start_live(self) -> None:
-        """Run the station without a file (live view only)."""
-        self._start(None)
+    def _dock(self, title: str, widget: QtWidgets.QWidget, area: QtCore.Qt.DockWidgetArea) -> QtWidgets.QDockWidget:
+        dock = QtWidgets.QDockWidget(title, self)
+        dock.setObjectName(f"dock_{title.lower()}")  # saveState needs names
+        dock.setWidget(widget)
+        self.addDockWidget(area, dock)
+        return dock
 
-    def start_recording(self, path: str | Path | None = None) -> bool:
-        """Record to ``path`` (default: the file field); ends a live run first.  False if refused."""
-        path = Path(path if path is not None else self.file_edit.text().strip())
-        if not path.name:
-            self.show_error("Record: give a file name")
-            return False
-        if path.exists():
-            self.show_error(f"Record: {path} already exists; choose another name")
-            return False
-        self.file_edit.setText(str(path))
-        return self._start(path)
+    def _default_file_name(self) -> str:
+        folder = str(self.qsettings.value("record/folder", "") or "")
+        name = datetime.now().strftime("run_%Y%m%d_%H%M%S.h5")
+        return str(Path(folder) / name) if folder else name
 
-    def _start(self, out_path: Path | None) -> bool:
-        if self.engine is not None:
-            self.stop_engine()
-        self.message_label.setText("")
-        self.message_label.setStyleSheet("")
-        engine = EngineProcess(self.config, out_path, sinks=LIVE_SINKS,
-                               description="labctl gui" if out_path is not None else "")
+    # ------------------------------------------------------------------ persistence
+    def _restore_layout(self) -> None:
+        geometry = self.qsettings.value("window/geometry")
+        state = self.qsettings.value("window/state")
+        if isinstance(geometry, QtCore.QByteArray):
+            self.restoreGeometry(geometry)
+        if isinstance(state, QtCore.QByteArray):
+            self.restoreState(state)
+
+    def _save_layout(self) -> None:
+        self.qsettings.setValue("window/geometry", self.saveGeometry())
+        self.qsettings.setValue("window/state", self.saveState())
+        self.qsettings.sync()
+
+    def saved_settings(self, role: str) -> dict[str, Any]:
+        """Settings changed in ``role``'s panel in earlier sessions ({path: value})."""
+        text = self.qsettings.value(f"{self._station_key}/{role}", "")
         try:
-            engine.start()
-        except Exception as exc:  # noqa: BLE001 - shown to the user as it is
-            self.show_error(f"Start failed: {exc}")
-            self._update_buttons()
-            return False
-        self.engine = engine
-        self.recording_path = out_path
-        self.last_snapshots = {}
-        self.last_summary = None
-        self._rate_ref = None
-        self._rates = {}
-        self.state_label.setText("recording" if out_path is not None else "live")
-        self.timer.start()
+            return dict(json.loads(text)) if text else {}
+        except (TypeError, ValueError):
+            return {}
+
+    def _remember(self, role: str, changes: dict[str, Any] | None) -> None:
+        """Add ``changes`` to the saved settings of ``role`` (None: forget them all)."""
+        saved = {} if changes is None else {**self.saved_settings(role), **changes}
+        self.qsettings.setValue(f"{self._station_key}/{role}", json.dumps(saved) if saved else "")
+        self.qsettings.sync()
+
+    # ------------------------------------------------------------------ station events
+    def _on_opened(self, described: dict[str, list[Any]]) -> None:
+        for role, title in ROLE_TITLES.items():
+            if role not in described:
+                continue
+            panel = InstrumentPanel(role, described[role])
+            panel.change_requested.connect(self.change_setting)
+            self._add_header(role, panel, described[role])
+            self.panels[role] = panel
+            scroll = QtWidgets.QScrollArea()
+            scroll.setWidgetResizable(True)
+            scroll.setWidget(panel)
+            self.instrument_tabs.addItem(scroll, title)
+        self.state = "idle"
+        self.state_label.setText("idle")
         self._update_buttons()
-        return True
+        for role in self.panels:
+            saved = self.saved_settings(role)
+            if saved:
+                self.link.call("configure", role, saved,
+                               on_ok=lambda infos, r=role: self.panels[r].set_values(infos),
+                               on_error=lambda exc, r=role: self._saved_refused(r, exc))
 
-    def stop_engine(self) -> None:
-        """End the run (live or recording) and wait for the child to finish the file."""
-        engine = self.engine
-        if engine is None:
-            return
-        self.timer.stop()
-        try:
-            if engine.running:
-                engine.stop("stopped")
-            self._finish(engine.wait(timeout_s=30))
-        except Exception as exc:  # noqa: BLE001
-            self.show_error(f"Stop failed: {exc}")
-            self.engine = None
-            self._update_buttons()
+    def _add_header(self, role: str, panel: InstrumentPanel, infos: list[Any]) -> None:
+        if role == "laser":
+            row = QtWidgets.QHBoxLayout()
+            on, off = QtWidgets.QPushButton("Excitation on"), QtWidgets.QPushButton("Excitation off")
+            on.clicked.connect(lambda: self.set_excitation(True))
+            off.clicked.connect(lambda: self.set_excitation(False))
+            row.addWidget(on)
+            row.addWidget(off)
+            panel.header.addLayout(row)
+        elif role in ("spad_a", "spad_b"):
+            bar = QtWidgets.QProgressBar()
+            bar.setRange(0, 1000)
+            bar.setFormat("–")
+            panel.rate_bar = bar  # type: ignore[attr-defined]
+            panel.header.addWidget(QtWidgets.QLabel("count rate / protection limit"))
+            panel.header.addWidget(bar)
 
-    def _finish(self, summary: Any) -> None:
-        """The run has ended: show how."""
-        self.engine = None
+    def _saved_refused(self, role: str, exc: BaseException) -> None:
+        self._remember(role, None)
+        self.show_error(f"saved {ROLE_TITLES.get(role, role)} settings were refused and forgotten: {exc}")
+
+    def _on_failed(self, message: str) -> None:
+        self.state = "failed"
+        self.state_label.setText("no station")
+        self.show_error(message)
+        self._update_buttons()
+
+    def _on_run_ended(self, summary: Any) -> None:
         self.last_summary = summary
-        if self.recording_path is not None:
+        was_recording = self.recording_path is not None
+        if was_recording:
             self.written_label.setText(f"{summary.photons_written:,}")
             self.elapsed_label.setText(f"{summary.duration_s:.1f} s")
+            if summary.file_size_bytes:
+                self.size_label.setText(f"{summary.file_size_bytes / 2**20:,.1f} MiB")
         problems = list(summary.errors)
         if not summary.clean:
             problems.insert(0, f"run ended: {summary.end_reason}")
@@ -219,63 +270,162 @@ class MainWindow(QtWidgets.QMainWindow):
             problems.append(f"{len(summary.losses)} loss record(s)")
         if problems:
             self.show_error("; ".join(problems))
-        self.state_label.setText(f"done ({summary.end_reason})")
+        elif was_recording:
+            self.show_message(f"recorded {summary.photons_written:,} photons to {summary.file_path}")
+        self.state = "idle"
+        self.recording_path = None
+        self.state_label.setText(f"idle (last run: {summary.end_reason})")
+        for panel in self.panels.values():
+            panel.set_editable(True)
+        pending, self.pending_record = self.pending_record, None
+        self._update_buttons()
+        if pending is not None:
+            self._start(pending)
+
+    # ------------------------------------------------------------------ commands
+    def start_live(self) -> None:
+        """Run the station without a file (live views only)."""
+        if self.state == "idle":
+            self._start(None)
+
+    def start_recording(self, path: str | Path | None = None) -> bool:
+        """Record to ``path`` (default: the file field); a live run is ended first.  False if refused."""
+        path = Path(path if path is not None else self.file_edit.text().strip())
+        if not path.name:
+            self.show_error("Record: give a file name")
+            return False
+        if path.exists():
+            self.show_error(f"Record: {path} already exists; choose another name")
+            return False
+        if self.state not in ("idle", "live"):
+            self.show_error(f"Record: not possible while {self.state}")
+            return False
+        self.file_edit.setText(str(path))
+        self.qsettings.setValue("record/folder", str(path.parent) if str(path.parent) != "." else "")
+        if self.state == "live":
+            self.pending_record = path
+            self.stop_engine()
+        else:
+            self._start(path)
+        return True
+
+    def _start(self, out_path: Path | None) -> None:
+        self.message_label.setText("")
+        self.message_label.setStyleSheet("")
+        self.state = "starting"
+        self.recording_path = out_path
+        self.views.reset()
+        self._rate_ref, self._rates = None, {}
+        self.state_label.setText("starting…")
+        self._update_buttons()
+        if out_path is not None:
+            for panel in self.panels.values():
+                panel.set_editable(False, "settings are locked while recording (the file records one set)")
+        self.link.call("start_run", str(out_path) if out_path is not None else None, sinks=LIVE_SINKS,
+                       description="labctl gui" if out_path is not None else "",
+                       on_ok=lambda _: self._started(out_path), on_error=self._start_failed)
+
+    def _started(self, out_path: Path | None) -> None:
+        self.link.running = True
+        self.state = "recording" if out_path is not None else "live"
+        self.state_label.setText(self.state)
         self._update_buttons()
 
+    def _start_failed(self, exc: BaseException) -> None:
+        self.state = "idle"
+        self.recording_path = None
+        for panel in self.panels.values():
+            panel.set_editable(True)
+        self.show_error(f"Start failed: {exc}")
+        self._update_buttons()
+
+    def stop_engine(self) -> None:
+        """Ask the run to end; returns at once (the child closes the file; ``run_ended`` follows)."""
+        if self.state not in ("live", "recording"):
+            return
+        self.state = "stopping"
+        self.state_label.setText("stopping… (closing the file)" if self.recording_path else "stopping…")
+        self._update_buttons()
+        self.link.call("stop_run", "stopped")
+
+    def set_excitation(self, on: bool) -> None:
+        """Switch the excitation on or to its safe state (the indicator follows the instrument)."""
+        self.link.call("set_excitation", on, on_ok=self._show_monitors)
+
+    def change_setting(self, role: str, path: str, value: Any) -> None:
+        """A panel asks for ``role.path = value``: the station validates, then applies or refuses."""
+        panel = self.panels[role]
+
+        def applied(infos: list[Any]) -> None:
+            panel.set_values(infos)
+            self._remember(role, {path: value})
+            self.show_message(f"{ROLE_TITLES.get(role, role)}: {path} = {value!r}")
+
+        def refused(exc: BaseException) -> None:
+            panel.show_error(settings_key_path(exc, role) or path, str(exc))
+            self.show_error(str(exc))
+
+        self.link.call("configure", role, {path: value}, on_ok=applied, on_error=refused)
+
     def _toggle_record(self) -> None:
-        if self.engine is not None and self.recording_path is not None:
+        if self.state == "recording":
             self.stop_engine()
         else:
             self.start_recording()
 
     def _update_buttons(self) -> None:
-        running = self.engine is not None
-        recording = running and self.recording_path is not None
-        self.start_button.setEnabled(not running)
-        self.stop_button.setEnabled(running)
-        self.record_button.setText("Stop recording" if recording else "Start recording")
-        self.file_edit.setEnabled(not recording)
+        ready = self.state == "idle"
+        self.start_button.setEnabled(ready)
+        self.stop_button.setEnabled(self.state in ("live", "recording"))
+        self.record_button.setText("Stop recording" if self.state == "recording" else "Start recording")
+        self.record_button.setEnabled(self.state in ("idle", "live", "recording"))
+        self.file_edit.setEnabled(self.state in ("idle", "live"))
 
     def show_error(self, text: str) -> None:
         self.message_label.setStyleSheet("color: red")
         self.message_label.setText(text)
         self.statusBar().showMessage(text, 10_000)
 
+    def show_message(self, text: str) -> None:
+        self.message_label.setStyleSheet("")
+        self.message_label.setText(text)
+
     def closeEvent(self, event: QtGui.QCloseEvent) -> None:  # noqa: N802 - Qt's name
-        self.stop_engine()
+        self.timer.stop()
+        self._save_layout()
+        self.link.close()  # ends any run (the child closes its file), excitation safe, instruments closed
         super().closeEvent(event)
 
     # ------------------------------------------------------------------ refresh
     def refresh(self) -> None:
-        """One frame: status and snapshots from the child, one setData/setImage per view."""
-        engine = self.engine
-        if engine is None:
+        """One frame: draw the newest poll (if new) with one setData/setImage per view."""
+        poll = self.link.latest()
+        if poll is None or poll["received_s"] == self._drawn_poll_time:
             return
-        try:
-            status = engine.status()
-            if status.get("state") == "done":  # ended on its own (protection, error, duration)
-                self.timer.stop()
-                self._finish(engine.wait(timeout_s=30))
-                return
-            snaps = {name: engine.sink_snapshot(name) for name in SINK_NAMES}
-        except Exception as exc:  # noqa: BLE001 - e.g. the child died
-            self.timer.stop()
-            self.engine = None
-            self.show_error(f"Engine lost: {exc}")
-            self._update_buttons()
+        self._drawn_poll_time = poll["received_s"]
+        self.last_poll = poll
+        self._show_monitors(poll["monitors"])
+        if not self.link.running or self.state not in ("live", "recording", "stopping"):
             return
+        status = poll["status"]
         self.last_status = status
-        self.last_snapshots = snaps
         self._show_status(status)
-        if snaps["trace"] is not None:
-            self._show_trace(snaps["trace"])
-        if snaps["g2"] is not None:
-            self._show_g2(snaps["g2"])
-        if snaps["lifetime"] is not None:
-            self._show_decay(snaps["lifetime"])
-        if snaps["flid"] is not None:
-            self._show_flid(snaps["flid"])
-        self.frames_drawn += 1
+        snaps = poll["snapshots"]
+        if any(s is not None for s in snaps.values()):
+            self.last_snapshots = snaps
+            self.views.show(snaps, poll.get("fit"))
+            self.frames_drawn += 1
+            self.frame_log.append((time.monotonic(), poll["received_s"], status.get("read_monotonic_s"),
+                                   status.get("last_tag_ps")))
+
+    def _show_monitors(self, monitors: dict[str, Any]) -> None:
+        state = str(monitors.get("excitation", "unknown"))
+        text, style = EXCITATION_STYLES.get(state, (f"excitation {state}", "background: #f0ad4e; padding: 6px"))
+        self.excitation_label.setText(text)
+        self.excitation_label.setStyleSheet(style)
+        if "camera_temperature_c" in monitors:
+            self.temperature_label.setText(
+                f"camera {monitors['camera_temperature_c']} °C ({monitors.get('camera_temperature_state', '?')})")
 
     def _show_status(self, status: dict[str, Any]) -> None:
         elapsed = float(status.get("elapsed_s", 0.0))
@@ -289,104 +439,79 @@ class MainWindow(QtWidgets.QMainWindow):
         names = {v: k for k, v in self.config.data["channels"].items() if v is not None}
         self.rate_label.setText("   ".join(
             f"{names.get(ch, f'ch{ch}')}: {rate / 1e3:,.1f} kcps" for ch, rate in sorted(self._rates.items())))
+        self._show_spad_rates(names)
         losses = int(status.get("losses", 0))
         self.loss_label.setText(f"losses: {losses}")
         self.loss_label.setStyleSheet("color: red; font-weight: bold" if losses else "")
         if self.recording_path is not None:
             self.elapsed_label.setText(f"{elapsed:.1f} s")
             self.written_label.setText(f"{int(status.get('photons_written', 0)):,}")
+            try:
+                self.size_label.setText(f"{self.recording_path.stat().st_size / 2**20:,.1f} MiB")
+            except OSError:
+                pass
         errors = status.get("errors") or []
         if errors:
             self.show_error("; ".join(str(e) for e in errors))
 
-    def _set_y(self, key: str, plot: pg.PlotItem, top: float, log: bool = False) -> None:
-        new = _grow_range(self._y_top.get(key), top)
-        if new is not None:
-            self._y_top[key] = new
-            if log:
-                plot.setYRange(0.0, np.log10(new), padding=0)
-            else:
-                plot.setYRange(0.0, new, padding=0)
-
-    def _show_trace(self, snap: Any) -> None:
-        total = snap.total[-TRACE_BINS:]
-        bin_s = snap.bin_ps * 1e-12
-        x = (np.arange(total.size) - total.size + 1) * bin_s
-        self.trace_curve.setData(x, total.astype(np.float64), skipFiniteCheck=True)
-        threshold = PAPER_ON_THRESHOLD_PER_100MS * snap.bin_ms / 100.0
-        self.threshold_line.setValue(threshold)
-        if "trace" not in self._ranges_set:
-            self.trace_plot.setXRange(-TRACE_BINS * bin_s, 0.0, padding=0.01)
-            self.trace_plot.setTitle(f"Intensity trace ({snap.bin_ms:g} ms bins; red: ON threshold)")
-            self._ranges_set.add("trace")
-        self._set_y("trace", self.trace_plot, max(float(total.max()) if total.size else 0.0, threshold))
-
-    def _show_g2(self, snap: Any) -> None:
-        edges_ns = snap.lag_edges_ps * 1e-3
-        self.g2_curve.setData(edges_ns, snap.counts, stepMode="center", skipFiniteCheck=True)
-        if "g2" not in self._ranges_set:
-            self.g2_plot.setXRange(edges_ns[0], edges_ns[-1], padding=0)
-            self._ranges_set.add("g2")
-        self._set_y("g2", self.g2_plot, float(snap.counts.max()) if snap.counts.size else 0.0)
-        if snap.g2_zero is not None:
-            self.g2_plot.setTitle(f"g(2): g2(0) = {snap.g2_zero:.3f} ± {snap.g2_zero_err:.3f}")
-        else:
-            self.g2_plot.setTitle("g(2): g2(0) = –")
-
-    def _show_decay(self, snap: Any) -> None:
-        edges_ns = snap.bin_edges_ps * 1e-3
-        centres = 0.5 * (edges_ns[:-1] + edges_ns[1:])
-        summed = snap.summed.astype(np.float64)
-        y = np.where(summed > 0, summed, np.nan)
-        self.decay_curve.setData(centres, y, connect="finite")
-        if "decay" not in self._ranges_set:
-            self.decay_plot.setXRange(edges_ns[0], edges_ns[-1], padding=0)
-            self._ranges_set.add("decay")
-        self._set_y("decay", self.decay_plot, float(summed.max()) if summed.size else 0.0, log=True)
-
-    def _show_flid(self, snap: Any) -> None:
-        counts = snap.counts  # (intensity bins, lifetime bins): row-major image is (y rows, x columns)
-        image = counts.T.astype(np.float32)
-        top = float(image.max()) if image.size else 0.0
-        self.flid_image.setImage(image, autoLevels=False, levels=(0.0, max(top, 1.0)))
-        if "flid" not in self._ranges_set:
-            ie, le = snap.intensity_edges, snap.lifetime_edges_ns
-            rect = QtCore.QRectF(float(ie[0]), float(le[0]), float(ie[-1] - ie[0]), float(le[-1] - le[0]))
-            self.flid_image.setRect(rect)
-            self.flid_plot.setXRange(rect.left(), rect.right(), padding=0)
-            self.flid_plot.setYRange(rect.top(), rect.bottom(), padding=0)
-            self._ranges_set.add("flid")
+    def _show_spad_rates(self, names: dict[int, str]) -> None:
+        channel_of = {name: ch for ch, name in names.items()}
+        for role in ("spad_a", "spad_b"):
+            panel = self.panels.get(role)
+            if panel is None or role not in channel_of:
+                continue
+            limit = float(panel.infos["max_count_rate_cps"].value) if "max_count_rate_cps" in panel.infos else 0.0
+            rate = self._rates.get(channel_of[role], 0.0)
+            bar = panel.rate_bar  # type: ignore[attr-defined]
+            if limit > 0:
+                bar.setValue(int(min(1000, 1000 * rate / limit)))
+                bar.setFormat(f"{rate / 1e3:,.1f} kcps of {limit / 1e3:,.0f} kcps ({100 * rate / limit:.1f} %)")
 
 
 def run_app(config_path: str | Path | None = None, screenshot: str | Path | None = None,
             after_s: float = 3.0) -> int:
-    """The ``labctl gui`` entry point: show the window; with ``screenshot``, grab it after ``after_s`` and exit."""
+    """The ``labctl gui`` entry point: show the window; with ``screenshot``, run live for
+    ``after_s`` seconds, save an image of the window and exit (non-zero if anything failed)."""
     app = QtWidgets.QApplication.instance() or QtWidgets.QApplication(["labctl gui"])
     window = MainWindow(StationConfig.load(config_path))
     window.show()
+    if screenshot is None:
+        return app.exec()
     result = {"code": 0}
-    if screenshot is not None:
-        window.start_live()
-        if window.engine is None:  # the start failed (shown in the window)
-            print(f"labctl gui: {window.message_label.text()}", file=sys.stderr)
-            return 1
 
-        def grab() -> None:
-            window.refresh()
-            ok = window.grab().save(str(screenshot))
-            window.stop_engine()
-            summary = window.last_summary
-            if not ok:
-                print(f"labctl gui: could not write {screenshot}", file=sys.stderr)
-                result["code"] = 1
-            elif summary is None or not summary.clean:
-                print(f"labctl gui: {window.message_label.text()}", file=sys.stderr)
-                result["code"] = 1
-            app.quit()
+    def fail(message: str) -> None:
+        print(f"labctl gui: {message}", file=sys.stderr)
+        result["code"] = 1
+        window.close()
+        app.quit()
 
-        QtCore.QTimer.singleShot(int(after_s * 1000), grab)
-        app.exec()
-        return result["code"]
+    def grab() -> None:
+        window.refresh()
+        if not window.grab().save(str(screenshot)):
+            fail(f"could not write {screenshot}")
+            return
+        window.stop_engine()
+
+    def ended(summary: Any) -> None:
+        if not summary.clean:
+            fail(window.message_label.text())
+            return
+        window.close()
+        app.quit()
+
+    window.link.opened.connect(lambda _: QtCore.QTimer.singleShot(0, window.start_live))
+    window.link.failed.connect(fail)
+    window.link.run_ended.connect(ended)
+    started = {"done": False}
+
+    def check_started() -> None:
+        if window.state == "live" and not started["done"]:
+            started["done"] = True
+            QtCore.QTimer.singleShot(int(after_s * 1000), grab)
+
+    watcher = QtCore.QTimer(window)
+    watcher.timeout.connect(check_started)
+    watcher.start(50)
+    QtCore.QTimer.singleShot(int((after_s + 120) * 1000), lambda: fail("timed out"))
     app.exec()
-    window.stop_engine()
-    return 0
+    return result["code"]

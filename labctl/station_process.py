@@ -164,6 +164,9 @@ class _ChildStation:
         self.summary_pending: RunSummary | None = None
         self._monitors: dict[str, Any] = {}
         self._monitor_time = -1e9
+        from labctl.analysis.live_fit import PeriodicDecayFit
+
+        self.fitter = PeriodicDecayFit()
 
     # -- runs ------------------------------------------------------------------------
     def start_run(self, request: RunRequest) -> None:
@@ -180,6 +183,7 @@ class _ChildStation:
         engine.start(request.duration_s)
         self.engine, self.request, self.summary_pending = engine, request, None
         self.sinks = {s.name: s for s in sinks}
+        self.fitter.reset()
 
     def stop_run(self, reason: str) -> None:
         if self.engine is not None and self.engine.running:
@@ -245,9 +249,10 @@ class _ChildStation:
         if engine is not None and status.get("state") == "done":
             self.summary_pending = self.finish_run()
         snapshots = {name: _live_snapshot(self.sinks.get(name)) for name in names}
+        fit = self.fitter.update(snapshots.get("lifetime")) if "lifetime" in snapshots else None
         summary, self.summary_pending = self.summary_pending, None
         return {"status": status, "snapshots": snapshots, "monitors": self.monitors(), "summary": summary,
-                "restarts": self.request.restarts if self.request is not None else 0}
+                "fit": fit, "restarts": self.request.restarts if self.request is not None else 0}
 
     def close(self) -> None:
         if self.engine is not None:
@@ -420,7 +425,9 @@ class StationProcess:
 
     def poll(self, sink_names: Sequence[str] = ()) -> dict[str, Any]:
         """One trip: ``status``, ``snapshots`` {name: snapshot}, ``monitors``, ``summary`` (the
-        summary of a run that ended since the last poll, else None), ``restarts``."""
+        summary of a run that ended since the last poll, else None), ``fit`` (the latest
+        :class:`~labctl.analysis.live_fit.LiveFit` of the ``lifetime`` sink, refitted every
+        few seconds; None before), ``restarts``."""
         return self._ask("poll", list(sink_names))
 
     def status(self) -> dict[str, Any]:

@@ -40,8 +40,10 @@ Behaviour (what a test can rely on):
   call of ``name`` return ``code`` without touching any state.
 * **Faults** (option ``faults``, settable from a station file's
   ``library_options``): ``[{after_s: 1.0, function: TDC_getLastTimestamps,
-  code: 2}]`` makes every call of ``function`` return ``code`` once the device
-  time has passed ``after_s`` seconds: a device that drops off the bus mid-run.
+  code: 2}]`` makes every call of ``function`` return ``code`` once ``after_s``
+  device seconds have passed since the timestamp buffer was last (re)started
+  (``TDC_setTimestampBufferSize``, i.e. the start of a stream): a device that
+  drops off the bus mid-run.
 """
 
 from __future__ import annotations
@@ -131,7 +133,8 @@ def _vendor(requires_init: bool = True) -> Callable[[Callable[..., int]], Callab
                 if injected is not None:
                     return injected
                 for after_ps, function, code in self._faults:
-                    if function == func.__name__ and self._origin_s is not None and self.device_time_ps() >= after_ps:
+                    if (function == func.__name__ and self._stream_start_ps is not None
+                            and self.device_time_ps() - self._stream_start_ps >= after_ps):
                         return code
                 if requires_init and not self.initialized:
                     return NOT_INITIALIZED
@@ -162,6 +165,7 @@ class _SimTDCCore:
         if time_scale <= 0:
             raise ValueError(f"SimTDCBase: time_scale = {time_scale!r}: must be > 0")
         self._faults = [_check_fault(i, fault) for i, fault in enumerate(faults)]
+        self._stream_start_ps: int | None = None  # device time of the last buffer (re)start, for faults
         for i, (_, function, _) in enumerate(self._faults):
             if not callable(getattr(type(self), function, None)):
                 raise ValueError(f"SimTDCBase: faults[{i}].function = {function!r}: this library has no such function")
@@ -357,6 +361,7 @@ class _SimTDCCore:
             self._origin_s = self._clock()
         self.buffer_size = int(size)
         self._clear_ring()
+        self._stream_start_ps = self.device_time_ps()
         return OK
 
     @_vendor()

@@ -1,0 +1,130 @@
+"""The window's only line to the station process: a worker thread that owns all IPC.
+
+Every round trip to the child (commands and polls) happens on this worker thread,
+never on the GUI thread, so a slow answer (a run closing its file, a live run
+restarting after a setting change) never blocks the event loop.  Results come
+back to the GUI thread as Qt signals (queued connections); the latest poll is
+kept for the redraw timer to take.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from typing import Any, Callable, Sequence
+
+from PyQt6 import QtCore
+
+from labctl.station import StationConfig
+from labctl.station_process import StationProcess
+
+_CLOSE = object()
+
+
+class StationLink(QtCore.QObject):
+    """Open a :class:`StationProcess`, run commands on it and poll it, all on one worker thread.
+
+    Args:
+        config: the station to build in the child.
+        sink_names: sinks whose snapshots each poll asks for.
+        poll_hz: poll rate during a run (Hz).
+        idle_poll_hz: poll rate without a run (monitors only) (Hz).
+    """
+
+    opened = QtCore.pyqtSignal(object)  # {role: [ParameterInfo]}
+    failed = QtCore.pyqtSignal(str)  # the station could not be built, or the child is gone
+    reply = QtCore.pyqtSignal(int, bool, object)  # token, ok, result or exception
+    run_ended = QtCore.pyqtSignal(object)  # RunSummary
+
+    def __init__(self, config: StationConfig, sink_names: Sequence[str], poll_hz: float = 20.0,
+                 idle_poll_hz: float = 2.0) -> None:
+        super().__init__()
+        self.process = StationProcess(config)
+        self.sink_names = list(sink_names)
+        self.run_period_s = 1.0 / poll_hz
+        self.idle_period_s = 1.0 / idle_poll_hz
+        self.running = False
+        self._queue: queue.Queue = queue.Queue()
+        self._callbacks: dict[int, tuple[Callable | None, Callable | None]] = {}
+        self._token = 0
+        self._latest: dict[str, Any] | None = None
+        self._latest_lock = threading.Lock()
+        self._thread = threading.Thread(target=self._work, name="labctl-gui-link", daemon=True)
+        self.reply.connect(self._on_reply)
+
+    def start(self) -> None:
+        """Build the station in its process (on the worker thread); ``opened`` or ``failed`` follows."""
+        self._thread.start()
+
+    def call(self, method: str, *args: Any, on_ok: Callable[[Any], None] | None = None,
+             on_error: Callable[[BaseException], None] | None = None, **kwargs: Any) -> None:
+        """Run ``StationProcess.<method>(*args, **kwargs)`` on the worker; the callbacks run on the
+        GUI thread (without ``on_error``, an error is reported through ``failed``)."""
+        self._token += 1
+        self._callbacks[self._token] = (on_ok, on_error)
+        self._queue.put((self._token, method, args, kwargs))
+
+    def latest(self) -> dict[str, Any] | None:
+        """The newest poll result (with ``received_s``, its time.monotonic), or None."""
+        with self._latest_lock:
+            return self._latest
+
+    def close(self, timeout_s: float = 60.0) -> None:
+        """End any run, close the instruments and the child (waits up to ``timeout_s``)."""
+        if self._thread.is_alive():
+            self._queue.put(_CLOSE)
+            self._thread.join(timeout_s)
+
+    # ------------------------------------------------------------------ GUI thread
+    def _on_reply(self, token: int, ok: bool, payload: Any) -> None:
+        on_ok, on_error = self._callbacks.pop(token, (None, None))
+        if ok and on_ok is not None:
+            on_ok(payload)
+        elif not ok:
+            if on_error is not None:
+                on_error(payload)
+            else:
+                self.failed.emit(f"{type(payload).__name__}: {payload}")
+
+    # ------------------------------------------------------------------ worker thread
+    def _work(self) -> None:
+        try:
+            self.process.open()
+            self.opened.emit(self.process.describe())
+        except Exception as exc:  # noqa: BLE001 - shown in the window
+            self.failed.emit(f"the station could not be built: {exc}")
+            return
+        next_poll = time.monotonic()
+        try:
+            while True:
+                try:
+                    item = self._queue.get(timeout=max(0.0, next_poll - time.monotonic()))
+                except queue.Empty:
+                    item = None
+                if item is _CLOSE:
+                    break
+                if item is not None:
+                    token, method, args, kwargs = item
+                    try:
+                        result = getattr(self.process, method)(*args, **kwargs)
+                    except Exception as exc:  # noqa: BLE001 - handed to the caller's on_error
+                        self.reply.emit(token, False, exc)
+                    else:
+                        self.reply.emit(token, True, result)
+                if time.monotonic() >= next_poll:
+                    self._poll()
+                    next_poll = time.monotonic() + (self.run_period_s if self.running else self.idle_period_s)
+        except Exception as exc:  # noqa: BLE001 - e.g. the child died
+            self.failed.emit(f"lost the station process: {exc}")
+        finally:
+            self.process.close()
+
+    def _poll(self) -> None:
+        result = self.process.poll(self.sink_names if self.running else ())
+        result["received_s"] = time.monotonic()
+        with self._latest_lock:
+            self._latest = result
+        if result["summary"] is not None:
+            self.running = False
+            self.run_ended.emit(result["summary"])

@@ -1,0 +1,163 @@
+"""Instrument panels: one form per instrument, built from its parameters.
+
+Presentation only.  A panel shows what
+:func:`labctl.station_process.describe_instrument` reports (value, unit, what
+is allowed) and asks for a change with ``change_requested(role, path, value)``;
+the window sends it to the station process, whose validation is the station's
+own (:meth:`labctl.station.Station.configure`).  A refused value is shown in red
+under its field, with the station's message, and the field goes back to the
+instrument's value.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+from PyQt6 import QtCore, QtWidgets
+
+ROLE_TITLES = {
+    "laser": "Excitation",
+    "tagger": "Time tagger",
+    "spad_a": "SPAD A",
+    "spad_b": "SPAD B",
+    "camera": "Camera",
+    "spectrograph": "Spectrograph",
+    "function_generator": "Function generator",
+}
+"""Panel titles by station role, in the order the panels are shown."""
+
+READ_ONLY_SHOWN = {
+    "camera": ("temperature_c", "temperature_state", "kinetic_cycle_s", "frames_skipped", "frame_shape"),
+    "spectrograph": ("serial_number", "grating_info"),
+    "tagger": ("timebase_ps", "library_version"),
+}
+"""Read-only parameters worth a line in a panel (others are in the file's station snapshot)."""
+
+
+def parse_value(text: str, kind: str) -> Any:
+    """What the user typed, as the value to send: numbers as int when integral text, else float.
+
+    The station's validator decides whether it is allowed; text that is no number is
+    sent as it is, so that the refusal names the value the user typed.
+    """
+    text = text.strip()
+    if kind in ("number", "integer"):
+        try:
+            return int(text)
+        except ValueError:
+            try:
+                return float(text)
+            except ValueError:
+                return text
+    return text
+
+
+def format_value(value: Any) -> str:
+    """A value as a field shows it."""
+    if isinstance(value, float):
+        return f"{value:.10g}"
+    return str(value)
+
+
+class InstrumentPanel(QtWidgets.QWidget):
+    """A form of an instrument's parameters; edits become ``change_requested`` signals.
+
+    Args:
+        role: the station role (``"camera"``...).
+        infos: its parameters (:class:`labctl.station_process.ParameterInfo`).
+    """
+
+    change_requested = QtCore.pyqtSignal(str, str, object)
+
+    def __init__(self, role: str, infos: Sequence[Any], parent: QtWidgets.QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.role = role
+        self.fields: dict[str, QtWidgets.QWidget] = {}
+        self.errors: dict[str, QtWidgets.QLabel] = {}
+        self.read_only: dict[str, QtWidgets.QLabel] = {}
+        self.infos = {info.path: info for info in infos}
+        layout = QtWidgets.QVBoxLayout(self)
+        layout.setContentsMargins(4, 4, 4, 4)
+        self.header = QtWidgets.QVBoxLayout()
+        layout.addLayout(self.header)
+        forms: dict[str, QtWidgets.QFormLayout] = {}
+        shown_read_only = READ_ONLY_SHOWN.get(role, ())
+        for info in infos:
+            if not info.settable and info.path not in shown_read_only:
+                continue
+            group, _, _ = info.path.rpartition(".")
+            if group not in forms:
+                box = QtWidgets.QGroupBox(group) if group else QtWidgets.QWidget()
+                forms[group] = QtWidgets.QFormLayout(box)
+                forms[group].setContentsMargins(2, 2, 2, 2)
+                layout.addWidget(box)
+            label = info.path.rpartition(".")[2] + (f" ({info.unit})" if info.unit else "")
+            if not info.settable:
+                value_label = QtWidgets.QLabel(format_value(info.value))
+                value_label.setWordWrap(True)
+                self.read_only[info.path] = value_label
+                forms[group].addRow(label, value_label)
+                continue
+            field = self._make_field(info)
+            field.setToolTip(f"{info.doc}\nallowed: {info.allowed}".strip())
+            error = QtWidgets.QLabel("")
+            error.setStyleSheet("color: red")
+            error.setWordWrap(True)
+            error.hide()
+            self.fields[info.path], self.errors[info.path] = field, error
+            column = QtWidgets.QVBoxLayout()
+            column.setSpacing(0)
+            column.addWidget(field)
+            column.addWidget(error)
+            forms[group].addRow(label, column)
+        layout.addStretch(1)
+
+    def _make_field(self, info: Any) -> QtWidgets.QWidget:
+        if info.kind in ("choice", "bool"):
+            combo = QtWidgets.QComboBox()
+            choices = info.choices if info.kind == "choice" else (False, True)
+            for choice in choices:
+                combo.addItem(str(choice), choice)
+            combo.setCurrentIndex(max(0, combo.findData(info.value)))
+            combo.activated.connect(lambda index, p=info.path, c=combo: self.change_requested.emit(self.role, p, c.itemData(index)))
+            return combo
+        edit = QtWidgets.QLineEdit(format_value(info.value))
+        edit.editingFinished.connect(lambda p=info.path, e=edit, k=info.kind: self._edited(p, e, k))
+        return edit
+
+    def _edited(self, path: str, edit: QtWidgets.QLineEdit, kind: str) -> None:
+        if edit.text().strip() == format_value(self.infos[path].value):
+            return  # focus left without a change
+        self.change_requested.emit(self.role, path, parse_value(edit.text(), kind))
+
+    def set_values(self, infos: Sequence[Any]) -> None:
+        """Show the instrument's values (after a change, or a refusal); clears the error lines."""
+        for info in infos:
+            self.infos[info.path] = info
+            field = self.fields.get(info.path)
+            if isinstance(field, QtWidgets.QComboBox):
+                field.setCurrentIndex(max(0, field.findData(info.value)))
+            elif isinstance(field, QtWidgets.QLineEdit):
+                field.setText(format_value(info.value))
+            elif info.path in self.read_only:
+                self.read_only[info.path].setText(format_value(info.value))
+            if info.path in self.errors:
+                self.errors[info.path].hide()
+
+    def show_error(self, path: str, message: str) -> None:
+        """Show a refusal under the field and put the field back to the instrument's value."""
+        if path not in self.errors:
+            return
+        self.set_values([self.infos[path]])
+        self.errors[path].setText(message)
+        self.errors[path].show()
+
+    def set_editable(self, editable: bool, reason: str = "") -> None:
+        """Lock the fields (while recording) with the reason as tooltip."""
+        for path, field in self.fields.items():
+            field.setEnabled(editable)
+            if not editable:
+                field.setToolTip(reason)
+            else:
+                info = self.infos[path]
+                field.setToolTip(f"{info.doc}\nallowed: {info.allowed}".strip())

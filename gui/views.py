@@ -1,0 +1,195 @@
+"""The live views: one pyqtgraph item per view, updated with one setData/setImage per frame.
+
+Presentation only: every number drawn comes from an accumulator snapshot (or the
+live fit) computed in labctl.  Axis ranges are fixed once and only grown or shrunk
+in steps (auto-range repainting the axes every frame halves the frame rate; STYLE.md).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pyqtgraph as pg
+from PyQt6 import QtCore
+
+TRACE_BINS = 1000
+"""Bins of the intensity trace shown (10 s at the default 10 ms bins)."""
+
+
+def grow_range(current: float | None, wanted: float) -> float | None:
+    """New upper limit if ``wanted`` left the current range (grow by 1.5x, shrink when 4x too big)."""
+    if wanted <= 0:
+        return None
+    if current is None or wanted > current or wanted < current / 4:
+        return wanted * 1.5
+    return None
+
+
+class LiveViews(pg.GraphicsLayoutWidget):
+    """Trace, g(2), decay, FLID, spectrum and waterfall in one graphics layout.
+
+    Args:
+        on_threshold_per_100ms: the ON/OFF threshold drawn on the trace (counts per 100 ms).
+    """
+
+    def __init__(self, on_threshold_per_100ms: float) -> None:
+        super().__init__()
+        pg.setConfigOptions(antialias=False, imageAxisOrder="row-major")
+        self.on_threshold_per_100ms = on_threshold_per_100ms
+        self._y_top: dict[str, float] = {}
+        self._ranges_set: set[str] = set()
+
+        self.trace_plot = self.addPlot(row=0, col=0, title="Intensity trace")
+        self.trace_plot.setLabel("bottom", "time before now (s)")
+        self.trace_plot.setLabel("left", "counts per bin")
+        self.trace_plot.setClipToView(True)
+        self.trace_plot.setDownsampling(auto=True, mode="peak")
+        self.trace_curve = self.trace_plot.plot(pen=pg.mkPen("y"), skipFiniteCheck=True)
+        self.threshold_line = pg.InfiniteLine(angle=0, pen=pg.mkPen("r", style=QtCore.Qt.PenStyle.DashLine))
+        self.trace_plot.addItem(self.threshold_line)
+
+        self.g2_plot = self.addPlot(row=0, col=1, title="g(2)")
+        self.g2_plot.setLabel("bottom", "lag t_B - t_A (ns)")
+        self.g2_plot.setLabel("left", "pairs")
+        self.g2_curve = self.g2_plot.plot(pen=pg.mkPen("c"), stepMode="center", skipFiniteCheck=True)
+
+        self.decay_plot = self.addPlot(row=0, col=2, title="Decay")
+        self.decay_plot.setLabel("bottom", "delay after laser pulse (ns)")
+        self.decay_plot.setLabel("left", "photons")
+        self.decay_plot.setLogMode(y=True)
+        self.decay_curve = self.decay_plot.plot(pen=pg.mkPen("g"), connect="finite")
+
+        self.flid_plot = self.addPlot(row=1, col=0, title="FLID")
+        self.flid_plot.setLabel("bottom", "counts per bin")
+        self.flid_plot.setLabel("left", "mean delay (ns)")
+        self.flid_image = pg.ImageItem()
+        self.flid_image.setColorMap(pg.colormap.get("viridis"))
+        self.flid_plot.addItem(self.flid_image)
+
+        self.spectrum_plot = self.addPlot(row=1, col=1, title="Spectrum")
+        self.spectrum_plot.setLabel("bottom", "wavelength (nm)")
+        self.spectrum_plot.setLabel("left", "counts")
+        self.spectrum_curve = self.spectrum_plot.plot(pen=pg.mkPen("m"), skipFiniteCheck=True)
+
+        self.waterfall_plot = self.addPlot(row=1, col=2, title="Spectral time trace")
+        self.waterfall_plot.setLabel("bottom", "wavelength (nm)")
+        self.waterfall_plot.setLabel("left", "time before now (s)")
+        self.waterfall_image = pg.ImageItem()
+        self.waterfall_image.setColorMap(pg.colormap.get("inferno"))
+        self.waterfall_plot.addItem(self.waterfall_image)
+
+        self.plots = (self.trace_plot, self.g2_plot, self.decay_plot, self.flid_plot,
+                      self.spectrum_plot, self.waterfall_plot)
+        for plot in self.plots:
+            plot.disableAutoRange()
+            plot.setMouseEnabled(x=False, y=False)
+
+    def reset(self) -> None:
+        """A new run: axis ranges are set again from its first data."""
+        self._y_top.clear()
+        self._ranges_set.clear()
+
+    # ------------------------------------------------------------------ drawing
+    def show(self, snapshots: dict[str, Any], fit: Any = None) -> None:  # noqa: A003 - one call per frame
+        """Draw every view whose snapshot is present."""
+        if snapshots.get("trace") is not None:
+            self.show_trace(snapshots["trace"])
+        if snapshots.get("g2") is not None:
+            self.show_g2(snapshots["g2"])
+        if snapshots.get("lifetime") is not None:
+            self.show_decay(snapshots["lifetime"], fit)
+        if snapshots.get("flid") is not None:
+            self.show_flid(snapshots["flid"])
+        if snapshots.get("spectrum") is not None:
+            self.show_spectrum(snapshots["spectrum"])
+
+    def _set_y(self, key: str, plot: pg.PlotItem, top: float, log: bool = False, bottom: float = 0.0) -> None:
+        new = grow_range(self._y_top.get(key), top)
+        if new is not None:
+            self._y_top[key] = new
+            plot.setYRange(bottom, np.log10(new) if log else new, padding=0)
+
+    def _once(self, key: str) -> bool:
+        """True the first time ``key`` is asked in a run (to set fixed ranges)."""
+        if key in self._ranges_set:
+            return False
+        self._ranges_set.add(key)
+        return True
+
+    def show_trace(self, snap: Any) -> None:
+        total = snap.total[-TRACE_BINS:]
+        bin_s = snap.bin_ps * 1e-12
+        x = (np.arange(total.size) - total.size + 1) * bin_s
+        self.trace_curve.setData(x, total.astype(np.float64), skipFiniteCheck=True)
+        threshold = self.on_threshold_per_100ms * snap.bin_ms / 100.0
+        self.threshold_line.setValue(threshold)
+        if self._once("trace"):
+            self.trace_plot.setXRange(-TRACE_BINS * bin_s, 0.0, padding=0.01)
+            self.trace_plot.setTitle(f"Intensity trace ({snap.bin_ms:g} ms bins; red: ON threshold)")
+        self._set_y("trace", self.trace_plot, max(float(total.max()) if total.size else 0.0, threshold))
+
+    def show_g2(self, snap: Any) -> None:
+        edges_ns = snap.lag_edges_ps * 1e-3
+        self.g2_curve.setData(edges_ns, snap.counts, stepMode="center", skipFiniteCheck=True)
+        if self._once("g2"):
+            self.g2_plot.setXRange(edges_ns[0], edges_ns[-1], padding=0)
+        self._set_y("g2", self.g2_plot, float(snap.counts.max()) if snap.counts.size else 0.0)
+        if snap.g2_zero is not None:
+            self.g2_plot.setTitle(f"g(2): g2(0) = {snap.g2_zero:.3f} ± {snap.g2_zero_err:.3f}")
+        else:
+            self.g2_plot.setTitle("g(2): g2(0) = –")
+
+    def show_decay(self, snap: Any, fit: Any = None) -> None:
+        edges_ns = snap.bin_edges_ps * 1e-3
+        centres = 0.5 * (edges_ns[:-1] + edges_ns[1:])
+        summed = snap.summed.astype(np.float64)
+        self.decay_curve.setData(centres, np.where(summed > 0, summed, np.nan), connect="finite")
+        if self._once("decay"):
+            self.decay_plot.setXRange(edges_ns[0], edges_ns[-1], padding=0)
+        self._set_y("decay", self.decay_plot, float(summed.max()) if summed.size else 0.0, log=True)
+        self.decay_plot.setTitle(decay_title(fit))
+
+    def show_flid(self, snap: Any) -> None:
+        image = snap.counts.T.astype(np.float32)  # (lifetime rows, intensity columns)
+        top = float(image.max()) if image.size else 0.0
+        self.flid_image.setImage(image, autoLevels=False, levels=(0.0, max(top, 1.0)))
+        if self._once("flid"):
+            ie, le = snap.intensity_edges, snap.lifetime_edges_ns
+            rect = QtCore.QRectF(float(ie[0]), float(le[0]), float(ie[-1] - ie[0]), float(le[-1] - le[0]))
+            self.flid_image.setRect(rect)
+            self.flid_plot.setXRange(rect.left(), rect.right(), padding=0)
+            self.flid_plot.setYRange(rect.top(), rect.bottom(), padding=0)
+
+    def show_spectrum(self, snap: Any) -> None:
+        wavelength = snap.wavelength_nm
+        if snap.latest is None or wavelength.size < 2:
+            return
+        self.spectrum_curve.setData(wavelength, snap.latest, skipFiniteCheck=True)
+        waterfall = snap.waterfall
+        finite = waterfall[np.isfinite(waterfall)]
+        top = float(finite.max()) if finite.size else 1.0
+        bottom = float(finite.min()) if finite.size else 0.0
+        self.waterfall_image.setImage(np.nan_to_num(waterfall, nan=bottom), autoLevels=False,
+                                      levels=(bottom, max(top, bottom + 1.0)))
+        self.spectrum_plot.setTitle(f"Spectrum (frame {snap.latest_index}; {snap.frames_skipped} lost)")
+        if self._once("spectrum"):
+            low, high = float(wavelength.min()), float(wavelength.max())
+            self.spectrum_plot.setXRange(low, high, padding=0)
+            rows = waterfall.shape[0]
+            span_s = rows * snap.frame_period_s if snap.frame_period_s > 0 else float(rows)
+            # row 0 is the oldest frame; the newest row sits at "0 s before now"
+            self.waterfall_image.setRect(QtCore.QRectF(low, -span_s, high - low, span_s))
+            self.waterfall_plot.setXRange(low, high, padding=0)
+            self.waterfall_plot.setYRange(-span_s, 0.0, padding=0)
+        self._set_y("spectrum", self.spectrum_plot, float(np.max(snap.latest)), bottom=float(np.min(snap.latest)))
+
+
+def decay_title(fit: Any) -> str:
+    """The decay view's title: the latest fitted lifetime(s) with errors."""
+    if fit is None:
+        return "Decay (fit after 2000 photons)"
+    if not fit.tau_ns:
+        return f"Decay (fit: {fit.message[:60]})"
+    taus = ", ".join(f"{t:.2f} ± {e:.2f}" for t, e in zip(fit.tau_ns, fit.tau_err_ns))
+    return f"Decay: τ = {taus} ns ({fit.model} fit, {fit.photons:,} photons)"
