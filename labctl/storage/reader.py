@@ -28,6 +28,15 @@ HANDOVER_TIMEOUT_S = 10.0
 
 _INT64_MAX = np.iinfo(np.int64).max
 _INT32 = np.iinfo(np.int32)
+_UINT8 = np.iinfo(np.uint8)
+
+
+def _within(dtype: np.dtype, bounds: np.iinfo) -> bool:
+    """Whether every value of the integer ``dtype`` lies within ``bounds`` (no need to look at the data)."""
+    if dtype.kind not in "iu":
+        return False
+    info = np.iinfo(dtype)
+    return bool(info.min >= bounds.min and info.max <= bounds.max)
 
 
 def _whole_ps(unit_s: float) -> int | None:
@@ -344,17 +353,24 @@ class PhotonHDF5Reader:
         single_id = self._single_detector_id()
         ts_ds, det_ds, nt_ds = map(self._dataset, L.STREAM_PATHS)
 
+        # Stored nanotimes in whole ps (unit 1 ps) of a type within int32 are used as they are.
+        nt_as_is = (nt_ds is not None and nt_unit is not None and _whole_ps(nt_unit) == 1
+                    and _within(nt_ds.dtype, _INT32))
+
         def read(start: int, stop: int) -> PhotonBlock:
             ts = self._to_ps(ts_ds[start:stop], ts_unit, L.TIMESTAMPS, L.TIMESTAMPS_UNIT, exact=True)
             if det_ds is not None:
                 det = det_ds[start:stop]
-                if det.ndim != 1 or det.dtype.kind not in "iu" or (len(det) and (det.min() < 0 or det.max() > 255)):
+                if det.ndim != 1 or det.dtype.kind not in "iu" or (
+                        len(det) and not _within(det.dtype, _UINT8) and (det.min() < 0 or det.max() > 255)):
                     raise ValueError(f"{self._path}: {L.DETECTORS} ({det.dtype}, shape {det.shape}) must hold "
                                      "detector ids 0..255 (one per photon)")
-                det = det.astype(L.DETECTORS_DTYPE)
+                det = det.astype(L.DETECTORS_DTYPE, copy=False)
             else:
                 det = np.full(len(ts), single_id, L.DETECTORS_DTYPE)
-            if nt_ds is not None:
+            if nt_as_is:
+                nt = nt_ds[start:stop].astype(L.NANOTIMES_DTYPE, copy=False)
+            elif nt_ds is not None:
                 nt = self._to_ps(nt_ds[start:stop], nt_unit, L.NANOTIMES, L.TCSPC_UNIT, exact=False)
                 if len(nt) and (nt.min() < _INT32.min or nt.max() > _INT32.max):
                     raise ValueError(f"{self._path}: nanotimes up to {nt.max()} ps do not fit int32 ps")
@@ -378,10 +394,12 @@ class PhotonHDF5Reader:
                 raise ValueError(f"{self._path}: {unit_path} = {unit_s!r} s is not a whole number of "
                                  "picoseconds: labctl reads timestamps as int64 ps and would have to round them")
             return np.rint(raw * (unit_s / 1e-12)).astype(np.int64)
-        big = max(abs(int(raw.max())), abs(int(raw.min()))) if len(raw) else 0
-        if big > _INT64_MAX // k:
-            raise ValueError(f"{self._path}: {data_path} value {big} x {k} ps overflows int64 ps")
-        out = raw.astype(np.int64)
+        info = np.iinfo(raw.dtype)
+        if int(info.max) * k > _INT64_MAX or int(info.min) * k < -_INT64_MAX - 1:  # else no overflow: no pass
+            big = max(abs(int(raw.max())), abs(int(raw.min()))) if len(raw) else 0
+            if big > _INT64_MAX // k:
+                raise ValueError(f"{self._path}: {data_path} value {big} x {k} ps overflows int64 ps")
+        out = raw.astype(np.int64, copy=False)
         if k != 1:
             out *= k
         return out
