@@ -20,12 +20,23 @@ the same data, with the ratio and whether the counts agree exactly: a plain
 numpy searchsorted pair enumeration (written here, one shot on the whole
 stream), and ``pycorrelate.pcorrelate`` if it is installed (its cost grows
 with photons x bins, so it runs on a leading subset, said so).
+
+Last, ``labctl analyze`` of a file of ``--analyze-photons`` photons (default
+18 M: 45 s at 2 x 200 kcps, nanotimes, written with labctl's writer) against
+the plain numpy searchsorted g(2) of the same file, each a fresh Python
+process (start-up, imports and file reading included), run alternately;
+wall-clock medians of ``--analyze-repeats`` runs, their ratio (target: analyze
+no slower than the numpy g(2) alone), and whether the g(2) counts agree.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -162,12 +173,93 @@ def live_set(tag_blocks: list[TagBlock], folder: str, run_index: list[int]) -> d
     return {"open_s": t1 - t0, "stream_s": t2 - t1, "close_s": t3 - t2, "photons": photons}
 
 
+ANALYZE_PEER = """
+import sys
+import h5py
+import numpy as np
+range_ps, bin_ps = int(sys.argv[2]), int(sys.argv[3])
+with h5py.File(sys.argv[1], "r") as f:
+    ts = f["photon_data/timestamps"][:]
+    det = f["photon_data/detectors"][:]
+a, b = ts[det == {a}], ts[det == {b}]
+lo = np.searchsorted(a, b - range_ps, side="right")
+hi = np.searchsorted(a, b + range_ps, side="right")
+n = hi - lo
+a_idx = np.arange(int(n.sum())) + np.repeat(lo - (np.cumsum(n) - n), n)
+lags = np.repeat(b, n) - a[a_idx]
+counts = np.bincount((lags + range_ps) // bin_ps, minlength=2 * range_ps // bin_ps)
+if len(sys.argv) > 4:
+    np.save(sys.argv[4], counts)
+"""
+
+
+def write_photon_file(path: str, n_photons: int, rate_cps_per_spad: float = 200e3, seed: int = 2) -> int:
+    """A labctl Photon-HDF5 file of ~``n_photons`` photons: two SPADs on random 1 MHz pulses, with nanotimes.
+
+    Written second by second (bounded memory); returns the number of photons.
+    """
+    rng = np.random.default_rng(seed)
+    seconds = max(1, round(n_photons / (2 * rate_cps_per_spad)))
+    writer = PhotonHDF5Writer(path, flush_interval_s=60.0)
+    writer.open(RUN)
+    written = 0
+    for second in range(seconds):
+        n = rng.poisson(2 * rate_cps_per_spad)
+        pulses = np.sort(rng.integers(0, 1_000_000, n)) + second * 1_000_000
+        nanotimes = 2_000 + np.rint(rng.exponential(35_000, n)).astype(np.int64)
+        timestamps = pulses * PERIOD_PS + nanotimes
+        order = np.argsort(timestamps, kind="stable")
+        detectors = rng.integers(CHANNELS.spad_a, CHANNELS.spad_b + 1, n).astype(np.uint8)
+        writer.write(PhotonBlock(timestamps[order], detectors[order], nanotimes[order].astype(np.int32),
+                                 span_ps=(second * 10**12, (second + 1) * 10**12)))
+        written += n
+    writer.close(RunSummary(True, "duration", seconds * 10**12, {}, written, []))
+    return written
+
+
+def wall_s(command: list[str]) -> float:
+    """Wall-clock seconds of a fresh process running ``command`` (output discarded; it must succeed)."""
+    t0 = time.perf_counter()
+    subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
+    return time.perf_counter() - t0
+
+
+def bench_analyze(folder: str, n_photons: int, repeats: int) -> None:
+    """``labctl analyze FILE`` against a numpy g(2) of FILE, both cold processes, alternated."""
+    path = os.path.join(folder, "analyze.h5")
+    n = write_photon_file(path, n_photons)
+    range_ps, bin_ps = 3_500_000, 1_000  # labctl analyze's defaults
+    ours_cmd = [sys.executable, "-m", "labctl.cli", "analyze", path]
+    peer_cmd = [sys.executable, "-c", ANALYZE_PEER.format(a=CHANNELS.spad_a, b=CHANNELS.spad_b), path,
+                str(range_ps), str(bin_ps)]
+    out_json, out_npy = os.path.join(folder, "analyze.json"), os.path.join(folder, "peer.npy")
+    subprocess.run([*ours_cmd, "--json", out_json], check=True, stdout=subprocess.DEVNULL)  # also: numba cache
+    subprocess.run([*peer_cmd, out_npy], check=True)
+    agree = np.array_equal(np.asarray(json.loads(open(out_json).read())["g2"]["counts"]), np.load(out_npy))
+    ours, peer = [], []
+    for _ in range(repeats):
+        peer.append(wall_s(peer_cmd))
+        ours.append(wall_s(ours_cmd))
+    t_ours, t_peer = statistics.median(ours), statistics.median(peer)
+    print(f"\nlabctl analyze vs a plain numpy g(2) of the same file ({n:,} photons, {os.path.getsize(path) / 1e6:.0f} MB; "
+          f"fresh processes, start-up and reading included; wall-clock median of {repeats}, alternated)")
+    print(f"  labctl analyze FILE (g2 + lifetime + fit + trace + FLID)   {t_ours:6.2f} s   "
+          f"(runs: {', '.join(f'{x:.2f}' for x in ours)})")
+    print(f"  numpy searchsorted g(2) alone                             {t_peer:6.2f} s   "
+          f"(runs: {', '.join(f'{x:.2f}' for x in peer)})")
+    print(f"  analyze / numpy g(2): {t_ours / t_peer:.2f}  (target <= 1: {'MET' if t_ours <= t_peer else 'MISSED'}); "
+          f"g(2) counts agree: {agree}")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=7.5, help="tagger time of the stream (s)")
     parser.add_argument("--block-ms", type=float, default=50.0, help="tagger time per tag block (ms)")
     parser.add_argument("--repeats", type=int, default=3, help="runs per figure (best is printed)")
     parser.add_argument("--dir", default=None, help="folder for the HDF5 file (default: a temp folder)")
+    parser.add_argument("--analyze-photons", type=float, default=18e6,
+                        help="photons in the file for the labctl analyze comparison (0: skip it)")
+    parser.add_argument("--analyze-repeats", type=int, default=5, help="runs of each process (median is printed)")
     args = parser.parse_args(argv)
 
     stream = experiment_stream(args.seconds)
@@ -262,6 +354,9 @@ def main(argv: list[str] | None = None) -> None:
               f"\n                                         {t_peer:8.3f}   {sub / t_peer / 1e6:11.3f}   "
               f"{t_peer / t_ours:14.0f}x   {np.array_equal(peer_counts, ours_sub)}"
               f"   (labctl on the same subset: {t_ours * 1e3:.1f} ms)")
+    if args.analyze_photons > 0:
+        with tempfile.TemporaryDirectory(dir=args.dir) as folder:
+            bench_analyze(folder, int(args.analyze_photons), args.analyze_repeats)
     print(f"\nload average after: {os.getloadavg()[0]:.2f}")
 
 
