@@ -142,13 +142,15 @@ def _accumulate(path: str | Path, options: AnalyzeOptions, fit_module: _Backgrou
         has_nanotimes = reader.nanotimes_unit_s is not None and period_ps is not None
         g2 = G2Accumulator(detectors[0], detectors[1], bin_width_ps=options.g2_bin_ps,
                            range_ps=options.g2_range_ps, period_ps=period_ps or 0)
-        trace = IntensityTrace(list(detectors), bin_ms=options.trace_bin_ms)
-        accumulators: list[Any] = [g2, trace]
-        lifetime = flid = None
-        if has_nanotimes:
+        accumulators: list[Any] = [g2]
+        lifetime = flid = trace = None
+        if has_nanotimes:  # the FLID bins the photons by time anyway: the trace comes from its bins
             lifetime = LifetimeAccumulator(list(detectors), bin_width_ps=options.lifetime_bin_ps, period_ps=period_ps)
             flid = FlidAccumulator(list(detectors), bin_ms=options.trace_bin_ms, nanotime_offset_ps=0)
             accumulators += [lifetime, flid]
+        else:
+            trace = IntensityTrace(list(detectors), bin_ms=options.trace_bin_ms)
+            accumulators.append(trace)
         first_ps = last_ps = None
         counts = {int(d): 0 for d in detectors}
         for block in reader.iter_blocks(options.chunk_photons):
@@ -189,7 +191,7 @@ def _accumulate(path: str | Path, options: AnalyzeOptions, fit_module: _Backgrou
         "g2_zero_err": _finite(g.g2_zero_err),
         "period_ps": period_ps,
     }
-    t = trace.snapshot()
+    t = trace.snapshot() if trace is not None else flid.trace_snapshot()
     total = t.total[: t.n_complete_bins] if t.n_complete_bins else t.total
     threshold = options.threshold_counts()
     result["trace"] = {

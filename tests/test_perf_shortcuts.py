@@ -1,0 +1,34 @@
+"""Shortcuts taken for speed give exactly what the long way gives (speed is in benchmarks/, not here)."""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from labctl.analysis import FlidAccumulator, IntensityTrace
+from labctl.blocks import PhotonBlock
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(0, 2**32), st.lists(st.integers(0, 5000), max_size=12), st.sampled_from([None, 3]))
+def test_flid_trace_snapshot_equals_an_intensity_trace(seed, cuts, last_n_bins):
+    rng = np.random.default_rng(seed)
+    n = 5000
+    ts = np.sort(rng.integers(0, 50_000_000_000, n)).astype(np.int64)  # 50 ms, 1 ms bins
+    det = rng.integers(1, 4, n).astype(np.uint8)  # detector 3 is not asked for
+    nt = rng.integers(-1, 100_000, n).astype(np.int32)
+    trace, flid = IntensityTrace([1, 2], bin_ms=1.0), FlidAccumulator([1, 2], bin_ms=1.0)
+    edges = [0, *sorted(c % (n + 1) for c in cuts), n]
+    for a, b in zip(edges[:-1], edges[1:]):
+        block = PhotonBlock(ts[a:b], det[a:b], nt[a:b])
+        trace.update(block)
+        flid.update(block)
+        mid_want, mid_got = trace.snapshot(last_n_bins), flid.trace_snapshot(last_n_bins)
+        np.testing.assert_array_equal(mid_got.counts, mid_want.counts)
+    want, got = trace.finalize(), (flid.finalize(), flid.trace_snapshot())[1]
+    for field in ("detectors", "bin_ms", "bin_ps", "origin_ps", "first_bin", "n_complete_bins", "n_before_origin"):
+        assert getattr(got, field) == getattr(want, field), field
+    np.testing.assert_array_equal(got.counts, want.counts)
+    np.testing.assert_array_equal(got.total, want.total)
+    assert got.counts.dtype == want.counts.dtype
