@@ -232,3 +232,29 @@ def photon_nanotimes_reference(photons_t: np.ndarray, interval: np.ndarray, sync
     nano = offset - (k * lengths) // pulses_per_sync
     out[has] = np.where((pulses_per_sync == 1) & ~in_gap, offset, nano).astype(NANOTIME_DTYPE)
     return out
+
+
+@njit(cache=True, nogil=True)
+def channel_counts(channels):  # pragma: no cover - compiled
+    """Tags per channel number: int64[256] (``np.bincount(channels, minlength=256)`` of a uint8 array).
+
+    Four interleaved histograms, so that runs of one channel (the syncs) do not
+    wait on their own previous increment; ~5x faster than ``np.bincount``, which
+    first widens the uint8 channels to intp.
+    """
+    partial = np.zeros((4, 256), np.int64)
+    n = channels.shape[0]
+    whole = n - n % 4
+    for i in range(0, whole, 4):
+        partial[0, channels[i]] += 1
+        partial[1, channels[i + 1]] += 1
+        partial[2, channels[i + 2]] += 1
+        partial[3, channels[i + 3]] += 1
+    for i in range(whole, n):
+        partial[0, channels[i]] += 1
+    return partial[0] + partial[1] + partial[2] + partial[3]
+
+
+def channel_counts_reference(channels: np.ndarray) -> np.ndarray:
+    """numpy version of :func:`channel_counts`."""
+    return np.bincount(channels, minlength=256)[:256].astype(np.int64)

@@ -60,3 +60,15 @@ def test_sync_gap_kernel_equals_numpy_reference(seed, n):
     rng = np.random.default_rng(seed)
     syncs = np.cumsum(rng.choice([1000, 1000, 1000, 1500, 1501, 4000], n)).astype(np.int64)
     np.testing.assert_array_equal(sync_gaps(syncs, 1500), sync_gaps_reference(syncs, 1500))
+
+
+@settings(max_examples=20, deadline=None)
+@given(st.integers(0, 2**32), st.integers(0, 3000))
+def test_channel_count_kernel_equals_bincount(seed, n):
+    from labctl.photon_kernels import channel_counts, channel_counts_reference
+
+    rng = np.random.default_rng(seed)
+    channels = np.where(rng.random(n) < 0.7, 0, rng.integers(0, 256, n)).astype(np.uint8)
+    got = channel_counts(channels)
+    np.testing.assert_array_equal(got, channel_counts_reference(channels))
+    assert got.dtype == np.int64 and got.shape == (256,)
