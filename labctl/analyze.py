@@ -52,21 +52,28 @@ class _BackgroundImport:
 
     The fit needs scipy.optimize, ~0.3 s of imports (measured); the streaming loop
     spends most of its time in numba kernels and numpy calls that release the GIL,
-    so the import runs beside it on the second core.  While it runs the GIL switch
-    interval is cut to 0.5 ms, so that this thread gets the GIL back promptly after
-    each kernel.  An import error is left to the ordinary import that follows ``join``.
+    so the import runs beside it on the second core.  While any such import runs
+    the GIL switch interval is cut to 0.5 ms, so that the streaming thread gets the
+    GIL back promptly after each kernel.  An import error is left to the ordinary
+    import that follows ``join``.
     """
+
+    _lock = threading.Lock()
+    _running = 0  # imports in flight (analyze_file may run in several threads)
+    _saved_interval_s = 0.005
 
     def __init__(self, module: str) -> None:
         self.module = module
         self._thread: threading.Thread | None = None
-        self._interval_s = sys.getswitchinterval()
 
     def start(self) -> None:
         if self._thread is not None or self.module in sys.modules:
             return
-        self._interval_s = sys.getswitchinterval()
-        sys.setswitchinterval(min(self._interval_s, 0.0005))
+        with _BackgroundImport._lock:
+            if _BackgroundImport._running == 0:
+                _BackgroundImport._saved_interval_s = sys.getswitchinterval()
+                sys.setswitchinterval(min(_BackgroundImport._saved_interval_s, 0.0005))
+            _BackgroundImport._running += 1
         self._thread = threading.Thread(target=self._run, name=f"import {self.module}", daemon=True)
         self._thread.start()
 
@@ -77,10 +84,14 @@ class _BackgroundImport:
             pass
 
     def join(self) -> None:
-        if self._thread is not None:
-            self._thread.join()
-            self._thread = None
-            sys.setswitchinterval(self._interval_s)
+        if self._thread is None:
+            return
+        self._thread.join()
+        self._thread = None
+        with _BackgroundImport._lock:
+            _BackgroundImport._running -= 1
+            if _BackgroundImport._running == 0:
+                sys.setswitchinterval(_BackgroundImport._saved_interval_s)
 
 
 def analyze_file(path: str | Path, options: AnalyzeOptions = AnalyzeOptions()) -> dict[str, Any]:

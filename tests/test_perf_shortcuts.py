@@ -32,3 +32,29 @@ def test_flid_trace_snapshot_equals_an_intensity_trace(seed, cuts, last_n_bins):
     np.testing.assert_array_equal(got.counts, want.counts)
     np.testing.assert_array_equal(got.total, want.total)
     assert got.counts.dtype == want.counts.dtype
+
+
+def test_background_import_loads_the_module_and_restores_the_switch_interval(tmp_path, monkeypatch):
+    import sys
+
+    from labctl.analyze import _BackgroundImport
+
+    (tmp_path / "labctl_perf_probe_ok.py").write_text("VALUE = 7\n")
+    (tmp_path / "labctl_perf_probe_bad.py").write_text("raise RuntimeError('probe')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    before = sys.getswitchinterval()
+    ok, bad = _BackgroundImport("labctl_perf_probe_ok"), _BackgroundImport("labctl_perf_probe_bad")
+    ok.start()
+    bad.start()
+    assert sys.getswitchinterval() <= 0.0005
+    ok.join()
+    bad.join()  # the failed import is not raised here ...
+    assert sys.getswitchinterval() == before
+    assert sys.modules["labctl_perf_probe_ok"].VALUE == 7
+    try:  # ... but by the ordinary import that follows
+        import labctl_perf_probe_bad  # noqa: F401
+    except RuntimeError as exc:
+        assert "probe" in str(exc)
+    else:
+        raise AssertionError("the failing module imported")
+    monkeypatch.delitem(sys.modules, "labctl_perf_probe_ok")
