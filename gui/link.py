@@ -37,7 +37,7 @@ class StationLink(QtCore.QObject):
     reply = QtCore.pyqtSignal(int, bool, object)  # token, ok, result or exception
     run_ended = QtCore.pyqtSignal(object)  # RunSummary
 
-    def __init__(self, config: StationConfig, sink_names: Sequence[str], poll_hz: float = 20.0,
+    def __init__(self, config: StationConfig, sink_names: Sequence[str], poll_hz: float = 25.0,
                  idle_poll_hz: float = 2.0) -> None:
         super().__init__()
         self.process = StationProcess(config)
@@ -112,9 +112,11 @@ class StationLink(QtCore.QObject):
                         self.reply.emit(token, False, exc)
                     else:
                         self.reply.emit(token, True, result)
-                if time.monotonic() >= next_poll:
+                now = time.monotonic()
+                if now >= next_poll:
                     self._poll()
-                    next_poll = time.monotonic() + (self.run_period_s if self.running else self.idle_period_s)
+                    # a fixed rate (not "period after the last poll"), without catching up after a stall
+                    next_poll = max(next_poll + (self.run_period_s if self.running else self.idle_period_s), now)
         except Exception as exc:  # noqa: BLE001 - e.g. the child died
             self.failed.emit(f"lost the station process: {exc}")
         finally:

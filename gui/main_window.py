@@ -35,7 +35,7 @@ LIVE_SINKS: list[tuple[str, dict]] = [
     ("labctl.analysis.LifetimeAccumulator", {}),
     ("labctl.analysis.IntensityTrace", {}),
     ("labctl.analysis.FlidAccumulator", {}),
-    ("labctl.analysis.spectrum_live.LiveSpectrum", {}),
+    ("labctl.analysis.spectrum_live.LiveSpectrum", {"history": 100}),  # 10 s at 10 frames/s, as the trace
 ]
 SINK_NAMES = ("g2", "lifetime", "trace", "flid", "spectrum")
 RATE_WINDOW_S = 1.0  # count rates are averaged over at least this much tagger time
@@ -47,6 +47,11 @@ EXCITATION_STYLES = {
     "internal": ("INTERNAL CLOCK: switch on the laser's front panel",
                  "background: #f0ad4e; color: black; font-weight: bold; padding: 6px"),
 }
+
+
+def format_rate(rate_cps: float) -> str:
+    """A count rate for the status bar: kcps from 1 kcps on, else cps."""
+    return f"{rate_cps / 1e3:,.1f} kcps" if rate_cps >= 1000 else f"{rate_cps:,.0f} cps"
 
 
 def settings_key_path(error: BaseException, role: str) -> str | None:
@@ -67,10 +72,11 @@ class MainWindow(QtWidgets.QMainWindow):
         settings_path: an INI file for the persisted layout and settings (default:
             the user's QSettings for ``labctl``); tests give a temporary file.
         refresh_hz: redraw rate of the views (Hz).
+        restore_layout: False keeps the default layout (screenshots for documentation).
     """
 
     def __init__(self, config: StationConfig | None = None, settings_path: str | Path | None = None,
-                 refresh_hz: float = 20.0) -> None:
+                 refresh_hz: float = 25.0, restore_layout: bool = True) -> None:
         super().__init__()
         self.config = config if config is not None else StationConfig.load()
         if settings_path is not None:
@@ -94,7 +100,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self._spad_limits: dict[str, float] = {}
         self.setWindowTitle(f"labctl — {self.config.source}")
         self._build()
-        self._restore_layout()
+        if restore_layout:
+            self._restore_layout()
         self.link = StationLink(self.config, SINK_NAMES)
         self.link.opened.connect(self._on_opened)
         self.link.failed.connect(self._on_failed)
@@ -162,7 +169,9 @@ class MainWindow(QtWidgets.QMainWindow):
         bar.addWidget(self.rate_label, 1)
         bar.addPermanentWidget(self.temperature_label)
         bar.addPermanentWidget(self.loss_label)
-        self.resize(1500, 900)
+        self.resize(1600, 1000)
+        self.resizeDocks([self.acquisition_dock, self.instruments_dock], [300, 700], QtCore.Qt.Orientation.Vertical)
+        self.resizeDocks([self.instruments_dock], [360], QtCore.Qt.Orientation.Horizontal)
         self._update_buttons()
 
     def _dock(self, title: str, widget: QtWidgets.QWidget, area: QtCore.Qt.DockWidgetArea) -> QtWidgets.QDockWidget:
@@ -399,6 +408,7 @@ class MainWindow(QtWidgets.QMainWindow):
     # ------------------------------------------------------------------ refresh
     def refresh(self) -> None:
         """One frame: draw the newest poll (if new) with one setData/setImage per view."""
+        started_s = time.monotonic()
         poll = self.link.latest()
         if poll is None or poll["received_s"] == self._drawn_poll_time:
             return
@@ -415,7 +425,8 @@ class MainWindow(QtWidgets.QMainWindow):
             self.last_snapshots = snaps
             self.views.show(snaps, poll.get("fit"))
             self.frames_drawn += 1
-            self.frame_log.append((time.monotonic(), poll["received_s"], status.get("read_monotonic_s"),
+            # (draw start, draw end, poll received, newest tag read by the engine, its tagger time ps)
+            self.frame_log.append((started_s, time.monotonic(), poll["received_s"], status.get("read_monotonic_s"),
                                    status.get("last_tag_ps")))
 
     def _show_monitors(self, monitors: dict[str, Any]) -> None:
@@ -438,7 +449,7 @@ class MainWindow(QtWidgets.QMainWindow):
             self._rate_ref = (elapsed, counts)
         names = {v: k for k, v in self.config.data["channels"].items() if v is not None}
         self.rate_label.setText("   ".join(
-            f"{names.get(ch, f'ch{ch}')}: {rate / 1e3:,.1f} kcps" for ch, rate in sorted(self._rates.items())))
+            f"{names.get(ch, f'ch{ch}')}: {format_rate(rate)}" for ch, rate in sorted(self._rates.items())))
         self._show_spad_rates(names)
         losses = int(status.get("losses", 0))
         self.loss_label.setText(f"losses: {losses}")
@@ -473,7 +484,7 @@ def run_app(config_path: str | Path | None = None, screenshot: str | Path | None
     """The ``labctl gui`` entry point: show the window; with ``screenshot``, run live for
     ``after_s`` seconds, save an image of the window and exit (non-zero if anything failed)."""
     app = QtWidgets.QApplication.instance() or QtWidgets.QApplication(["labctl gui"])
-    window = MainWindow(StationConfig.load(config_path))
+    window = MainWindow(StationConfig.load(config_path), restore_layout=screenshot is None)
     window.show()
     if screenshot is None:
         return app.exec()

@@ -54,11 +54,12 @@ class LiveViews(pg.GraphicsLayoutWidget):
         self.g2_plot.setLabel("left", "pairs")
         self.g2_curve = self.g2_plot.plot(pen=pg.mkPen("c"), stepMode="center", skipFiniteCheck=True)
 
-        self.decay_plot = self.addPlot(row=0, col=2, title="Decay")
+        self.decay_plot = self.addPlot(row=0, col=2, title="Decay (red: latest fit)")
         self.decay_plot.setLabel("bottom", "delay after laser pulse (ns)")
         self.decay_plot.setLabel("left", "photons")
         self.decay_plot.setLogMode(y=True)
         self.decay_curve = self.decay_plot.plot(pen=pg.mkPen("g"), connect="finite")
+        self.fit_curve = self.decay_plot.plot(pen=pg.mkPen("r", width=2), connect="finite")
 
         self.flid_plot = self.addPlot(row=1, col=0, title="FLID")
         self.flid_plot.setLabel("bottom", "counts per bin")
@@ -81,14 +82,33 @@ class LiveViews(pg.GraphicsLayoutWidget):
 
         self.plots = (self.trace_plot, self.g2_plot, self.decay_plot, self.flid_plot,
                       self.spectrum_plot, self.waterfall_plot)
+        # Numbers that change every frame go in overlays, not titles: a title whose width
+        # changes re-lays out the whole grid and repaints every plot.
+        self.g2_value = self._overlay(self.g2_plot, "g2(0) = –")
+        self.decay_value = self._overlay(self.decay_plot, decay_title(None))
+        self.spectrum_value = self._overlay(self.spectrum_plot, "")
         for plot in self.plots:
             plot.disableAutoRange()
             plot.setMouseEnabled(x=False, y=False)
+        for plot in (self.decay_plot, self.spectrum_plot):
+            # 10^3-10^4 points per curve: draw at most about one point pair per pixel column
+            # (not the g(2): pyqtgraph's downsampling does not keep step-mode edges)
+            plot.setClipToView(True)
+            plot.setDownsampling(auto=True, mode="peak")
+
+    @staticmethod
+    def _overlay(plot: pg.PlotItem, text: str) -> pg.TextItem:
+        """A text in the top-right corner of the plot's view box (pixel-anchored, no layout)."""
+        item = pg.TextItem(text, color="w", anchor=(1, 0), fill=pg.mkBrush(0, 0, 0, 160))
+        item.setParentItem(plot.getViewBox())
+        plot.getViewBox().sigResized.connect(lambda vb, it=item: it.setPos(vb.width() - 4, 4))
+        return item
 
     def reset(self) -> None:
         """A new run: axis ranges are set again from its first data."""
         self._y_top.clear()
         self._ranges_set.clear()
+        self.fit_curve.setData([], [])
 
     # ------------------------------------------------------------------ drawing
     def show(self, snapshots: dict[str, Any], fit: Any = None) -> None:  # noqa: A003 - one call per frame
@@ -136,9 +156,9 @@ class LiveViews(pg.GraphicsLayoutWidget):
             self.g2_plot.setXRange(edges_ns[0], edges_ns[-1], padding=0)
         self._set_y("g2", self.g2_plot, float(snap.counts.max()) if snap.counts.size else 0.0)
         if snap.g2_zero is not None:
-            self.g2_plot.setTitle(f"g(2): g2(0) = {snap.g2_zero:.3f} ± {snap.g2_zero_err:.3f}")
+            self.g2_value.setText(f"g2(0) = {snap.g2_zero:.3f} ± {snap.g2_zero_err:.3f}")
         else:
-            self.g2_plot.setTitle("g(2): g2(0) = –")
+            self.g2_value.setText("g2(0) = –")
 
     def show_decay(self, snap: Any, fit: Any = None) -> None:
         edges_ns = snap.bin_edges_ps * 1e-3
@@ -148,7 +168,12 @@ class LiveViews(pg.GraphicsLayoutWidget):
         if self._once("decay"):
             self.decay_plot.setXRange(edges_ns[0], edges_ns[-1], padding=0)
         self._set_y("decay", self.decay_plot, float(summed.max()) if summed.size else 0.0, log=True)
-        self.decay_plot.setTitle(decay_title(fit))
+        self.decay_value.setText(decay_title(fit))
+        if fit is not None and fit.curve_counts.size:
+            counts = fit.curve_counts
+            self.fit_curve.setData(fit.curve_x_ns, np.where(counts > 0, counts, np.nan), connect="finite")
+        else:
+            self.fit_curve.setData([], [])
 
     def show_flid(self, snap: Any) -> None:
         image = snap.counts.T.astype(np.float32)  # (lifetime rows, intensity columns)
@@ -172,7 +197,7 @@ class LiveViews(pg.GraphicsLayoutWidget):
         bottom = float(finite.min()) if finite.size else 0.0
         self.waterfall_image.setImage(np.nan_to_num(waterfall, nan=bottom), autoLevels=False,
                                       levels=(bottom, max(top, bottom + 1.0)))
-        self.spectrum_plot.setTitle(f"Spectrum (frame {snap.latest_index}; {snap.frames_skipped} lost)")
+        self.spectrum_value.setText(f"frame {snap.latest_index}; {snap.frames_skipped} lost")
         if self._once("spectrum"):
             low, high = float(wavelength.min()), float(wavelength.max())
             self.spectrum_plot.setXRange(low, high, padding=0)
@@ -186,10 +211,10 @@ class LiveViews(pg.GraphicsLayoutWidget):
 
 
 def decay_title(fit: Any) -> str:
-    """The decay view's title: the latest fitted lifetime(s) with errors."""
+    """The decay view's overlay: the latest fitted lifetime(s) with errors."""
     if fit is None:
-        return "Decay (fit after 2000 photons)"
+        return "fit after 2000 photons"
     if not fit.tau_ns:
-        return f"Decay (fit: {fit.message[:60]})"
+        return f"fit: {fit.message[:60]}"
     taus = ", ".join(f"{t:.2f} ± {e:.2f}" for t, e in zip(fit.tau_ns, fit.tau_err_ns))
-    return f"Decay: τ = {taus} ns ({fit.model} fit, {fit.photons:,} photons)"
+    return f"τ = {taus} ns\n({fit.model} fit, {fit.photons:,} photons)"

@@ -166,7 +166,7 @@ class _ChildStation:
         self._monitor_time = -1e9
         from labctl.analysis.live_fit import PeriodicDecayFit
 
-        self.fitter = PeriodicDecayFit()
+        self.fitter = PeriodicDecayFit(in_process=True)  # never delays a poll nor holds the engine's GIL
 
     # -- runs ------------------------------------------------------------------------
     def start_run(self, request: RunRequest) -> None:
@@ -258,6 +258,7 @@ class _ChildStation:
         if self.engine is not None:
             self.stop_run("stopped")
             self.finish_run()
+        self.fitter.close()
         self.station.close()
 
 

@@ -42,7 +42,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -105,6 +105,8 @@ class DecayFit:
         converged: the optimiser converged and the observed information is positive definite
             (without the IRF parameters if the data do not determine them: see ``message``).
         message: the optimiser's message and any notes (parameters at bounds, fixed IRF).
+        model_edges_ps: edges of the fitted bins (ps; the fit range).
+        model_counts: the fitted model's expected counts in those bins (for drawing the fit).
     """
 
     model: str
@@ -122,6 +124,8 @@ class DecayFit:
     reduced_chi2: float
     converged: bool
     message: str
+    model_edges_ps: tuple[float, ...] = field(default=(), repr=False)
+    model_counts: tuple[float, ...] = field(default=(), repr=False)
 
     def as_dict(self) -> dict[str, Any]:
         """Plain JSON-ready dict: tuples become lists, non-finite numbers ``None``."""
@@ -371,4 +375,6 @@ def _result(prob: Problem, sol: Solution, model: str, notes: list[str]) -> Decay
         reduced_chi2=chi2,
         converged=bool(sol.ok and info is not None),
         message="; ".join([sol.message, *notes]),
+        model_edges_ps=tuple(float(v) for v in prob.h.edges),
+        model_counts=tuple(float(v) for v in prob.model(p)),
     )

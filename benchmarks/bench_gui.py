@@ -1,0 +1,122 @@
+"""Lab window: redraw rate, draw time, photon-to-screen latency and event-loop stalls.
+
+Run: ``python benchmarks/bench_gui.py [seconds]`` (offscreen; prints figures, not a test).
+
+For each tagger time scale (1 = the experiment's real 1 MHz rate, 4 = four times
+faster) the window runs the simulated microscope live and logs every frame it draws:
+
+* redraw rate: frames drawn per second of wall time (target >= 20);
+* draw time: time inside ``refresh`` (all six views);
+* latency, photon arrival to screen: the simulated tagger's clock runs with the
+  wall clock (``time.monotonic``, shared by the processes), so the arrival time of
+  the newest tag the engine had read is ``origin + t_tag / time_scale``.  The
+  origin is estimated as the smallest ``read_time - t_tag / time_scale`` over the
+  run (a tag cannot be read before it arrived; at 250 k syncs/s the newest tag
+  of a read is microseconds old), and latency = end of the frame's draw - arrival.
+  It includes the tagger buffer wait (engine poll 50 ms), the snapshot poll
+  (20 Hz), the redraw timer (20 Hz) and the drawing;
+* event loop: gaps between ticks of a 5 ms probe timer; "blocked by this process"
+  counts a gap only as far as the GUI process used CPU in it (min(gap, process CPU
+  time)), since a gap without CPU use is the OS running other work.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import numpy as np  # noqa: E402
+from PyQt6 import QtCore, QtWidgets  # noqa: E402
+
+from gui.main_window import MainWindow  # noqa: E402
+from labctl.station import StationConfig  # noqa: E402
+
+
+def wait_for(app: QtWidgets.QApplication, condition, timeout_s: float) -> None:
+    """Run the Qt event loop (as app.exec does) until ``condition()`` holds."""
+    loop = QtCore.QEventLoop()
+    deadline = time.monotonic() + timeout_s
+    failed = []
+
+    def check() -> None:
+        if condition():
+            loop.quit()
+        elif time.monotonic() > deadline:
+            failed.append(True)
+            loop.quit()
+
+    checker = QtCore.QTimer()
+    checker.timeout.connect(check)
+    checker.start(20)
+    loop.exec()
+    checker.stop()
+    if failed:
+        raise TimeoutError("the window did not reach the expected state")
+
+
+def run(app: QtWidgets.QApplication, time_scale: float, seconds: float) -> dict[str, float]:
+    data = copy.deepcopy(StationConfig.load().data)
+    data["instruments"]["tagger"]["library_options"]["time_scale"] = time_scale
+    with tempfile.TemporaryDirectory() as tmp:
+        window = MainWindow(StationConfig.from_dict(data, "<bench station>"), settings_path=Path(tmp) / "bench.ini",
+                            restore_layout=False)
+        window.show()
+        wait_for(app, lambda: window.state == "idle", 60)
+        window.start_live()
+        wait_for(app, lambda: window.state == "live" and window.frames_drawn >= 10, 60)
+        window.frame_log.clear()
+        ticks: list[float] = []
+        probe = QtCore.QTimer()
+        probe.setTimerType(QtCore.Qt.TimerType.PreciseTimer)
+        probe.timeout.connect(lambda: ticks.append((time.monotonic(), time.process_time())))
+        probe.start(5)
+        started = time.monotonic()
+        wait_for(app, lambda: time.monotonic() - started >= seconds, seconds + 10)
+        probe.stop()
+        log = np.array([row for row in window.frame_log if row[3] is not None and row[4] is not None], np.float64)
+        window.close()
+    draw_start, draw_end, received, read, tag_ps = log.T
+    tag_s = tag_ps * 1e-12 / time_scale
+    origin = np.min(read - tag_s)
+    latency_ms = (draw_end - (origin + tag_s)) * 1e3
+    tick_wall, tick_cpu = np.array(ticks).T
+    gaps = np.diff(tick_wall)
+    return {
+        "fps": len(log) / seconds,
+        "draw_ms_median": float(np.median(draw_end - draw_start) * 1e3),
+        "draw_ms_p95": float(np.percentile(draw_end - draw_start, 95) * 1e3),
+        "latency_ms_median": float(np.median(latency_ms)),
+        "latency_ms_p95": float(np.percentile(latency_ms, 95)),
+        "read_to_gui_ms_median": float(np.median(received - read) * 1e3),
+        "max_loop_gap_ms": float(np.max(gaps) * 1e3),
+        "loop_gap_ms_p99": float(np.percentile(gaps, 99) * 1e3),
+        "loop_gaps_over_50ms": int(np.sum(gaps > 0.050)),
+        "max_blocked_ms": float(np.max(np.minimum(gaps, np.diff(tick_cpu))) * 1e3),
+        "load_average": os.getloadavg()[0],
+    }
+
+
+def main() -> None:
+    seconds = float(sys.argv[1]) if len(sys.argv) > 1 else 10.0
+    app = QtWidgets.QApplication.instance() or QtWidgets.QApplication(["bench_gui"])
+    print(f"lab window, offscreen, {seconds:g} s live per case (2 cores shared with the engine process)")
+    for time_scale in (1.0, 4.0):
+        r = run(app, time_scale, seconds)
+        print(f"time scale {time_scale:g} (sync {time_scale:g} MHz): {r['fps']:.1f} frames/s (target 20, "
+              f"ratio {r['fps'] / 20:.2f}); draw {r['draw_ms_median']:.1f} ms median, {r['draw_ms_p95']:.1f} ms p95; "
+              f"photon->screen {r['latency_ms_median']:.0f} ms median, {r['latency_ms_p95']:.0f} ms p95 "
+              f"(engine read->GUI process {r['read_to_gui_ms_median']:.0f} ms); "
+              f"event-loop gaps: longest {r['max_loop_gap_ms']:.1f} ms, p99 {r['loop_gap_ms_p99']:.1f} ms, "
+              f"{r['loop_gaps_over_50ms']} over 50 ms; longest blocked by this process "
+              f"{r['max_blocked_ms']:.1f} ms (limit 50); machine load average {r['load_average']:.2f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
