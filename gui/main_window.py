@@ -437,6 +437,11 @@ class MainWindow(QtWidgets.QMainWindow):
         if "camera_temperature_c" in monitors:
             self.temperature_label.setText(
                 f"camera {monitors['camera_temperature_c']} °C ({monitors.get('camera_temperature_state', '?')})")
+            camera = self.panels.get("camera")
+            if camera is not None:
+                for path, key in (("temperature_c", "camera_temperature_c"), ("temperature_state", "camera_temperature_state")):
+                    if path in camera.read_only and key in monitors:
+                        camera.read_only[path].setText(str(monitors[key]))
 
     def _show_status(self, status: dict[str, Any]) -> None:
         elapsed = float(status.get("elapsed_s", 0.0))

@@ -70,6 +70,8 @@ def test_live_views_all_draw_and_stop_does_not_block(make_window, qtbot) -> None
         assert image.image is not None and np.nansum(image.image) > 0
     assert window.last_snapshots["g2"].g2_zero is None or "±" in views.g2_value.toPlainText()
     assert "°C" in window.temperature_label.text()
+    camera_temperature = window.panels["camera"].read_only["temperature_c"].text()
+    assert camera_temperature == str(window.last_poll["monitors"]["camera_temperature_c"])
     assert window.last_status["losses"] == 0
     assert window.excitation_label.text() == "EXCITATION ON"
     assert image_variance(window.grab().toImage()) > 100
