@@ -444,3 +444,22 @@ def test_repeated_reads_and_refreshes_return_the_same_photons(tmp_path):
         for _ in range(3):
             assert r.num_photons == 6 and sum(r.photon_counts().values()) == 6
             np.testing.assert_array_equal(concat(list(r.iter_blocks(4)), "timestamps"), block.timestamps)
+
+
+def test_phconvert_validates_a_labctl_file_strictly_and_reads_its_photons(tmp_path):
+    """phconvert (the Photon-HDF5 reference library) accepts the file, descriptions included."""
+    tables = pytest.importorskip("tables")
+    hdf5 = pytest.importorskip("phconvert.hdf5")
+    path = tmp_path / "valid.h5"
+    blocks = make_blocks([500, 700])
+    write_file(path, blocks)
+    with tables.open_file(str(path)) as h5:
+        hdf5.assert_valid_photon_hdf5(h5, strict_description=True, require_setup=True, warnings=False)
+        np.testing.assert_array_equal(h5.root.photon_data.timestamps.read(), concat(blocks, "timestamps"))
+        np.testing.assert_array_equal(h5.root.photon_data.nanotimes.read(), concat(blocks, "nanotimes"))
+        assert h5.root.photon_data.timestamps_specs.timestamps_unit.read() == 1e-12
+    with h5py.File(path, "r+") as f:  # and the check is real: a wrong description is refused
+        f["photon_data/timestamps"].attrs["TITLE"] = np.bytes_(b"photon times")
+    with tables.open_file(str(path)) as h5:
+        with pytest.raises(hdf5.Invalid_PhotonHDF5, match=r'Description \(TITLE\) for "/photon_data/timestamps"'):
+            hdf5.assert_valid_photon_hdf5(h5, strict_description=True)

@@ -30,10 +30,9 @@ Units and conventions
 
 Compatibility notes: strings are scalar fixed-length byte strings and scalar
 datasets carry ``FLAVOR = "python"``, as in files phconvert writes (PyTables
-reads them as bytes/numbers).  phconvert's validator also wants a ``TITLE``
-attribute equal to the spec's description on every node outside ``/user``;
-labctl does not write those.  Camera frames and their wavelength axis are not
-in the layout yet: they need the frame shape at ``open``.
+reads them as bytes/numbers), and every node outside ``/user`` has a ``TITLE``
+attribute with the specification's description (``spec_titles.py``), which
+phconvert's validator checks word for word.
 """
 
 from __future__ import annotations
@@ -49,6 +48,7 @@ import numpy as np
 import labctl
 from labctl.blocks import CHANNEL_DTYPE, NANOTIME_DTYPE, TIMESTAMP_DTYPE, LossRecord
 from labctl.run import RunInfo
+from labctl.storage.spec_titles import SPEC_TITLES
 
 LIBVER = ("v110", "v110")
 """HDF5 file-format bounds for ``h5py.File(..., libver=LIBVER)``.
@@ -376,3 +376,8 @@ def create_layout(f: h5py.File, run: RunInfo, *, chunk_photons: int, author: str
         ds = f[name]
         if ds.shape == ():
             ds.attrs["FLAVOR"] = np.bytes_(b"python")
+    # Every node outside /user carries the specification's description as TITLE (phconvert's check).
+    for path, title in SPEC_TITLES.items():
+        node = f.get(path)
+        if node is not None:
+            node.attrs["TITLE"] = np.bytes_(title.encode())
