@@ -15,9 +15,9 @@ whenever the run ends: normally, on :meth:`stop`, on Ctrl-C, on an error in
 the tagger or in a sink.
 
 With a ``camera`` (and the ``function_generator`` whose ch2 is the frame clock) in
-the station, the run also records spectra: the camera is armed before the frame
-clock starts, so frame i belongs to the i-th frame-marker tag of the run
-(:mod:`labctl.frames`); frames travel to the sinks inside the photon blocks
+the station, the run also records spectra (:mod:`labctl.camera_path`): the camera is
+armed before the frame clock starts, so frame i belongs to the i-th frame-marker tag
+of the run (:mod:`labctl.frames`); frames travel to the sinks inside the photon blocks
 (``PhotonBlock.frames``), lost frames as ``skipped_frames`` plus a ``camera_skip``
 loss record with their marker window.  At the end the frame clock stops and the
 tagger is read on until the frame of the last marker of the run is read out.
@@ -38,9 +38,9 @@ from typing import Any, Sequence
 import numpy as np
 
 from labctl.blocks import LossRecord, PhotonBlock, TagBlock
+from labctl.camera_path import CameraPath
 from labctl.engine_settings import EngineSettings
 from labctl.errors import AcquisitionError, ConfigError
-from labctl.frames import FrameMatcher
 from labctl.interfaces import Sink
 from labctl.photons import PhotonConverter
 from labctl.run import RunInfo, RunSummary, SpectralInfo
@@ -137,12 +137,7 @@ class AcquisitionEngine:
         self._losses: list[LossRecord] = []
         self._counts = np.zeros(256, dtype=np.int64)
         self._lock = threading.Lock()
-        self._camera: Any = station.instruments.get("camera")
-        self._frame_clock: Any = None
-        self._spectra: SpectralInfo | None = None
-        self._matcher: FrameMatcher | None = None
-        self._camera_armed = False
-        self.frame_stats: dict[str, int] = {}
+        self._camera_path = CameraPath(station, self.settings, self._log)
 
     # -- control ------------------------------------------------------------------------
     def start(self, duration_s: float | None = None) -> None:
@@ -155,8 +150,8 @@ class AcquisitionEngine:
             raise AcquisitionError("this engine has already run; make a new AcquisitionEngine for the next run")
         if duration_s is not None and not (isinstance(duration_s, (int, float)) and math.isfinite(duration_s) and duration_s > 0):
             raise ConfigError("duration_s", duration_s, "must be a number of seconds > 0 (or None to run until stopped)")
-        self._spectra = self._prepare_camera()
-        run = self._run_info(duration_s)
+        spectra = self._camera_path.prepare()
+        run = self._run_info(duration_s, spectra)
         sinks: list[Sink] = list(self._extra_sinks)
         if self.out_path is not None:
             from labctl.storage import PhotonHDF5Writer
@@ -227,6 +222,11 @@ class AcquisitionEngine:
     def running(self) -> bool:
         return self._thread is not None and not self._done.is_set()
 
+    @property
+    def frame_stats(self) -> dict[str, int]:
+        """After a run with a camera: counts of frame markers of the run, frames, skipped frames and unmatched markers."""
+        return self._camera_path.frame_stats
+
     def __enter__(self) -> "AcquisitionEngine":
         return self
 
@@ -253,8 +253,7 @@ class AcquisitionEngine:
             laser.enable_excitation()
             tagger.start_stream()
             self._log(f"excitation on at {laser.repetition_rate_hz():g} Hz; recording")
-            if self._spectra is not None:
-                self._start_frames()
+            self._camera_path.start()  # armed before the frame clock starts (no-op without a camera)
             poll_s = self.settings.poll_interval_ms / 1000.0
             next_poll = time.monotonic()
             while True:
@@ -274,7 +273,7 @@ class AcquisitionEngine:
                     last_ps = int(block.timestamps[-1])
                     self._count(block.channels)
                 photons = converter.process(block)
-                self._poll_frames(block, photons)
+                self._camera_path.poll(block, photons)
                 losses = photons.losses
                 if reached_end:  # the end of the run closes the stream: flush it here, with its losses
                     tail = converter.finish(end_ps)
@@ -291,10 +290,10 @@ class AcquisitionEngine:
                 self._update_status("recording", first_ps, last_ps, wall_start)
                 if reached_end:
                     self.stop("duration")
-                    self._finish_frames(end_ps)
+                    self._camera_path.finish(end_ps)  # excitation still on: the last frame is being read out
                     break
                 if stopping:
-                    self._finish_frames(last_ps)
+                    self._camera_path.finish(last_ps)
                     break
                 if duration_s is not None and first_ps is None and time.monotonic() - wall_start > duration_s:
                     self._log("no tag arrived during the whole duration", "WARNING")
@@ -314,7 +313,7 @@ class AcquisitionEngine:
         finally:
             self.station.safe_state()
             self._log("excitation in safe state")
-            self._stop_frames(end_ps if finished else last_ps)
+            self._errors.extend(self._camera_path.stop(end_ps if finished else last_ps, self._dispatch))
             try:
                 tagger.stop_stream()
             except Exception as exc:  # noqa: BLE001
@@ -348,150 +347,6 @@ class AcquisitionEngine:
             self._summary = summary
             self._status = dict(self._status, state="done", end_reason=summary.end_reason)
             self._done.set()
-
-    # -- the camera ---------------------------------------------------------------------------
-    def _prepare_camera(self) -> SpectralInfo | None:
-        """Check the camera against the frame clock (before anything starts); the spectra layout.
-
-        Raises:
-            ConfigError: no function generator or frame-marker channel for the camera, or a
-                frame-clock period shorter than the camera's kinetic cycle (it would miss
-                triggers and frames would no longer match their markers).
-        """
-        camera = self._camera
-        if camera is None:
-            return None
-        source = self.station.config.source
-        generator = self.station.instruments.get("function_generator")
-        if generator is None:
-            raise ConfigError("instruments.function_generator", None,
-                              "is required with a camera: its ch2 is the frame clock that triggers the frames", source)
-        if self.station.channels.frame_marker is None:
-            raise ConfigError("channels.frame_marker", None,
-                              "is required with a camera: the tagger input that records the frame clock", source)
-        self._frame_clock = generator.frame_clock(2)
-        self._frame_clock.set_enabled(False)  # no edge before the camera is armed
-        rate_hz = float(self._frame_clock.rate_hz())
-        cycle_s = float(camera.kinetic_cycle_s())
-        if not rate_hz > 0 or 1.0 / rate_hz < cycle_s * (1 - 1e-9):
-            raise ConfigError(
-                "instruments.function_generator.settings.ch2.frequency_hz", rate_hz,
-                f"the frame-clock period ({1.0 / rate_hz if rate_hz > 0 else float('inf'):.6g} s) must be >= the camera's "
-                f"kinetic cycle ({cycle_s:.6g} s = exposure + readout): at most {1.0 / cycle_s:.6g} Hz, "
-                "or shorten instruments.camera.settings.exposure_s", source)
-        exposure_s = float(camera.actual_exposure_s())
-        shape = tuple(int(n) for n in camera.frame_shape())
-        spectrograph = self.station.instruments.get("spectrograph")
-        if spectrograph is not None:
-            wavelength = np.asarray(spectrograph.wavelength_axis_nm(shape[-1]), np.float64)
-        else:  # no calibration: the axis is unknown, not invented
-            wavelength = np.full(shape[-1], np.nan)
-        self._cycle_s = cycle_s
-        self._matcher = FrameMatcher(int(round(exposure_s * 1e12)), shape)
-        return SpectralInfo(frame_shape=shape, wavelength_nm=wavelength, exposure_s=exposure_s, frame_rate_hz=rate_hz)
-
-    def _start_frames(self) -> None:
-        """Arm the camera, then start the frame clock: frame i <-> the i-th marker of the run."""
-        self._camera.start_frames()
-        self._camera_armed = True
-        self._frame_clock.set_enabled(True)
-        assert self._spectra is not None
-        self._log(f"camera armed; frame clock on at {self._spectra.frame_rate_hz:g} Hz, "
-                  f"exposure {self._spectra.exposure_s:g} s")
-
-    def _read_camera(self) -> None:
-        assert self._matcher is not None
-        indices, frames = self._camera.read_frames()
-        self._matcher.add_frames(indices, frames)
-        read_skipped = getattr(self._camera, "read_skipped_frames", None)
-        if callable(read_skipped):
-            self._matcher.add_skipped(read_skipped())
-
-    def _poll_frames(self, block: TagBlock, photons: PhotonBlock, last_marker_ps: int | None = None) -> None:
-        """Feed the block's markers and the camera's new frames to the matcher; attach what matched."""
-        if self._matcher is None or not self._camera_armed:
-            return
-        marker = self.station.channels.frame_marker
-        if len(block):
-            self._matcher.add_markers(block.timestamps[block.channels == marker])
-        self._read_camera()
-        self._attach(photons, *self._matcher.take(last_marker_ps))
-
-    @staticmethod
-    def _attach(photons: PhotonBlock, frames: Any, skipped: np.ndarray, losses: list[LossRecord]) -> None:
-        if frames is not None:
-            if photons.frames is not None:  # never the case today; keep both if it happens
-                old = photons.frames
-                frames = type(frames)(*(np.concatenate([a, b]) for a, b in (
-                    (old.indices, frames.indices), (old.frames, frames.frames),
-                    (old.exposure_start_ps, frames.exposure_start_ps), (old.exposure_stop_ps, frames.exposure_stop_ps))))
-            photons.frames = frames
-        if skipped.size:
-            photons.skipped_frames = np.concatenate([photons.skipped_frames, skipped])
-            photons.losses = photons.losses + losses
-
-    def _finish_frames(self, run_end_ps: int | None) -> None:
-        """End of a normal run: frame clock off, read the tagger on until the last frame is read out.
-
-        The excitation stays on meanwhile (the frame of the last marker is still exposing);
-        tags after the end of the run only feed the marker count, they are not recorded.
-        """
-        if self._matcher is None or not self._camera_armed:
-            return
-        self._frame_clock.set_enabled(False)
-        if run_end_ps is None:
-            return
-        tagger = self.station.tagger
-        marker = self.station.channels.frame_marker
-        wait_until_ps = run_end_ps + int(round(self._cycle_s * 1e12)) + 10_000_000_000  # + 10 ms
-        wall_deadline = time.monotonic() + max(2.0, 4 * self._cycle_s + 1.0)
-        poll_s = self.settings.poll_interval_ms / 1000.0
-        while True:
-            block = tagger.read_tags()
-            tagger.data_lost()  # after the end of the run: not a loss of the run
-            if len(block):
-                self._matcher.add_markers(block.timestamps[block.channels == marker])
-                if int(block.timestamps[-1]) >= wait_until_ps:
-                    break
-            if time.monotonic() > wall_deadline:
-                self._log("the tagger stopped advancing while the last camera frame was read out", "WARNING")
-                break
-            time.sleep(poll_s)
-
-    def _stop_frames(self, run_end_ps: int | None) -> None:
-        """Frame clock off, camera stopped, the last frames drained and handed on (never raises)."""
-        if self._matcher is None:
-            return
-        if self._frame_clock is not None:
-            try:
-                self._frame_clock.set_enabled(False)
-            except Exception as exc:  # noqa: BLE001
-                self._errors.append(f"frame clock off: {exc}")
-        if not self._camera_armed:
-            return
-        self._camera_armed = False
-        try:
-            self._camera.stop_frames()
-        except Exception as exc:  # noqa: BLE001
-            self._errors.append(f"camera stop_frames: {exc}")
-        try:
-            self._read_camera()
-            limit = run_end_ps if run_end_ps is not None else -1
-            frames, skipped, losses = self._matcher.take(limit)
-            tail = PhotonBlock.empty()
-            self._attach(tail, frames, skipped, losses)
-            if frames is not None or skipped.size:
-                self._dispatch(tail)
-            m = self._matcher
-            n_run = int(np.searchsorted(m.markers, limit, side="right"))
-            missing = n_run - m.frames_matched - m.skipped_matched
-            self.frame_stats = {"markers": n_run, "frames": m.frames_matched, "skipped": m.skipped_matched, "unmatched_markers": missing}
-            self._log(f"camera: {m.frames_matched} frames, {m.skipped_matched} skipped, for {n_run} frame markers of the run",
-                      "WARNING" if m.skipped_matched else "INFO")
-            if missing:
-                self._log(f"camera: {missing} frame marker(s) of the run have no frame (run ended during their exposure)", "WARNING")
-        except Exception as exc:  # noqa: BLE001
-            self._errors.append(f"camera drain: {type(exc).__name__}: {exc}")
 
     def _flagged_loss(self, flagged: bool, block: TagBlock, last_ps: int | None, end_ps: int | None) -> LossRecord | None:
         """The loss the tagger flagged on this read: from the last tag read before to the first tag now.
@@ -560,7 +415,7 @@ class AcquisitionEngine:
         self.stop(f"error: sink {sink.name}: {type(exc).__name__}: {exc}")
 
     # -- records ----------------------------------------------------------------------------
-    def _run_info(self, duration_s: float | None) -> RunInfo:
+    def _run_info(self, duration_s: float | None, spectra: SpectralInfo | None) -> RunInfo:
         channels = self.station.channels
         rate_hz = float(self.station.laser.repetition_rate_hz())
         return RunInfo(
@@ -574,7 +429,7 @@ class AcquisitionEngine:
             seed=self.station.seed,
             station_snapshot=self.station.snapshot(),
             description=self.description,
-            spectra=self._spectra,
+            spectra=spectra,
         )
 
     def _make_summary(self, clean: bool, reason: str, duration_ps: int, measured: float | None) -> RunSummary:
