@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 import json
 import math
+import queue
 import sys
 import threading
 from dataclasses import dataclass
@@ -94,6 +95,47 @@ class _BackgroundImport:
                 sys.setswitchinterval(_BackgroundImport._saved_interval_s)
 
 
+class _OnThread:
+    """Feed one accumulator on its own thread, blocks in order (a bounded queue of two).
+
+    Its kernels release the GIL, so it runs beside the others on a second core; the
+    results are the same (one thread, same blocks, same order).  An exception in
+    ``update`` is raised again by the next ``update`` or by ``close``.
+    """
+
+    def __init__(self, accumulator: Any) -> None:
+        self.accumulator = accumulator
+        self._queue: queue.Queue[Any] = queue.Queue(maxsize=2)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name=f"analyze {type(accumulator).__name__}", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while (block := self._queue.get()) is not None:
+            if self._error is None:
+                try:
+                    self.accumulator.update(block)
+                except BaseException as exc:  # noqa: BLE001 - raised again in the caller's thread
+                    self._error = exc
+
+    def update(self, block: Any) -> None:
+        if self._error is not None:
+            self.close()
+        self._queue.put(block)
+
+    def close(self) -> None:
+        """Wait until every block is in; raise the accumulator's error, if any."""
+        self.stop()
+        if self._error is not None:
+            raise self._error
+
+    def stop(self) -> None:
+        """End the thread once the queued blocks are in (never raises)."""
+        if self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join()
+
+
 def analyze_file(path: str | Path, options: AnalyzeOptions = AnalyzeOptions()) -> dict[str, Any]:
     """Run g(2), lifetime (+ fit), intensity trace and FLID over ``path``; return the JSON-ready result."""
     if options.fit not in ("mono", "bi"):
@@ -153,7 +195,8 @@ def _accumulate(path: str | Path, options: AnalyzeOptions, fit_module: _Backgrou
         has_nanotimes = reader.nanotimes_unit_s is not None and period_ps is not None
         g2 = G2Accumulator(detectors[0], detectors[1], bin_width_ps=options.g2_bin_ps,
                            range_ps=options.g2_range_ps, period_ps=period_ps or 0)
-        accumulators: list[Any] = [g2]
+        g2_thread = _OnThread(g2)  # the largest share of the work
+        accumulators: list[Any] = [g2_thread]
         lifetime = flid = trace = None
         if has_nanotimes:  # the FLID bins the photons by time anyway: the trace comes from its bins
             lifetime = LifetimeAccumulator(list(detectors), bin_width_ps=options.lifetime_bin_ps, period_ps=period_ps)
@@ -162,27 +205,31 @@ def _accumulate(path: str | Path, options: AnalyzeOptions, fit_module: _Backgrou
         else:
             trace = IntensityTrace(list(detectors), bin_ms=options.trace_bin_ms)
             accumulators.append(trace)
-        first_ps = last_ps = None
-        counts = {int(d): 0 for d in detectors}
-        for block in reader.iter_blocks(options.chunk_photons):
-            if not len(block):
-                continue
-            n_a = int(np.count_nonzero(block.detectors == detectors[0]))
-            n_b = int(np.count_nonzero(block.detectors == detectors[1]))
-            if n_a + n_b < len(block):  # other detectors in the file: leave them out (a pass only then)
-                keep = (block.detectors == detectors[0]) | (block.detectors == detectors[1])
-                block.timestamps, block.detectors, block.nanotimes = (
-                    block.timestamps[keep], block.detectors[keep], block.nanotimes[keep])
+        try:
+            first_ps = last_ps = None
+            counts = {int(d): 0 for d in detectors}
+            for block in reader.iter_blocks(options.chunk_photons):
                 if not len(block):
                     continue
-            first_ps = int(block.timestamps[0]) if first_ps is None else first_ps
-            last_ps = int(block.timestamps[-1])
-            counts[int(detectors[0])] += n_a
-            counts[int(detectors[1])] += n_b
-            for acc in accumulators:
-                acc.update(block)
-            fit_module.start()  # after the first block: the kernels are loaded, the loop is mostly GIL-free
-        for acc in accumulators:
+                n_a = int(np.count_nonzero(block.detectors == detectors[0]))
+                n_b = int(np.count_nonzero(block.detectors == detectors[1]))
+                if n_a + n_b < len(block):  # other detectors in the file: leave them out (a pass only then)
+                    keep = (block.detectors == detectors[0]) | (block.detectors == detectors[1])
+                    block.timestamps, block.detectors, block.nanotimes = (
+                        block.timestamps[keep], block.detectors[keep], block.nanotimes[keep])
+                    if not len(block):
+                        continue
+                first_ps = int(block.timestamps[0]) if first_ps is None else first_ps
+                last_ps = int(block.timestamps[-1])
+                counts[int(detectors[0])] += n_a
+                counts[int(detectors[1])] += n_b
+                for acc in accumulators:
+                    acc.update(block)
+                fit_module.start()  # after the first block: the kernels are loaded, the loop is mostly GIL-free
+            g2_thread.close()
+        finally:
+            g2_thread.stop()
+        for acc in (g2, *accumulators[1:]):
             acc.finalize()
         duration_s = reader.acquisition_duration_s or (
             (last_ps - first_ps) * 1e-12 if first_ps is not None and last_ps is not None else 0.0)

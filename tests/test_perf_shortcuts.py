@@ -58,3 +58,33 @@ def test_background_import_loads_the_module_and_restores_the_switch_interval(tmp
     else:
         raise AssertionError("the failing module imported")
     monkeypatch.delitem(sys.modules, "labctl_perf_probe_ok")
+
+
+def test_an_accumulator_on_its_own_thread_gets_every_block_in_order_and_reports_its_error():
+    import pytest
+
+    from labctl.analyze import _OnThread
+
+    class Recorder:
+        def __init__(self, fail_at: int | None = None) -> None:
+            self.seen: list[int] = []
+            self.fail_at = fail_at
+
+        def update(self, block: int) -> None:
+            if block == self.fail_at:
+                raise ValueError(f"block {block} goes back in time")
+            self.seen.append(block)
+
+    ok = _OnThread(Recorder())
+    for i in range(50):
+        ok.update(i)
+    ok.close()
+    assert ok.accumulator.seen == list(range(50))
+
+    failing = _OnThread(Recorder(fail_at=3))
+    with pytest.raises(ValueError, match="block 3"):
+        for i in range(50):
+            failing.update(i)
+        failing.close()
+    failing.stop()  # idempotent after the error
+    assert failing.accumulator.seen == [0, 1, 2]
