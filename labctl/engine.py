@@ -42,6 +42,7 @@ from labctl.camera_path import CameraPath
 from labctl.engine_settings import EngineSettings
 from labctl.errors import AcquisitionError, ConfigError
 from labctl.interfaces import Sink
+from labctl.photon_kernels import channel_counts
 from labctl.photons import PhotonConverter
 from labctl.run import RunInfo, RunSummary, SpectralInfo
 from labctl.station import Station
@@ -368,7 +369,7 @@ class AcquisitionEngine:
         return LossRecord(last_ps, stop_ps, "tagger_flag", -1)
 
     def _count(self, channels: np.ndarray) -> None:
-        self._counts += np.bincount(channels, minlength=256)[:256]
+        self._counts += channel_counts(channels)  # numba; np.bincount widens uint8 to intp first (5x slower)
 
     def _dispatch(self, block: PhotonBlock) -> None:
         """Hand a block to every sink; a full queue becomes a loss record (never a wait)."""
