@@ -39,6 +39,7 @@ class LiveViews(pg.GraphicsLayoutWidget):
         self.on_threshold_per_100ms = on_threshold_per_100ms
         self._y_top: dict[str, float] = {}
         self._ranges_set: set[str] = set()
+        self._spectrum_shown = (-1, -1)  # (frame index, frames lost) last drawn
 
         self.trace_plot = self.addPlot(row=0, col=0, title="Intensity trace")
         self.trace_plot.setLabel("bottom", "time before now (s)")
@@ -108,6 +109,7 @@ class LiveViews(pg.GraphicsLayoutWidget):
         """A new run: axis ranges are set again from its first data."""
         self._y_top.clear()
         self._ranges_set.clear()
+        self._spectrum_shown = (-1, -1)
         self.fit_curve.setData([], [])
 
     # ------------------------------------------------------------------ drawing
@@ -190,6 +192,10 @@ class LiveViews(pg.GraphicsLayoutWidget):
         wavelength = snap.wavelength_nm
         if snap.latest is None or wavelength.size < 2:
             return
+        shown = (snap.latest_index, snap.frames_skipped)
+        if shown == self._spectrum_shown:  # no new frame since the last redraw (10 frames/s vs 25 redraws/s)
+            return
+        self._spectrum_shown = shown
         self.spectrum_curve.setData(wavelength, snap.latest, skipFiniteCheck=True)
         waterfall = snap.waterfall
         finite = waterfall[np.isfinite(waterfall)]
