@@ -25,6 +25,7 @@ safe state and closes the instruments.
 
 from __future__ import annotations
 
+import logging
 import multiprocessing as mp
 import pickle
 import signal
@@ -38,6 +39,8 @@ from labctl.engine_settings import EngineSettings
 from labctl.errors import AcquisitionError
 from labctl.run import RunSummary
 from labctl.station import StationConfig
+
+log = logging.getLogger(__name__)
 
 _POLL_S = 0.05
 MONITOR_INTERVAL_S = 1.0
@@ -441,18 +444,26 @@ class StationProcess:
         """The ended run's summary once (None while it runs or if already taken)."""
         return self._ask("summary")
 
-    def close(self, timeout_s: float = 60.0) -> None:
-        """End any run, put the excitation in its safe state, close the instruments, end the child."""
+    def close(self, timeout_s: float = 60.0) -> bool:
+        """End any run, put the excitation in its safe state, close the instruments, end the child.
+
+        Returns True if the child exited by itself within ``timeout_s`` (s); False if it had
+        to be terminated (its instruments were closed first; a process that will not exit
+        is a bug worth a log line).
+        """
         if self._process is None:
-            return
+            return True
         try:
             self._ask("close")
         except AcquisitionError:
             pass
         self._process.join(timeout_s)
-        if self._process.is_alive():
+        exited = not self._process.is_alive()
+        if not exited:
+            log.error("the station process did not exit within %g s after closing; terminating it", timeout_s)
             self._process.terminate()
         self._process = None
+        return exited
 
     def __enter__(self) -> "StationProcess":
         self.open()

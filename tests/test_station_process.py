@@ -87,6 +87,18 @@ def test_live_run_restarts_after_a_setting_change_and_a_recording_refuses_it(pro
     assert value_of(proc.describe()["camera"], "em_gain") == 1
 
 
+def test_the_child_exits_by_itself_after_a_recording_with_the_live_fit(tmp_path):
+    sinks = [("labctl.analysis.LifetimeAccumulator", {}), *LIVE]
+    with StationProcess(sim_config(seed=4)) as proc:
+        proc.start_run(tmp_path / "fit.h5", sinks=sinks)
+        # the poll that sees 2000 photons submits the first fit: stop while it is still running
+        poll_until(proc, lambda r: r["snapshots"]["lifetime"] is not None
+                   and r["snapshots"]["lifetime"].summed.sum() >= 2000, names=("lifetime", "trace"))
+        proc.stop_run()
+        poll_until(proc, lambda r: r["summary"] is not None, names=("lifetime",))
+        assert proc.close(timeout_s=20.0) is True  # a process-pool worker once kept it alive for a minute
+
+
 def test_excitation_switch_and_monitors(proc):
     assert proc.poll()["monitors"]["excitation"] == "off"
     assert proc.set_excitation(True)["excitation"] == "on"

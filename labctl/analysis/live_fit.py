@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import time
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -58,6 +57,44 @@ def fit_snapshot(model: str, summed: np.ndarray, bin_edges_ps: np.ndarray, perio
                    curve_counts=np.asarray(fit.model_counts, np.float64))
 
 
+def _fit_worker_main(conn: Any) -> None:
+    """The fit process: fit what arrives, send back (generation, LiveFit), until the pipe closes."""
+    while True:
+        try:
+            generation, args = conn.recv()
+        except (EOFError, OSError):
+            return
+        conn.send((generation, fit_snapshot(*args)))
+
+
+class _FitWorker:
+    """One daemon process that fits on request: never holds the caller's GIL, never delays its exit."""
+
+    def __init__(self) -> None:
+        ctx = mp.get_context("spawn")
+        self._conn, child_conn = ctx.Pipe()
+        self._process = ctx.Process(target=_fit_worker_main, args=(child_conn,), name="labctl-live-fit", daemon=True)
+        self._process.start()
+        child_conn.close()
+        self.busy = False
+
+    def submit(self, generation: int, args: tuple) -> None:
+        self._conn.send((generation, args))
+        self.busy = True
+
+    def result(self) -> tuple[int, LiveFit] | None:
+        """(generation, fit) once the fit is done; None while it runs.  EOFError if the worker died."""
+        if not self.busy or not self._conn.poll():
+            return None
+        self.busy = False
+        return self._conn.recv()
+
+    def close(self) -> None:
+        self._conn.close()
+        self._process.terminate()  # a fit in progress is of no use any more
+        self._process.join(5)
+
+
 class PeriodicDecayFit:
     """Refit the summed decay at most every ``interval_s`` (s), from ``min_photons`` on.
 
@@ -81,42 +118,45 @@ class PeriodicDecayFit:
         self.in_process = in_process
         self.latest: LiveFit | None = None
         self._last_fit_s = -float("inf")
-        self._pool: Any = None
-        self._pending: Any = None  # the future of a fit in the worker process
+        self._worker: _FitWorker | None = None
+        self._generation = 0  # results of fits started before reset() are dropped
 
     def reset(self) -> None:
         """Forget the last fit (a new run); a fit still running for the old run is dropped."""
         self.latest = None
         self._last_fit_s = -float("inf")
-        if self._pending is not None:
-            self._pending.cancel()
-            self._pending = None
+        self._generation += 1
 
     def update(self, snapshot: LifetimeSnapshot | None, now_s: float | None = None) -> LiveFit | None:
         """Fit ``snapshot`` if due; return the latest fit (None before the first)."""
-        if self._pending is not None and self._pending.done():
+        if self._worker is not None:
             try:
-                self.latest = self._pending.result()
-            except Exception as exc:  # noqa: BLE001 - e.g. the worker died: shown as the fit's message
-                self.latest = LiveFit(self.model, (), (), (), 0, f"fit failed: {exc}")
-            self._pending = None
+                done = self._worker.result()
+            except (EOFError, OSError) as exc:  # the worker died: say so, start a new one next time
+                self._worker.close()
+                self._worker = None
+                self.latest = LiveFit(self.model, (), (), (), 0, f"fit process ended: {exc!r}")
+            else:
+                if done is not None and done[0] == self._generation:
+                    self.latest = done[1]
         now_s = time.monotonic() if now_s is None else now_s
-        if snapshot is None or self._pending is not None or now_s - self._last_fit_s < self.interval_s:
+        busy = self._worker is not None and self._worker.busy
+        if snapshot is None or busy or now_s - self._last_fit_s < self.interval_s:
             return self.latest
         if int(snapshot.summed.sum()) < self.min_photons:
             return self.latest
         self._last_fit_s = now_s
         args = (self.model, snapshot.summed, snapshot.bin_edges_ps, snapshot.period_ps)
         if self.in_process:
-            if self._pool is None:
-                self._pool = ProcessPoolExecutor(max_workers=1, mp_context=mp.get_context("spawn"))
-            self._pending = self._pool.submit(fit_snapshot, *args)
+            if self._worker is None:
+                self._worker = _FitWorker()
+            self._worker.submit(self._generation, args)
         else:
             self.latest = fit_snapshot(*args)
         return self.latest
 
     def close(self) -> None:
         """End the worker process (if any)."""
-        if self._pool is not None:
-            self._pool.shutdown(wait=False, cancel_futures=True)
-            self._pool = None
+        if self._worker is not None:
+            self._worker.close()
+            self._worker = None
