@@ -3,9 +3,9 @@
 Presentation only.  The station is built once in a child process
 (:class:`~labctl.station_process.StationProcess`) and every round trip to it
 runs on the :class:`~gui.link.StationLink` worker thread.  A QTimer on the GUI
-thread (~20 Hz) draws the latest poll (status, accumulator snapshots, the live
-fit, monitors) with one ``setData`` / ``setImage`` per view (STYLE.md, "Live
-plots").  Window layout and the settings changed in the panels persist
+thread (50 Hz) draws the latest poll (25 Hz: status, accumulator snapshots, the
+live fit, monitors) with one ``setData`` / ``setImage`` per view, half of the
+views on one tick and the rest on the next (STYLE.md, "Live plots").  Window layout and the settings changed in the panels persist
 (QSettings) and are applied again, through the station's validation, at the
 next start.
 """
@@ -71,12 +71,12 @@ class MainWindow(QtWidgets.QMainWindow):
         config: the station (default: the built-in simulated microscope).
         settings_path: an INI file for the persisted layout and settings (default:
             the user's QSettings for ``labctl``); tests give a temporary file.
-        refresh_hz: redraw rate of the views (Hz).
+        refresh_hz: timer rate (Hz); each poll (25 Hz) is drawn in two halves on consecutive ticks.
         restore_layout: False keeps the default layout (screenshots for documentation).
     """
 
     def __init__(self, config: StationConfig | None = None, settings_path: str | Path | None = None,
-                 refresh_hz: float = 25.0, restore_layout: bool = True) -> None:
+                 refresh_hz: float = 50.0, restore_layout: bool = True) -> None:
         super().__init__()
         self.config = config if config is not None else StationConfig.load()
         if settings_path is not None:
@@ -95,6 +95,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self.frames_drawn = 0
         self.frame_log: collections.deque = collections.deque(maxlen=FRAME_LOG_LENGTH)
         self._drawn_poll_time = -1.0
+        self._second_half: dict[str, Any] | None = None  # a poll whose second half of views is still to draw
+        self._first_half_s = 0.0  # time the first half of that poll took (s)
         self._rate_ref: tuple[float, dict[int, int]] | None = None
         self._rates: dict[int, float] = {}
         self._spad_limits: dict[str, float] = {}
@@ -407,8 +409,19 @@ class MainWindow(QtWidgets.QMainWindow):
 
     # ------------------------------------------------------------------ refresh
     def refresh(self) -> None:
-        """One frame: draw the newest poll (if new) with one setData/setImage per view."""
+        """One tick: the newest poll's status and first half of the views; the next tick its
+        second half (each view is redrawn once per poll, with one setData/setImage)."""
         started_s = time.monotonic()
+        if self._second_half is not None:  # finish the poll drawn on the previous tick
+            poll, self._second_half = self._second_half, None
+            self.views.show(poll["snapshots"], half=1)
+            self.frames_drawn += 1
+            status, done_s = poll["status"], time.monotonic()
+            # (time spent drawing both halves, draw end, poll received, newest tag read by the engine,
+            #  its tagger time ps)
+            self.frame_log.append((self._first_half_s + done_s - started_s, done_s, poll["received_s"],
+                                   status.get("read_monotonic_s"), status.get("last_tag_ps")))
+            return
         poll = self.link.latest()
         if poll is None or poll["received_s"] == self._drawn_poll_time:
             return
@@ -423,11 +436,9 @@ class MainWindow(QtWidgets.QMainWindow):
         snaps = poll["snapshots"]
         if any(s is not None for s in snaps.values()):
             self.last_snapshots = snaps
-            self.views.show(snaps, poll.get("fit"))
-            self.frames_drawn += 1
-            # (draw start, draw end, poll received, newest tag read by the engine, its tagger time ps)
-            self.frame_log.append((started_s, time.monotonic(), poll["received_s"], status.get("read_monotonic_s"),
-                                   status.get("last_tag_ps")))
+            self.views.show(snaps, poll.get("fit"), half=0)
+            self._second_half = poll
+            self._first_half_s = time.monotonic() - started_s
 
     def _show_monitors(self, monitors: dict[str, Any]) -> None:
         state = str(monitors.get("excitation", "unknown"))
@@ -503,6 +514,7 @@ def run_app(config_path: str | Path | None = None, screenshot: str | Path | None
 
     def grab() -> None:
         window.refresh()
+        window.refresh()  # both halves of the views
         if not window.grab().save(str(screenshot)):
             fail(f"could not write {screenshot}")
             return

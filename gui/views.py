@@ -113,18 +113,25 @@ class LiveViews(pg.GraphicsLayoutWidget):
         self.fit_curve.setData([], [])
 
     # ------------------------------------------------------------------ drawing
-    def show(self, snapshots: dict[str, Any], fit: Any = None) -> None:  # noqa: A003 - one call per frame
-        """Draw every view whose snapshot is present."""
-        if snapshots.get("trace") is not None:
-            self.show_trace(snapshots["trace"])
-        if snapshots.get("g2") is not None:
-            self.show_g2(snapshots["g2"])
-        if snapshots.get("lifetime") is not None:
-            self.show_decay(snapshots["lifetime"], fit)
-        if snapshots.get("flid") is not None:
-            self.show_flid(snapshots["flid"])
-        if snapshots.get("spectrum") is not None:
-            self.show_spectrum(snapshots["spectrum"])
+    HALVES = 2
+    """``show`` draws the views in two halves on consecutive ticks: Qt repaints only the
+    plots that changed, so each event-loop pass paints about half the window."""
+
+    def show(self, snapshots: dict[str, Any], fit: Any = None, half: int | None = None) -> None:  # noqa: A003
+        """Draw every view whose snapshot is present (``half`` 0: trace, g(2), decay;
+        1: FLID, spectrum, waterfall; None: all)."""
+        if half in (None, 0):
+            if snapshots.get("trace") is not None:
+                self.show_trace(snapshots["trace"])
+            if snapshots.get("g2") is not None:
+                self.show_g2(snapshots["g2"])
+            if snapshots.get("lifetime") is not None:
+                self.show_decay(snapshots["lifetime"], fit)
+        if half in (None, 1):
+            if snapshots.get("flid") is not None:
+                self.show_flid(snapshots["flid"])
+            if snapshots.get("spectrum") is not None:
+                self.show_spectrum(snapshots["spectrum"])
 
     def _set_y(self, key: str, plot: pg.PlotItem, top: float, log: bool = False, bottom: float = 0.0) -> None:
         new = grow_range(self._y_top.get(key), top)
