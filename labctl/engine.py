@@ -46,6 +46,7 @@ from labctl.photon_kernels import channel_counts
 from labctl.photons import PhotonConverter
 from labctl.run import RunInfo, RunSummary, SpectralInfo
 from labctl.station import Station
+from labctl.warmup import warm_up
 
 log = logging.getLogger(__name__)
 
@@ -152,6 +153,11 @@ class AcquisitionEngine:
         if duration_s is not None and not (isinstance(duration_s, (int, float)) and math.isfinite(duration_s) and duration_s > 0):
             raise ConfigError("duration_s", duration_s, "must be a number of seconds > 0 (or None to run until stopped)")
         spectra = self._camera_path.prepare()
+        # numba kernels compile (or load) now, not on the first block: seconds of compiling there
+        # would let the tagger's buffer overflow at the start of the first run after an install.
+        ready_s = warm_up(self.station.channels)
+        if ready_s > 0.1:
+            log.info("photon-path kernels compiled or loaded in %.1f s (before the excitation)", ready_s)
         run = self._run_info(duration_s, spectra)
         sinks: list[Sink] = list(self._extra_sinks)
         if self.out_path is not None:

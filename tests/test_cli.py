@@ -93,3 +93,16 @@ def test_bad_station_file_is_reported_with_key_value_and_allowed(tmp_path):
     assert result.returncode == 2
     assert f"{path}: instruments.tagger.settings.sync_divider = 3: must be one of 1, 2, 4, 8" in result.stderr
     assert not (tmp_path / "y.h5").exists()
+
+
+def test_first_run_with_an_empty_numba_cache_loses_nothing(tmp_path):
+    """A fresh install has no compiled kernels: compiling them must not happen while the stream runs
+    (seconds of it on the first block overflowed the tagger's buffer at 4x rate)."""
+    import os
+
+    out = tmp_path / "cold.h5"
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "empty_numba_cache"))
+    result = labctl("acquire", "--duration", "1", "--out", str(out), "--config", fast_station_file(tmp_path),
+                    "--no-progress", env=env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "losses           none" in result.stdout

@@ -1,0 +1,64 @@
+"""Compile the photon path's numba kernels before the excitation goes on.
+
+numba compiles a kernel at its first call (or loads it from its on-disk cache,
+which a fresh install or a code update does not have).  Compiling the
+converter's kernels takes seconds; done on the first block of a run, the reader
+thread would stall that long while the tagger's ring buffer fills, and at 1 MHz
+the buffer overflows: the first run after an install would start with a loss.
+:func:`warm_up` runs the converter, the tag counter and the standard live
+accumulators once over a tiny synthetic stream, with the dtypes of a real run,
+so that every kernel is ready (compiled or loaded) before the stream starts.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from labctl.blocks import CHANNEL_DTYPE, TIMESTAMP_DTYPE, ChannelMap, TagBlock
+
+_WARM_PERIOD_PS = 1_000_000  # 1 MHz syncs in the synthetic stream
+
+
+def _synthetic_block(channels: ChannelMap) -> TagBlock:
+    """64 laser syncs with a gap, photons on both SPADs after most of them, a frame marker."""
+    syncs = np.arange(64, dtype=np.int64) * _WARM_PERIOD_PS
+    syncs = syncs[(syncs < 20 * _WARM_PERIOD_PS) | (syncs >= 40 * _WARM_PERIOD_PS)]  # a sync gap
+    parts = [(syncs, channels.laser_sync), (syncs[::2] + 35_000, channels.spad_a), (syncs[1::2] + 50_000, channels.spad_b)]
+    if channels.frame_marker is not None:
+        parts.append((np.array([10 * _WARM_PERIOD_PS + 7], np.int64), channels.frame_marker))
+    timestamps = np.concatenate([t for t, _ in parts]).astype(TIMESTAMP_DTYPE)
+    codes = np.concatenate([np.full(t.size, ch, CHANNEL_DTYPE) for t, ch in parts])
+    order = np.argsort(timestamps, kind="stable")
+    return TagBlock(timestamps[order], codes[order])
+
+
+def warm_up(channels: ChannelMap) -> float:
+    """Make every numba kernel of a run's photon path ready; returns the time it took (s).
+
+    Covers the converter (:class:`~labctl.photons.PhotonConverter`), the engine's tag
+    counter and the standard live accumulators (g(2), lifetime, trace, FLID).  A sink
+    with numba kernels of its own should warm them up in its ``open``.
+    """
+    from labctl.analysis import FlidAccumulator, G2Accumulator, IntensityTrace, LifetimeAccumulator
+    from labctl.photon_kernels import channel_counts
+    from labctl.photons import PhotonConverter
+
+    started = time.perf_counter()
+    block = _synthetic_block(channels)
+    channel_counts(block.channels)
+    converter = PhotonConverter(channels, 1, 1)
+    half = block.timestamps.size // 2  # two blocks: the carry-over path too
+    photons = converter.process(TagBlock(block.timestamps[:half], block.channels[:half]))
+    later = converter.process(TagBlock(block.timestamps[half:], block.channels[half:]))
+    converter.finish()
+    detectors = [channels.spad_a, channels.spad_b]
+    accumulators = [G2Accumulator(*detectors, period_ps=_WARM_PERIOD_PS),
+                    LifetimeAccumulator(detectors, period_ps=_WARM_PERIOD_PS),
+                    IntensityTrace(detectors, bin_ms=0.01), FlidAccumulator(detectors, bin_ms=0.01)]
+    for accumulator in accumulators:
+        accumulator.update(photons)
+        accumulator.update(later)
+        accumulator.finalize()
+    return time.perf_counter() - started
