@@ -9,6 +9,7 @@ itself is :func:`labctl.analysis.fit.fit_decay` (Poisson maximum likelihood).
 from __future__ import annotations
 
 import multiprocessing as mp
+import os
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -57,6 +58,9 @@ def fit_snapshot(model: str, summed: np.ndarray, bin_edges_ps: np.ndarray, perio
                    curve_counts=np.asarray(fit.model_counts, np.float64))
 
 
+_BLAS_THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+
+
 def _fit_worker_main(conn: Any) -> None:
     """The fit process: fit what arrives, send back (generation, LiveFit), until the pipe closes."""
     while True:
@@ -74,7 +78,18 @@ class _FitWorker:
         ctx = mp.get_context("spawn")
         self._conn, child_conn = ctx.Pipe()
         self._process = ctx.Process(target=_fit_worker_main, args=(child_conn,), name="labctl-live-fit", daemon=True)
-        self._process.start()
+        # One BLAS thread: a 10^4-bin fit gains nothing from more, and idle OpenBLAS threads spin
+        # on the core the acquisition needs.  The spawned child reads these at its numpy import.
+        saved = {name: os.environ.get(name) for name in _BLAS_THREAD_VARIABLES}
+        os.environ.update({name: "1" for name in _BLAS_THREAD_VARIABLES})
+        try:
+            self._process.start()
+        finally:
+            for name, value in saved.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
         child_conn.close()
         self.busy = False
 
