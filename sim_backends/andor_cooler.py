@@ -7,6 +7,9 @@ OFF, NOT_REACHED while ramping (or for ever if the set point is below what air
 cooling reaches), NOT_STABILIZED for ``stabilize_s`` after reaching it, then
 STABILIZED; DRIFT after ``perturb`` moved a stabilised sensor off its set point.
 The state is physical: it survives the library's Initialize/ShutDown.
+Dark current follows this temperature (``EmccdModel.dark_e_per_px_s``): frames exposed
+during the ramp (e.g. the first run right after a station switched the cooler on) have
+genuinely more dark charge; ``andor_sim`` evaluates it over each frame's exposure window.
 """
 
 from __future__ import annotations

@@ -50,7 +50,13 @@ Behaviour (what a test can rely on):
   ramping (or for ever if the set point is below what air cooling reaches),
   NOT_STABILIZED for ``stabilize_s`` after reaching it, then STABILIZED; DRIFT after
   ``perturb_temperature`` moved a stabilised sensor off its set point
-  (``sim_backends.andor_cooler``).
+  (``sim_backends.andor_cooler``).  A frame's dark current is that of the temperatures
+  during its exposure (sampled on the scene clock at every call that looks at the
+  acquisition, interpolated, averaged over the window), not of the moment it is read.
+  So frames exposed while the sensor is still cooling (a run started right after the
+  cooler was switched on: NOT_REACHED) genuinely have more dark counts: from 20 degC
+  at 100 degC/s, the first 10 Hz frames of a station built with a -60 degC set point
+  are ~10-25 counts per FVB pixel above the cold baseline, decaying by ~2^(10/6) per frame.
 * **Errors.** Out-of-range arguments return ``DRV_P<n>INVALID``; calls before
   ``Initialize`` ``DRV_NOT_INITIALIZED``; most setters during an acquisition
   ``DRV_ACQUIRING``; ``AbortAcquisition`` when idle ``DRV_IDLE``.
@@ -91,6 +97,7 @@ from sim_backends.andor_cooler import (  # noqa: F401  (TEMP_* re-exported: SDK2
 from sim_backends.emccd_frames import (
     EmccdModel,
     emccd_counts,
+    exposure_dark_e_per_px,
     frame_rng,
     full_vertical_binning_e,
     image_e,
@@ -204,6 +211,8 @@ class SimAndorSDK:
         self._acq_count = 0
         self._acq: Acquisition | None = None
         self._pending: deque[tuple[int, int, int]] = deque()
+        self._temperature_log: list[tuple[int, float]] = []
+        """(scene time ps, sensor degC) sampled at every look at the acquisition: the temperature of an exposure."""
         self._ring: dict[int, np.ndarray] = {}
         self._retrieved_until = 0
         self._total_acquired = 0
@@ -297,6 +306,7 @@ class SimAndorSDK:
         if acq is None:
             return
         now = int(self._scene.generated_until_ps)
+        self._sample_temperature(now)
         starts, ignored = acq.new_starts(self._scene.frame_edges_ps, now)
         self.ignored_triggers += ignored
         for start in starts:
@@ -306,6 +316,28 @@ class SimAndorSDK:
             self._finish_frame(index, start, stop)
         if acq.started >= acq.series and not self._pending:
             self._acq = None
+        self._prune_temperature_log(self._pending[0][1] if self._pending else now)
+
+    def _sample_temperature(self, now_ps: int) -> None:
+        """Log the sensor temperature (wall-clock cooler) at scene time ``now_ps``.
+
+        Samples at the same scene time replace each other: while the scene stands still
+        the wall clock runs on, and the scene resumes from there at the latest one.
+        """
+        temperature_c = self._cooler.update()
+        if self._temperature_log and self._temperature_log[-1][0] >= now_ps:
+            self._temperature_log[-1] = (self._temperature_log[-1][0], temperature_c)
+        else:
+            self._temperature_log.append((now_ps, temperature_c))
+
+    def _prune_temperature_log(self, needed_from_ps: int) -> None:
+        """Drop samples no exposure still needs (keep the last one at or before ``needed_from_ps``)."""
+        log = self._temperature_log
+        keep = 0
+        while keep + 1 < len(log) and log[keep + 1][0] <= needed_from_ps:
+            keep += 1
+        if keep:
+            del log[:keep]
 
     def _finish_frame(self, index: int, start_ps: int, stop_ps: int) -> None:
         self._total_acquired += 1
@@ -326,7 +358,8 @@ class SimAndorSDK:
             signal_e = np.zeros(m.width_px)
         else:
             signal_e = self._scene.emitted_spectrum(start_ps, stop_ps, HC_EV_NM / axis_nm) * m.qe(axis_nm)
-        dark_e = m.dark_e_per_px_s(self._cooler.update()) * (stop_ps - start_ps) * 1e-12 + m.cic_e_per_px
+        log_ps, log_c = zip(*self._temperature_log) if self._temperature_log else ((0,), (self._cooler.update(),))
+        dark_e = exposure_dark_e_per_px(m, start_ps, stop_ps, np.array(log_ps), np.array(log_c)) + m.cic_e_per_px
         if self.read_mode == READ_FVB:
             mean_e = full_vertical_binning_e(m, signal_e, dark_e)
         elif self.read_mode == READ_SINGLE_TRACK:
@@ -555,6 +588,8 @@ class SimAndorSDK:
         )
         self._acq_shape = self._frame_shape()
         self._pending.clear()
+        self._temperature_log = []
+        self._sample_temperature(now)
         self._ring = {}
         self._retrieved_until = 0
         self._total_acquired = 0

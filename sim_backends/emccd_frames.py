@@ -58,9 +58,27 @@ class EmccdModel:
         """Quantum efficiency at each wavelength (a simple bell curve)."""
         return self.qe_peak * np.exp(-(((np.asarray(wavelength_nm) - self.qe_peak_nm) / self.qe_width_nm) ** 2))
 
-    def dark_e_per_px_s(self, temperature_c: float) -> float:
+    def dark_e_per_px_s(self, temperature_c: float | np.ndarray) -> float | np.ndarray:
         """Dark current (electrons per pixel per second) at a sensor temperature."""
         return self.dark_e_per_px_s_cold * 2.0 ** ((temperature_c - self.coldest_in_air_c) / self.dark_doubling_c)
+
+
+def exposure_dark_e_per_px(
+    model: EmccdModel, start_ps: int, stop_ps: int, log_ps: np.ndarray, log_c: np.ndarray, samples: int = 32
+) -> float:
+    """Dark electrons per pixel collected in the exposure [start, stop) while the sensor temperature changes.
+
+    ``log_ps``/``log_c``: the sensor temperature at scene times (increasing), linearly
+    interpolated in between and held beyond the ends; the dark current is averaged over
+    the exposure window (midpoint rule), so a frame exposed while the cooler is still
+    ramping gets the dark charge of the temperatures it was exposed at, not of a later one.
+    """
+    duration_s = max(0, int(stop_ps) - int(start_ps)) * 1e-12
+    if duration_s == 0.0:
+        return 0.0
+    t = start_ps + (np.arange(samples) + 0.5) / samples * (stop_ps - start_ps)
+    temperature_c = np.interp(t, np.asarray(log_ps, np.float64), np.asarray(log_c, np.float64))
+    return float(np.mean(model.dark_e_per_px_s(temperature_c))) * duration_s
 
 
 def frame_rng(seed: int, acquisition_number: int, frame_index: int) -> np.random.Generator:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -23,15 +24,16 @@ QD = {"emitter": {"blinking": {"enabled": False}, "p_trap": {"mode": "fixed", "v
 
 
 class FakeClock:
-    """The cooler's wall clock: advanced by hand, or by ``tick_s`` at every read."""
+    """The cooler's wall clock: advanced by hand, or by ``tick_s`` at every read, plus ``follow()`` if set."""
 
     def __init__(self, tick_s: float = 0.0) -> None:
         self.now_s = 100.0
         self.tick_s = tick_s
+        self.follow: Callable[[], float] | None = None
 
     def __call__(self) -> float:
         self.now_s += self.tick_s
-        return self.now_s
+        return self.now_s + (self.follow() if self.follow is not None else 0.0)
 
     def advance(self, seconds: float) -> None:
         self.now_s += seconds
@@ -371,6 +373,39 @@ def test_a_warm_sensor_has_more_dark_counts_than_a_cooled_one(make_rig):
         _, _, frames = rig.record(0.5)
         dark.append(frames.mean())
     assert dark[0] > dark[1] + 100 and dark[1] == pytest.approx(200, abs=3)
+
+
+def test_frames_exposed_while_the_sensor_cools_have_the_dark_charge_of_their_exposure_window(make_rig):
+    """The first run right after the cooler goes on: the excess of each frame is dark current x exposure.
+
+    The cooler's wall clock runs with the scene clock (tagger time_scale 1).  The sensor
+    ramps from 20 degC at 100 degC/s to the -60 degC set point; frame k (FVB, gain 1,
+    shutter closed, 0.09 s from frame-clock edge k) must carry 1024 rows x the dark
+    current averaged over *its own* exposure window (not the colder temperature of the
+    moment it is read, ~0.05 s later at the mid-ramp rate: ~1.8x too little), to 5 %.
+    """
+    rig = make_rig()
+    m = rig.sim.model
+    rig.clock.follow = lambda: rig.scene.generated_until_ps / PS_PER_S
+    rig.cam.shutter("closed")
+    rig.cam.exposure_s(0.09)
+    rig.cam.temperature_setpoint_c(-60)
+    on_s = rig.scene.generated_until_ps / PS_PER_S
+    rig.cam.cooler(True)  # ramp starts now, on the scene clock
+    markers, indices, frames = rig.record(1.5)
+    np.testing.assert_array_equal(indices, np.arange(markers.size))
+
+    def expected_dark_e(start_s: float) -> float:
+        t = start_s + (np.arange(9000) + 0.5) * 1e-5  # the 0.09 s window, finely
+        temperature = np.maximum(m.ambient_c - m.thermal_rate_c_per_s * (t - on_s), -60.0)
+        return float(np.mean(m.dark_e_per_px_s(temperature))) * 0.09
+
+    cold = frames[10:].mean()  # sensor at -60 degC: baseline + CIC + negligible dark
+    excess = frames.mean(axis=1) - cold
+    expected = np.array([m.height_px * expected_dark_e(t * 1e-12) / m.electrons_per_count for t in markers])
+    assert expected[0] > 10.0  # the effect is there: the first frame is well above the rest
+    assert cold == pytest.approx(m.baseline_counts + m.height_px * m.cic_e_per_px / m.electrons_per_count, abs=0.3)
+    np.testing.assert_allclose(excess[:4], expected[:4], rtol=0.05, atol=0.15)
 
 
 def test_image_frames_have_the_spectrum_along_x_and_the_spot_along_y(rig):
