@@ -106,11 +106,30 @@ class CameraPath:
         """
         if self._spectra is None:
             return
+        self._log_sensor_temperature()
         self._camera.start_frames()
         self._armed = True
         self._frame_clock.set_enabled(True)
         self._log(f"camera armed; frame clock on at {self._spectra.frame_rate_hz:g} Hz, "
                   f"exposure {self._spectra.exposure_s:g} s", "INFO")
+
+    def _log_sensor_temperature(self) -> None:
+        """Record the sensor temperature at the start in the run log; warn if it is not stable.
+
+        Frames exposed while the sensor still cools carry more dark charge (it doubles
+        every ~6 degC), so a run started right after the cooler was switched on has
+        brighter first frames: the run log says so.  Never fails the run.
+        """
+        try:
+            temperature_c, state = self._camera.temperature_c(), self._camera.temperature_state()
+        except Exception as exc:  # noqa: BLE001 - a reading, not a reason to stop
+            self._log(f"camera temperature could not be read: {exc}", "WARNING")
+            return
+        if state == "stabilized":
+            self._log(f"camera sensor at {temperature_c} degC (stabilized)", "INFO")
+        else:
+            self._log(f"camera sensor at {temperature_c} degC ({state}): frames exposed before it is stable "
+                      "carry extra dark charge", "WARNING")
 
     def poll(self, block: TagBlock, photons: PhotonBlock) -> None:
         """Feed the block's markers and the camera's new frames to the matcher; attach what matched to ``photons``."""

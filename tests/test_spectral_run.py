@@ -117,3 +117,27 @@ def test_trap_emission_lengthens_the_decay_and_shifts_the_spectrum_to_lower_ener
     summed = np.stack([sum_spectra(spectra, windows[~high]), sum_spectra(spectra, windows[high])])
     peaks, _ = peak_energy_and_width(summed, spectra.energy_ev)
     assert (peaks[0] - peaks[1]) * 1e3 == pytest.approx(0.65 * (2.064 - 2.030) * 1e3, abs=3.0)
+
+
+def test_the_run_log_records_the_sensor_temperature_and_warns_while_it_cools(make_station, tmp_path):
+    import time
+
+    from labctl.storage import PhotonHDF5Reader
+
+    station = make_station(time_scale=4.0)
+    camera = station.instruments["camera"]
+
+    def camera_lines(path):
+        with PhotonHDF5Reader(path) as reader:
+            return [(level, text) for _, level, text in reader.run_log() if text.startswith("camera sensor at")]
+
+    assert camera.temperature_state() != "stabilized"  # built a moment ago: the cooler is still cooling
+    run_to_file(station, tmp_path / "early.h5", duration_s=0.3)
+    (level, text), = camera_lines(tmp_path / "early.h5")
+    assert level == "WARNING" and "extra dark charge" in text
+    deadline = time.monotonic() + 30
+    while camera.temperature_state() != "stabilized" and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert camera.temperature_state() == "stabilized"
+    run_to_file(station, tmp_path / "cold.h5", duration_s=0.3)
+    assert camera_lines(tmp_path / "cold.h5") == [("INFO", f"camera sensor at {camera.temperature_c()} degC (stabilized)")]
