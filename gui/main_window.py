@@ -97,6 +97,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self._drawn_poll_time = -1.0
         self._second_half: dict[str, Any] | None = None  # a poll whose second half of views is still to draw
         self._first_half_s = 0.0  # time the first half of that poll took (s)
+        self._size_checked_s = -1e9  # when the recording's file size was last read (time.monotonic)
         self._rate_ref: tuple[float, dict[int, int]] | None = None
         self._rates: dict[int, float] = {}
         self._spad_limits: dict[str, float] = {}
@@ -473,10 +474,13 @@ class MainWindow(QtWidgets.QMainWindow):
         if self.recording_path is not None:
             self.elapsed_label.setText(f"{elapsed:.1f} s")
             self.written_label.setText(f"{int(status.get('photons_written', 0)):,}")
-            try:
-                self.size_label.setText(f"{self.recording_path.stat().st_size / 2**20:,.1f} MiB")
-            except OSError:
-                pass
+            now = time.monotonic()
+            if now - self._size_checked_s >= 1.0:  # a stat() per second, not per frame
+                self._size_checked_s = now
+                try:
+                    self.size_label.setText(f"{self.recording_path.stat().st_size / 2**20:,.1f} MiB")
+                except OSError:
+                    pass
         errors = status.get("errors") or []
         if errors:
             self.show_error("; ".join(str(e) for e in errors))

@@ -94,6 +94,7 @@ def test_record_writes_a_valid_file_with_the_photons_shown(make_window, qtbot, t
     assert not window.panels["camera"].fields["em_gain"].isEnabled()  # settings locked while recording
     qtbot.waitUntil(lambda: window.last_status.get("elapsed_s", 0) > 2.0, timeout=15_000)
     assert int(window.written_label.text().replace(",", "")) > 0
+    assert window.size_label.text().endswith("MiB")
     window.record_button.click()  # stop recording
     qtbot.waitUntil(lambda: window.state == "idle", timeout=15_000)
     summary = window.last_summary
