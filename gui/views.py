@@ -113,13 +113,13 @@ class LiveViews(pg.GraphicsLayoutWidget):
         self.fit_curve.setData([], [])
 
     # ------------------------------------------------------------------ drawing
-    HALVES = 2
-    """``show`` draws the views in two halves on consecutive ticks: Qt repaints only the
-    plots that changed, so each event-loop pass paints about half the window."""
-
     def show(self, snapshots: dict[str, Any], fit: Any = None, half: int | None = None) -> None:  # noqa: A003
         """Draw every view whose snapshot is present (``half`` 0: trace, g(2), decay;
-        1: FLID, spectrum, waterfall; None: all)."""
+        1: FLID, spectrum, waterfall; None: all).
+
+        The window draws a poll in two halves on consecutive ticks: Qt repaints only the
+        plots that changed, so each event-loop pass paints about half the window.
+        """
         if half in (None, 0):
             if snapshots.get("trace") is not None:
                 self.show_trace(snapshots["trace"])
