@@ -4,7 +4,29 @@ from __future__ import annotations
 
 
 class LabctlError(Exception):
-    """Base class of labctl's own errors."""
+    """Base class of labctl's own errors (and of the drivers' vendor errors).
+
+    Subclasses take their own constructor arguments (function, vendor code, key
+    path...), which plain exception pickling does not know: it calls the class with
+    ``self.args``.  These errors record what they were built with, so they cross
+    process boundaries (the station process) with their type, attributes and message.
+    """
+
+    def __new__(cls, *args: object, **kwargs: object) -> "LabctlError":
+        self = super().__new__(cls, *args)
+        self._init_args = (args, kwargs)
+        return self
+
+    def __reduce__(self) -> tuple:
+        args, kwargs = getattr(self, "_init_args", (self.args, {}))
+        return (_rebuild, (type(self), args, kwargs, self.args))
+
+
+def _rebuild(cls: type, args: tuple, kwargs: dict, final_args: tuple) -> LabctlError:
+    """Unpickle a LabctlError: construct it again, then restore ``args`` (QCoDeS may append context)."""
+    error = cls(*args, **kwargs)
+    error.args = final_args
+    return error
 
 
 class ConfigError(LabctlError, ValueError):
@@ -20,10 +42,6 @@ class ConfigError(LabctlError, ValueError):
         self.source = source
         prefix = f"{source}: " if source else ""
         super().__init__(f"{prefix}{key_path} = {value!r}: {allowed}")
-
-    def __reduce__(self) -> tuple:
-        # Rebuilt from its parts, so that it crosses process boundaries (the station process) intact.
-        return (type(self), (self.key_path, self.value, self.allowed, self.source))
 
 
 class InstrumentError(LabctlError, RuntimeError):

@@ -310,7 +310,7 @@ def _portable(exc: BaseException) -> BaseException:
     """``exc`` if it survives pickling, else an AcquisitionError with its type and message."""
     try:
         pickle.loads(pickle.dumps(exc))
-    except Exception:  # noqa: BLE001 - vendor errors with custom constructors
+    except Exception:  # noqa: BLE001 - exceptions of other libraries with custom constructors
         return AcquisitionError(f"{type(exc).__name__}: {exc}")
     return exc
 

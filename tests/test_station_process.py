@@ -117,3 +117,19 @@ def test_a_tagger_fault_ends_the_run_with_its_error_and_the_excitation_off():
         assert not summary.clean and summary.end_reason.startswith("error")
         assert "TDC_getLastTimestamps" in summary.end_reason and "(2)" in summary.end_reason
         assert result["monitors"]["excitation"] == "off"
+
+
+@pytest.mark.parametrize("make_error", [
+    lambda: __import__("drivers.qutag.tdcbase", fromlist=["x"]).QuTAGError("TDC_getLastTimestamps", 2, "No connection"),
+    lambda: __import__("drivers.andor.atmcd", fromlist=["x"]).AndorError("SetEMCCDGain", 20066),
+    lambda: __import__("drivers.andor_shamrock.shamrock", fromlist=["x"]).ShamrockError("SetGrating", 20267, "P2INVALID", "bad"),
+    lambda: ConfigError("instruments.camera.settings.em_gain", 5000, "must be an integer between 1 and 300", "runtime"),
+])
+def test_vendor_and_config_errors_cross_the_process_boundary_with_type_attributes_and_message(make_error):
+    import pickle
+
+    error = make_error()
+    error.args = (*error.args, "setting cam_em_gain to 5000")  # QCoDeS appends context like this
+    copy = pickle.loads(pickle.dumps(error))
+    assert type(copy) is type(error) and str(copy) == str(error) and copy.args == error.args
+    assert {k: v for k, v in vars(copy).items()} == {k: v for k, v in vars(error).items()}
