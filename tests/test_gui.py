@@ -60,15 +60,16 @@ def test_live_views_all_draw_and_stop_does_not_block(make_window, qtbot) -> None
     qtbot.waitUntil(lambda: window.state == "live", timeout=15_000)
     qtbot.waitUntil(lambda: window.frames_drawn >= 5 and window.last_snapshots["g2"].counts.sum() > 0
                     and window.last_snapshots["spectrum"].latest is not None, timeout=20_000)
-    qtbot.waitUntil(lambda: "τ =" in window.views.decay_value.toPlainText() and "kcps" in window.rate_label.text(),
-                    timeout=20_000)
+    qtbot.waitUntil(lambda: "τ =" in window.views.decay_value.toPlainText() and "kcps" in window.rate_label.text()
+                    and window.last_snapshots["g2"].g2_zero is not None, timeout=20_000)
     views = window.views
     for curve in (views.trace_curve, views.g2_curve, views.decay_curve, views.fit_curve, views.spectrum_curve):
         x, y = curve.getData()  # the decay and its fit are log10 values (log axis)
         assert x is not None and len(x) > 0 and np.isfinite(y).sum() > 0 and np.nanmax(y) > 0
     for image in (views.flid_image, views.waterfall_image):
         assert image.image is not None and np.nansum(image.image) > 0
-    assert window.last_snapshots["g2"].g2_zero is None or "±" in views.g2_value.toPlainText()
+    g2 = window.last_snapshots["g2"]
+    assert views.g2_value.toPlainText() == f"g2(0) = {g2.g2_zero:.3f} ± {g2.g2_zero_err:.3f}"
     assert "°C" in window.temperature_label.text()
     camera_temperature = window.panels["camera"].read_only["temperature_c"].text()
     assert camera_temperature == str(window.last_poll["monitors"]["camera_temperature_c"])
