@@ -12,7 +12,8 @@ Layouts (``../shared/reference/formats.md`` §4; qutools' ``tdcbase.h``; ETA's p
 
 The variant is found from the content: the magic says BINARY or COMPRESSED,
 then the first records are read both ways and the one that makes sense wins
-(channels below 256, each channel's times not stepping back); a file without
+(BINARY: channels below 256, each channel's times not stepping back;
+COMPRESSED: consecutive times close, not jumping back and forth); a file without
 the magic is read as RAW only if its records make sense as BINARY records and
 its length is a whole number of them.  ``variant=`` forces a variant.
 
@@ -50,7 +51,9 @@ VARIANTS = ("binary", "compressed", "raw")
 DEFAULT_CHUNK_RECORDS = 4_000_000
 PLAUSIBLE_SAMPLE_RECORDS = 4096
 MAX_PLAUSIBLE_CHANNEL = 255
-MAX_STEP_BACK_FRACTION = 0.01
+MAX_STEP_BACK_FRACTION = 0.05
+MAX_JUMP_FRACTION = 0.2
+MIN_STATISTICS_RECORDS = 16
 
 
 def read_qutag(path: Path, *, variant: str | None = None, time_unit_ps: int = 1,
@@ -122,16 +125,14 @@ def detect_variant(path: Path, head: bytes, size: int, notes: list[str]) -> str:
             return "binary"
         if why_not_compressed is None and why_not_binary is not None:
             return "compressed"
-        if why_not_binary is None:  # both fit: only tiny files; the length may still tell
+        if why_not_binary is None:  # both fit: only files too short to judge by their times
             fits_binary = (size - HEADER_BYTES) % BINARY_DTYPE.itemsize == 0
-            if len(body) == 0 or fits_binary:
-                if len(body) >= 2 * BINARY_DTYPE.itemsize:
-                    raise FormatError(
-                        f"{path}: quTAG header found, but the records make sense both as BINARY "
-                        "(10-byte) and as COMPRESSED (5-byte) records; pass variant='binary' or "
-                        "variant='compressed' (--format qutag cannot tell)")
-                return "binary"
-            return "compressed"
+            guess = "binary" if fits_binary else "compressed"
+            if len(body):
+                notes.append(f"only {len(body) // COMPRESSED_BYTES} 5-byte records: too few to tell "
+                             f"BINARY from COMPRESSED by content; read as {guess.upper()} (the length "
+                             "fits it); pass variant= if that is wrong")
+            return guess
         raise FormatError(
             f"{path}: quTAG header found, but the records are neither BINARY ({why_not_binary}) "
             f"nor COMPRESSED ({why_not_compressed}); allowed: qutools BINARY (10-byte records) "
@@ -159,20 +160,26 @@ def binary_implausible(body: bytes) -> str | None:
     if int(rec["t"].max()) >= 2**62:
         return f"timestamp {int(rec['t'].max())} >= 2^62"
     back = _per_channel_step_backs(rec["t"].astype(np.int64), rec["ch"])
-    if back > MAX_STEP_BACK_FRACTION * n:
+    if n >= MIN_STATISTICS_RECORDS and back > MAX_STEP_BACK_FRACTION * n:
         return f"{back} of the first {n} records step back in time within their channel"
     return None
 
 
 def compressed_implausible(body: bytes) -> str | None:
-    """Why these bytes are not COMPRESSED records (first records only), or None if they can be."""
+    """Why these bytes are not COMPRESSED records (first records only), or None if they can be.
+
+    In a COMPRESSED stream consecutive events are close in time: few steps back,
+    few wraps.  BINARY bytes read as 5-byte records alternate between the low
+    and the high half of each timestamp, so nearly every step is a jump.
+    """
     n = min(len(body) // COMPRESSED_BYTES, PLAUSIBLE_SAMPLE_RECORDS)
-    if n == 0:
+    if n < MIN_STATISTICS_RECORDS:  # too few to judge by time steps
         return None
-    times, chans = split_compressed(np.frombuffer(body, np.uint8, n * COMPRESSED_BYTES))
-    back = _per_channel_step_backs(times, chans)
-    if back > MAX_STEP_BACK_FRACTION * n:
-        return f"{back} of the first {n} records step back in time within their channel"
+    times, _ = split_compressed(np.frombuffer(body, np.uint8, n * COMPRESSED_BYTES))
+    step = np.diff(times)
+    odd = int(np.count_nonzero((step < 0) | (step > COMPRESSED_WRAP // 2)))
+    if odd > MAX_JUMP_FRACTION * (n - 1):
+        return f"{odd} of the first {n - 1} steps between records go back in time or jump a half wrap"
     return None
 
 
