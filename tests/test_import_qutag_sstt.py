@@ -337,3 +337,29 @@ def test_sstt_errors_name_file_found_and_allowed(tmp_path: Path) -> None:
     (tmp_path / "other.sstt.c0").write_bytes(b"SSTT2\0" + b"\xff" * 12)
     with pytest.raises(FormatError, match=r"other\.sstt\.c0: not part of the SSTT data set"):
         read_sstt([tmp_path / "e.sstt", tmp_path / "other.sstt.c0"])
+
+
+def test_sstt_renamed_data_set_and_temp_info_noted(tmp_path: Path) -> None:
+    write_sstt2(tmp_path / "old.sstt", {0: [1, 5], 1: [3]})
+    (tmp_path / "new.sstt").write_text((tmp_path / "old.sstt").read_text())
+    for ch in (0, 1):
+        (tmp_path / f"old.sstt.c{ch}").rename(tmp_path / f"new.sstt.c{ch}")
+    (tmp_path / "new.sstt_temp").write_text("Simple Small Time Tagged (V2)\n")
+    rec = read_sstt(tmp_path / "new.sstt")
+    assert rec.timestamps_ps.tolist() == [1, 3, 5] and rec.channels.tolist() == [0, 1, 0]
+    notes = " | ".join(rec.notes)
+    assert "channel 0: old.sstt.c0 (Filename column) is missing; read new.sstt.c0" in notes
+    assert "a '_temp' info file exists" in notes
+
+
+def test_sstt_several_pulses_channels(tmp_path: Path) -> None:
+    write_sstt2(tmp_path / "p.sstt", {0: [1], 5: [2], 1: [3]}, pulses=5,
+                info_overrides={0: {"IsPulsesChannel": "1"}})
+    rec = read_sstt([tmp_path / "p.sstt"])
+    assert rec.sync_channel == 5  # the one the photon channel refers to
+    assert any("several pulses channels [0, 5]: channel 5" in n for n in rec.notes)
+    write_sstt2(tmp_path / "q.sstt", {0: [1], 5: [2]}, pulses=5,
+                info_overrides={0: {"IsPulsesChannel": "1", "HasPulsesChannel": "0"}})
+    rec = read_sstt([tmp_path / "q.sstt"])
+    assert rec.sync_channel is None and rec.sync_divider == 1
+    assert any("no sync channel chosen" in n for n in rec.notes)

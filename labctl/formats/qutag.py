@@ -302,8 +302,8 @@ def _records(path: Path, variant: str, ticks: np.ndarray, chans: np.ndarray, uni
     mt, mc = sort_by_time(times_ps[is_marker], chans[is_marker])
     if not file_ordered:
         steps = int(np.count_nonzero(ticks[1:] < ticks[:-1]))
-        notes.append(f"the merged stream is not in time order ({steps} steps back; each channel "
-                     "is): sorted by time, stably")
+        notes.append(f"the merged stream is not in time order ({steps} steps back): sorted by "
+                     "time, stably")
     name = {"binary": "quTAG BINARY", "compressed": "quTAG COMPRESSED", "raw": "quTAG RAW"}[variant]
     return T2Records(timestamps_ps=t, channels=c, sync_channel=None, marker_timestamps_ps=mt,
                      marker_channels=mc, time_unit_s=unit_ps * 1e-12, sync_divider=1,
