@@ -27,8 +27,8 @@ Order: qutools write each channel in time order, but not the merged stream
 difference).  The returned arrays are always in time order (stable sort:
 equal times keep file order); ``sorted`` says whether the file's own order was
 (and ``notes`` says when it was not).  Events at t == 0 are kept (the format
-does not reserve 0; PHAST's reader drops them, as a side effect of how its
-read loop ends) and counted in ``notes``.
+does not reserve 0; PHAST's reader skips them, and its read loop relies on
+that to drop the failed read at the end of the file) and counted in ``notes``.
 """
 
 from __future__ import annotations
@@ -111,7 +111,7 @@ def read_qutag(path: Path, *, variant: str | None = None, time_unit_ps: int = 1,
     if variant == "compressed":
         times, chans = _decode_compressed(path, n_records, chunk_records, notes)
     else:
-        times, chans = _decode_binary(path, offset, n_records, chunk_records, notes)
+        times, chans = _decode_binary(path, offset, n_records, chunk_records)
     return _records(path, variant, times, chans, int(time_unit_ps), header, notes)
 
 
@@ -223,8 +223,8 @@ def unwrap_37bit(times: np.ndarray, previous: int | None, wraps: int) -> tuple[n
     return times + count * np.int64(COMPRESSED_WRAP), int(times[-1]), int(count[-1])
 
 
-def _decode_binary(path: Path, offset: int, n_records: int, chunk: int,
-                   notes: list[str]) -> tuple[np.ndarray, np.ndarray]:
+def _decode_binary(path: Path, offset: int, n_records: int,
+                   chunk: int) -> tuple[np.ndarray, np.ndarray]:
     times, chans = [], []
     with open(path, "rb") as fh:
         fh.seek(offset)

@@ -6,8 +6,8 @@ libtimetag ``sstt_file2.cpp``):
 
 * v2: an 18-byte header ``SSTT2\\0`` + 12 x 0xFF, then 6-byte events, the low
   48 bits of a little-endian uint64.  Bits 0-1: 0 = photon, 1 = overflow,
-  bit 1 set = reserved (ignored here; libtimetag would store such an event as
-  a photon at the last overflow).  Bits 2-47: a photon's time in device units,
+  bit 1 set = reserved (ignored here, as the format reference says; libtimetag's
+  reader would store such an event as a photon at time 0).  Bits 2-47: a photon's time in device units,
   or an overflow's number of 2^46 wraps since the previous event.
   t = (wraps so far) x 2^46 + time.
 * v1 (legacy, no header): 8-byte events, bit 0 overflow, photon: bits 2-35
@@ -30,7 +30,6 @@ data files win and ``notes`` tells the difference.
 
 from __future__ import annotations
 
-from fractions import Fraction
 from pathlib import Path
 from typing import Any, Iterable
 
