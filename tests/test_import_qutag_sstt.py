@@ -363,3 +363,36 @@ def test_sstt_several_pulses_channels(tmp_path: Path) -> None:
     rec = read_sstt([tmp_path / "q.sstt"])
     assert rec.sync_channel is None and rec.sync_divider == 1
     assert any("no sync channel chosen" in n for n in rec.notes)
+
+
+def test_qutag_bad_record_after_the_sample_names_its_index(tmp_path: Path) -> None:
+    times = [BIG + 10 * i for i in range(30)]
+    path = write_qutag_binary(tmp_path / "b.bin", times + [BIG + 400], [0] * 30 + [40_000])
+    with pytest.raises(FormatError, match=r"b\.bin: record 30 has channel 40000; allowed: channels"):
+        read_qutag(path, variant="binary")
+    path = write_qutag_binary(tmp_path / "t.bin", times + [2**63 + 5], [0] * 31)
+    with pytest.raises(FormatError, match=r"t\.bin: record 30 has timestamp 9223372036854775813 "
+                                          r">= 2\^63"):
+        read_qutag(path, variant="binary", chunk_records=8)
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_sstt2_random_round_trip_with_wrap_edges(tmp_path: Path, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    w = 2**46
+    channels = {}
+    for ch in range(3):
+        t = set(int(x) for x in rng.integers(0, 6 * w, 60))
+        t |= {w - 1, w, 3 * w, 3 * w + 1}  # the last tick before a wrap, the first after
+        channels[ch] = sorted(t)
+    write_sstt2(tmp_path / "r.sstt", channels, pulses=2, reserved={0: [int(rng.integers(0, 60))]})
+    rec = read_sstt([tmp_path / "r.sstt"], chunk_records=int(rng.integers(1, 40)))
+    exp_t, exp_c = _sstt_expected(channels)
+    assert rec.timestamps_ps.tolist() == exp_t and rec.channels.tolist() == exp_c
+
+
+def test_sstt_info_without_channel_rows(tmp_path: Path) -> None:
+    (tmp_path / "n.sstt").write_text("Simple Small Time Tagged (V2)\nCHANNEL_HEADER\nChannelID\t"
+                                     "Filename\n\n")
+    with pytest.raises(FormatError, match=r"n\.sstt: no channel rows after CHANNEL_HEADER"):
+        read_sstt([tmp_path / "n.sstt"])
