@@ -125,13 +125,15 @@ def detect_variant(path: Path, head: bytes, size: int, notes: list[str]) -> str:
             return "binary"
         if why_not_compressed is None and why_not_binary is not None:
             return "compressed"
-        if why_not_binary is None:  # both fit: only files too short to judge by their times
+        if why_not_binary is None:  # both fit: in practice, only files too short to judge
             fits_binary = (size - HEADER_BYTES) % BINARY_DTYPE.itemsize == 0
             guess = "binary" if fits_binary else "compressed"
+            why = ("the length is a whole number of 10-byte records" if fits_binary
+                   else "the length is not a whole number of 10-byte records")
             if len(body):
-                notes.append(f"only {len(body) // COMPRESSED_BYTES} 5-byte records: too few to tell "
-                             f"BINARY from COMPRESSED by content; read as {guess.upper()} (the length "
-                             "fits it); pass variant= if that is wrong")
+                notes.append(f"the first {len(body)} bytes of records make sense both as BINARY and "
+                             f"as COMPRESSED; read as {guess.upper()} because {why}; pass variant= "
+                             "if that is wrong")
             return guess
         raise FormatError(
             f"{path}: quTAG header found, but the records are neither BINARY ({why_not_binary}) "
