@@ -86,6 +86,7 @@ class ImportResult:
     notes: list[str] = field(default_factory=list)
     marker_channels: np.ndarray = field(default_factory=lambda: np.empty(0, np.int16))
     stats: dict = field(default_factory=dict)
+    t3: bool = False
 
 
 
@@ -330,7 +331,7 @@ def _write(src: ImportSource, scan: "_Scan", path: Path, detectors: list[int], s
     measured = synced.conv.measured_pulse_period_ps if synced is not None else None
     writer.close(RunSummary(True, "import", max(0, end - start), dict(scan.counts), photons, [],
                             measured_sync_period_ps=measured))
-    return ImportResult(out=path, format_name=src.format_name, photons=photons, counts=dict(sorted(counts.items())),
+    return ImportResult(out=path, format_name=src.format_name, photons=photons, t3=src.t3, counts=dict(sorted(counts.items())),
                         markers=markers, overflow_records=stats.get("overflow_records"),
                         duration_s=max(0, end - start) * 1e-12, sync_channel=sync, notes=notes,
                         marker_channels=np.concatenate(marker_channels) if marker_channels else np.empty(0, np.int16),
