@@ -105,13 +105,16 @@ def test_hydraharp_v2_t2_wrap_is_2_pow_25(path):
 
 
 @needs_real
-def test_chunk_invariance_on_the_real_ht2_file(tmp_path):
-    import_files([DOTD], tmp_path / "whole.h5")
-    import_files([DOTD], tmp_path / "chunks.h5", chunk_records=1000)
+@pytest.mark.parametrize("path", [DOTD, HT3_SAMPLE], ids=["ht2", "ht3"])
+def test_chunk_invariance_on_the_real_files(tmp_path, path):
+    import_files([path], tmp_path / "whole.h5")
+    import_files([path], tmp_path / "chunks.h5", chunk_records=1000)
     a, b = read_out(tmp_path / "whole.h5"), read_out(tmp_path / "chunks.h5")
-    for key in ("timestamps", "detectors", "counts"):
+    for key in ("timestamps", "detectors", "counts", "markers"):
         np.testing.assert_array_equal(a[key], b[key])
-    assert a["duration"] == b["duration"]
+    if a["nanotimes"] is not None:
+        np.testing.assert_array_equal(a["nanotimes"], b["nanotimes"])
+    assert a["duration"] == b["duration"] and a["stats"] == b["stats"]
 
 
 # --- round trips from the published layouts -------------------------------------------

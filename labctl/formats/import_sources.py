@@ -93,12 +93,14 @@ def open_source(paths: list[Path], fmt: str | None = None) -> ImportSource:
         raise FormatError(f"--format {fmt}: takes one input file, got {len(paths)}; import each file on its own")
     if fmt in ("ptu", "pt3", "pt2", "ht3", "ht2"):
         return _picoquant_source(paths[0], fmt)
-    if fmt == "qutag":
-        from labctl.formats.qutag import read_qutag  # the quTAG decoder (its own module)
+    try:  # quTAG and SSTT decoders live in their own modules, imported only when needed
+        if fmt == "qutag":
+            from labctl.formats.qutag import read_qutag
 
-        return records_source([str(paths[0])], fmt, read_qutag(paths[0]))
-    from labctl.formats.sstt import read_sstt
-
+            return records_source([str(paths[0])], fmt, read_qutag(paths[0]))
+        from labctl.formats.sstt import read_sstt
+    except ImportError as exc:
+        raise FormatError(f"--format {fmt}: this labctl has no {fmt} decoder ({exc})") from None
     return records_source([str(p) for p in paths], fmt, read_sstt(list(paths)))
 
 

@@ -26,10 +26,12 @@ overflow record counts its wraps; HT3 wrap 1024 in both).
 Settled with real files, not by majority of readers:
 
 * **HT2 wrap** (libpicoquant uses 33552000 for both versions): the HT2 v2.0
-  file ``DotD_run_one0.stream`` decodes to 399 001 photons that are
-  non-decreasing over 120.0 s (its ``Int_Time=120000`` ms) only with 2^25 and
-  counted overflows; with 33552000 the stream steps back at overflows (test
-  ``test_dotd_ht2_wrap_settled_by_monotonic_stream``).
+  file ``DotD_run_one0.stream`` has 14 photons with timetags >= 33552000 (up
+  to 33554280), impossible for a counter wrapping at 33552000, and with 2^25
+  and counted overflows its 399 001 photons end at 119.9998 s, 0.2 ms before
+  the 120 000 ms ``Int_Time`` of its .pcfslog (33552000: 119.9911 s, 8.9 ms
+  short).  The stream is non-decreasing with either wrap, so monotonicity
+  does not decide it (test ``test_hydraharp_v2_t2_wrap_is_2_pow_25``).
 * **HT2 channel numbering**: input channels are the 0-based numbers stored in
   the records (DotD: channels 0 and 1, 191 648 and 207 353 photons, as its
   README counts); no +1 shift (PicoQuant demo, ETA) and no sync = N

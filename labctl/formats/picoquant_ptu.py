@@ -20,12 +20,16 @@ RecType     device                      layout  wrap        overflow record
 0x000102x7  MultiHarp / Generic T2/T3   HT2/3   2^25/1024   counted
 ==========  ==========================  ======  ==========  ===================
 
-Settled with a real file (not by majority of readers): the HydraHarp V2 T2
-wrap is 2^25 = 33554432 with counted overflow records.  ``v30_t2.ptu``
-(RecType 0x01010204, 129 754 overflow records) gives 305 565 photons on
-channel 0 in non-decreasing order over 5.0 s only with that choice; with
-libpicoquant's 33552000 the stream steps back after overflows (test
-``test_hydraharp_v2_t2_wrap_is_2_pow_25``).
+Settled with real files (not by majority of readers): the HydraHarp V2 T2
+wrap is 2^25 = 33554432 with counted overflow records (libpicoquant uses
+33552000).  In ``v30_t2.ptu`` (RecType 0x01010204, 129 754 overflow records)
+25 photons carry timetags >= 33552000, up to 33554382, which a counter that
+wraps at 33552000 never shows, and with 2^25 the stream ends 0.02 ms before
+the set 5000 ms (0.38 ms with 33552000); the legacy HT2 v2.0 DotD file agrees
+(``picoquant_legacy``).  Both wraps give a non-decreasing stream on these
+files, so monotonicity does not decide it.  Counted (not one-per-record)
+overflows: with one wrap per record v30_t2 would end at 4.35 s, not 5.0 s.
+Test: ``test_hydraharp_v2_t2_wrap_is_2_pow_25``.
 
 Times: T2 ``t = (wraps + timetag) x MeasDesc_GlobalResolution``; T3 nsync unit
 = ``MeasDesc_GlobalResolution`` (the sync period), dtime bin = ``MeasDesc_Resolution``.
