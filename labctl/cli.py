@@ -24,6 +24,7 @@ from typing import Sequence
 
 from labctl import __version__
 from labctl.errors import LabctlError
+from labctl.formats.import_sources import FORMATS
 
 
 def _positive_seconds(text: str) -> float:
@@ -53,7 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     imp = commands.add_parser("import", help="convert PicoQuant, quTAG or SSTT time-tag files to Photon-HDF5")
     imp.add_argument("inputs", type=Path, nargs="+", metavar="IN", help="the recording (SSTT: info and/or .cN files)")
     imp.add_argument("--out", type=Path, required=True, help="Photon-HDF5 file to write")
-    imp.add_argument("--format", choices=("ptu", "pt3", "pt2", "ht3", "ht2", "qutag", "sstt"), default=None,
+    imp.add_argument("--format", choices=FORMATS, default=None,
                      help="input format (default: detected from the file)")
     imp.add_argument("--sync-channel", type=int, default=None, metavar="N",
                      help="T2 channel that carries the laser sync: photons get nanotimes from it")

@@ -58,6 +58,12 @@ def test_real_ht3_imports_with_the_readme_counts(tmp_path):
     assert out["nanotimes"].min() == 16 * 1 and out["nanotimes"].max() == 16 * 32767  # dtime 1..32767, 16 ps bins
     assert np.all(np.diff(out["timestamps"]) >= 0)
     assert out["duration"] == pytest.approx(10.0, abs=1e-3)
+    with h5py.File(tmp_path / "ht3.h5") as f:
+        assert f["/provenance/filename"][()] == b"v20.ht3"
+        assert f["/provenance/software"][()] == b"HydraHarp AcqUI"
+        assert json.loads(f["/user/labctl/import/header"][()])["SyncRate"] == 998_898
+        assert f["/user/labctl/import/format"][()] == b"ht3"
+        assert f["/photon_data/nanotimes_specs/tcspc_num_bins"][()] == 1_001_103  # 1/998898 Hz in ps
     assert_valid(tmp_path / "ht3.h5")
 
 
@@ -388,3 +394,37 @@ def test_writer_lists_every_detector_id_of_the_run(tmp_path):
     with h5py.File(tmp_path / "w.h5") as f:
         assert f["/setup/detectors/id"][:].tolist() == [0, 2, 5, 7]
         assert f["/setup/detectors/counts"][:].tolist() == [1, 1, 3, 1]
+
+
+def test_whole_file_decoder_records_merged_unsorted_with_sync_divider(tmp_path, monkeypatch):
+    """The framework for whole-file decoders (quTAG, SSTT), with a stand-in decoder module: a merged
+    stream that steps back is sorted stably with a note, and --sync-channel gives exact nanotimes
+    although only every 4th sync was kept (the records' sync divider)."""
+    import types
+
+    from labctl.formats.common import T2Records
+
+    rng = np.random.default_rng(5)
+    period, start = 12_500, 10**17  # quTAG-like absolute times far from 0
+    pulses = start + np.arange(4000, dtype=np.int64) * period
+    k = np.sort(rng.choice(pulses.size - 4, 800, replace=False))
+    delays = rng.integers(0, period, k.size)
+    det = rng.choice([1, 2], k.size)
+    syncs = pulses[::4]
+    # merged per channel (sync block, then photons): not in time order, as a per-channel file reader gives
+    ts = np.concatenate([syncs, pulses[k] + delays])
+    ch = np.concatenate([np.zeros(syncs.size, np.int16), det.astype(np.int16)])
+    rec = T2Records(ts, ch, sync_channel=None, sync_divider=4, format_name="stand-in quTAG", sorted=False)
+    fake = types.ModuleType("labctl.formats.qutag")
+    fake.read_qutag = lambda path: rec
+    monkeypatch.setitem(sys.modules, "labctl.formats.qutag", fake)
+    path = tmp_path / "x.bin"
+    path.write_bytes(b"\0" * 16)
+    r = import_files([path], tmp_path / "out.h5", fmt="qutag", sync_channel=0, chunk_records=333)
+    assert any("not in time order" in n for n in r.notes)
+    out = read_out(tmp_path / "out.h5")
+    np.testing.assert_array_equal(out["timestamps"], pulses[k] + delays)
+    np.testing.assert_array_equal(out["detectors"], det)
+    np.testing.assert_array_equal(out["nanotimes"], delays)
+    assert out["duration"] == pytest.approx(float(ts.max() - ts.min()) * 1e-12)  # first to last event
+    assert_valid(tmp_path / "out.h5")

@@ -49,7 +49,7 @@ import numpy as np
 from labctl.blocks import CHANNEL_DTYPE, NANOTIME_DTYPE, NO_NANOTIME, ChannelMap, PhotonBlock, TagBlock
 from labctl.formats.common import FormatError, T2Records, T3Records
 from labctl.formats.import_sources import (
-    FORMATS, ImportSource, concat_records, open_source, records_source, sort_t2, sort_t3, t3_memory_source,
+    ImportSource, concat_records, open_source, records_source, sort_t2, sort_t3, t3_memory_source,
 )
 from labctl.photons import PhotonConverter
 from labctl.run import RunInfo, RunSummary
