@@ -11,11 +11,15 @@ markers and overflow records), then timed twice (best of 3 each):
 * import: ``import_files`` end to end (two passes, Photon-HDF5 written and finished).
 
 Figures are records of the input file per second of wall time (page cache warm).
+Memory: peak resident size (VmHWM, Linux) of a ``labctl import`` subprocess on the largest file
+(``--memory-records``, default 32 M records = 128 MB), against the file size.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -89,6 +93,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, default=2_000_000)
     parser.add_argument("--dir", type=Path, default=None)
+    parser.add_argument("--memory-records", type=int, default=32_000_000)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
         folder = Path(tmp)
@@ -104,6 +109,32 @@ def main() -> None:
             t_decode = best(decode)
             t_import = best(lambda: import_files([path], folder / "out.h5", overwrite=True))
             print(f"{name:<16}{n:>12,}{n / t_decode:>16,.0f}{n / t_import:>16,.0f}", flush=True)
+        memory(folder, args.memory_records)
+
+
+def memory(folder: Path, n: int) -> None:
+    """Peak RSS of ``labctl import`` of an HT2 file of ``n`` records, in a fresh process."""
+    rng = np.random.default_rng(1)
+    path = folder / "big.ht2"
+    with open(path, "wb") as fh:  # written in pieces (times continue across pieces, overflows included)
+        head = W.ht_bytes(False, "2.0", np.empty(0, "<u4"), header_records=n)
+        fh.write(head)
+        offset, written = 0, 0
+        while written < n:
+            ev = _t2(rng, min(4_000_000, n - written), [0, 1], 20_000)
+            ev.time = ev.time + offset
+            rec = W.encode(ev, "HT2", 2**25, True, start_wraps=offset // 2**25)
+            offset = int(ev.time[-1])
+            fh.write(rec.tobytes())
+            written += rec.size
+    size_mb = os.path.getsize(path) / 2**20
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    code = ("import sys; from labctl.cli import main; rc = main(sys.argv[1:]); "
+            "print([l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM')][0])")
+    proc = subprocess.run([sys.executable, "-c", code, "import", str(path), "--out", str(folder / "big.h5")],
+                          check=True, env=env, capture_output=True, text=True)
+    peak_mb = int(proc.stdout.strip().splitlines()[-1]) / 1024  # the child's own high-water mark (kB)
+    print(f"memory: labctl import of a {size_mb:.0f} MB HT2 file ({n:,} records): peak RSS {peak_mb:.0f} MB")
 
 
 if __name__ == "__main__":

@@ -46,12 +46,15 @@ class Events:
     dtime: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
 
 
-def encode(ev: Events, layout: str, wrap: int, counted: bool, zero_means_one: bool = False) -> np.ndarray:
-    """uint32 records of ``ev`` with overflow records inserted before each event that needs them."""
+def encode(ev: Events, layout: str, wrap: int, counted: bool, zero_means_one: bool = False,
+           start_wraps: int = 0) -> np.ndarray:
+    """uint32 records of ``ev`` with overflow records inserted before each event that needs them.
+
+    ``start_wraps``: wraps already written (to write a long file in pieces)."""
     t = np.asarray(ev.time, np.int64)
     k = t // wrap  # wraps needed before the event
     level = np.maximum.accumulate(k) if k.size else k  # a device never goes back in wraps
-    dk = np.diff(level, prepend=0)
+    dk = np.diff(level, prepend=start_wraps)
     if np.any(level != k):
         raise ValueError("events step back across a wrap boundary; the writer cannot encode that")
     max_count = (1 << 25) - 1 if layout == "HT2" else 1023

@@ -66,7 +66,7 @@ PROVENANCE_TITLES = {
 }
 """Photon-HDF5 v0.5 descriptions (TITLE) of the /provenance fields written here."""
 
-DEFAULT_CHUNK_RECORDS = 1 << 22
+DEFAULT_CHUNK_RECORDS = 1 << 20
 PERIOD_SYNCS = 64
 """Sync events at the start whose median interval sets the nominal period (T2 with a sync)."""
 

@@ -34,7 +34,7 @@ file in chunks of any size gives the same result as decoding it whole.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -243,42 +243,46 @@ class PicoQuantSource:
             self.notes.append(f"the header states no record count: read the {available} records present")
         self.n_records = int(n)
 
-    def iter_chunks(self, chunk_records: int = 1 << 22) -> Iterator[T2Records | T3Records]:
-        """Decode the file in chunks of ``chunk_records`` records (memory-mapped, never read whole).
+    def iter_chunks(self, chunk_records: int = 1 << 20) -> Iterator[T2Records | T3Records]:
+        """Decode the file in chunks of ``chunk_records`` records (read chunk by chunk, never whole).
 
         Yields ``T2Records`` or ``T3Records`` per chunk (header, notes and format filled);
         afterwards ``stats`` holds ``overflow_records``, ``unknown_records``, ``end_ps`` (time of
         the last record, overflows included) and ``records``.
         """
-
         if chunk_records < 1:
             raise ValueError(f"chunk_records = {chunk_records}: must be >= 1")
         decoder = RecordDecoder(self.layout, self.wrap, self.counted_overflows)
-        raw = (np.memmap(self.path, dtype="<u4", mode="r", offset=self.data_offset, shape=(self.n_records,))
-               if self.n_records else np.empty(0, "<u4"))
         unit_ps = self.time_unit_s * 1e12
         to_ps = _ps_converter(unit_ps)
         self.stats = {"records": self.n_records, "overflow_records": 0, "unknown_records": 0, "end_ps": 0,
                       "unknown_examples": []}
-        for start in range(0, self.n_records, chunk_records):
-            d = decoder.decode(np.array(raw[start:start + chunk_records]))
-            self.stats["overflow_records"] += d.n_overflow_records
-            self.stats["unknown_records"] += d.n_unknown_records
-            if len(self.stats["unknown_examples"]) < 3:
-                self.stats["unknown_examples"] += [f"0x{x:08x}" for x in d.unknown_examples]
-            common = dict(sync_divider=self.sync_divider, duration_s=self.duration_s, header=self.header,
-                          notes=self.notes, format_name=self.format_name)
-            if self.t3:
-                self.stats["end_ps"] = int(np.rint(d.end_time * unit_ps))
-                yield T3Records(nsync=d.times, dtime=d.dtime, channels=d.channels, sync_period_s=self.time_unit_s,
-                                resolution_s=self.resolution_s, marker_nsync=d.marker_times,
-                                marker_channels=d.marker_channels, **common)
-            else:
-                self.stats["end_ps"] = int(to_ps(np.array([d.end_time], np.int64))[0])
-                yield T2Records(timestamps_ps=to_ps(d.times), channels=d.channels, sync_channel=self.sync_channel,
-                                marker_timestamps_ps=to_ps(d.marker_times), marker_channels=d.marker_channels,
-                                time_unit_s=self.time_unit_s, sync_rate_hz=self.sync_rate_hz, **common)
-        del raw
+        with open(self.path, "rb") as fh:  # read chunk by chunk: only one chunk is ever in memory
+            fh.seek(self.data_offset)
+            for start in range(0, self.n_records, chunk_records):
+                raw = np.fromfile(fh, dtype="<u4", count=min(chunk_records, self.n_records - start))
+                if raw.size == 0:
+                    raise FormatError(f"{self.path}: ended before record {start} of {self.n_records} "
+                                      f"(the file changed while it was read)")
+                yield self._chunk(decoder.decode(raw), unit_ps, to_ps)
+
+    def _chunk(self, d: DecodedChunk, unit_ps: float, to_ps: Callable[[np.ndarray], np.ndarray]) -> T2Records | T3Records:
+        """One decoded chunk as records in ps (T2) or sync units (T3); updates ``stats``."""
+        self.stats["overflow_records"] += d.n_overflow_records
+        self.stats["unknown_records"] += d.n_unknown_records
+        if len(self.stats["unknown_examples"]) < 3:
+            self.stats["unknown_examples"] += [f"0x{x:08x}" for x in d.unknown_examples]
+        common = dict(sync_divider=self.sync_divider, duration_s=self.duration_s, header=self.header,
+                      notes=self.notes, format_name=self.format_name)
+        if self.t3:
+            self.stats["end_ps"] = int(np.rint(d.end_time * unit_ps))
+            return T3Records(nsync=d.times, dtime=d.dtime, channels=d.channels, sync_period_s=self.time_unit_s,
+                             resolution_s=self.resolution_s, marker_nsync=d.marker_times,
+                             marker_channels=d.marker_channels, **common)
+        self.stats["end_ps"] = int(to_ps(np.array([d.end_time], np.int64))[0])
+        return T2Records(timestamps_ps=to_ps(d.times), channels=d.channels, sync_channel=self.sync_channel,
+                         marker_timestamps_ps=to_ps(d.marker_times), marker_channels=d.marker_channels,
+                         time_unit_s=self.time_unit_s, sync_rate_hz=self.sync_rate_hz, **common)
 
     def read(self) -> T2Records | T3Records:
         """The whole file as one ``T2Records``/``T3Records`` (for tests and small files)."""
@@ -308,7 +312,7 @@ def _empty(src: PicoQuantSource):
                         notes=src.notes, format_name=src.format_name, time_unit_s=src.time_unit_s)
 
 
-def _ps_converter(unit_ps: float):
+def _ps_converter(unit_ps: float) -> Callable[[np.ndarray], np.ndarray]:
     """File time units -> int64 ps: an exact integer multiply when the unit is whole ps, else rint."""
     whole = round(unit_ps)
     if whole >= 1 and abs(unit_ps - whole) <= 1e-6 * unit_ps:
