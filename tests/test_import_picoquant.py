@@ -88,6 +88,10 @@ def test_real_dotd_ht2_with_a_wrong_header_count_imports_what_the_file_holds(tmp
     ts = out["timestamps"]
     assert np.all(np.diff(ts) >= 0) and ts[-1] / 1e12 == pytest.approx(120.0, abs=1e-3)
     assert any("1597208" in n for n in out["notes"])
+    assert any("sync rate (1488874 Hz) is not stored as the laser rate" in n for n in r.notes)
+    with h5py.File(tmp_path / "dotd.h5") as f:  # no sync recorded: no nanotimes, no claimed laser period
+        assert "/photon_data/nanotimes" not in f and f["/setup/excitation_cw"][:].tolist() == [1]
+        assert "/photon_data/measurement_specs/laser_repetition_rate" not in f
     assert_valid(tmp_path / "dotd.h5")
 
 
@@ -428,3 +432,13 @@ def test_whole_file_decoder_records_merged_unsorted_with_sync_divider(tmp_path, 
     np.testing.assert_array_equal(out["nanotimes"], delays)
     assert out["duration"] == pytest.approx(float(ts.max() - ts.min()) * 1e-12)  # first to last event
     assert_valid(tmp_path / "out.h5")
+
+
+def test_records_of_no_defined_kind_are_skipped_with_a_note(tmp_path):
+    """PT3 channel 0 is not a photon channel (1-4) nor special (15): skipped and said."""
+    ev = W.Events(np.array([1, 2, 3]), np.zeros(3, np.int64), np.array([1, 0, 2]), np.array([10, 20, 30]))
+    path = tmp_path / "x.pt3"
+    path.write_bytes(W.pt_bytes(True, W.encode(ev, "PT3", 65536, False), sync_rate_hz=10_000_000))
+    r = import_files([path], tmp_path / "out.h5")
+    assert r.counts == {1: 1, 2: 1}
+    assert any("1 records of no kind the format defines (e.g. 0x00140002)" in n for n in r.notes)

@@ -18,7 +18,11 @@ What becomes what:
   channel's events are photons with nanotimes from ``labctl.photons.PhotonConverter``
   (pulses reconstructed between kept syncs when the file holds only every
   D-th sync, D = the file's sync divider).  Without a sync: no nanotimes
-  (``/photon_data/nanotimes`` is removed and ``/setup/lifetime`` = 0).
+  (``/photon_data/nanotimes`` is removed, ``/setup/lifetime`` = 0) and no laser
+  period (the laser rate fields are removed and ``/setup/excitation_cw`` = 1, as
+  Photon-HDF5 asks when no repetition rate is given): a header's sync-input
+  rate is kept in the header JSON only, since nothing in the data shows it is
+  the laser's.
 * Overflow records never appear; marker records go to ``/user/labctl/markers``
   (int64 ps: T2 marker time, T3 ``rint(nsync x sync period)``) with their
   channel (the stored bitmask) at the same index in
@@ -222,9 +226,7 @@ def _nominal_period_ps(src: ImportSource, scan: _Scan, sync: int | None) -> int:
         return max(1, int(np.rint(scan.sync_period_ps)))
     if sync is not None and scan.first_syncs.size > 1:
         return max(1, int(np.rint(np.median(np.diff(scan.first_syncs)) / scan.divider)))
-    if scan.sync_rate_hz:
-        return max(1, int(np.rint(1e12 / scan.sync_rate_hz)))
-    return 1
+    return 1  # no sync: no nanotimes and no laser period in the file (see _finish_file)
 
 
 # --- the second pass: writing ----------------------------------------------------------
@@ -324,6 +326,12 @@ def _write(src: ImportSource, scan: "_Scan", path: Path, detectors: list[int], s
     start = 0 if src.start_at_zero else (scan.first_ps or 0)
     end = max(x for x in (stats.get("end_ps"), scan.last_ps, last_ps, start) if x is not None)
     notes = list(dict.fromkeys(src.notes))
+    if not src.t3 and sync is None and scan.sync_rate_hz:
+        notes.append(f"no sync events in the data: no nanotimes, and the header's sync rate "
+                     f"({scan.sync_rate_hz:.0f} Hz) is not stored as the laser rate")
+    if stats.get("unknown_records"):
+        notes.append(f"{stats['unknown_records']} records of no kind the format defines (e.g. "
+                     f"{', '.join(stats.get('unknown_examples', []))}) were skipped")
     if losses:
         notes.append(f"{len(losses)} gaps in the sync stream (recorded in {L.LOSSES})")
     for note in notes:
@@ -369,7 +377,8 @@ def _finish_file(path: Path, src: ImportSource, scan: "_Scan", sync: int | None,
             for node in (L.NANOTIMES, "/photon_data/nanotimes_specs"):
                 del f[node]
             f["/setup/lifetime"][()] = 0
-            if not scan.sync_rate_hz:  # no laser period known at all: say CW rather than invent one
-                f["/setup/excitation_cw"][:] = 1
-                for node in (L.LASER_REPETITION_RATE, L.SETUP_LASER_REPETITION_RATES):
-                    del f[node]
+            # No sync in the data: no laser period is claimed (a header's sync-input rate may
+            # come from anything plugged in there); Photon-HDF5 then wants the source marked CW.
+            f["/setup/excitation_cw"][:] = 1
+            for node in (L.LASER_REPETITION_RATE, L.SETUP_LASER_REPETITION_RATES):
+                del f[node]
