@@ -442,3 +442,24 @@ def test_records_of_no_defined_kind_are_skipped_with_a_note(tmp_path):
     r = import_files([path], tmp_path / "out.h5")
     assert r.counts == {1: 1, 2: 1}
     assert any("1 records of no kind the format defines (e.g. 0x00140002)" in n for n in r.notes)
+
+
+@pytest.mark.parametrize("kind", ["ptu_t3", "ht2"])
+def test_a_file_without_records_imports_as_an_empty_valid_file(tmp_path, kind):
+    path = tmp_path / ("e.ptu" if kind == "ptu_t3" else "e.ht2")
+    path.write_bytes(W.ptu_bytes(0x01010304, np.empty(0, "<u4"), 12.5e-9, 1e-12) if kind == "ptu_t3"
+                     else W.ht_bytes(False, "2.0", np.empty(0, "<u4")))
+    r = import_files([path], tmp_path / "out.h5")
+    assert r.photons == 0 and r.counts == {}
+    assert read_out(tmp_path / "out.h5")["timestamps"].size == 0
+    assert_valid(tmp_path / "out.h5")
+
+
+def test_a_failed_import_leaves_an_existing_out_untouched(tmp_path):
+    out = tmp_path / "keep.h5"
+    out.write_bytes(b"earlier result")
+    bad = tmp_path / "bad.ptu"
+    bad.write_bytes(W.ptu_bytes(0x01010204, np.zeros(3, "<u4"), 1e-12)[:100])  # header cut
+    with pytest.raises(FormatError, match="without 'Header_End'"):
+        import_files([bad], out, overwrite=True)
+    assert out.read_bytes() == b"earlier result" and not (tmp_path / "keep.h5.importing").exists()

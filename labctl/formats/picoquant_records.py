@@ -257,6 +257,10 @@ class PicoQuantSource:
         to_ps = _ps_converter(unit_ps)
         self.stats = {"records": self.n_records, "overflow_records": 0, "unknown_records": 0, "end_ps": 0,
                       "unknown_examples": []}
+        if self.n_records == 0:  # one empty chunk, so a reader still gets the header's facts
+            e64, e16 = np.empty(0, np.int64), np.empty(0, np.int16)
+            yield self._chunk(DecodedChunk(e64, e16, e64, e64, e16), unit_ps, to_ps)
+            return
         with open(self.path, "rb") as fh:  # read chunk by chunk: only one chunk is ever in memory
             fh.seek(self.data_offset)
             for start in range(0, self.n_records, chunk_records):
@@ -287,8 +291,6 @@ class PicoQuantSource:
     def read(self) -> T2Records | T3Records:
         """The whole file as one ``T2Records``/``T3Records`` (for tests and small files)."""
         chunks = list(self.iter_chunks())
-        if not chunks:
-            chunks = list(_empty(self))
         first = chunks[0]
         cat = lambda name: np.concatenate([getattr(c, name) for c in chunks])  # noqa: E731
         if self.t3:
@@ -299,17 +301,6 @@ class PicoQuantSource:
             first.marker_timestamps_ps, first.marker_channels = cat("marker_timestamps_ps"), cat("marker_channels")
             first.sorted = bool(np.all(np.diff(first.timestamps_ps) >= 0))
         return first
-
-
-def _empty(src: PicoQuantSource):
-
-    e64, e16 = np.empty(0, np.int64), np.empty(0, np.int16)
-    if src.t3:
-        yield T3Records(nsync=e64, dtime=e64.copy(), channels=e16, sync_period_s=src.time_unit_s,
-                        resolution_s=src.resolution_s, header=src.header, notes=src.notes, format_name=src.format_name)
-    else:
-        yield T2Records(timestamps_ps=e64, channels=e16, sync_channel=src.sync_channel, header=src.header,
-                        notes=src.notes, format_name=src.format_name, time_unit_s=src.time_unit_s)
 
 
 def _ps_converter(unit_ps: float) -> Callable[[np.ndarray], np.ndarray]:
