@@ -455,11 +455,22 @@ def test_a_file_without_records_imports_as_an_empty_valid_file(tmp_path, kind):
     assert_valid(tmp_path / "out.h5")
 
 
-def test_a_failed_import_leaves_an_existing_out_untouched(tmp_path):
+def test_a_failed_import_leaves_an_existing_out_untouched(tmp_path, monkeypatch):
+    from labctl.formats import importer
+
     out = tmp_path / "keep.h5"
     out.write_bytes(b"earlier result")
     bad = tmp_path / "bad.ptu"
     bad.write_bytes(W.ptu_bytes(0x01010204, np.zeros(3, "<u4"), 1e-12)[:100])  # header cut
-    with pytest.raises(FormatError, match="without 'Header_End'"):
+    with pytest.raises(FormatError, match="PTU tag 'File_GUID' says 40 payload bytes .* the header is damaged"):
         import_files([bad], out, overwrite=True)
+    good = tmp_path / "good.ptu"
+    good.write_bytes(W.ptu_bytes(0x01010204, np.arange(1, 4, dtype="<u4"), 1e-12))
+
+    def fail(*args):
+        raise OSError("disk gone")
+
+    monkeypatch.setattr(importer, "_finish_file", fail)  # fails after the photons were written
+    with pytest.raises(OSError, match="disk gone"):
+        import_files([good], out, overwrite=True)
     assert out.read_bytes() == b"earlier result" and not (tmp_path / "keep.h5.importing").exists()
