@@ -270,6 +270,8 @@ def test_ht2_sync_events_give_exact_nanotimes_even_with_a_sync_divider(tmp_path,
     assert HT2_SYNC_CHANNEL not in out["ids"]
     with h5py.File(tmp_path / "out.h5") as f:
         assert f["/photon_data/nanotimes_specs/tcspc_num_bins"][()] == 12_500
+    with pytest.raises(FormatError, match="records its sync on channel 64 .*leave --sync-channel out or give 64"):
+        import_files([path], tmp_path / "other.h5", sync_channel=1)  # its sync events would become photons
     import_files([path], tmp_path / "chunks.h5", chunk_records=1000)
     chunks = read_out(tmp_path / "chunks.h5")
     for key in ("timestamps", "detectors", "nanotimes"):

@@ -211,9 +211,10 @@ def _choose_sync(src: ImportSource, scan: _Scan, sync_channel: int | None) -> in
         if scan.counts.get(sync_channel, 0) == 0:
             raise FormatError(f"--sync-channel {sync_channel}: no events on that channel in {src.files[0]} "
                               f"(events per channel: {present})")
-        if scan.file_sync_channel is not None and scan.file_sync_channel != sync_channel:
-            src.notes.append(f"--sync-channel {sync_channel} used instead of the file's sync channel "
-                             f"{scan.file_sync_channel}")
+        own = scan.file_sync_channel
+        if own is not None and own != sync_channel and scan.counts.get(own, 0) > 0:
+            raise FormatError(f"--sync-channel {sync_channel}: {src.files[0]} records its sync on channel {own} "
+                              f"({scan.counts[own]} events); leave --sync-channel out or give {own}")
         return sync_channel
     if scan.file_sync_channel is not None and scan.counts.get(scan.file_sync_channel, 0) > 0:
         return scan.file_sync_channel
@@ -226,6 +227,8 @@ def _nominal_period_ps(src: ImportSource, scan: _Scan, sync: int | None) -> int:
         return max(1, int(np.rint(scan.sync_period_ps)))
     if sync is not None and scan.first_syncs.size > 1:
         return max(1, int(np.rint(np.median(np.diff(scan.first_syncs)) / scan.divider)))
+    if sync is not None and scan.sync_rate_hz:  # a single sync event: the header's rate
+        return max(1, int(np.rint(1e12 / scan.sync_rate_hz)))
     return 1  # no sync: no nanotimes and no laser period in the file (see _finish_file)
 
 
