@@ -6,6 +6,8 @@ Commands (their options are a public contract, see README):
   record the station's photon stream to a Photon-HDF5 file, with a progress
   bar and a closing summary (rates per channel, photons written, losses, file size).
 * ``labctl info FILE``: what a Photon-HDF5 file holds.
+* ``labctl import IN... --out FILE.h5 [--format ptu|pt3|pt2|ht3|ht2|qutag|sstt]
+  [--sync-channel N] [--overwrite]``: another lab's time-tag file -> Photon-HDF5.
 * ``labctl analyze FILE [--detectors A B] [--g2-bin-ps N] [--g2-range-ps N]
   [--lifetime-bin-ps N] [--trace-bin-ms X] [--fit mono|bi] [--on-threshold N]
   [--json OUT] [--plots DIR]``: g(2), lifetime fit, blinking trace and FLID.
@@ -22,6 +24,7 @@ from typing import Sequence
 
 from labctl import __version__
 from labctl.errors import LabctlError
+from labctl.formats.import_sources import FORMATS
 
 
 def _positive_seconds(text: str) -> float:
@@ -47,6 +50,15 @@ def build_parser() -> argparse.ArgumentParser:
     acquire.add_argument("--seed", type=int, default=None, help="seed of the simulated scene (overrides the station file)")
     acquire.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     acquire.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    imp = commands.add_parser("import", help="convert PicoQuant, quTAG or SSTT time-tag files to Photon-HDF5")
+    imp.add_argument("inputs", type=Path, nargs="+", metavar="IN", help="the recording (SSTT: info and/or .cN files)")
+    imp.add_argument("--out", type=Path, required=True, help="Photon-HDF5 file to write")
+    imp.add_argument("--format", choices=FORMATS, default=None,
+                     help="input format (default: detected from the file)")
+    imp.add_argument("--sync-channel", type=int, default=None, metavar="N",
+                     help="T2 channel that carries the laser sync: photons get nanotimes from it")
+    imp.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
 
     info = commands.add_parser("info", help="print what a Photon-HDF5 file holds")
     info.add_argument("file", type=Path)
@@ -162,6 +174,31 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_import(args: argparse.Namespace) -> int:
+    from labctl.formats.common import FormatError
+    from labctl.formats.importer import import_files
+
+    try:
+        result = import_files(list(args.inputs), args.out, fmt=args.format, sync_channel=args.sync_channel,
+                              overwrite=args.overwrite)
+    except FormatError as exc:
+        print(f"labctl import: {exc}", file=sys.stderr)
+        return 2
+    per = ", ".join(f"ch{d} {n}" for d, n in result.counts.items()) or "none"
+    print(f"format      {result.format_name}")
+    print(f"photons     {result.photons} ({per})")
+    sync = "none (no nanotimes)" if result.sync_channel is None else f"channel {result.sync_channel}"
+    print(f"sync        {'in the records (T3: nanotimes from dtime)' if result.t3 else sync}")
+    print(f"markers     {result.markers}")
+    if result.overflow_records is not None:
+        print(f"overflows   {result.overflow_records} records (not photons)")
+    print(f"duration    {result.duration_s:.3f} s")
+    for note in result.notes:
+        print(f"note        {note}")
+    print(f"file        {result.out}")
+    return 0
+
+
 def cmd_gui(args: argparse.Namespace) -> int:
     try:  # Qt only here: importing labctl.cli must not import PyQt6
         from gui.main_window import run_app
@@ -181,6 +218,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_analyze(args)
         if args.command == "gui":
             return cmd_gui(args)
+        if args.command == "import":
+            return cmd_import(args)
         return cmd_info(args)
     except LabctlError as exc:
         print(f"labctl {args.command}: {exc}", file=sys.stderr)

@@ -300,6 +300,12 @@ def _json_default(obj: Any) -> Any:
     return str(obj)
 
 
+def detector_ids(run: RunInfo) -> list[int]:
+    """The file's detector ids (``/setup/detectors/id``): the channel map's SPADs and every
+    channel in ``run.detector_labels`` (an imported file may have any number of detectors)."""
+    return sorted(set(run.channels.detectors) | {int(ch) for ch in run.detector_labels})
+
+
 def create_layout(f: h5py.File, run: RunInfo, *, chunk_photons: int, author: str, description: str,
                   excitation_wavelength_m: float = EXCITATION_WAVELENGTH_M,
                   detection_wavelength_m: float = DETECTION_WAVELENGTH_M) -> None:
@@ -312,7 +318,7 @@ def create_layout(f: h5py.File, run: RunInfo, *, chunk_photons: int, author: str
     period_ps = int(run.nominal_sync_period_ps)
     rate_hz = 1e12 / period_ps if period_ps > 0 else 0.0
     now = time.strftime("%Y-%m-%d %H:%M:%S")
-    ids = sorted(set(run.channels.detectors))
+    ids = detector_ids(run)
     for key, value in (("format_name", FORMAT_NAME), ("format_version", FORMAT_VERSION),
                        ("format_url", FORMAT_URL)):
         f.attrs[key] = np.bytes_(value.encode())

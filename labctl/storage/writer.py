@@ -135,7 +135,7 @@ class PhotonHDF5Writer:
                     f"{self._path}: {free} bytes free on {self._folder}, below the margin of "
                     f"{self._min_free_bytes} bytes (min_free_bytes): the file was not created"
                 )
-            self._ids = sorted(set(run.channels.detectors))
+            self._ids = L.detector_ids(run)
             self._n_accepted = 0
             self._n_committed = 0
             self._stage = (  # the dataset's last, incomplete chunk
