@@ -2,8 +2,9 @@
 
 Any single-spot Photon-HDF5 file with ``/photon_data/timestamps`` is read:
 timestamps become int64 ps (exact for a unit of whole picoseconds; any other
-unit, e.g. the laser-sync period of a T3 file, 1 / 76.2 MHz = 13123.36 ps, is
-rounded to the nearest ps per photon, ``rint(ticks x unit)``, computed in whole and
+unit of at least 1 ps, e.g. the laser-sync period of a T3 file, 1 / 76.2 MHz =
+13123.36 ps, is rounded to the nearest ps per photon (units below 1 ps are
+refused: rounding would merge distinct ticks), ``rint(ticks x unit)``, computed in whole and
 fractional parts so that no precision is lost for large tick counts), nanotimes
 int32 ps (``tcspc_unit`` -- else ``tcspc_range / tcspc_num_bins`` -- times the
 stored value, rounded to the nearest ps if the unit is not a whole number of ps).  A file
@@ -18,6 +19,7 @@ import math
 import os
 import time
 from collections.abc import Iterator
+from fractions import Fraction
 from typing import Any
 
 import h5py
@@ -365,7 +367,7 @@ class PhotonHDF5Reader:
                     and _within(nt_ds.dtype, _INT32))
 
         def read(start: int, stop: int) -> PhotonBlock:
-            ts = self._to_ps(ts_ds[start:stop], ts_unit, L.TIMESTAMPS, L.TIMESTAMPS_UNIT, exact=False)
+            ts = self._to_ps(ts_ds[start:stop], ts_unit, L.TIMESTAMPS, L.TIMESTAMPS_UNIT, exact=ts_unit < 1e-12)
             if det_ds is not None:
                 det = det_ds[start:stop]
                 if det.ndim != 1 or det.dtype.kind not in "iu" or (
@@ -406,8 +408,9 @@ class PhotonHDF5Reader:
                 raise ValueError(f"{self._path}: {unit_path} = {unit_s!r} s: missing or not a positive time")
             if exact:
                 raise ValueError(f"{self._path}: {unit_path} = {unit_s!r} s is not a whole number of "
-                                 "picoseconds: labctl reads timestamps as int64 ps and would have to round them")
-            return _times_unit_ps(raw, unit_s * 1e12, self._path, data_path)
+                                 "picoseconds and is below 1 ps: labctl reads timestamps as int64 ps, and rounding "
+                                 "would merge distinct timestamps (units >= 1 ps are rounded to the nearest ps)")
+            return _times_unit_ps(raw, unit_s, self._path, data_path)
         info = np.iinfo(raw.dtype)
         if int(info.max) * k > _INT64_MAX or int(info.min) * k < -_INT64_MAX - 1:  # else no overflow: no pass
             big = max(abs(int(raw.max())), abs(int(raw.min()))) if len(raw) else 0
@@ -419,16 +422,22 @@ class PhotonHDF5Reader:
         return out
 
 
-def _times_unit_ps(raw: np.ndarray, unit_ps: float, path: str, data_path: str) -> np.ndarray:
-    """``rint(raw x unit_ps)`` as int64 for any unit > 0 (ps), without float64's loss on large ``raw``."""
+def _times_unit_ps(raw: np.ndarray, unit_s: float, path: str, data_path: str) -> np.ndarray:
+    """``rint(raw x unit_s / 1 ps)`` as int64 for any unit > 0, without float64's loss on large ``raw``.
+
+    The unit in ps is split exactly (``Fraction`` of the stored float64) into whole ps and a
+    fraction < 1: ``raw x whole`` is exact in int64, ``raw x fraction`` is below ``raw`` and
+    exact to ~1e-4 ps in float64 for |raw| < 2**52.
+    """
+    unit_ps = Fraction(unit_s) * 10**12
     whole = math.floor(unit_ps)
-    frac = unit_ps - whole
+    frac = float(unit_ps - whole)
     if len(raw):
         big = max(abs(int(raw.max())), abs(int(raw.min())))
-        if big * unit_ps >= 2.0**62 or big >= 2**52:
-            raise ValueError(f"{path}: {data_path} value {big} x {unit_ps!r} ps overflows int64 ps")
+        if big * unit_ps >= 2**62 or big >= 2**52:
+            raise ValueError(f"{path}: {data_path} value {big} x {float(unit_ps)!r} ps overflows int64 ps")
     ticks = raw.astype(np.int64, copy=False)
-    out = np.rint(ticks * frac).astype(np.int64)  # |ticks x frac| < |ticks| < 2**52: exact to < 1 ps
+    out = np.rint(ticks * frac).astype(np.int64)
     if whole:
         out += ticks * np.int64(whole)
     return out
