@@ -279,3 +279,61 @@ def test_on_threshold_derived_from_a_blinking_trace(tmp_path):
     assert trace["on_fraction"] == pytest.approx(on_time / seconds, abs=0.03)
     given = analyze_file(path, AnalyzeOptions(g2_range_ps=100_000, on_threshold=12))["trace"]
     assert given["on_threshold"] == 12 and given["on_threshold_source"].startswith("given")
+
+
+# ----------------------------------------------------------------------------- the parts, exactly
+
+
+def test_fit_integrates_a_partial_last_bin_over_its_true_edges():
+    from labctl.analysis.decay_shapes import gaussian_irf_shape
+    from labctl.analysis.fit import fit_decay
+
+    period = 12_496.0  # 124 bins of 100 ps and one of 96 ps
+    edges = np.r_[np.arange(0, 12_401, 100), period]
+    widths = np.diff(edges)
+    expected = 2e6 * gaussian_irf_shape(edges, 2_000.0, 1_500.0, 40.0, period) + 3.0 * widths / 100
+    fit = fit_decay(expected, edges, period_ps=12_496)  # noise-free expected counts: the exact answer
+    assert fit.tau_ns[0] == pytest.approx(2.0, rel=1e-4) and fit.background_per_bin == pytest.approx(3.0, rel=1e-3)
+    with pytest.raises(ValueError, match="the last bin may be shorter"):
+        fit_decay(expected, np.r_[np.arange(0, 12_401, 100), 12_520.0], period_ps=12_520)
+
+
+def test_shift_periodic_moves_counts_circularly_and_keeps_them():
+    from labctl.analysis.lifetime_align import shift_periodic
+
+    edges = np.array([0, 10, 20, 30, 35])  # a period of 35 ps: the last bin is half a bin
+    counts = np.array([1, 2, 3, 4])
+    assert shift_periodic(counts, edges, 0).tolist() == [1, 2, 3, 4]
+    # bin 2 <- [30, 40) = old bin 3 (4) + half of old bin 0 wrapped round (0.5, rounded up); bin 3 <- [40, 45)
+    assert shift_periodic(counts, edges, 10).tolist() == [2, 3, 5, 0]
+    # bin 0 <- [-10, 0) = [25, 35): half of old bin 2 (1.5) + old bin 3 (4) = 5.5; bin 3 <- [20, 25): 1.5;
+    # the rounded cumulative counts (-5.5 -> -5, 4.5 -> 5) give 5 and 2, and keep the total
+    assert shift_periodic(counts, edges, -10).tolist() == [5, 1, 2, 2]
+
+
+def test_period_from_sync_times_of_a_76_mhz_laser():
+    from labctl.analysis.g2_comb import period_from_sync_times
+
+    rng = np.random.default_rng(0)
+    pulses = np.sort(rng.choice(10**7, 5000, replace=False))
+    sync = np.rint(pulses * PERIOD_76_PS).astype(np.int64)
+    assert period_from_sync_times(sync) == pytest.approx(PERIOD_76_PS, abs=0.01)
+    assert period_from_sync_times(np.sort(rng.integers(0, 10**12, 5000))) is None  # not on a sync grid
+
+
+def test_cli_new_options_and_their_errors(tmp_path):
+    photons, delay = _hbt(n_pulses=400_000)
+    path = tmp_path / "hbt.h5"
+    _t3_file(path, photons, 4.0)
+    out = tmp_path / "r.json"
+    cmd = [sys.executable, "-m", "labctl.cli", "analyze", str(path)]
+    proc = subprocess.run(cmd + ["--g2-delay-ps", str(int(delay)), "--laser-period-ps", "12500", "--per-detector-fits",
+                                 "--json", str(out)], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(out.read_text())
+    assert data["g2"]["delay_source"].startswith("given") and data["g2"]["period_source"].startswith("given")
+    assert set(data["lifetime"]["detector_fits"]) == {"0", "1"} and "reduced chi2" in proc.stdout
+    for args, message in ((["--laser-period-ps", "0"], "--laser-period-ps = 0"),
+                          (["--detectors", "0", "1", "2"], "--detectors = [0, 1, 2]")):
+        proc = subprocess.run(cmd + args, capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 2 and message in proc.stderr and "Traceback" not in proc.stderr
