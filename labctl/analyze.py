@@ -15,7 +15,6 @@ from __future__ import annotations
 import importlib
 import itertools
 import json
-import math
 import queue
 import sys
 import threading
@@ -292,10 +291,6 @@ def _accumulate(path: str | Path, options: AnalyzeOptions, fit_module: _Backgrou
     acc = {"lifetime": lifetime, "flid": flid, "period_ps": period_ps, "bin_source": bin_source if has_nanotimes else None,
            "outside_period": {int(d): int(n) for d, n in zip(detectors, outside)}}
     return result, acc
-
-
-def _finite(value: float | None) -> float | None:
-    return None if value is None or not math.isfinite(value) else float(value)
 
 
 def dump_json(result: dict[str, Any], path: str | Path) -> None:
