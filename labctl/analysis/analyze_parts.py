@@ -203,7 +203,7 @@ def lifetime_result(lifetime: Any, flid: Any, period_ps: int, options: Any, outs
     rows[:, -1] -= np.array([outside_period[d] for d in dets], np.int64) - lt.n_out_of_range
     align = align_detectors(rows, edges, lt.bin_width_ps)
     summed = align.summed
-    offset_ps = estimate_irf_offset_ps(summed, edges) if summed.sum() else 0
+    offset_ps = estimate_irf_offset_ps(summed, edges) if summed.sum() and summed.size >= 8 else 0
 
     def fit(counts: np.ndarray) -> dict[str, Any]:
         try:

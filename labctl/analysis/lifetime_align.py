@@ -70,14 +70,17 @@ def align_detectors(counts: np.ndarray, edges_ps: np.ndarray, bin_width_ps: int)
     """Move each detector's histogram (rows of ``counts``) by whole bins onto the reference detector's IRF.
 
     Shift = round((offset_d - offset_ref) / bin) bins; a detector with fewer than
-    ``MIN_ALIGN_PHOTONS`` photons is not moved.
+    ``MIN_ALIGN_PHOTONS`` photons (or a histogram of fewer than 8 bins) is not moved.
     """
     counts = np.asarray(counts, np.int64)
     totals = counts.sum(axis=1)
     ref = int(np.argmax(totals)) if totals.size else 0
     offsets: list[int | None] = []
     for row in counts:
-        offsets.append(int(estimate_irf_offset_ps(row, edges_ps)) if row.sum() >= MIN_ALIGN_PHOTONS else None)
+        try:
+            offsets.append(int(estimate_irf_offset_ps(row, edges_ps)) if row.sum() >= MIN_ALIGN_PHOTONS else None)
+        except ValueError:  # fewer than 8 bins in the period: no onset to estimate
+            offsets.append(None)
     shifts: list[int] = []
     summed = np.zeros(counts.shape[1], np.int64)
     period = float(edges_ps[-1] - edges_ps[0])
