@@ -352,3 +352,28 @@ def test_results_do_not_depend_on_the_chunk_size_of_a_t3_file(tmp_path):
     # the FLID subtracts each detector's IRF offset: its mean lifetime is the decay's (1 ns), not 1.5 ns later
     mean = np.nanmean(np.array(big["flid"]["mean_lifetime_ns"], dtype=float))
     assert mean == pytest.approx(1.0, abs=0.1)
+
+
+def test_a_period_of_fewer_than_8_lifetime_bins_reports_the_fit_error_instead_of_failing(tmp_path):
+    photons, delay = _hbt(n_pulses=200_000)
+    path = tmp_path / "hbt.h5"
+    _t3_file(path, photons, 4.0)
+    result = analyze_file(path, AnalyzeOptions(lifetime_bin_ps=2000, g2_delay_ps=int(delay)))
+    assert len(result["lifetime"]["counts"]) == 7 and "must be at least 8" in result["lifetime"]["fit"]["error"]
+    assert result["lifetime"]["detector_shifts_ps"] == {"0": 0, "1": 0}
+
+
+def test_a_listed_detector_without_photons_gives_no_g2_number(tmp_path):
+    import h5py
+
+    rng = np.random.default_rng(9)
+    photons = pulsed_emitter(rng, n_pulses=1_000_000, period_ps=12_500.0, p_photon=0.05, tau_ps=2_000,
+                             irf_offset_ps={0: 1_500})
+    path = tmp_path / "one_of_two.h5"
+    _ps_file_with_nanotimes(path, photons)
+    with h5py.File(path, "r+") as f:
+        f["setup/detectors/id"] = np.array([0, 1])  # the setup lists two detectors; photons came on one
+    result = analyze_file(path, AnalyzeOptions(g2_range_ps=500_000))
+    assert result["g2"]["g2_zero"] is None and result["g2"]["delay_source"] == "none: detector 1 has no photons"
+    assert any("detector 1 has no photons" in w for w in result["warnings"])
+    assert "±" not in format_result(result).split("g2(0)")[1].split("\n")[0]

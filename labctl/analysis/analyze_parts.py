@@ -124,6 +124,11 @@ def g2_result(g: G2Snapshot, options: Any, period_ps: int | None, period_source:
         "delay_source": None if given is None else "given (--g2-delay-ps)",
         "zero_peak": None,
     }
+    if g.n_a == 0 or g.n_b == 0:
+        empty = g.detector_a if g.n_a == 0 else g.detector_b
+        out["delay_source"] = f"none: detector {empty} has no photons"
+        warnings.append(f"g2: detector {empty} has no photons: no g(2) (use --detectors A for one detector)")
+        return out
     if period_ps is None:
         out["delay_source"] = out["delay_source"] or "none: no laser period (continuous excitation?)"
         return out
@@ -169,6 +174,8 @@ def g2_result(g: G2Snapshot, options: Any, period_ps: int | None, period_source:
     _, _, _, g2_zero, g2_err = pulsed_g2_zero(counts, edges - shift, period_ps)
     out["g2_zero"] = None if g2_zero is None or not math.isfinite(g2_zero) else float(g2_zero)
     out["g2_zero_err"] = None if g2_err is None or not math.isfinite(g2_err) else float(g2_err)
+    if out["g2_zero_err"] is not None and out["g2_zero_err"] > 1:
+        warnings.append(f"g2: g2(0) error {out['g2_zero_err']:.3g} > 1: too few pairs for g2(0) to mean anything")
     return out
 
 

@@ -17,6 +17,8 @@ def format_result(result: dict[str, Any]) -> str:
     g2 = result["g2"]
     if g2 is None:
         lines.append(f"g2(0)       - ({result.get('g2_note', 'one detector')})")
+    elif g2["g2_zero"] is not None and g2["g2_zero_err"] is not None and g2["g2_zero_err"] > 1:
+        lines.append(f"g2(0)       - (too few pairs: error {g2['g2_zero_err']:.3g} > 1)")
     elif g2["g2_zero"] is not None:
         err = f"{g2['g2_zero_err']:.4f}" if g2["g2_zero_err"] is not None else "?"
         lines.append(f"g2(0)       {g2['g2_zero']:.4f} ± {err}  (zero-delay peak / mean side peak, "
@@ -44,7 +46,7 @@ def format_result(result: dict[str, Any]) -> str:
 
 
 def _fit_line(fit: dict[str, Any]) -> str:
-    taus = ", ".join(f"{t:.2f} ± {e:.2f} ns" if e is not None else f"{t:.2f} ns (error not available)"
+    taus = ", ".join(f"{t:.3f} ± {e:.2g} ns" if e is not None else f"{t:.3f} ns (error not available)"
                      for t, e in zip(fit["tau_ns"], fit["tau_err_ns"]))
     fractions = ", ".join(f"{f:.3f}" for f in fit["fractions"])
     chi2 = fit.get("reduced_chi2")
