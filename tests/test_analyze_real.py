@@ -377,3 +377,22 @@ def test_a_listed_detector_without_photons_gives_no_g2_number(tmp_path):
     assert result["g2"]["g2_zero"] is None and result["g2"]["delay_source"] == "none: detector 1 has no photons"
     assert any("detector 1 has no photons" in w for w in result["warnings"])
     assert "±" not in format_result(result).split("g2(0)")[1].split("\n")[0]
+
+
+def test_a_fit_that_does_not_describe_the_data_says_so(tmp_path):
+    rng = np.random.default_rng(12)
+    fast = pulsed_emitter(rng, n_pulses=2_000_000, period_ps=25_000.0, p_photon=0.05, tau_ps=800,
+                          irf_offset_ps={0: 1_500, 1: 1_500})
+    slow = pulsed_emitter(rng, n_pulses=2_000_000, period_ps=25_000.0, p_photon=0.05, tau_ps=6_000,
+                          irf_offset_ps={0: 1_500, 1: 1_500})
+    t = np.concatenate([fast.times_ps, slow.times_ps])
+    order = np.argsort(t, kind="stable")
+    photons = type(fast)(t[order], np.concatenate([fast.detectors, slow.detectors])[order], 25_000.0)
+    path = tmp_path / "bi.h5"
+    _ps_file_with_nanotimes(path, photons)
+    mono = analyze_file(path, AnalyzeOptions(g2_range_ps=500_000))
+    assert mono["lifetime"]["reduced_chi2"] > 2
+    assert any("reduced chi2" in w and "does not describe the data" in w for w in mono["warnings"])
+    bi = analyze_file(path, AnalyzeOptions(g2_range_ps=500_000, fit="bi"))
+    assert bi["lifetime"]["reduced_chi2"] < 1.3 and not any("reduced chi2" in w for w in bi["warnings"])
+    assert sorted(bi["lifetime"]["fit"]["tau_ns"]) == [pytest.approx(0.8, rel=0.05), pytest.approx(6.0, rel=0.05)]
