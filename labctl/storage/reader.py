@@ -1,11 +1,11 @@
 """Read Photon-HDF5 files (labctl's and other tools') as ``PhotonBlock`` streams, also while they grow.
 
 Any single-spot Photon-HDF5 file with ``/photon_data/timestamps`` is read:
-timestamps become int64 ps (exact for a unit of whole picoseconds; any other
-unit of at least 1 ps, e.g. the laser-sync period of a T3 file, 1 / 76.2 MHz =
-13123.36 ps, is rounded to the nearest ps per photon (units below 1 ps are
-refused: rounding would merge distinct ticks), ``rint(ticks x unit)``, computed in whole and
-fractional parts so that no precision is lost for large tick counts), nanotimes
+timestamps become int64 ps: exact for a unit of whole picoseconds; any other
+unit of at least 1 ps (e.g. the laser-sync period of a T3 file, 1 / 76.2 MHz =
+13123.36 ps) as ``rint(ticks x unit)`` per photon, without float64's loss on
+large tick counts (``units.times_unit_ps``); units below 1 ps are refused
+(rounding would merge distinct ticks).  Nanotimes become
 int32 ps (``tcspc_unit`` -- else ``tcspc_range / tcspc_num_bins`` -- times the
 stored value, rounded to the nearest ps if the unit is not a whole number of ps).  A file
 without nanotimes gives nanotimes of -1.  labctl's own extras (markers,
@@ -19,7 +19,6 @@ import math
 import os
 import time
 from collections.abc import Iterator
-from fractions import Fraction
 from typing import Any
 
 import h5py
@@ -27,6 +26,7 @@ import numpy as np
 
 from labctl.blocks import LossRecord, PhotonBlock
 from labctl.storage import layout as L
+from labctl.storage.units import times_unit_ps
 
 HANDOVER_TIMEOUT_S = 10.0
 """How long ``iter_blocks(follow=True)`` waits for the writer's end record once all data are flushed."""
@@ -410,7 +410,7 @@ class PhotonHDF5Reader:
                 raise ValueError(f"{self._path}: {unit_path} = {unit_s!r} s is not a whole number of "
                                  "picoseconds and is below 1 ps: labctl reads timestamps as int64 ps, and rounding "
                                  "would merge distinct timestamps (units >= 1 ps are rounded to the nearest ps)")
-            return _times_unit_ps(raw, unit_s, self._path, data_path)
+            return times_unit_ps(raw, unit_s, self._path, data_path)
         info = np.iinfo(raw.dtype)
         if int(info.max) * k > _INT64_MAX or int(info.min) * k < -_INT64_MAX - 1:  # else no overflow: no pass
             big = max(abs(int(raw.max())), abs(int(raw.min()))) if len(raw) else 0
@@ -420,27 +420,6 @@ class PhotonHDF5Reader:
         if k != 1:
             out *= k
         return out
-
-
-def _times_unit_ps(raw: np.ndarray, unit_s: float, path: str, data_path: str) -> np.ndarray:
-    """``rint(raw x unit_s / 1 ps)`` as int64 for any unit > 0, without float64's loss on large ``raw``.
-
-    The unit in ps is split exactly (``Fraction`` of the stored float64) into whole ps and a
-    fraction < 1: ``raw x whole`` is exact in int64, ``raw x fraction`` is below ``raw`` and
-    exact to ~1e-4 ps in float64 for |raw| < 2**52.
-    """
-    unit_ps = Fraction(unit_s) * 10**12
-    whole = math.floor(unit_ps)
-    frac = float(unit_ps - whole)
-    if len(raw):
-        big = max(abs(int(raw.max())), abs(int(raw.min())))
-        if big * unit_ps >= 2**62 or big >= 2**52:
-            raise ValueError(f"{path}: {data_path} value {big} x {float(unit_ps)!r} ps overflows int64 ps")
-    ticks = raw.astype(np.int64, copy=False)
-    out = np.rint(ticks * frac).astype(np.int64)
-    if whole:
-        out += ticks * np.int64(whole)
-    return out
 
 
 def _si(value: float, unit: str) -> str:
