@@ -1,16 +1,20 @@
 """``labctl analyze``: the live accumulators and fits over a Photon-HDF5 file, in chunks.
 
 One pass over the file with bounded memory (``chunk_photons`` photons at a
-time), any valid Photon-HDF5 file with two or more detectors (nanotimes
-optional: without them the lifetime, fit and FLID are left out).  The JSON
-written by ``--json`` is a public contract (README, "labctl analyze").
+time), any valid Photon-HDF5 file (nanotimes optional: without them the
+lifetime, fit and FLID are left out; one detector: no g(2)).  T3 files, whose
+timestamps are laser-sync ticks, are read with photon time = sync time +
+nanotime.  What the data cannot tell is said, not guessed: the g(2) zero-delay
+peak's position (``labctl.analysis.g2_comb``), the period's and duration's
+sources, the photons each view leaves out (``warnings``).  The JSON written by
+``--json`` is a public contract (README, "labctl analyze").
 """
 
 from __future__ import annotations
 
 import importlib
+import itertools
 import json
-import math
 import queue
 import sys
 import threading
@@ -21,8 +25,21 @@ from typing import Any, Sequence
 import numpy as np
 
 from labctl.analysis import FlidAccumulator, G2Accumulator, IntensityTrace, LifetimeAccumulator
+from labctl.analysis.analyze_parts import (
+    duration_choice,
+    g2_result,
+    lifetime_bin_ps,
+    lifetime_result,
+    on_threshold_from_trace,
+    period_from_first_block,
+    t3_photon_times,
+)
+from labctl.analysis.report import format_result, write_plots
+from labctl.blocks import PhotonBlock
 from labctl.errors import ConfigError
 from labctl.storage import PhotonHDF5Reader
+
+__all__ = ["AnalyzeOptions", "analyze_file", "format_result", "write_plots", "dump_json", "parse_detectors"]
 
 PAPER_ON_THRESHOLD_PER_100MS = 400
 """The paper's ON selection: more than 400 counts per 100 ms (both SPADs)."""
@@ -32,17 +49,21 @@ PAPER_ON_THRESHOLD_PER_100MS = 400
 class AnalyzeOptions:
     """Options of ``labctl analyze`` (units in the names)."""
 
-    detectors: tuple[int, int] | None = None
+    detectors: tuple[int, ...] | None = None  # one (no g2) or two (A, B)
     g2_bin_ps: int = 1000
     g2_range_ps: int = 3_500_000
     lifetime_bin_ps: int = 100
     trace_bin_ms: float = 10.0
     fit: str = "mono"
     on_threshold: float | None = None
+    g2_delay_ps: int | None = None  # lag = t_B - t_A - delay; None: find the zero-delay peak
+    laser_period_ps: int | None = None  # overrides the file's / the sync stream's / the comb's period
+    per_detector_fits: bool = False  # also fit each detector's decay on its own
     chunk_photons: int = 1 << 20  # 13 MB of photons: the kernels work in cache (4x larger measured 15 % slower)
 
     def threshold_counts(self) -> float:
-        """ON threshold in counts per trace bin (default: the paper's 400 per 100 ms, scaled)."""
+        """ON threshold in counts per trace bin: ``on_threshold``, else the paper's 400 per 100 ms, scaled
+        (``analyze_file``'s default derives it from the trace instead when the trace is bimodal)."""
         if self.on_threshold is not None:
             return float(self.on_threshold)
         return PAPER_ON_THRESHOLD_PER_100MS * self.trace_bin_ms / 100.0
@@ -140,221 +161,146 @@ def analyze_file(path: str | Path, options: AnalyzeOptions = AnalyzeOptions()) -
     """Run g(2), lifetime (+ fit), intensity trace and FLID over ``path``; return the JSON-ready result."""
     if options.fit not in ("mono", "bi"):
         raise ConfigError("--fit", options.fit, "must be one of 'mono', 'bi'")
+    if options.laser_period_ps is not None and not options.laser_period_ps > 0:
+        raise ConfigError("--laser-period-ps", options.laser_period_ps, "must be a period > 0 (ps)")
     fit_module = _BackgroundImport("labctl.analysis.fit")
     try:
-        result, lifetime, flid, period_ps = _accumulate(path, options, fit_module)
+        result, acc = _accumulate(path, options, fit_module)
     finally:
         fit_module.join()
-    from labctl.analysis.fit import estimate_irf_offset_ps, fit_decay
-
-    if lifetime is not None and flid is not None:
-        lt = lifetime.snapshot()
-        offset_ps = estimate_irf_offset_ps(lt.summed, lt.bin_edges_ps) if lt.summed.sum() else 0
-        fit_result: dict[str, Any] | None = None
-        try:
-            fit = fit_decay(lt.summed, lt.bin_edges_ps, model=options.fit, period_ps=period_ps)
-            fit_result = fit.as_dict()
-        except ValueError as exc:  # too few photons etc.: report, do not fail the whole analysis
-            fit_result = {"model": options.fit, "error": str(exc), "tau_ns": [], "tau_err_ns": [], "fractions": []}
-        result["lifetime"] = {
-            "bin_edges_ps": lt.bin_edges_ps.tolist(),
-            "counts": lt.summed.tolist(),
-            "detector_counts": lt.counts.tolist(),
-            "irf_offset_ps": int(offset_ps),
-            "fit": fit_result,
-        }
-        fl = flid.snapshot()
-        # FLID accumulated with offset 0; the mean (nanotime - offset) is the mean minus the offset.
-        mean_ns = fl.mean_lifetime_ns - offset_ps * 1e-3
-        ok = np.isfinite(mean_ns)
-        hist, _, _ = np.histogram2d(fl.intensity[ok], mean_ns[ok], bins=(fl.intensity_edges, fl.lifetime_edges_ns))
-        result["flid"] = {
-            "intensity_edges": fl.intensity_edges.tolist(),
-            "lifetime_edges_ns": fl.lifetime_edges_ns.tolist(),
-            "counts": hist.astype(np.int64).tolist(),
-            "nanotime_offset_ps": int(offset_ps),
-            "mean_lifetime_ns": [_finite(x) for x in mean_ns.tolist()],
-        }
+    if acc["lifetime"] is not None:
+        result["lifetime"], result["flid"] = lifetime_result(
+            acc["lifetime"], acc["flid"], acc["period_ps"], options, acc["outside_period"], result["warnings"])
+        result["lifetime"]["bin_width_ps"] = acc["lifetime"].bin_width_ps
+        result["lifetime"]["bin_width_source"] = acc["bin_source"]
     return result
 
 
 def _accumulate(path: str | Path, options: AnalyzeOptions, fit_module: _BackgroundImport
-                ) -> tuple[dict[str, Any], Any, Any, int | None]:
-    """One pass over the file: (result with rates, g2 and trace; lifetime and FLID accumulators or None;
-    laser period in ps or None)."""
+                ) -> tuple[dict[str, Any], dict[str, Any]]:
+    """One pass over the file: (result with rates, g2 and trace; the lifetime/FLID accumulators and counts)."""
+    warnings: list[str] = []
     with PhotonHDF5Reader(path) as reader:
         ids = reader.detector_ids
-        detectors = options.detectors or (tuple(ids[:2]) if len(ids) >= 2 else None)
-        if detectors is None:
-            raise ConfigError("--detectors", list(ids), f"{path} has {len(ids)} detector(s); g(2) needs two")
+        detectors = tuple(options.detectors) if options.detectors else tuple(ids[:2])
+        if not detectors:
+            raise ConfigError("--detectors", list(ids), f"{path} has no detectors with photons")
         for det in detectors:
             if det not in ids:
                 raise ConfigError("--detectors", list(detectors), f"must be detectors of {path}: {list(ids)}")
-        rate_hz = reader.laser_repetition_rate_hz
-        period_ps = int(round(1e12 / rate_hz)) if rate_hz else None
-        has_nanotimes = reader.nanotimes_unit_s is not None and period_ps is not None
-        g2 = G2Accumulator(detectors[0], detectors[1], bin_width_ps=options.g2_bin_ps,
-                           range_ps=options.g2_range_ps, period_ps=period_ps or 0)
-        g2_thread = _OnThread(g2)  # the largest share of the work
-        accumulators: list[Any] = [g2_thread]
+        blocks = reader.iter_blocks(options.chunk_photons)
+        first_block = next(blocks, None)
+        nanotime_unit_s = reader.nanotimes_unit_s
+        period_ps, period_source, t3 = period_from_first_block(
+            options.laser_period_ps, reader.laser_repetition_rate_hz, first_block, nanotime_unit_s is not None,
+            reader.timestamps_unit_s * 1e12, reader.is_labctl_file)
+        has_nanotimes = nanotime_unit_s is not None and period_ps is not None
+        if nanotime_unit_s is not None and period_ps is None:
+            warnings.append("lifetime: the file has nanotimes but no laser period (none in the file, none found "
+                            "in the sync stream): lifetime, fit and FLID left out; give --laser-period-ps")
+        g2 = g2_thread = None
+        accumulators: list[Any] = []
+        if len(detectors) == 2:
+            g2 = G2Accumulator(detectors[0], detectors[1], bin_width_ps=options.g2_bin_ps,
+                               range_ps=options.g2_range_ps, period_ps=period_ps or 0,
+                               delay_ps=options.g2_delay_ps or 0)
+            g2_thread = _OnThread(g2)  # the largest share of the work
+            accumulators.append(g2_thread)
         lifetime = flid = trace = None
         if has_nanotimes:  # the FLID bins the photons by time anyway: the trace comes from its bins
-            lifetime = LifetimeAccumulator(list(detectors), bin_width_ps=options.lifetime_bin_ps, period_ps=period_ps)
+            bin_ps, bin_source = lifetime_bin_ps(options.lifetime_bin_ps, nanotime_unit_s)
+            lifetime = LifetimeAccumulator(list(detectors), bin_width_ps=bin_ps, period_ps=period_ps)
             flid = FlidAccumulator(list(detectors), bin_ms=options.trace_bin_ms, nanotime_offset_ps=0)
             accumulators += [lifetime, flid]
         else:
             trace = IntensityTrace(list(detectors), bin_ms=options.trace_bin_ms)
             accumulators.append(trace)
+        stream: Any = itertools.chain([first_block] if first_block is not None else [], blocks)
+        if t3:
+            stream = t3_photon_times(stream)
+        wanted = np.zeros(256, bool)
+        wanted[list(detectors)] = True
+        outside = np.zeros(len(detectors), np.int64)  # nanotime >= period, per detector
         try:
             first_ps = last_ps = None
             counts = {int(d): 0 for d in detectors}
-            for block in reader.iter_blocks(options.chunk_photons):
+            n_other = 0
+            for block in stream:
                 if not len(block):
                     continue
-                n_a = int(np.count_nonzero(block.detectors == detectors[0]))
-                n_b = int(np.count_nonzero(block.detectors == detectors[1]))
-                if n_a + n_b < len(block):  # other detectors in the file: leave them out (a pass only then)
-                    keep = (block.detectors == detectors[0]) | (block.detectors == detectors[1])
-                    block.timestamps, block.detectors, block.nanotimes = (
-                        block.timestamps[keep], block.detectors[keep], block.nanotimes[keep])
-                    if not len(block):
-                        continue
                 first_ps = int(block.timestamps[0]) if first_ps is None else first_ps
                 last_ps = int(block.timestamps[-1])
-                counts[int(detectors[0])] += n_a
-                counts[int(detectors[1])] += n_b
+                keep = wanted[block.detectors]
+                n_keep = int(np.count_nonzero(keep))
+                if n_keep < len(block):  # other detectors in the file: leave them out (a pass only then)
+                    n_other += len(block) - n_keep
+                    block = PhotonBlock(block.timestamps[keep], block.detectors[keep], block.nanotimes[keep])
+                    if not len(block):
+                        continue
+                per_det = np.bincount(block.detectors, minlength=256)
+                for d in detectors:
+                    counts[int(d)] += int(per_det[d])
+                if has_nanotimes:
+                    over = block.detectors[block.nanotimes >= period_ps]
+                    if over.size:
+                        outside += np.bincount(over, minlength=256)[list(detectors)]
                 for acc in accumulators:
                     acc.update(block)
                 fit_module.start()  # after the first block: the kernels are loaded, the loop is mostly GIL-free
-            g2_thread.close()
+            if g2_thread is not None:
+                g2_thread.close()
         finally:
-            g2_thread.stop()
-        for acc in (g2, *accumulators[1:]):
-            acc.finalize()
-        duration_s = reader.acquisition_duration_s or (
-            (last_ps - first_ps) * 1e-12 if first_ps is not None and last_ps is not None else 0.0)
+            if g2_thread is not None:
+                g2_thread.stop()
+        for acc in (g2, *accumulators[1 if g2 is not None else 0:]):
+            if acc is not None:
+                acc.finalize()
+        duration_s, duration_source = duration_choice(reader.acquisition_duration_s, first_ps, last_ps, warnings)
 
     result: dict[str, Any] = {
         "file": str(path),
         "duration_s": duration_s,
+        "duration_source": duration_source,
         "rates_cps": {str(d): (n / duration_s if duration_s else 0.0) for d, n in counts.items()},
         "photons": {str(d): n for d, n in counts.items()},
+        "detectors": [int(d) for d in detectors],
+        "photon_time": "sync timestamp + nanotime (T3 file: timestamps in laser-sync ticks)" if t3 else "timestamp",
+        "left_out": {"other_detectors": n_other},
+        "warnings": warnings,
     }
-    g = g2.snapshot()
-    result["g2"] = {
-        "detectors": [int(detectors[0]), int(detectors[1])],
-        "lag_edges_ps": g.lag_edges_ps.tolist(),
-        "counts": g.counts.tolist(),
-        "g2_zero": _finite(g.g2_zero),
-        "g2_zero_err": _finite(g.g2_zero_err),
-        "period_ps": period_ps,
-    }
+    if g2 is not None:
+        result["g2"] = g2_result(g2.snapshot(), options, period_ps, period_source, warnings)
+    else:
+        result["g2"] = None
+        result["g2_note"] = (f"one detector ({detectors[0]}): g(2) needs two (HBT); lifetime, trace and FLID "
+                             "are of this detector alone")
     t = trace.snapshot() if trace is not None else flid.trace_snapshot()
-    total = t.total[: t.n_complete_bins] if t.n_complete_bins else t.total
-    threshold = options.threshold_counts()
+    total = np.asarray(t.total[: t.n_complete_bins] if t.n_complete_bins else t.total)
+    if options.on_threshold is not None:
+        threshold, source = float(options.on_threshold), "given (--on-threshold)"
+    else:
+        threshold, source = on_threshold_from_trace(total, options.threshold_counts())
     result["trace"] = {
         "bin_ms": options.trace_bin_ms,
-        "counts": np.asarray(total).tolist(),
+        "counts": total.tolist(),
         "detector_counts": np.asarray(t.counts).T.tolist(),
         "on_threshold": threshold,
-        "on_fraction": float(np.mean(np.asarray(total) > threshold)) if len(total) else None,
+        "on_threshold_source": source,
+        "on_fraction": float(np.mean(total > threshold)) if len(total) else None,
     }
-    return result, lifetime, flid, period_ps
-
-
-def format_result(result: dict[str, Any]) -> str:
-    """The text ``labctl analyze`` prints."""
-    lines = [f"file        {result['file']}", f"duration    {result['duration_s']:.3f} s"]
-    for det, rate in result["rates_cps"].items():
-        lines.append(f"detector {det:>2}  {result['photons'][det]:>10,d} photons  {rate:>12,.1f} counts/s")
-    g2 = result["g2"]
-    if g2["g2_zero"] is not None:
-        lines.append(f"g2(0)       {g2['g2_zero']:.4f} ± {g2['g2_zero_err']:.4f}  (centre / mean side peak, "
-                     f"detectors {g2['detectors'][0]} x {g2['detectors'][1]})")
-    else:
-        lines.append("g2(0)       - (no laser period in the file, or no side-peak pairs)")
-    lifetime = result.get("lifetime")
-    if lifetime is not None:
-        fit = lifetime["fit"]
-        if fit.get("error"):
-            lines.append(f"lifetime    fit failed: {fit['error']}")
-        else:
-            taus = ", ".join(f"{t:.2f} ± {e:.2f} ns" if e is not None else f"{t:.2f} ns"
-                             for t, e in zip(fit["tau_ns"], fit["tau_err_ns"]))
-            fractions = ", ".join(f"{f:.3f}" for f in fit["fractions"])
-            lines.append(f"lifetime    {fit['model']}: {taus}  (amplitude fractions {fractions})")
-    else:
-        lines.append("lifetime    - (no nanotimes in the file)")
-    trace = result["trace"]
-    if trace["on_fraction"] is not None:
-        lines.append(f"ON fraction {trace['on_fraction']:.3f}  (> {trace['on_threshold']:g} counts per {trace['bin_ms']:g} ms bin)")
-    return "\n".join(lines)
-
-
-def write_plots(result: dict[str, Any], folder: str | Path) -> list[Path]:
-    """PNG figures of g(2), decay with fit, intensity trace and FLID into ``folder``."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    written: list[Path] = []
-
-    def save(fig: Any, name: str) -> None:
-        path = folder / name
-        fig.tight_layout()
-        fig.savefig(path, dpi=100)
-        plt.close(fig)
-        written.append(path)
-
-    g2 = result["g2"]
-    edges = np.asarray(g2["lag_edges_ps"]) * 1e-3
-    fig, ax = plt.subplots(figsize=(7, 3.5))
-    ax.stairs(g2["counts"], edges)
-    ax.set(xlabel="lag t_B - t_A (ns)", ylabel="pairs per bin",
-           title=f"g(2)(0) = {g2['g2_zero']:.3f} ± {g2['g2_zero_err']:.3f}" if g2["g2_zero"] is not None else "g(2)")
-    save(fig, "g2.png")
-
-    trace = result["trace"]
-    fig, ax = plt.subplots(figsize=(7, 3.5))
-    counts = np.asarray(trace["counts"])
-    ax.plot(np.arange(counts.size) * trace["bin_ms"] * 1e-3, counts, lw=0.6)
-    ax.axhline(trace["on_threshold"], color="r", lw=0.8, label="ON threshold")
-    ax.set(xlabel="time (s)", ylabel=f"counts per {trace['bin_ms']:g} ms")
-    ax.legend(loc="upper right")
-    save(fig, "trace.png")
-
-    lifetime = result.get("lifetime")
-    if lifetime is not None:
-        edges = np.asarray(lifetime["bin_edges_ps"])
-        fig, ax = plt.subplots(figsize=(7, 3.5))
-        ax.stairs(np.maximum(lifetime["counts"], 0.5), edges * 1e-3)
-        ax.set_yscale("log")
-        fit = lifetime["fit"]
-        ax.set(xlabel="delay after laser pulse (ns)", ylabel="photons per bin",
-               title=(f"{fit['model']} fit: " + ", ".join(f"{t:.1f} ns" for t in fit["tau_ns"])) if fit["tau_ns"] else "decay")
-        save(fig, "lifetime.png")
-        flid = result["flid"]
-        fig, ax = plt.subplots(figsize=(5, 4))
-        ax.pcolormesh(flid["lifetime_edges_ns"], flid["intensity_edges"], np.asarray(flid["counts"]), cmap="viridis")
-        ax.set(xlabel="mean lifetime (ns)", ylabel=f"counts per {trace['bin_ms']:g} ms", title="FLID")
-        save(fig, "flid.png")
-    return written
-
-
-def _finite(value: float | None) -> float | None:
-    return None if value is None or not math.isfinite(value) else float(value)
+    acc = {"lifetime": lifetime, "flid": flid, "period_ps": period_ps, "bin_source": bin_source if has_nanotimes else None,
+           "outside_period": {int(d): int(n) for d, n in zip(detectors, outside)}}
+    return result, acc
 
 
 def dump_json(result: dict[str, Any], path: str | Path) -> None:
     Path(path).write_text(json.dumps(result, allow_nan=False))
 
 
-def parse_detectors(values: Sequence[int] | None) -> tuple[int, int] | None:
+def parse_detectors(values: Sequence[int] | None) -> tuple[int, ...] | None:
+    """``--detectors``: one id A (lifetime, trace, FLID; no g2) or two different ids A B."""
     if values is None:
         return None
-    if len(values) != 2 or values[0] == values[1]:
-        raise ConfigError("--detectors", list(values), "must be two different detector ids A B")
-    return int(values[0]), int(values[1])
+    if len(values) not in (1, 2) or len(set(values)) != len(values):
+        raise ConfigError("--detectors", list(values), "must be one detector id A, or two different ids A B")
+    return tuple(int(v) for v in values)

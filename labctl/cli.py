@@ -6,11 +6,12 @@ Commands (their options are a public contract, see README):
   record the station's photon stream to a Photon-HDF5 file, with a progress
   bar and a closing summary (rates per channel, photons written, losses, file size).
 * ``labctl info FILE``: what a Photon-HDF5 file holds.
+* ``labctl analyze FILE [--detectors A [B]] [--g2-bin-ps N] [--g2-range-ps N]
+  [--g2-delay-ps N] [--laser-period-ps N] [--lifetime-bin-ps N] [--trace-bin-ms X]
+  [--fit mono|bi] [--per-detector-fits] [--on-threshold N] [--json OUT] [--plots DIR]``:
+  g(2), lifetime fit, blinking trace and FLID.
 * ``labctl import IN... --out FILE.h5 [--format ptu|pt3|pt2|ht3|ht2|qutag|sstt]
   [--sync-channel N] [--overwrite]``: another lab's time-tag file -> Photon-HDF5.
-* ``labctl analyze FILE [--detectors A B] [--g2-bin-ps N] [--g2-range-ps N]
-  [--lifetime-bin-ps N] [--trace-bin-ms X] [--fit mono|bi] [--on-threshold N]
-  [--json OUT] [--plots DIR]``: g(2), lifetime fit, blinking trace and FLID.
 """
 
 from __future__ import annotations
@@ -65,12 +66,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     analyze = commands.add_parser("analyze", help="g(2), lifetime fit, blinking trace and FLID of a Photon-HDF5 file")
     analyze.add_argument("file", type=Path)
-    analyze.add_argument("--detectors", type=int, nargs=2, metavar=("A", "B"), help="detector ids; lag = t_B - t_A")
+    analyze.add_argument("--detectors", type=int, nargs="+", metavar="A [B]",
+                         help="detector ids; lag = t_B - t_A - delay; one id: lifetime, trace and FLID only (no g2)")
     analyze.add_argument("--g2-bin-ps", type=int, default=1000, help="g(2) bin width (ps)")
     analyze.add_argument("--g2-range-ps", type=int, default=3_500_000, help="g(2) lags from -range to +range (ps)")
+    analyze.add_argument("--g2-delay-ps", type=int, default=None,
+                         help="cable delay of B after A (ps): lag = t_B - t_A - N (default: find the zero-delay peak)")
+    analyze.add_argument("--laser-period-ps", type=int, default=None,
+                         help="laser pulse period (ps; default: from the file, the sync stream or the g2 comb)")
     analyze.add_argument("--lifetime-bin-ps", type=int, default=100, help="TCSPC bin width (ps)")
     analyze.add_argument("--trace-bin-ms", type=float, default=10.0, help="intensity-trace and FLID bin (ms)")
     analyze.add_argument("--fit", choices=("mono", "bi"), default="mono", help="decay model")
+    analyze.add_argument("--per-detector-fits", action="store_true",
+                         help="also fit each detector's decay on its own (JSON lifetime.detector_fits)")
     analyze.add_argument("--on-threshold", type=float, default=None,
                          help="ON threshold in counts per trace bin (default: 400 per 100 ms, scaled)")
     analyze.add_argument("--json", type=Path, default=None, help="write the results as JSON")
@@ -158,7 +166,8 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     options = AnalyzeOptions(
         detectors=parse_detectors(args.detectors), g2_bin_ps=args.g2_bin_ps, g2_range_ps=args.g2_range_ps,
         lifetime_bin_ps=args.lifetime_bin_ps, trace_bin_ms=args.trace_bin_ms, fit=args.fit,
-        on_threshold=args.on_threshold,
+        on_threshold=args.on_threshold, g2_delay_ps=args.g2_delay_ps, laser_period_ps=args.laser_period_ps,
+        per_detector_fits=args.per_detector_fits,
     )
     try:
         result = analyze_file(args.file, options)

@@ -12,6 +12,11 @@ integer counts and do not depend on how the stream is cut into blocks.
 * ``IntensityTrace``: counts per time bin (blinking trace) (``trace.py``).
 * ``FlidAccumulator``: average-lifetime trace and the intensity x lifetime
   2-D histogram (FLID) (``trace.py``).
+
+For ``labctl analyze`` of finished files: ``g2_comb`` (period, phase and
+zero-delay tooth of the pulsed g(2) comb), ``lifetime_align`` (partial last
+bin, per-detector IRF alignment), ``analyze_parts`` (the JSON of each view,
+with sources and left-out counts), ``report`` (printout and plots).
 """
 
 from labctl.analysis.g2 import G2Accumulator, G2Snapshot

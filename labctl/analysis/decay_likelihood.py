@@ -40,6 +40,7 @@ class Histogram:
     lo: int  # first bin of the fit range
     width_ps: float
     period_ps: float
+    bg_weight: np.ndarray | float = 1.0  # each fit bin's width / width_ps (a partial last bin < 1)
 
 
 class Problem:
@@ -123,8 +124,8 @@ class Problem:
         c, nb = self.c, self.y.size
         jac = np.zeros((self.size, nb))
         hess = np.zeros((self.size, self.size, nb)) if order == 2 else None
-        mu = np.full(nb, self.s_bg * p[c])
-        jac[c] = self.s_bg
+        mu = self.s_bg * p[c] * np.broadcast_to(self.h.bg_weight, (nb,))
+        jac[c] = self.s_bg * np.broadcast_to(self.h.bg_weight, (nb,))
         for i in range(c):
             idx = self.local_index(i)
             steps = np.full(len(idx), _FD_STEP_2)

@@ -164,12 +164,14 @@ def _check_inputs(
     if y_all.size < 8:
         raise ValueError(f"counts: {y_all.size} bins: must be at least 8")
     widths = np.diff(edges)
-    if not np.all(np.isfinite(edges)) or widths.min() <= 0 or widths.max() - widths.min() > 1e-6 * widths.max():
+    full = widths[:-1]  # the last bin may be partial: a period that is not a whole number of bins
+    if (not np.all(np.isfinite(edges)) or widths.min() <= 0 or full.max() - full.min() > 1e-6 * full.max()
+            or widths[-1] > full.max() * (1 + 1e-6)):
         raise ValueError(
             f"bin_edges_ps: bin widths from {widths.min():g} to {widths.max():g} ps: "
-            "must be increasing edges of equal-width bins"
+            "must be increasing edges of equal-width bins (the last bin may be shorter)"
         )
-    w = float(widths.mean())
+    w = float(full.mean())
     span = float(edges[-1] - edges[0])
     if period_ps is None:
         period = span
@@ -192,7 +194,7 @@ def _check_inputs(
             raise ValueError(f"irf: {irf_arr.size} bins: must be on the same bins as counts ({y_all.size})")
         if irf_arr.sum() <= 0:
             raise ValueError("irf: all zero: must hold the measured instrument response")
-        if abs(period - span) > 1e-6 * period:
+        if abs(period - span) > 1e-6 * period or widths[-1] < w * (1 - 1e-6):
             raise ValueError(
                 f"irf: a measured IRF needs the histogram to cover exactly one laser period "
                 f"(span {span:g} ps, period_ps {period:g} ps)"
@@ -217,7 +219,7 @@ def _check_inputs(
         raise ValueError(
             f"counts: {total:g} photons in the fit range: a {model!r} fit needs at least {MIN_COUNTS[model]}"
         )
-    hist = Histogram(y, edges[lo : hi + 1], y_all, edges, lo, w, period)
+    hist = Histogram(y, edges[lo : hi + 1], y_all, edges, lo, w, period, np.diff(edges[lo : hi + 1]) / w)
     return hist, irf_arr, tau0
 
 
@@ -239,7 +241,10 @@ def fit_decay(
     Args:
         counts: photons per bin of a nanotime histogram (any non-negative numbers).
         bin_edges_ps: ``len(counts) + 1`` increasing edges of equal-width bins (ps,
-            the nanotime axis: ps after the laser sync).
+            the nanotime axis: ps after the laser sync); the last bin may be shorter
+            (a period that is not a whole number of bins: last edge = the period).
+            The model integrates over each bin's true edges; the flat background
+            scales with each bin's width.
         model: ``"mono"`` or ``"bi"``.
         period_ps: laser period; ``None`` = the histogram span (the histogram covers
             one period).  Tails of earlier pulses wrap around with this period.

@@ -2,8 +2,10 @@
 
 Conventions:
 
-* lag = t_B - t_A for every pair (a photon on detector A, a photon on detector B),
-  all pairs, not only nearest neighbours (a start-stop histogram would be biased).
+* lag = t_B - t_A - delay_ps for every pair (a photon on detector A, a photon on
+  detector B), all pairs, not only nearest neighbours (a start-stop histogram would
+  be biased).  ``delay_ps`` (default 0) is the detectors' cable delay: B's path
+  longer by ``delay_ps`` moves the zero-delay peak back to lag 0.
 * Bins are left-closed: bin k holds lags in ``[e_k, e_k+1)`` with
   ``lag_edges_ps = np.arange(-range_ps, range_ps + 1, bin_width_ps)``; a pair
   with lag exactly ``+range_ps`` is outside, one with ``-range_ps`` inside.
@@ -44,7 +46,7 @@ class G2Snapshot:
     """The g(2) histogram at one moment, with its normalisations (numpy copies).
 
     Attributes:
-        detector_a, detector_b: tagger channels; lag = t_B - t_A.
+        detector_a, detector_b: tagger channels; lag = t_B - t_A - delay_ps.
         bin_width_ps, range_ps: binning (ps).
         period_ps: laser pulse period used for ``g2_zero`` (None: continuous).
         lag_edges_ps: int64 bin edges (ps), ``len(counts) + 1``.
@@ -90,13 +92,15 @@ class G2Accumulator:
         period_ps: laser pulse period for the pulsed normalisation; None takes the
             run's ``nominal_sync_period_ps`` at ``open`` (standalone: unknown),
             0 means continuous excitation (no ``g2_zero``).
+        delay_ps: cable delay of B relative to A (ps, any integer): lag = t_B - t_A - delay_ps.
         name: the sink's name.
 
     Threads: ``update``/``write``/``finalize`` from one thread; ``snapshot`` from any.
     """
 
     def __init__(self, detector_a: int | None = None, detector_b: int | None = None, *, bin_width_ps: int = 1000,
-                 range_ps: int = 3_500_000, period_ps: int | None = None, name: str = "g2") -> None:
+                 range_ps: int = 3_500_000, period_ps: int | None = None, delay_ps: int = 0,
+                 name: str = "g2") -> None:
         self._wanted_a = None if detector_a is None else K.check_channel(_OWNER, "detector_a", detector_a)
         self._wanted_b = None if detector_b is None else K.check_channel(_OWNER, "detector_b", detector_b)
         if self._wanted_a is not None and self._wanted_a == self._wanted_b:
@@ -115,6 +119,9 @@ class G2Accumulator:
                                  "0 (continuous excitation) or an integer > 0 (ps)")
             period_ps = int(period_ps)
         self._wanted_period = period_ps
+        if isinstance(delay_ps, bool) or not isinstance(delay_ps, (int, np.integer)):
+            raise ValueError(f"{_OWNER}: delay_ps = {delay_ps!r}: must be an integer (ps)")
+        self.delay_ps = int(delay_ps)
         self.name = name
         self.lag_edges_ps = np.arange(-self.range_ps, self.range_ps + 1, self.bin_width_ps, dtype=np.int64)
         self._lock = threading.Lock()
@@ -179,15 +186,18 @@ class G2Accumulator:
             raise ValueError(f"{_OWNER}: photon timestamps go back in time (block starting at {int(ts[0])} ps, "
                              f"previous photon at {self._last_ps} ps): blocks must be sorted and in order")
         old_a, old_b = self._tail_a.size, self._tail_b.size
+        if self.delay_ps:  # B's new photons on A's clock: lag = (t_B - delay) - t_A
+            b[old_b:] -= np.int64(self.delay_ps)
         counts = self._counts.copy()
         K.add_pair_counts(a, b, old_a, old_b, np.int64(self.range_ps), np.int64(self.bin_width_ps), counts)
         last = int(ts[-1])
         self._last_ps = last
-        # photons that may still pair with later ones (all later photons have t >= last)
+        # photons that may still pair with later ones: later A photons have t >= last, later
+        # (shifted) B photons t >= last - delay; a pair needs lag in [-range, range)
         cut = last - self.range_ps
-        self._tail_a = a[np.searchsorted(a, cut, side="right"):].copy()
+        self._tail_a = a[np.searchsorted(a, cut - self.delay_ps, side="right"):].copy()
         self._tail_b = b[np.searchsorted(b, cut, side="left"):].copy()
-        new_a, new_b = a[old_a:], b[old_b:]
+        new_a, new_b = a[old_a:], b[old_b:] + np.int64(self.delay_ps)  # B's own times for the duration
         first_ab = self._first_ps
         if first_ab is None and (new_a.size or new_b.size):
             first_ab = int(min(new_a[0] if new_a.size else new_b[0], new_b[0] if new_b.size else new_a[0]))

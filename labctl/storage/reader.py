@@ -1,9 +1,13 @@
 """Read Photon-HDF5 files (labctl's and other tools') as ``PhotonBlock`` streams, also while they grow.
 
 Any single-spot Photon-HDF5 file with ``/photon_data/timestamps`` is read:
-timestamps become int64 ps (exactly: the unit must be a whole number of
-picoseconds), nanotimes int32 ps (``tcspc_unit`` times the stored value,
-rounded to the nearest ps if the unit is not a whole number of ps).  A file
+timestamps become int64 ps: exact for a unit of whole picoseconds; any other
+unit of at least 1 ps (e.g. the laser-sync period of a T3 file, 1 / 76.2 MHz =
+13123.36 ps) as ``rint(ticks x unit)`` per photon, without float64's loss on
+large tick counts (``units.times_unit_ps``); units below 1 ps are refused
+(rounding would merge distinct ticks).  Nanotimes become
+int32 ps (``tcspc_unit`` -- else ``tcspc_range / tcspc_num_bins`` -- times the
+stored value, rounded to the nearest ps if the unit is not a whole number of ps).  A file
 without nanotimes gives nanotimes of -1.  labctl's own extras (markers,
 losses, run log, snapshot, end record) live under ``/user/labctl``.
 """
@@ -22,6 +26,7 @@ import numpy as np
 
 from labctl.blocks import LossRecord, PhotonBlock
 from labctl.storage import layout as L
+from labctl.storage.units import times_unit_ps
 
 HANDOVER_TIMEOUT_S = 10.0
 """How long ``iter_blocks(follow=True)`` waits for the writer's end record once all data are flushed."""
@@ -171,6 +176,10 @@ class PhotonHDF5Reader:
         if L.NANOTIMES not in self._file:
             return None
         unit = self._get(L.TCSPC_UNIT)
+        if unit is None:  # some writers give only the range and the number of bins
+            span, bins = self._get(L.TCSPC_RANGE), self._get(L.TCSPC_NUM_BINS)
+            if span is not None and bins is not None and float(bins) > 0 and float(span) > 0:
+                unit = float(span) / float(bins)
         if unit is None:  # v0.5 allows per-detector TCSPC specs instead
             units = self._get(f"{L.SETUP_DETECTORS}/tcspc_unit", self._get(f"{L.SETUP_DETECTORS}/tcspc_units"))
             units = None if units is None else np.unique(np.asarray(units)[np.asarray(units) > 0])
@@ -358,7 +367,7 @@ class PhotonHDF5Reader:
                     and _within(nt_ds.dtype, _INT32))
 
         def read(start: int, stop: int) -> PhotonBlock:
-            ts = self._to_ps(ts_ds[start:stop], ts_unit, L.TIMESTAMPS, L.TIMESTAMPS_UNIT, exact=True)
+            ts = self._to_ps(ts_ds[start:stop], ts_unit, L.TIMESTAMPS, L.TIMESTAMPS_UNIT, exact=ts_unit < 1e-12)
             if det_ds is not None:
                 det = det_ds[start:stop]
                 if det.ndim != 1 or det.dtype.kind not in "iu" or (
@@ -383,7 +392,14 @@ class PhotonHDF5Reader:
 
     def _to_ps(self, raw: np.ndarray, unit_s: float, data_path: str, unit_path: str, *,
                exact: bool) -> np.ndarray:
-        """Stored integers times ``unit_s``, as int64 ps."""
+        """Stored integers times ``unit_s``, as int64 ps.
+
+        A unit of whole picoseconds gives exact products (overflow checked).  Any other
+        unit (``exact=False``; ``exact=True`` refuses it) gives ``rint(raw x unit_ps)``,
+        computed as ``raw x floor(unit_ps)`` (exact int64) plus ``rint(raw x frac(unit_ps))``
+        (float64, exact to well below 1 ps while |raw| < 2**52), so that 10**11 sync ticks of
+        13123.36 ps still land on the nearest ps.
+        """
         if raw.dtype.kind not in "iu":
             raise ValueError(f"{self._path}: {data_path} has dtype {raw.dtype}: must be integers")
         k = _whole_ps(unit_s)
@@ -392,8 +408,9 @@ class PhotonHDF5Reader:
                 raise ValueError(f"{self._path}: {unit_path} = {unit_s!r} s: missing or not a positive time")
             if exact:
                 raise ValueError(f"{self._path}: {unit_path} = {unit_s!r} s is not a whole number of "
-                                 "picoseconds: labctl reads timestamps as int64 ps and would have to round them")
-            return np.rint(raw * (unit_s / 1e-12)).astype(np.int64)
+                                 "picoseconds and is below 1 ps: labctl reads timestamps as int64 ps, and rounding "
+                                 "would merge distinct timestamps (units >= 1 ps are rounded to the nearest ps)")
+            return times_unit_ps(raw, unit_s, self._path, data_path)
         info = np.iinfo(raw.dtype)
         if int(info.max) * k > _INT64_MAX or int(info.min) * k < -_INT64_MAX - 1:  # else no overflow: no pass
             big = max(abs(int(raw.max())), abs(int(raw.min()))) if len(raw) else 0
