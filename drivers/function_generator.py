@@ -251,6 +251,9 @@ class Keysight33500B(VisaInstrument):
 
     default_terminator = "\n"
 
+    vendor_library_functions = {"pyvisa": ("open", "close", "read", "write", "list_resources")}
+    """Methods a ``library`` (pyvisa library class) must define (checked by the station)."""
+
     def __init__(self, name: str, address: str, library: Any = None, **kwargs: Any) -> None:
         if library is not None:
             if kwargs.get("visalib") is not None:
