@@ -332,6 +332,14 @@ class GeneratorTriggerOutput:
     def channel(self) -> GeneratorChannel:
         return self._channel
 
+    def __str__(self) -> str:
+        return self._channel.full_name
+
+    def frequency_range_hz(self) -> tuple[float, float]:
+        """Lowest and highest frequency (Hz) the output can produce (its parameter's validator)."""
+        low, high = self._channel.frequency_hz.vals.valid_values
+        return float(low), float(high)
+
     def set_frequency_hz(self, frequency_hz: float) -> None:
         """Pulse frequency of the output in Hz (validated against the generator's range)."""
         self._channel.frequency_hz(float(frequency_hz))

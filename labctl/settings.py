@@ -10,18 +10,21 @@ from __future__ import annotations
 from typing import Any, Iterator, Mapping
 
 from labctl.errors import ConfigError
-from labctl.validation import format_number
+from labctl.validation import expect_mapping, format_number
 
 
 def _walk(instrument: Any, settings: Mapping[str, Any], path: str, source: str) -> Iterator[tuple[Any, Any, str]]:
     """Yield (parameter, value, key path) for every leaf; unknown keys raise ConfigError."""
     parameters = getattr(instrument, "parameters", {})
     submodules = getattr(instrument, "submodules", {})
-    for key, value in settings.items():
+    for key, value in expect_mapping(settings, path, source).items():
         key_path = f"{path}.{key}"
-        if key in submodules and isinstance(value, Mapping):
+        known = isinstance(key, str)
+        if known and key in submodules:
+            if not isinstance(value, Mapping):
+                raise ConfigError(key_path, value, f"must be a mapping of {key}'s settings to values", source)
             yield from _walk(submodules[key], value, key_path, source)
-        elif key in parameters and parameters[key].settable:
+        elif known and key in parameters and parameters[key].settable:
             yield parameters[key], value, key_path
         else:
             settable = sorted(n for n, p in parameters.items() if p.settable)
@@ -37,9 +40,11 @@ def describe_allowed(parameter: Any) -> str:
         return "any value"
     valid = getattr(vals, "valid_values", None)
     name = type(vals).__name__
+    note = getattr(vals, "limit_note", "")
+    note = f" ({note})" if note else ""
     if name in ("Numbers", "Ints") and valid is not None and len(valid) == 2:
         kind = "an integer" if name == "Ints" else "a number"
-        return f"{kind} between {format_number(valid[0])} and {format_number(valid[1])}{unit}"
+        return f"{kind} between {format_number(valid[0])} and {format_number(valid[1])}{unit}{note}"
     if name == "Enum":
         return "one of " + ", ".join(repr(v) for v in sorted(valid, key=str)) + unit
     if name == "Bool":
@@ -55,7 +60,7 @@ def validate_settings(instrument: Any, settings: Mapping[str, Any], path: str, s
             raise ConfigError(key_path, value, f"must be {describe_allowed(parameter)}", source)
         try:
             parameter.validate(value)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, ArithmeticError):
             raise ConfigError(key_path, value, f"must be {describe_allowed(parameter)}", source) from None
 
 

@@ -335,9 +335,10 @@ class Station:
         Raises ConfigError (naming ``instruments.<role>.settings.<key>``, the value and what
         is allowed) and changes nothing if any one is invalid.
         """
-        if role not in self.instruments:
-            raise ConfigError("instruments", role, "no such instrument; the station has: " + ", ".join(self.instruments))
+        if not isinstance(role, str) or role not in self.instruments:
+            raise ConfigError("instruments", role, "no such instrument; the station has: " + ", ".join(self.instruments), "runtime")
         instrument = self.instruments[role]
+        settings = expect_mapping(settings, f"instruments.{role}.settings", "runtime")
         validate_settings(instrument, settings, f"instruments.{role}.settings", "runtime")
         apply_settings(instrument, settings)
 

@@ -212,6 +212,8 @@ def check_option(value: Any, parameter: inspect.Parameter, owner: str, key_path:
     if any(m in _ANY for m in members):
         return
     known = [m for m in members if m in _SIMPLE_TYPES]
+    if "Path" in known and isinstance(value, str) and not Path(value).expanduser().is_file():
+        raise ConfigError(key_path, value, f"no such file: must be the path of an existing file ({owner}'s {parameter.name})", source)
     if any(_SIMPLE_TYPES[m][1](value) for m in known):
         return
     if not known:
@@ -241,8 +243,32 @@ def check_options(cls: type, options: Mapping[str, Any], key_path: str, source: 
 
 
 def _signature(cls: type, key_path: str, source: str) -> Mapping[str, inspect.Parameter]:
+    """The keyword parameters ``cls(...)`` takes.
+
+    QCoDeS instruments hide theirs behind a metaclass ``__call__(*args, **kwargs)``: then
+    the ``__init__`` chain is read instead, following ``**kwargs`` into base classes
+    (``Keysight33500B`` -> ``VisaInstrument`` -> ... -> ``InstrumentBase``), so an option no
+    class of the chain takes is refused before anything is called.
+    """
     try:
-        return inspect.signature(cls).parameters
+        params = dict(inspect.signature(cls).parameters)
+        if any(p.kind is not inspect.Parameter.VAR_POSITIONAL and p.kind is not inspect.Parameter.VAR_KEYWORD
+               for p in params.values()):
+            return params
+        merged: dict[str, inspect.Parameter] = {}
+        for base in cls.__mro__:
+            if base is object or "__init__" not in base.__dict__:
+                continue
+            own = list(inspect.signature(base.__dict__["__init__"]).parameters.values())[1:]
+            forwards = False
+            for p in own:
+                if p.kind is inspect.Parameter.VAR_KEYWORD:
+                    forwards = True
+                elif p.kind is not inspect.Parameter.VAR_POSITIONAL:
+                    merged.setdefault(p.name, p)
+            if not forwards:
+                return merged
+        return params if not merged else {**merged, "kwargs": inspect.Parameter("kwargs", inspect.Parameter.VAR_KEYWORD)}
     except (TypeError, ValueError) as exc:
         raise ConfigError(key_path, cls.__name__, f"its constructor cannot be inspected ({exc})", source) from None
 
@@ -277,9 +303,11 @@ def _exception_line(exc: BaseException) -> str:
     """One short line saying why a constructor refused its options."""
     if isinstance(exc, OSError) and (exc.filename or exc.strerror):
         return f"{exc.strerror or type(exc).__name__}: {exc.filename}"
-    lines = [line.strip(" '\"") for line in str(exc).splitlines() if line.strip(" '\"")]
-    if not lines:
-        return type(exc).__name__
-    # Some libraries re-raise with a whole traceback as the message: its last line says what failed.
-    line = lines[-1] if lines[0].rstrip(". '").endswith("Traceback (most recent call last):") or len(lines) > 3 else lines[0]
+    text = str(exc)
+    if "Traceback (most recent call last)" in text:  # a library re-raised with a whole traceback as its message
+        text = text.replace("\\n", "\n")
+        lines = [line.strip(" '\"") for line in text.splitlines() if line.strip(" '\"")]
+        line = lines[-1] if lines else type(exc).__name__
+    else:
+        line = " ".join(text.split()) or type(exc).__name__
     return short_text(line, 160)

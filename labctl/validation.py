@@ -49,8 +49,8 @@ class Number:
 
     def check(self, value: Any, path: str, source: str) -> float | int:
         ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
-        if ok and self.integer:
-            ok = float(value).is_integer()
+        if ok and self.integer:  # (an int may be too large for a float: no float() here)
+            ok = isinstance(value, numbers.Integral) or float(value).is_integer()
         if ok and self.minimum is not None:
             ok = value > self.minimum if self.exclusive_minimum else value >= self.minimum
         if ok and self.maximum is not None:

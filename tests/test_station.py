@@ -66,7 +66,7 @@ BAD_SETTINGS = [
     ("instruments.tagger.settings.buffer_size", 0, ["instruments.tagger.settings.buffer_size", "0", "between 1 and 1000000"]),
     ("instruments.tagger.settings.ch1", {"threshold_v": 5.0}, ["instruments.tagger.settings.ch1.threshold_v", "5.0", "between -2 and 3"]),
     ("instruments.tagger.settings.bufer_size", 10, ["instruments.tagger.settings.bufer_size", "unknown setting", "buffer_size"]),
-    ("instruments.laser.settings.external_rate_hz", 3e8, ["instruments.laser.settings.external_rate_hz", "300000000.0", "between 1 and 80000000 (Hz)"]),
+    ("instruments.laser.settings.external_rate_hz", 3e8, ["instruments.laser.settings.external_rate_hz", "300000000.0", "between 1 and 30000000 (Hz)"]),
     ("instruments.laser.settings.trigger_source", "usb", ["instruments.laser.settings.trigger_source", "'usb'", "one of 'external', 'internal'"]),
     ("instruments.spad_a.settings.max_count_rate_cps", -1, ["instruments.spad_a.settings.max_count_rate_cps", "-1", "between"]),
 ]
