@@ -34,10 +34,10 @@ def _rebuild(cls: type, args: tuple, kwargs: dict, final_args: tuple) -> LabctlE
 MAX_VALUE_CHARS = 80
 """A value shown in a ConfigError message is cut to this many characters."""
 
-MAX_KEY_CHARS = 80
+MAX_KEY_CHARS = 60
 """A key path in a ConfigError message is cut to this many characters."""
 
-MAX_ALLOWED_CHARS = 200
+MAX_ALLOWED_CHARS = 150
 """The "what is allowed" text of a ConfigError message is cut to this many characters."""
 
 

@@ -133,8 +133,9 @@ def parse_station_text(data: bytes | str, source: str) -> Any:
         text = data
     if "\x00" in text:
         raise ConfigError(_KEY, source, "contains a NUL character; a station file is UTF-8 text")
-    loader = _NoAliasLoader(text)
+    loader = None
     try:
+        loader = _NoAliasLoader(text)
         node = loader.get_single_node()
         if node is None:
             return None
@@ -149,4 +150,5 @@ def parse_station_text(data: bytes | str, source: str) -> Any:
     except RecursionError:
         raise ConfigError(_KEY, source, f"nests values too deeply (at most {MAX_DEPTH} levels)") from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
