@@ -45,6 +45,7 @@ LIMITS: dict[str, tuple[float, float]] = {
     "duty_cycle_percent": (0.01, 99.99),
     "pulse_width_s": (16e-9, 1e6),
     "burst_ncycles": (1, 100_000_000),
+    "visa_timeout_s": (0.05, 600.0),  # labctl's choice, not the generator's
 }
 """Allowed ranges of the settings (validators); the simulated generator's YAML uses the same."""
 
@@ -260,6 +261,10 @@ class Keysight33500B(VisaInstrument):
                 raise TypeError(f"{name}: give either library or visalib, not both")
             kwargs["visalib"] = library
         super().__init__(name, address, **kwargs)
+        # VISA timeout: a settable parameter of every VisaInstrument; refuse values that
+        # make every reply time out (1e-6 s) or wait forever (None).
+        self.timeout.remove_validator()
+        self.timeout.add_validator(Numbers(*LIMITS["visa_timeout_s"]))
         self._lock = threading.RLock()
         self.channels: dict[int, GeneratorChannel] = {}
         for number in CHANNELS:

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Any, Iterator, Mapping
 
-from labctl.errors import ConfigError
-from labctl.validation import expect_mapping, format_number
+from labctl.errors import ConfigError, InstrumentError, LabctlError, short_repr, short_text
+from labctl.validation import expect_mapping, format_number, key_path as join_key
 
 
 def _walk(instrument: Any, settings: Mapping[str, Any], path: str, source: str) -> Iterator[tuple[Any, Any, str]]:
@@ -18,7 +18,7 @@ def _walk(instrument: Any, settings: Mapping[str, Any], path: str, source: str) 
     parameters = getattr(instrument, "parameters", {})
     submodules = getattr(instrument, "submodules", {})
     for key, value in expect_mapping(settings, path, source).items():
-        key_path = f"{path}.{key}"
+        key_path = join_key(path, key)
         known = isinstance(key, str)
         if known and key in submodules:
             if not isinstance(value, Mapping):
@@ -64,7 +64,29 @@ def validate_settings(instrument: Any, settings: Mapping[str, Any], path: str, s
             raise ConfigError(key_path, value, f"must be {describe_allowed(parameter)}", source) from None
 
 
-def apply_settings(instrument: Any, settings: Mapping[str, Any]) -> None:
-    """Set every (already validated) setting on the instrument, in file order."""
-    for parameter, value, _ in _walk(instrument, settings, "", ""):
-        parameter.set(value)
+def apply_settings(instrument: Any, settings: Mapping[str, Any], path: str = "", source: str = "") -> None:
+    """Set every (already validated) setting on the instrument, in file order.
+
+    A value the instrument still refuses when it is set (a limit that depends on another
+    setting, e.g. a generator's ``low_v`` below its ``high_v``, or the simulated scene's
+    own range) raises :class:`ConfigError` naming the key path; an instrument that fails
+    raises :class:`InstrumentError`.  Settings before it stay applied.
+    """
+    for parameter, value, key_path in _walk(instrument, settings, path, source):
+        try:
+            parameter.set(value)
+        except ConfigError as exc:
+            raise ConfigError(key_path, value, f"refused when applied: {exc.key_path} {exc.allowed}", source) from None
+        except LabctlError:
+            raise
+        except (TypeError, ValueError, ArithmeticError) as exc:
+            raise ConfigError(key_path, value, f"refused when applied: {_first_arg(exc)}", source) from exc
+        except Exception as exc:  # noqa: BLE001 - any instrument failure becomes one clear line
+            raise InstrumentError(f"{key_path} = {short_repr(value)}: the instrument failed while it was set: "
+                                  f"{type(exc).__name__}: {short_text(_first_arg(exc), 160)}") from exc
+
+
+def _first_arg(exc: BaseException) -> str:
+    """The exception's own message, without the context QCoDeS appends to ``args``."""
+    text = str(exc.args[0]) if exc.args else type(exc).__name__
+    return " ".join(text.split())

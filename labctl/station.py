@@ -286,7 +286,7 @@ class Station:
             pending.append((role, instrument, settings))
         # Only once every instrument's settings are valid is anything applied.
         for role, instrument, settings in pending:
-            apply_settings(instrument, settings)
+            apply_settings(instrument, settings, f"instruments.{role}.settings", source)
         self.safe_state()  # nothing is excited until an acquisition asks for it
 
     def _build_one(self, role: str, spec: Mapping[str, Any], classes: InstrumentClasses) -> Any:
@@ -340,7 +340,7 @@ class Station:
         instrument = self.instruments[role]
         settings = expect_mapping(settings, f"instruments.{role}.settings", "runtime")
         validate_settings(instrument, settings, f"instruments.{role}.settings", "runtime")
-        apply_settings(instrument, settings)
+        apply_settings(instrument, settings, f"instruments.{role}.settings", "runtime")
 
     def snapshot(self) -> dict[str, Any]:
         """Every instrument's QCoDeS snapshot plus the station config, for the data file."""

@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from labctl.errors import ConfigError, short_text
+from labctl.validation import key_path as join_key
 
 BUILTIN_PACKAGES = ("labctl", "drivers", "sim_backends")
 """Top-level packages a station file may always name classes from."""
@@ -57,6 +58,9 @@ lab's drivers that are not installed as a package)."""
 
 VENDOR_LIBRARY_ATTR = "vendor_library_functions"
 """Class attribute of a driver that takes a vendor ``library``: ``{flavour: function names}``."""
+
+import_module = importlib.import_module
+"""How a checked module path is imported (a name tests can watch)."""
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -99,7 +103,7 @@ def resolve_class(dotted: Any, key_path: str, source: str, what: str) -> type:
         raise ConfigError(key_path, dotted, f"names a private object: {hint}", source)
     module_name, attr = ".".join(parts[:-1]), parts[-1]
     try:
-        module = importlib.import_module(module_name)
+        module = import_module(module_name)
     except ImportError as exc:
         raise ConfigError(key_path, dotted, f"module {module_name!r} cannot be imported ({short_text(str(exc), 100)})", source) from exc
     if not hasattr(module, attr):
@@ -235,7 +239,7 @@ def check_options(cls: type, options: Mapping[str, Any], key_path: str, source: 
     settable = [n for n, p in params.items()
                 if p.kind in (inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD) and n not in supplied]
     for key, value in options.items():
-        path = f"{key_path}.{key}"
+        path = join_key(key_path, key)
         if not isinstance(key, str) or key in supplied or (key not in params and not takes_any):
             raise ConfigError(path, value, f"unknown option of {cls.__name__}; allowed: {', '.join(settable) or 'none'}", source)
         if key in params:

@@ -23,6 +23,7 @@ from typing import Any
 import yaml
 
 from labctl.errors import ConfigError
+from labctl.validation import key_path as join_key
 
 MAX_DOCUMENT_BYTES = 1_000_000
 """Largest station file accepted (bytes)."""
@@ -82,7 +83,7 @@ def _check_nodes(node: yaml.Node, path: str) -> int:
             for key_node, value_node in current.value:
                 key = key_node.value if isinstance(key_node, yaml.ScalarNode) else None
                 line = key_node.start_mark.line + 1
-                key_path = f"{where}.{key}" if where else str(key)
+                key_path = join_key(where, key)
                 if key is not None:
                     ident = (key_node.tag, key)
                     if ident in seen:

@@ -22,6 +22,7 @@ import copy
 import math
 import re
 import sys
+import time
 from typing import Any
 
 import pytest
@@ -38,7 +39,7 @@ from labctl.yaml_loading import parse_station_text
 SOURCE = "s.yaml"
 FAST = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 SLOW = settings(max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-MESSAGE = re.compile(r"^(?P<key>[^\s=][^=]*?) = .+: .+$")
+MESSAGE = re.compile(r"^(?P<key>\S.*?) = .+: .+$")
 DEFAULT = copy.deepcopy(StationConfig.load().data)
 ALLOWED_TOP = set(station_classes.BUILTIN_PACKAGES)
 
@@ -56,26 +57,38 @@ def assert_clear(error: BaseException, source: str = SOURCE) -> None:
 
 
 class Recorder:
-    """Counts constructor calls and new top-level modules while a check runs."""
+    """Records constructor calls, and the modules a station file made labctl import, while a check runs."""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.calls: list[str] = []
+        self.imported: list[str] = []
         original = station_classes.construct
+        import_module = station_classes.import_module
 
         def recording(cls: type, *args: Any, **kwargs: Any) -> Any:
             self.calls.append(cls.__name__)
             return original(cls, *args, **kwargs)
 
+        def importing(name: str, package: str | None = None) -> Any:
+            self.imported.append(name)
+            return import_module(name, package)
+
         monkeypatch.setattr(station_classes, "construct", recording)
         monkeypatch.setattr(station_module, "construct", recording)
-        self.modules_before = {m.split(".")[0] for m in sys.modules}
+        monkeypatch.setattr(station_classes, "import_module", importing)
 
     def new_foreign_modules(self) -> set[str]:
-        return {m.split(".")[0] for m in sys.modules} - self.modules_before - ALLOWED_TOP
+        """Modules named by the file whose package is not allowed (their own imports are theirs)."""
+        return {name for name in self.imported if name.split(".")[0] not in ALLOWED_TOP}
+
+
+MAX_CHECK_S = 10.0
+"""No validation may take this long (a hang or an exponential blow-up); typical: milliseconds."""
 
 
 def load_checked(data: bytes | str | Any, recorder: Recorder) -> StationConfig | None:
     """Parse (if bytes/text) and validate; a refusal must be a clear ConfigError; nothing is built."""
+    start = time.perf_counter()
     try:
         parsed = parse_station_text(data, SOURCE) if isinstance(data, (bytes, str)) else data
         config = StationConfig.from_dict(parsed, source=SOURCE)
@@ -84,6 +97,7 @@ def load_checked(data: bytes | str | Any, recorder: Recorder) -> StationConfig |
         source = SOURCE if message.startswith(f"{SOURCE}: ") else ""
         assert_clear(exc, source)
         config = None
+    assert time.perf_counter() - start < MAX_CHECK_S
     assert recorder.calls == []
     assert recorder.new_foreign_modules() == set()
     return config
@@ -214,9 +228,9 @@ def check_build(data: dict) -> None:
     applied: list[str] = []
     original = station_module.apply_settings
 
-    def recording(instrument: Any, values: Any) -> None:
+    def recording(instrument: Any, values: Any, *args: Any) -> None:
         applied.append(instrument.name)
-        original(instrument, values)
+        original(instrument, values, *args)
 
     try:
         with pytest.MonkeyPatch.context() as patch:

@@ -172,7 +172,7 @@ def test_a_laser_rate_the_trigger_generator_cannot_output_fails_validation_and_a
     applied: list[str] = []
     import labctl.station as station_module
 
-    monkeypatch.setattr(station_module, "apply_settings", lambda inst, settings: applied.append(inst.name))
+    monkeypatch.setattr(station_module, "apply_settings", lambda inst, settings, *args: applied.append(inst.name))
     with pytest.raises(ConfigError) as info:
         Station(StationConfig.from_dict(data, source="s.yaml"))
     assert applied == []
