@@ -123,7 +123,7 @@ def parse_station_text(data: bytes | str, source: str) -> Any:
     """
     size = len(data.encode("utf-8")) if isinstance(data, str) else len(data)
     if size > MAX_DOCUMENT_BYTES:
-        raise ConfigError(_KEY, source, f"is {size} bytes; a station file may be at most {MAX_DOCUMENT_BYTES} bytes")
+        raise ConfigError(_KEY, source, f"is more than {MAX_DOCUMENT_BYTES} bytes; a station file may be at most that")
     if isinstance(data, bytes):
         try:
             text = data.decode("utf-8-sig")

@@ -121,6 +121,23 @@ def test_a_lab_package_is_allowed_only_when_registered_outside_the_station_file(
     assert config.data["instruments"]["spad_b"]["driver"] == "mylab_drivers.LabSPAD"
 
 
+def test_an_installed_package_registers_its_drivers_by_entry_point(tmp_path, monkeypatch):
+    (tmp_path / "labdrivers").mkdir()
+    (tmp_path / "labdrivers" / "__init__.py").write_text("from drivers.spad import SPAD\n\nclass EntrySPAD(SPAD):\n    pass\n")
+    info = tmp_path / "labdrivers-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: labdrivers\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text("[labctl.instrument_packages]\nlab = labdrivers\n")
+    data = default_data()
+    data["instruments"]["spad_b"]["driver"] = "labdrivers.EntrySPAD"
+    monkeypatch.delenv(station_classes.ENV_VAR, raising=False)
+    with pytest.raises(ConfigError, match="package 'labdrivers' is not allowed"):
+        StationConfig.from_dict(data)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert "labdrivers" in station_classes.allowed_packages()
+    StationConfig.from_dict(data)
+
+
 # --- item 7: non-UTF-8 files and a missing simulation file are one line, exit 2 ------------------------
 def run_acquire(tmp_path: Path, config: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
@@ -256,7 +273,7 @@ def test_a_billion_laughs_file_is_refused_at_once_with_a_short_message(tmp_path)
 def test_a_file_over_one_megabyte_is_refused_unread(tmp_path):
     path = tmp_path / "big.yaml"
     path.write_text("# " + "x" * 2_000_000 + "\n")
-    with pytest.raises(ConfigError, match=r"is 1000001 bytes; a station file may be at most 1000000 bytes"):
+    with pytest.raises(ConfigError, match=r"is more than 1000000 bytes; a station file may be at most that"):
         StationConfig.load(path)
 
 
