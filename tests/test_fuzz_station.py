@@ -27,7 +27,7 @@ from typing import Any
 
 import pytest
 import yaml
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 import labctl.station as station_module
@@ -42,6 +42,7 @@ SLOW = settings(max_examples=1000, deadline=None, suppress_health_check=[HealthC
 MESSAGE = re.compile(r"^(?P<key>\S.*?) = .+: .+$")
 DEFAULT = copy.deepcopy(StationConfig.load().data)
 ALLOWED_TOP = set(station_classes.BUILTIN_PACKAGES)
+TOP_KEYS = ("station file", "<top level>", "station", "channels", "scene", "engine", "instruments")
 
 
 # --- checks ------------------------------------------------------------------------------------------------
@@ -96,7 +97,11 @@ def load_checked(data: bytes | str | Any, recorder: Recorder) -> StationConfig |
         message = str(exc)
         source = SOURCE if message.startswith(f"{SOURCE}: ") else ""
         assert_clear(exc, source)
+        top = str(exc.key_path).split(".")[0]
+        event(f"refused at load: {top if top in TOP_KEYS else 'other key'}")
         config = None
+    else:
+        event("accepted at load")
     assert time.perf_counter() - start < MAX_CHECK_S
     assert recorder.calls == []
     assert recorder.new_foreign_modules() == set()
@@ -167,6 +172,27 @@ def mutated_defaults(draw: st.DrawFn) -> dict:
     return data
 
 
+SETTING_PATHS = [p for p in DEFAULT_PATHS if ("settings" in p or p[0] == "scene") and len(p) > 2]
+near_valid = st.one_of(
+    st.floats(min_value=-10, max_value=1e8, allow_nan=False), st.integers(min_value=-5, max_value=10**7),
+    st.sampled_from([0, 1, 2, 4, 8, 1e6, 2e7, 3e7, 4e7, 8e7, -60, -100, 0.05, 0.5, True, False, "SQU", "PULS", "external",
+                     "internal", "fvb", "image", "single", "run_till_abort", "software", "INF", None]),
+)
+
+
+@st.composite
+def mutated_settings(draw: st.DrawFn) -> dict:
+    """The default station with 1-2 settings (or scene values) replaced by near-valid values."""
+    data = copy.deepcopy(DEFAULT)
+    for _ in range(draw(st.integers(1, 2))):
+        path = draw(st.sampled_from(SETTING_PATHS))
+        parent = data
+        for key in path[:-1]:
+            parent = parent[key]
+        parent[path[-1]] = draw(near_valid)
+    return data
+
+
 # --- station files ----------------------------------------------------------------------------------------------
 def check_random_documents(data: Any, as_yaml: bool) -> None:
     text = yaml.safe_dump(data, allow_unicode=True) if as_yaml else data
@@ -223,7 +249,9 @@ def check_build(data: dict) -> None:
     """A mutated file that passed validation builds, or is refused before any setting is applied."""
     try:
         config = StationConfig.from_dict(data, source=SOURCE)
-    except ConfigError:
+    except ConfigError as exc:
+        assert_clear(exc)
+        event("refused at load")
         return
     applied: list[str] = []
     original = station_module.apply_settings
@@ -238,18 +266,28 @@ def check_build(data: dict) -> None:
             station = Station(config)
     except ConfigError as exc:
         assert_clear(exc)
-        assert applied == []
+        event("refused at build (validation of settings): nothing applied" if applied == [] else "refused when applied")
+        if "refused when applied" not in str(exc):
+            assert applied == []
         return
     except LabctlError as exc:  # the (simulated) device refused: one line too
         assert "\n" not in str(exc), str(exc)
+        event(f"instrument error at build: {type(exc).__name__}")
         return
+    event("built")
     station.close()
 
 
 @pytest.mark.slow
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(data=mutated_defaults())
+@settings(max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.one_of(mutated_defaults(), mutated_settings()))
 def test_mutated_stations_that_pass_validation_build_or_apply_nothing(data):
+    check_build(data)
+
+
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=mutated_settings())
+def test_mutated_settings_build_or_are_refused_before_anything_is_applied(data):
     check_build(data)
 
 
@@ -279,11 +317,17 @@ def check_configure(station: Station, role: Any, settings_: Any) -> None:
     laser_rate = station.laser.external_rate_hz()
     try:
         station.configure(role, settings_)
+        event("applied")
     except ConfigError as exc:
         assert_clear(exc, "runtime")
-        assert station.laser.external_rate_hz() == laser_rate  # nothing applied
+        if "refused when applied" in str(exc):
+            event("refused when applied")
+        else:
+            event("refused by validation")
+            assert station.laser.external_rate_hz() == laser_rate  # nothing applied
     except LabctlError as exc:
         assert "\n" not in str(exc), str(exc)
+        event(f"instrument error: {type(exc).__name__}")
     finally:
         station.safe_state()
 
