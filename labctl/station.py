@@ -259,6 +259,7 @@ class Station:
         try:
             self._build()
         except BaseException:
+            self.safe_state()  # a setting applied before the failure may have switched the excitation on
             self._close_instruments()
             raise
         atexit.register(self.safe_state)
