@@ -343,7 +343,7 @@ def configure_calls(draw: st.DrawFn, names: list[str]) -> tuple[Any, Any]:
         r, name = pick.split(":")
         if r != role:
             continue
-        value = draw(bad_values)
+        value = draw(bad_values) if draw(st.integers(0, 3)) == 0 else draw(near_valid)
         if "." in name:
             sub, leaf = name.split(".")
             values.setdefault(sub, {}) if isinstance(values.get(sub, {}), dict) else None
@@ -351,7 +351,7 @@ def configure_calls(draw: st.DrawFn, names: list[str]) -> tuple[Any, Any]:
                 values.setdefault(sub, {})[leaf] = value
         else:
             values[name] = value
-    if draw(st.booleans()):
+    if draw(st.integers(0, 4)) == 0:
         values[draw(st.text(max_size=8))] = draw(scalars)
     return role, values
 
