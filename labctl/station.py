@@ -120,7 +120,7 @@ def resolve_instrument(role: str, spec: Mapping[str, Any], instruments: Mapping[
     return InstrumentClasses(driver, library, trigger_cls)
 
 
-def validate_scene(data: Mapping[str, Any], channels: ChannelMap, source: str) -> tuple[dict[str, Any], int]:
+def validate_scene(data: Mapping[str, Any], source: str) -> tuple[dict[str, Any], int]:
     """Check the ``scene:`` section with the simulated scene's own rules; return (config, seed)."""
     scene_cfg = dict(expect_mapping(data.get("scene"), "scene", source))
     seed = SEED_CHECK.check(scene_cfg.pop("seed", 0), "scene.seed", source)
@@ -194,7 +194,7 @@ class StationConfig:
             resolve_instrument(role, spec, instruments, source)
         config = cls(data, source)
         if config.uses_scene:
-            validate_scene(data, ChannelMap(**channels), source)
+            validate_scene(data, source)
         return config
 
     @property
@@ -271,7 +271,7 @@ class Station:
         # The same checks as StationConfig.from_dict (a config may be built from data directly).
         classes = {role: resolve_instrument(role, instruments[role], instruments, source) for role in self.config.build_order()}
         if self.config.uses_scene:
-            scene_cfg, seed = validate_scene(data, self.config.channels, source)
+            scene_cfg, seed = validate_scene(data, source)
             scene_cls = resolve_class(SCENE_CLASS, "scene", source, "the simulated scene class")
             try:
                 self.scene = scene_cls(scene_cfg, wiring=self.config.channels, seed=seed)
