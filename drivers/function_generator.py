@@ -45,6 +45,7 @@ LIMITS: dict[str, tuple[float, float]] = {
     "duty_cycle_percent": (0.01, 99.99),
     "pulse_width_s": (16e-9, 1e6),
     "burst_ncycles": (1, 100_000_000),
+    "visa_timeout_s": (0.05, 600.0),  # labctl's choice, not the generator's
 }
 """Allowed ranges of the settings (validators); the simulated generator's YAML uses the same."""
 
@@ -251,12 +252,19 @@ class Keysight33500B(VisaInstrument):
 
     default_terminator = "\n"
 
+    vendor_library_functions = {"pyvisa": ("open", "close", "read", "write", "list_resources")}
+    """Methods a ``library`` (pyvisa library class) must define (checked by the station)."""
+
     def __init__(self, name: str, address: str, library: Any = None, **kwargs: Any) -> None:
         if library is not None:
             if kwargs.get("visalib") is not None:
                 raise TypeError(f"{name}: give either library or visalib, not both")
             kwargs["visalib"] = library
         super().__init__(name, address, **kwargs)
+        # VISA timeout: a settable parameter of every VisaInstrument; refuse values that
+        # make every reply time out (1e-6 s) or wait forever (None).
+        self.timeout.remove_validator()
+        self.timeout.add_validator(Numbers(*LIMITS["visa_timeout_s"]))
         self._lock = threading.RLock()
         self.channels: dict[int, GeneratorChannel] = {}
         for number in CHANNELS:
@@ -328,6 +336,14 @@ class GeneratorTriggerOutput:
     @property
     def channel(self) -> GeneratorChannel:
         return self._channel
+
+    def __str__(self) -> str:
+        return self._channel.full_name
+
+    def frequency_range_hz(self) -> tuple[float, float]:
+        """Lowest and highest frequency (Hz) the output can produce (its parameter's validator)."""
+        low, high = self._channel.frequency_hz.vals.valid_values
+        return float(low), float(high)
 
     def set_frequency_hz(self, frequency_hz: float) -> None:
         """Pulse frequency of the output in Hz (validated against the generator's range)."""

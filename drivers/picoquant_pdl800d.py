@@ -36,6 +36,23 @@ PDL800D_UNVERIFIED = {
 }
 
 
+def _external_rate_validator(trigger_output: TriggerOutput | None) -> Numbers:
+    """The laser's external-trigger range, narrowed to what the trigger output can produce.
+
+    A trigger output may tell its range (``frequency_range_hz()``, e.g. a generator
+    channel stops at 30 MHz): validating against it refuses a rate the laser accepts but
+    its trigger cannot output, before anything is set.
+    """
+    low, high = 1.0, PDL800D_UNVERIFIED["external_trigger_max_hz"]
+    limits = getattr(trigger_output, "frequency_range_hz", None)
+    if not callable(limits):
+        return Numbers(low, high)
+    out_low, out_high = limits()
+    vals = Numbers(max(low, out_low), min(high, out_high))
+    vals.limit_note = f"limited by its trigger output {trigger_output}"  # type: ignore[attr-defined]
+    return vals
+
+
 class PDL800D(Instrument):
     """PDL 800-D laser driver: front-panel settings as parameters, excitation via a trigger output.
 
@@ -60,8 +77,7 @@ class PDL800D(Instrument):
         )
         """Front-panel internal repetition rate (recorded; set by the operator)."""
         self.external_rate_hz = self.add_parameter(
-            "external_rate_hz", unit="Hz", initial_value=1e6,
-            vals=Numbers(1.0, PDL800D_UNVERIFIED["external_trigger_max_hz"]),
+            "external_rate_hz", unit="Hz", initial_value=1e6, vals=_external_rate_validator(trigger_output),
             set_cmd=self._set_external_rate, get_cmd=None,
         )
         """Repetition rate applied through the trigger output in external mode."""

@@ -7,6 +7,15 @@ instrument against the interface of its role when it builds it.
 
 Settings live in the drivers as QCoDeS parameters with units and validators;
 these interfaces carry only what the engine needs to stream and to be safe.
+
+A driver that takes a vendor ``library`` object (real or simulated) declares, as a
+class attribute, the functions that object must define, per library flavour::
+
+    vendor_library_functions = {"standard": ("TDC_init", "TDC_deInit", ...), "mc": (...)}
+
+The station checks a ``library:`` class of a station file against it before calling
+anything (see :mod:`labctl.station_classes`).  A trigger output may also offer
+``frequency_range_hz() -> (low, high)``; a laser driver then validates its rate against it.
 """
 
 from __future__ import annotations

@@ -26,21 +26,22 @@ from __future__ import annotations
 import atexit
 import copy
 import importlib
-import inspect
 import logging
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any, Mapping
-
-import yaml
+from typing import Any, Mapping, NamedTuple
 
 from labctl.blocks import ChannelMap
 from labctl.engine_settings import ENGINE_SCHEMA, EngineSettings
 from labctl.errors import ConfigError
-from labctl.interfaces import Camera, FunctionGenerator, PhotonDetector, PulsedLaser, Spectrograph, TimeTagger
+from labctl.interfaces import (Camera, FunctionGenerator, PhotonDetector, PulsedLaser, Spectrograph, TimeTagger,
+                               TriggerOutput)
 from labctl.settings import apply_settings, validate_settings
+from labctl.station_classes import (check_class_implements, check_driver_class, check_instance, check_library_class, check_options,
+                                    construct, resolve_class)
 from labctl.validation import Number, Text, check_keys, check_section, expect_mapping
+from labctl.yaml_loading import MAX_DOCUMENT_BYTES, parse_station_text
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +70,67 @@ CHANNEL_SCHEMA = {
     "frame_marker": Number(0, 255, integer=True),
 }
 DEFAULT_STATION = "default.yaml"
+SCENE_CLASS = "sim_backends.scene.Scene"
+SCENE_VALIDATOR = "sim_backends.scene_config.validate_scene_config"
+SEED_CHECK = Number(0, 2**63 - 1, integer=True)
+SUPPLIED_BY_STATION = ("name", "library", "trigger_output", "tagger_channel")
+"""Driver arguments the station fills itself; a station file's ``options`` may not set them."""
+
+
+class InstrumentClasses(NamedTuple):
+    """The checked classes of one instrument of a station file (nothing built)."""
+
+    driver: type
+    library: type | None
+    trigger_output: type | None
+
+
+def resolve_instrument(role: str, spec: Mapping[str, Any], instruments: Mapping[str, Any], source: str) -> InstrumentClasses:
+    """Resolve and check the classes of ``instruments.<role>`` and its options, calling nothing.
+
+    See :mod:`labctl.station_classes` for the rules (allowed packages, kinds, option types).
+    """
+    path = f"instruments.{role}"
+    interface = ROLES[role]
+    driver = resolve_class(spec.get("driver"), f"{path}.driver", source,
+                           f"a driver class implementing {interface.__name__ if interface else 'an instrument'}")
+    check_driver_class(driver, interface, f"{path}.driver", spec["driver"], source)
+    options = expect_mapping(spec.get("options"), f"{path}.options", source)
+    check_options(driver, options, f"{path}.options", source, supplied=SUPPLIED_BY_STATION)
+    library = None
+    if spec.get("library") is not None:
+        library = resolve_class(spec["library"], f"{path}.library", source, f"a vendor library class for {driver.__name__}")
+        check_library_class(library, driver, f"{path}.library", spec["library"], source)
+        check_options(library, expect_mapping(spec.get("library_options"), f"{path}.library_options", source),
+                      f"{path}.library_options", source, supplied=("scene",))
+    elif spec.get("library_options"):
+        raise ConfigError(f"{path}.library_options", spec["library_options"], "needs a library: key (a vendor library class)", source)
+    trigger = spec.get("trigger_output")
+    trigger_cls = None
+    if isinstance(trigger, Mapping):
+        target = instruments[trigger["instrument"]]
+        target_driver = resolve_class(target.get("driver"), f"instruments.{trigger['instrument']}.driver", source, "a driver class")
+        if not callable(getattr(target_driver, "trigger_output", None)):
+            raise ConfigError(f"{path}.trigger_output.instrument", trigger["instrument"],
+                              f"its driver {target_driver.__name__} has no trigger outputs (no trigger_output method)", source)
+    elif trigger is not None:
+        trigger_cls = resolve_class(trigger, f"{path}.trigger_output", source, "a TriggerOutput class")
+        check_class_implements(trigger_cls, TriggerOutput, f"{path}.trigger_output", trigger, source)
+        check_options(trigger_cls, {}, f"{path}.trigger_output", source, supplied=("scene",))
+    return InstrumentClasses(driver, library, trigger_cls)
+
+
+def validate_scene(data: Mapping[str, Any], source: str) -> tuple[dict[str, Any], int]:
+    """Check the ``scene:`` section with the simulated scene's own rules; return (config, seed)."""
+    scene_cfg = dict(expect_mapping(data.get("scene"), "scene", source))
+    seed = SEED_CHECK.check(scene_cfg.pop("seed", 0), "scene.seed", source)
+    module_name, _, name = SCENE_VALIDATOR.rpartition(".")
+    validate = getattr(importlib.import_module(module_name), name)
+    try:
+        validate(scene_cfg)
+    except ConfigError as exc:
+        raise ConfigError(exc.key_path, exc.value, exc.allowed, source) from None
+    return scene_cfg, int(seed)
 
 
 @dataclass
@@ -80,23 +142,26 @@ class StationConfig:
 
     @classmethod
     def load(cls, path: str | Path | None = None) -> "StationConfig":
-        """Read a station YAML file; ``None`` = the built-in simulated microscope."""
+        """Read a station YAML file; ``None`` = the built-in simulated microscope.
+
+        The file is read as data (:func:`labctl.yaml_loading.parse_station_text`: UTF-8,
+        at most 1 MB, no aliases, no duplicate keys), then checked by :meth:`from_dict`.
+        """
         if path is None:
-            text = resources.files("labctl.stations").joinpath(DEFAULT_STATION).read_text()
-            return cls.from_dict(yaml.safe_load(text), source=f"<built-in {DEFAULT_STATION}>")
+            text = resources.files("labctl.stations").joinpath(DEFAULT_STATION).read_bytes()
+            source = f"<built-in {DEFAULT_STATION}>"
+            return cls.from_dict(parse_station_text(text, source), source=source)
         path = Path(path)
         try:
-            text = path.read_text()
+            with path.open("rb") as stream:
+                raw = stream.read(MAX_DOCUMENT_BYTES + 1)
         except OSError as exc:
-            raise ConfigError("station file", str(path), f"cannot be read ({exc.strerror})") from exc
-        try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            raise ConfigError("station file", str(path), f"is not valid YAML: {exc}") from exc
-        return cls.from_dict(data, source=str(path))
+            raise ConfigError("station file", str(path), f"cannot be read ({exc.strerror or type(exc).__name__})") from exc
+        return cls.from_dict(parse_station_text(raw, str(path)), source=str(path))
 
     @classmethod
     def from_dict(cls, data: Any, source: str = "<dict>") -> "StationConfig":
+        """Check a parsed station file completely, building nothing; raise ConfigError on the first problem."""
         data = copy.deepcopy(dict(expect_mapping(data, "<top level>", source)))
         check_keys(data, TOP_LEVEL_KEYS, "", source)
         check_section(data.get("station"), {"name": Text(), "description": Text()}, "station", source)
@@ -123,14 +188,14 @@ class StationConfig:
             trigger = spec.get("trigger_output")
             if isinstance(trigger, Mapping):
                 _check_trigger_reference(trigger, f"instruments.{role}.trigger_output", instruments, source)
-            for key in ("driver", "library", "trigger_output"):
-                if key == "trigger_output" and isinstance(trigger, Mapping):
-                    continue
-                if spec.get(key) is not None:
-                    import_dotted(Text().check(spec[key], f"instruments.{role}.{key}", source), f"instruments.{role}.{key}", source)
             for key in ("library_options", "options", "settings"):
                 expect_mapping(spec.get(key), f"instruments.{role}.{key}", source)
-        return cls(data, source)
+        for role, spec in instruments.items():
+            resolve_instrument(role, spec, instruments, source)
+        config = cls(data, source)
+        if config.uses_scene:
+            validate_scene(data, source)
+        return config
 
     @property
     def channels(self) -> ChannelMap:
@@ -168,24 +233,14 @@ def _check_trigger_reference(ref: Mapping[str, Any], path: str, instruments: Map
     """``{instrument: function_generator, channel: 1}``: a channel of another instrument of the station."""
     check_keys(ref, ["instrument", "channel"], path, source)
     target = ref.get("instrument")
-    if target not in instruments or target == path.split(".")[1]:
+    if not isinstance(target, str) or target not in instruments or target == path.split(".")[1]:
         raise ConfigError(f"{path}.instrument", target, "must name another instrument of this station: " + ", ".join(instruments), source)
     Number(1, 16, integer=True).check(ref.get("channel"), f"{path}.channel", source)
 
 
 def import_dotted(dotted: str, key_path: str, source: str) -> Any:
-    """Import ``package.module.Name``; a clear ConfigError if it cannot be found."""
-    module_name, _, attr = dotted.rpartition(".")
-    if not module_name:
-        raise ConfigError(key_path, dotted, "must be a dotted path like package.module.ClassName", source)
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise ConfigError(key_path, dotted, f"module {module_name!r} cannot be imported ({exc})", source) from exc
-    try:
-        return getattr(module, attr)
-    except AttributeError as exc:
-        raise ConfigError(key_path, dotted, f"module {module_name!r} has no {attr!r}", source) from exc
+    """Import the class ``package.module.Name`` from an allowed package (see :mod:`labctl.station_classes`)."""
+    return resolve_class(dotted, key_path, source, "a class")
 
 
 class Station:
@@ -204,6 +259,7 @@ class Station:
         try:
             self._build()
         except BaseException:
+            self.safe_state()  # a setting applied before the failure may have switched the excitation on
             self._close_instruments()
             raise
         atexit.register(self.safe_state)
@@ -211,49 +267,45 @@ class Station:
     # -- building -----------------------------------------------------------------------
     def _build(self) -> None:
         data, source = self.config.data, self.config.source
+        instruments = data["instruments"]
+        # The same checks as StationConfig.from_dict (a config may be built from data directly).
+        classes = {role: resolve_instrument(role, instruments[role], instruments, source) for role in self.config.build_order()}
         if self.config.uses_scene:
-            scene_cls = import_dotted("sim_backends.scene.Scene", "scene", source)
-            scene_cfg = dict(expect_mapping(data.get("scene"), "scene", source))
-            seed = scene_cfg.pop("seed", 0)
-            Number(0, 2**63 - 1, integer=True).check(seed, "scene.seed", source)
+            scene_cfg, seed = validate_scene(data, source)
+            scene_cls = resolve_class(SCENE_CLASS, "scene", source, "the simulated scene class")
             try:
-                self.scene = scene_cls(scene_cfg, wiring=self.config.channels, seed=int(seed))
+                self.scene = scene_cls(scene_cfg, wiring=self.config.channels, seed=seed)
             except ConfigError as exc:
                 raise ConfigError(exc.key_path, exc.value, exc.allowed, source) from None
         pending: list[tuple[str, Any, dict[str, Any]]] = []
         for role in self.config.build_order():
-            spec = data["instruments"][role]
-            instrument = self._build_one(role, spec)
+            spec = instruments[role]
+            instrument = self._build_one(role, spec, classes[role])
             self.instruments[role] = instrument
             settings = dict(spec.get("settings") or {})
             validate_settings(instrument, settings, f"instruments.{role}.settings", source)
             pending.append((role, instrument, settings))
         # Only once every instrument's settings are valid is anything applied.
         for role, instrument, settings in pending:
-            apply_settings(instrument, settings)
+            apply_settings(instrument, settings, f"instruments.{role}.settings", source)
         self.safe_state()  # nothing is excited until an acquisition asks for it
 
-    def _build_one(self, role: str, spec: Mapping[str, Any]) -> Any:
+    def _build_one(self, role: str, spec: Mapping[str, Any], classes: InstrumentClasses) -> Any:
         source = self.config.source
-        driver_cls = import_dotted(spec["driver"], f"instruments.{role}.driver", source)
-        kwargs: dict[str, Any] = dict(spec.get("options") or {})
-        if spec.get("library"):
-            lib_cls = import_dotted(spec["library"], f"instruments.{role}.library", source)
-            kwargs["library"] = _construct(lib_cls, dict(spec.get("library_options") or {}), self.scene, f"instruments.{role}.library_options", source)
+        path = f"instruments.{role}"
+        given: dict[str, Any] = {"name": _free_name(role)}
+        if classes.library is not None:
+            given["library"] = construct(classes.library, dict(spec.get("library_options") or {}),
+                                         f"{path}.library_options", source, scene=self.scene)
         trigger = spec.get("trigger_output")
         if isinstance(trigger, Mapping):  # a channel of another instrument, already built
-            kwargs["trigger_output"] = self.instruments[trigger["instrument"]].trigger_output(int(trigger["channel"]))
-        elif trigger:
-            out_cls = import_dotted(trigger, f"instruments.{role}.trigger_output", source)
-            kwargs["trigger_output"] = _construct(out_cls, {}, self.scene, f"instruments.{role}.trigger_output", source)
+            given["trigger_output"] = self.instruments[trigger["instrument"]].trigger_output(int(trigger["channel"]))
+        elif classes.trigger_output is not None:
+            given["trigger_output"] = construct(classes.trigger_output, {}, f"{path}.trigger_output", source, scene=self.scene)
         if role in ("spad_a", "spad_b"):
-            kwargs["tagger_channel"] = getattr(self.config.channels, role)
-        instrument = _construct(driver_cls, kwargs, None, f"instruments.{role}.options", source, name=_free_name(role))
-        interface = ROLES[role]
-        if interface is not None and not isinstance(instrument, interface):
-            missing = [m for m in dir(interface) if not m.startswith("_") and not hasattr(instrument, m)]
-            instrument.close()
-            raise ConfigError(f"instruments.{role}.driver", spec["driver"], f"does not implement {interface.__name__} (missing {', '.join(missing)})", source)
+            given["tagger_channel"] = getattr(self.config.channels, role)
+        instrument = construct(classes.driver, dict(spec.get("options") or {}), f"{path}.options", source, given=given)
+        check_instance(instrument, ROLES[role], f"{path}.driver", spec["driver"], source)
         return instrument
 
     # -- use ------------------------------------------------------------------------------
@@ -284,11 +336,12 @@ class Station:
         Raises ConfigError (naming ``instruments.<role>.settings.<key>``, the value and what
         is allowed) and changes nothing if any one is invalid.
         """
-        if role not in self.instruments:
-            raise ConfigError("instruments", role, "no such instrument; the station has: " + ", ".join(self.instruments))
+        if not isinstance(role, str) or role not in self.instruments:
+            raise ConfigError("instruments", role, "no such instrument; the station has: " + ", ".join(self.instruments), "runtime")
         instrument = self.instruments[role]
+        settings = expect_mapping(settings, f"instruments.{role}.settings", "runtime")
         validate_settings(instrument, settings, f"instruments.{role}.settings", "runtime")
-        apply_settings(instrument, settings)
+        apply_settings(instrument, settings, f"instruments.{role}.settings", "runtime")
 
     def snapshot(self) -> dict[str, Any]:
         """Every instrument's QCoDeS snapshot plus the station config, for the data file."""
@@ -340,21 +393,3 @@ def _free_name(role: str) -> str:
         n += 1
         name = f"{role}_{n}"
     return name
-
-
-def _construct(cls: type, kwargs: dict[str, Any], scene: Any, key_path: str, source: str, **extra: Any) -> Any:
-    """Call ``cls`` with ``kwargs`` (+ ``scene`` if it takes one); unknown options are config errors."""
-    params = inspect.signature(cls).parameters
-    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
-    if scene is not None and "scene" in params:
-        kwargs = {"scene": scene, **kwargs}
-    for key in kwargs:
-        if key not in params and not takes_any:
-            allowed = [n for n, p in params.items() if p.kind is inspect.Parameter.KEYWORD_ONLY or p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD]
-            raise ConfigError(f"{key_path}.{key}", kwargs[key], f"unknown option of {cls.__name__}; allowed: {', '.join(allowed)}", source)
-    try:
-        return cls(**extra, **kwargs)
-    except ConfigError as exc:
-        raise ConfigError(f"{key_path}.{exc.key_path}" if not exc.key_path.startswith(key_path) else exc.key_path, exc.value, exc.allowed, source) from None
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(key_path, kwargs, f"rejected by {cls.__name__}: {exc}", source) from exc

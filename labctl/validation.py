@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numbers
+import re
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
@@ -49,8 +50,8 @@ class Number:
 
     def check(self, value: Any, path: str, source: str) -> float | int:
         ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
-        if ok and self.integer:
-            ok = float(value).is_integer()
+        if ok and self.integer:  # (an int may be too large for a float: no float() here)
+            ok = isinstance(value, numbers.Integral) or float(value).is_integer()
         if ok and self.minimum is not None:
             ok = value > self.minimum if self.exclusive_minimum else value >= self.minimum
         if ok and self.maximum is not None:
@@ -141,12 +142,21 @@ def expect_mapping(value: Any, path: str, source: str) -> Mapping[str, Any]:
     return value
 
 
+_PLAIN_KEY = re.compile(r"^[A-Za-z0-9_+-][A-Za-z0-9_+-]*$")
+
+
+def key_path(path: str, key: Any) -> str:
+    """``path.key``; a key that is not a plain word (empty, spaces, dots, not a string) is shown as its repr."""
+    text = key if isinstance(key, str) and _PLAIN_KEY.match(key) else repr(key)
+    return f"{path}.{text}" if path else text
+
+
 def check_keys(data: Mapping[str, Any], allowed: Sequence[str], path: str, source: str) -> None:
     """Raise on the first key of ``data`` that is not in ``allowed``."""
     for key in data:
         if key not in allowed:
             raise ConfigError(
-                f"{path}.{key}" if path else str(key),
+                key_path(path, key),
                 data[key],
                 "unknown key; allowed: " + ", ".join(sorted(allowed)),
                 source,

@@ -41,7 +41,11 @@ BAD_STRUCTURE = [
     ("engine.flush_every", 1, ["engine.flush_every", "unknown key", "flush_interval_s"]),
     ("instruments.oven", {"driver": "x.Y"}, ["instruments.oven", "unknown key", "tagger"]),
     ("instruments.tagger.driver", "drivers.qutag.NoSuchClass", ["instruments.tagger.driver", "has no 'NoSuchClass'"]),
-    ("instruments.laser.driver", "nomodule.Laser", ["instruments.laser.driver", "cannot be imported"]),
+    ("instruments.laser.driver", "drivers.nomodule.Laser", ["instruments.laser.driver", "cannot be imported"]),
+    ("instruments.spad_a.driver", "nomodule.Laser", ["instruments.spad_a.driver", "package 'nomodule' is not allowed", "drivers"]),
+    ("instruments.tagger.library_options.time_scael", 2, ["instruments.tagger.library_options.time_scael", "unknown option", "time_scale"]),
+    ("scene.emitter.kind", "nanorod", ["scene.emitter.kind", "'nanorod'"]),
+    ("scene.seed", -4, ["scene.seed", "-4"]),
     ("instruments.tagger.setings", {}, ["instruments.tagger.setings", "unknown key", "settings"]),
     ("engine.software_sync_divider", True, ["engine.software_sync_divider", "True", "an integer"]),
 ]
@@ -62,12 +66,9 @@ BAD_SETTINGS = [
     ("instruments.tagger.settings.buffer_size", 0, ["instruments.tagger.settings.buffer_size", "0", "between 1 and 1000000"]),
     ("instruments.tagger.settings.ch1", {"threshold_v": 5.0}, ["instruments.tagger.settings.ch1.threshold_v", "5.0", "between -2 and 3"]),
     ("instruments.tagger.settings.bufer_size", 10, ["instruments.tagger.settings.bufer_size", "unknown setting", "buffer_size"]),
-    ("instruments.laser.settings.external_rate_hz", 3e8, ["instruments.laser.settings.external_rate_hz", "300000000.0", "between 1 and 80000000 (Hz)"]),
+    ("instruments.laser.settings.external_rate_hz", 3e8, ["instruments.laser.settings.external_rate_hz", "300000000.0", "between 1 and 30000000 (Hz)"]),
     ("instruments.laser.settings.trigger_source", "usb", ["instruments.laser.settings.trigger_source", "'usb'", "one of 'external', 'internal'"]),
     ("instruments.spad_a.settings.max_count_rate_cps", -1, ["instruments.spad_a.settings.max_count_rate_cps", "-1", "between"]),
-    ("instruments.tagger.library_options.time_scael", 2, ["instruments.tagger.library_options.time_scael", "unknown option", "time_scale"]),
-    ("scene.emitter.kind", "nanorod", ["scene.emitter.kind", "'nanorod'"]),
-    ("scene.seed", -4, ["scene.seed", "-4"]),
 ]
 
 

@@ -132,6 +132,9 @@ class IXonUltra888(Instrument):
         AndorError: the camera refused to initialize or to take the initial settings.
     """
 
+    vendor_library_functions = {"atmcd": tuple(atmcd.PROTOTYPES)}
+    """Functions a ``library`` object must define (checked by the station)."""
+
     def __init__(
         self,
         name: str,

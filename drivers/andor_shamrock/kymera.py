@@ -28,11 +28,13 @@ from qcodes.validators import Ints, Numbers, Validator
 
 from drivers.andor_shamrock.shamrock import (
     CONSTANTS,
+    FUNCTIONS,
     HC_EV_NM,
     LIMITS,
     ShamrockError,
     ShamrockSDK,
     load_shamrock,
+    vendor_names,
 )
 from labctl.errors import InstrumentError
 
@@ -96,6 +98,9 @@ class Kymera193i(Instrument):
         ShamrockError: the SDK refused to initialise or to report the device.
         InstrumentError: no spectrograph with index ``device``.
     """
+
+    vendor_library_functions = {generation: tuple(sorted(vendor_names(generation))) for generation in FUNCTIONS}
+    """Functions a ``library`` object must define, per SDK generation (checked by the station)."""
 
     def __init__(
         self,

@@ -107,6 +107,11 @@ class QuTAG(Instrument):
         QuTAGError: the device refused to connect or to take the initial settings.
     """
 
+    vendor_library_functions = {
+        generation: (*tdcbase.PROTOTYPES, *table) for generation, table in tdcbase.GENERATION_PROTOTYPES.items()
+    }
+    """Functions a ``library`` object must define, per library generation (checked by the station)."""
+
     def __init__(
         self,
         name: str,
