@@ -5,6 +5,8 @@ Commands (their options are a public contract, see README):
 * ``labctl acquire --duration SECONDS --out FILE [--config FILE] [--seed N]``:
   record the station's photon stream to a Photon-HDF5 file, with a progress
   bar and a closing summary (rates per channel, photons written, losses, file size).
+  With ``--replay FILE [--speed X]`` the station's tagger serves a recorded or
+  imported file instead (:mod:`labctl.replay`).
 * ``labctl info FILE``: what a Photon-HDF5 file holds.
 * ``labctl analyze FILE [--detectors A B] [--g2-bin-ps N] [--g2-range-ps N]
   [--lifetime-bin-ps N] [--trace-bin-ms X] [--fit mono|bi] [--on-threshold N]
@@ -18,10 +20,14 @@ import logging
 import sys
 import threading
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 from labctl import __version__
-from labctl.errors import LabctlError
+from labctl.errors import ConfigError, LabctlError
+
+if TYPE_CHECKING:
+    from labctl.replay import ReplayFile
+    from labctl.station import StationConfig
 
 
 def _positive_seconds(text: str) -> float:
@@ -32,6 +38,34 @@ def _positive_seconds(text: str) -> float:
     if not value > 0 or value == float("inf"):
         raise argparse.ArgumentTypeError(f"--duration {text!r}: must be a number of seconds > 0")
     return value
+
+
+def _positive_speed(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--speed {text!r}: must be a number > 0") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"--speed {text!r}: must be a number > 0")
+    return value
+
+
+def _station_config(args: argparse.Namespace, command: str) -> tuple[StationConfig, ReplayFile | None]:
+    """The station config of ``acquire``/``gui`` (a replay station with ``--replay``) and the ReplayFile or None."""
+    from labctl.station import StationConfig
+
+    if args.replay is None:
+        if args.speed is not None:
+            raise ConfigError("--speed", args.speed, "only with --replay FILE")
+        config = StationConfig.load(args.config)
+        return (config.with_seed(args.seed) if command == "acquire" else config), None
+    from labctl.replay import replay_station_config, scan_replay_file
+
+    replay = scan_replay_file(args.replay)
+    for note in replay.notes:
+        print(f"labctl {command}: replay: {note}", file=sys.stderr)
+    base = StationConfig.load(args.config) if args.config is not None else None
+    return replay_station_config(replay, 1.0 if args.speed is None else args.speed, base), replay
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -47,6 +81,10 @@ def build_parser() -> argparse.ArgumentParser:
     acquire.add_argument("--seed", type=int, default=None, help="seed of the simulated scene (overrides the station file)")
     acquire.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     acquire.add_argument("--no-progress", action="store_true", help="no progress bar")
+    acquire.add_argument("--replay", type=Path, default=None,
+                         help="replay this Photon-HDF5 file through a virtual time tagger instead of the station's")
+    acquire.add_argument("--speed", type=_positive_speed, default=None,
+                         help="with --replay: device time runs this many times faster than wall time (default 1)")
 
     info = commands.add_parser("info", help="print what a Photon-HDF5 file holds")
     info.add_argument("file", type=Path)
@@ -68,12 +106,14 @@ def build_parser() -> argparse.ArgumentParser:
     gui.add_argument("--config", type=Path, default=None, help="station YAML file (default: the built-in simulated microscope)")
     gui.add_argument("--screenshot", type=Path, default=None, help="start live, save a PNG of the window after --after seconds, exit")
     gui.add_argument("--after", type=_positive_seconds, default=3.0, help="seconds before the --screenshot (default 3)")
+    gui.add_argument("--replay", type=Path, default=None, help="live views of this Photon-HDF5 file, replayed")
+    gui.add_argument("--speed", type=_positive_speed, default=None, help="with --replay: replay speed (default 1)")
     return parser
 
 
 def cmd_acquire(args: argparse.Namespace) -> int:
     from labctl.engine import AcquisitionEngine
-    from labctl.station import Station, StationConfig
+    from labctl.station import Station
     from labctl.summary import format_progress, format_summary
 
     if args.out.exists() and not args.overwrite:
@@ -81,7 +121,7 @@ def cmd_acquire(args: argparse.Namespace) -> int:
         return 2
     if args.out.exists():
         args.out.unlink()
-    config = StationConfig.load(args.config).with_seed(args.seed)
+    config, replay = _station_config(args, "acquire")
     show_progress = not args.no_progress
     with Station(config) as station:
         from labctl.analysis import live_set
@@ -89,6 +129,10 @@ def cmd_acquire(args: argparse.Namespace) -> int:
         live = live_set()
         engine = AcquisitionEngine(station, args.out, sinks=live, description=f"labctl acquire --duration {args.duration}")
         engine.start(args.duration)
+        if replay is not None and replay.first_ps + args.duration * 1e12 > replay.last_ps:
+            from labctl.replay import stop_at_file_end
+
+            stop_at_file_end(engine, replay)  # the file ends first: stop there, "replay finished"
         done = threading.Event()
 
         def progress() -> None:
@@ -168,7 +212,8 @@ def cmd_gui(args: argparse.Namespace) -> int:
     except ImportError as exc:
         print(f"labctl gui: {exc}; install the GUI with: pip install 'labctl[gui]'", file=sys.stderr)
         return 2
-    return run_app(args.config, screenshot=args.screenshot, after_s=args.after)
+    config, _ = _station_config(args, "gui")
+    return run_app(config, screenshot=args.screenshot, after_s=args.after)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
