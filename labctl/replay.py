@@ -72,15 +72,27 @@ class ReplayFile:
 
 
 def _estimate_period_ps(anchors_ps: np.ndarray) -> float | None:
-    """The laser period from sorted unique pulse times: the smallest spacing, refined over the span."""
+    """The laser period (ps) from sorted unique pulse times.
+
+    The smallest spacing gives a first value; it is then refined over spans ten
+    times longer each step (1 000, 10 000, ... periods), each short enough that the
+    pulse count over it is still exact with the value so far.
+    """
     diffs = np.diff(anchors_ps)
     diffs = diffs[diffs > 0]
     if diffs.size == 0:
         return None
     smallest = float(diffs.min())
-    p0 = float(np.median(diffs[diffs < 1.5 * smallest]))
-    span = float(anchors_ps[-1] - anchors_ps[0])
-    return span / max(round(span / p0), 1)
+    period = float(np.median(diffs[diffs < 1.5 * smallest]))
+    span_pulses = 1000.0
+    while True:
+        target = anchors_ps[0] + span_pulses * period
+        j = min(int(np.searchsorted(anchors_ps, target)), anchors_ps.size - 1)
+        span = float(anchors_ps[j] - anchors_ps[0])
+        period = span / max(round(span / period), 1)
+        if j == anchors_ps.size - 1:
+            return period
+        span_pulses *= 10
 
 
 def scan_replay_file(path: str | Path) -> ReplayFile:

@@ -14,9 +14,12 @@ The sync stream is rebuilt from the photons (``labctl.photons`` conventions):
 * **Fillers.** Between two consecutive anchors ``A < B`` the pulses without photons
   are filled in evenly: ``m = rint((B - A) / period)`` intervals, fillers at
   ``A + rint(k (B - A) / m)``, ``k = 1 .. m-1``, so the comb follows the recorded
-  clock anchor to anchor.  A filler that would fall at or before the latest photon
-  of the pulse ``A`` (a photon whose nanotime exceeds the period, e.g. from a file
-  recorded with a sync divider) is left out: it would change that photon's nanotime.
+  clock anchor to anchor.  No filler may fall at or before the latest photon of the
+  pulse ``A`` (it would change that photon's nanotime): the last such filler moves
+  to 1 ps after that photon (an evenly placed filler can land a ps before the real
+  pulse, just before a photon recorded at the end of the period), the others are
+  left out (a photon whose nanotime exceeds the period, e.g. from a file recorded
+  with a sync divider: the replay then has a sync gap there).
 * After the file's last anchor the comb continues at the file's period up to the
   file's last tag, then the stream ends; there are no syncs before the first
   anchor, so the file's photons with nanotime -1 (before the first sync) stay so.
@@ -96,7 +99,26 @@ def gap_fillers(anchors_ps: np.ndarray, last_photon_ps: np.ndarray, period_ps: f
     k = np.arange(total, dtype=np.int64) - np.repeat(np.cumsum(n) - n, n) + k_lo[gap]
     fillers = a[gap] + np.rint(k * step[gap]).astype(np.int64)
     keep = (fillers >= start[gap]) & (fillers < hi_ps) & (fillers < b[gap])
-    return fillers[keep]
+    moved = _moved_fillers(a, b, last, step, m)
+    moved = moved[(moved >= lo_ps) & (moved < hi_ps)]
+    fillers = fillers[keep]
+    return np.sort(np.concatenate([fillers, moved])) if moved.size else fillers
+
+
+def _moved_fillers(a: np.ndarray, b: np.ndarray, last: np.ndarray, step: np.ndarray, m: np.ndarray) -> np.ndarray:
+    """Per gap whose first filler falls at or before ``last``: ``last + 1``, if that is before the
+    first filler after ``last`` (or before ``b``); int64 ps."""
+    hit = (m >= 2) & (a + np.rint(step) <= last)
+    if not hit.any():
+        return np.empty(0, TIMESTAMP_DTYPE)
+    a, b, last, step, m = a[hit], b[hit], last[hit], step[hit], m[hit].astype(np.int64)
+    k = np.floor((last - a) / step).astype(np.int64) + 1  # first k with a filler after last, +-1
+    for _ in range(2):  # correct the float estimate
+        k -= (k > 1) & (a + np.rint((k - 1) * step).astype(np.int64) > last)
+        k += a + np.rint(k * step).astype(np.int64) <= last
+    after = np.where(k <= m - 1, a + np.rint(k * step).astype(np.int64), b)
+    moved = last + 1
+    return moved[moved < after]
 
 
 def tail_fillers(anchor_ps: int, last_photon_ps: int, period_ps: float, lo_ps: int, hi_ps: int) -> np.ndarray:
