@@ -59,13 +59,18 @@ def _station_config(args: argparse.Namespace, command: str) -> tuple[StationConf
             raise ConfigError("--speed", args.speed, "only with --replay FILE")
         config = StationConfig.load(args.config)
         return (config.with_seed(args.seed) if command == "acquire" else config), None
-    from labctl.replay import replay_station_config, scan_replay_file
+    from labctl.replay import overload_note, replay_station_config, scan_replay_file
 
     replay = scan_replay_file(args.replay)
     for note in replay.notes:
         print(f"labctl {command}: replay: {note}", file=sys.stderr)
     base = StationConfig.load(args.config) if args.config is not None else None
-    return replay_station_config(replay, 1.0 if args.speed is None else args.speed, base), replay
+    speed = 1.0 if args.speed is None else args.speed
+    config = replay_station_config(replay, speed, base)
+    overload = overload_note(replay, config, speed)
+    if overload:
+        print(f"labctl {command}: replay: {overload}", file=sys.stderr)
+    return config, replay
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -132,7 +137,7 @@ def cmd_acquire(args: argparse.Namespace) -> int:
         if replay is not None and replay.first_ps + args.duration * 1e12 > replay.last_ps:
             from labctl.replay import stop_at_file_end
 
-            stop_at_file_end(engine, replay)  # the file ends first: stop there, "replay finished"
+            stop_at_file_end(engine, replay, 1.0 if args.speed is None else args.speed)  # "replay finished"
         done = threading.Event()
 
         def progress() -> None:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import copy
 import math
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -51,8 +52,9 @@ class ReplayFile:
         period_ps: laser period (ps, may be fractional).
         period_source: ``"file"`` (its laser repetition rate) or ``"photons"`` (estimated from the
             pulse times the photons' nanotimes imply).
-        first_ps: first tag of the replay (a photon or the pulse of the first photon with a nanotime).
-        last_ps: last photon or marker of the file.
+        first_ps: first tag of the replay (a replayed photon, a marker or the pulse of the first
+            photon with a nanotime).
+        last_ps: last replayed photon or marker of the file: the replay's last tag.
         markers: frame markers in the file.
         frames: camera frames in the file (not replayed).
         unsynced_photons: photons with nanotime -1 after the first pulse (they cannot keep it).
@@ -115,6 +117,8 @@ def scan_replay_file(path: str | Path) -> ReplayFile:
         if not counts:
             raise ConfigError("--replay", path, "has no photons to replay")
         ids = [i for i in reader.detector_ids if counts.get(i)] or sorted(counts)
+        replayed = np.zeros(256, bool)
+        replayed[ids[:2]] = True
         rate_hz = reader.laser_repetition_rate_hz
         first_ps = last_ps = None
         first_anchor = last_anchor = None
@@ -125,8 +129,10 @@ def scan_replay_file(path: str | Path) -> ReplayFile:
                 if not len(block):
                     continue
                 ts, nt = block.timestamps, block.nanotimes
-                first_ps = int(ts[0]) if first_ps is None else first_ps
-                last_ps = int(ts[-1])
+                mine = ts[replayed[block.detectors]]
+                if mine.size:
+                    first_ps = int(mine[0]) if first_ps is None else first_ps
+                    last_ps = int(mine[-1])
                 valid = nt >= 0
                 if not valid.any():
                     unsynced += 0 if first_anchor is None else int(ts.size)
@@ -161,17 +167,17 @@ def scan_replay_file(path: str | Path) -> ReplayFile:
     if markers.size:
         first_ps, last_ps = min(first_ps, int(markers[0])), max(last_ps, int(markers[-1]))
     notes = []
-    replayed = tuple(ids[:2])
+    replayed_ids = tuple(ids[:2])
     if len(ids) > 2:
         left = ", ".join(f"{i} ({counts[i]:,} photons)" for i in ids[2:])
-        notes.append(f"detectors {left} not replayed: a run records two detectors (spad_a = {replayed[0]}, "
-                     f"spad_b = {replayed[1]})")
+        notes.append(f"detectors {left} not replayed: a run records two detectors (spad_a = {replayed_ids[0]}, "
+                     f"spad_b = {replayed_ids[1]})")
     if frames:
         notes.append(f"{frames:,} camera frames in the file are not replayed (the replay station has no camera)")
     if unsynced:
         notes.append(f"{unsynced:,} photons with nanotime -1 after the first laser pulse: the replay gives "
                      "them the nanotime of the regenerated sync")
-    return ReplayFile(path=path, photons={i: counts[i] for i in ids}, detectors=replayed, period_ps=float(period_ps),
+    return ReplayFile(path=path, photons={i: counts[i] for i in ids}, detectors=replayed_ids, period_ps=float(period_ps),
                       period_source=source, first_ps=min(first_ps, first_anchor), last_ps=last_ps,
                       markers=int(markers.size), frames=frames, unsynced_photons=unsynced, notes=notes)
 
@@ -228,20 +234,41 @@ def replay_station_config(replay: ReplayFile, speed: float = 1.0, base: StationC
     return StationConfig.from_dict(data, source=f"<replay of {replay.path}>")
 
 
-def stop_at_file_end(engine: Any, replay: ReplayFile, poll_s: float = 0.05) -> threading.Thread:
+def overload_note(replay: ReplayFile, config: StationConfig, speed: float) -> str | None:
+    """A warning if the regenerated sync alone fills more than half the tagger buffer per engine poll.
+
+    Like a quTAG, the replay's buffer then overflows: the engine records a ``tagger_flag``
+    loss (never silent); a lower ``--speed`` avoids it.
+    """
+    buffer_tags = int((config.data["instruments"]["tagger"].get("settings") or {}).get("buffer_size", 1_000_000))
+    poll_s = config.engine.poll_interval_ms / 1000.0
+    sync_per_s = 1e12 / replay.period_ps * speed
+    if sync_per_s * poll_s <= 0.5 * buffer_tags:
+        return None
+    return (f"the sync alone is {sync_per_s:.3g} tags/s at --speed {speed:g}: more than half the tagger buffer "
+            f"({buffer_tags:,} tags) per {poll_s * 1e3:g} ms poll, expect buffer-overflow losses; "
+            f"--speed {0.5 * buffer_tags / poll_s / (1e12 / replay.period_ps):.2g} or lower avoids them")
+
+
+def stop_at_file_end(engine: Any, replay: ReplayFile, speed: float, poll_s: float = 0.05,
+                     grace_s: float = 2.0) -> threading.Thread:
     """Stop the started ``engine`` with reason ``"replay finished"`` once it has read the file's last tag.
 
     For runs asked to last longer than the file (no tag comes after its last one, so
-    the engine would wait for ever).  Returns the (daemon) watcher thread.
+    the engine would wait for ever).  Should the last tag never be seen, the run is
+    stopped all the same ``grace_s`` after the wall-clock time the file's span takes
+    at ``speed``.  Returns the (daemon) watcher thread.
     """
+    span_s = (replay.last_ps - replay.first_ps) * 1e-12 / speed
 
     def watch() -> None:
+        started = time.monotonic()
         while engine.running:
             last = engine.status().get("last_tag_ps")
-            if last is not None and last >= replay.last_ps:
+            if (last is not None and last >= replay.last_ps) or time.monotonic() - started > span_s + grace_s:
                 engine.stop(REPLAY_FINISHED)
                 return
-            threading.Event().wait(poll_s)
+            time.sleep(poll_s)
 
     thread = threading.Thread(target=watch, name="labctl-replay-end", daemon=True)
     thread.start()

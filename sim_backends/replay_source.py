@@ -20,8 +20,8 @@ The sync stream is rebuilt from the photons (``labctl.photons`` conventions):
   pulse, just before a photon recorded at the end of the period), the others are
   left out (a photon whose nanotime exceeds the period, e.g. from a file recorded
   with a sync divider: the replay then has a sync gap there).
-* After the file's last anchor the comb continues at the file's period up to the
-  file's last tag, then the stream ends; there are no syncs before the first
+* After the file's last anchor the comb continues at the file's period up to two
+  periods after the file's last tag, then the stream ends; there are no syncs before the first
   anchor, so the file's photons with nanotime -1 (before the first sync) stay so.
 
 Photons of detectors that are not replayed are dropped (they still anchor the
@@ -41,6 +41,9 @@ from labctl.blocks import CHANNEL_DTYPE, TIMESTAMP_DTYPE, TagBlock
 from labctl.storage import PhotonHDF5Reader
 
 _FAR_PAST_PS = -(2**62)
+_TAIL_PERIODS = 2
+"""The comb goes on this many periods after the file's last tag: a sync after the last photon
+releases it from labctl's converter (it waits for the sync that closes a photon's interval)."""
 
 
 def pulse_anchors(timestamps_ps: np.ndarray, nanotimes_ps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -174,7 +177,7 @@ class ReplaySource:
         self._last_photon = np.empty(0, TIMESTAMP_DTYPE)
         self._emitted_until_ps = _FAR_PAST_PS
         self.last_tag_ps: int | None = None
-        """Latest photon or marker read from the file so far (ps); the stream ends after it."""
+        """Latest replayed photon or marker read from the file so far (ps); the stream ends with it."""
         self.late_anchors = 0
         """Pulses implied by photons that lie before tags already served (the file's nanotimes are not
         all relative to the preceding pulse); their photons get other nanotimes in the replay."""
@@ -200,8 +203,9 @@ class ReplaySource:
             self.last_tag_ps = max(self.last_tag_ps or _FAR_PAST_PS, int(block.markers[-1]))
         if not len(block):
             return
-        self.last_tag_ps = max(self.last_tag_ps or _FAR_PAST_PS, int(block.timestamps[-1]))
         keep = self._replayed[block.detectors]
+        if keep.any():
+            self.last_tag_ps = max(self.last_tag_ps or _FAR_PAST_PS, int(block.timestamps[keep][-1]))
         self._ph_t = np.concatenate([self._ph_t, block.timestamps[keep]])
         self._ph_ch = np.concatenate([self._ph_ch, block.detectors[keep].astype(CHANNEL_DTYPE)])
         anchors, last = pulse_anchors(block.timestamps, block.nanotimes)
@@ -232,7 +236,7 @@ class ReplaySource:
         anchors, last = self._anchors, self._last_photon
         parts = [anchors[(anchors >= lo) & (anchors < hi)], gap_fillers(anchors, last, self.period_ps, lo, hi)]
         if self.exhausted and anchors.size and self.last_tag_ps is not None:
-            end = min(hi, self.last_tag_ps + 1)
+            end = min(hi, self.last_tag_ps + 1 + math.ceil(_TAIL_PERIODS * self.period_ps))
             parts.append(tail_fillers(int(anchors[-1]), int(last[-1]), self.period_ps, lo, end))
         syncs = np.concatenate(parts)
         cut = int(np.searchsorted(self._ph_t, hi, side="left"))

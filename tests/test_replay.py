@@ -17,7 +17,7 @@ from labctl.blocks import ChannelMap, TagBlock
 from labctl.cli import main
 from labctl.engine import AcquisitionEngine
 from labctl.photons import PhotonConverter
-from labctl.replay import REPLAY_FINISHED, replay_station_config, scan_replay_file
+from labctl.replay import REPLAY_FINISHED, overload_note, replay_station_config, scan_replay_file
 from labctl.station import Station
 from labctl.storage import PhotonHDF5Reader
 from sim_backends.replay_source import ReplaySource, gap_fillers, pulse_anchors, tail_fillers
@@ -257,13 +257,16 @@ def test_detectors_0_and_1_keep_their_ids_and_the_sync_moves_to_a_free_channel(t
     assert_same_histograms(analyze_json(path, tmp_path), analyze_json(out, tmp_path))
 
 
-def test_picoharp_period_of_13123_36_ps_replays_exactly(tmp_path) -> None:
+def test_picoharp_period_of_13123_36_ps_replays_exactly(tmp_path, capsys) -> None:
     path = tmp_path / "picoharp.h5"
     src = write_imported_like(path, period_ps=PICOHARP_PERIOD_PS, seconds=0.02, rate_cps=2e6, detectors=(1, 2),
                               tcspc_unit_ps=4, drift=5e-5)
     out = tmp_path / "picoharp_out.h5"
-    assert main(["acquire", "--replay", str(path), "--speed", "1", "--duration", "1", "--out", str(out),
-                 "--no-progress"]) == 0
+    # 76.2 M syncs per second of device time: replayed slower than real time (as a quTAG, the
+    # buffer would overflow at full speed, and the replay says so beforehand).
+    assert main(["acquire", "--replay", str(path), "--speed", "0.05", "--duration", "1", "--out", str(out),
+                 "--no-progress"]) == 0, capsys.readouterr().err
+    assert "expect buffer-overflow losses" not in capsys.readouterr().err
     for a, b in zip((src["ts"], src["det"], src["nt"]), read_photons(out)[:3]):
         np.testing.assert_array_equal(b, a)
     with PhotonHDF5Reader(out) as reader:
@@ -288,6 +291,15 @@ def test_bad_replay_input_is_one_line_and_exit_2(tmp_path, capsys, argv, message
     code = main(["acquire", *argv, "--duration", "1", "--out", str(tmp_path / "x.h5"), "--no-progress"])
     err = capsys.readouterr().err
     assert code == 2 and message in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+def test_a_replay_too_fast_for_the_tagger_buffer_is_announced(tmp_path) -> None:
+    path = tmp_path / "picoharp.h5"
+    write_imported_like(path, period_ps=PICOHARP_PERIOD_PS, seconds=0.001, rate_cps=2e6)
+    replay = scan_replay_file(path)
+    note = overload_note(replay, replay_station_config(replay, 1.0), 1.0)
+    assert note is not None and "7.62e+07 tags/s at --speed 1" in note and "--speed 0.13 or lower" in note
+    assert overload_note(replay, replay_station_config(replay, 0.1), 0.1) is None
 
 
 def test_speed_must_be_positive(capsys) -> None:
