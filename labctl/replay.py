@@ -58,6 +58,9 @@ class ReplayFile:
         markers: frame markers in the file.
         frames: camera frames in the file (not replayed).
         unsynced_photons: photons with nanotime -1 after the first pulse (they cannot keep it).
+        renamed_photons: photons whose nanotime a replay cannot keep (another photon names a pulse
+            between theirs and their arrival).
+        notes: what the replay leaves out or changes, one sentence each.
     """
 
     path: str
@@ -70,6 +73,7 @@ class ReplayFile:
     markers: int
     frames: int
     unsynced_photons: int
+    renamed_photons: int
     notes: list[str] = field(default_factory=list)
 
 
@@ -122,7 +126,8 @@ def scan_replay_file(path: str | Path) -> ReplayFile:
         rate_hz = reader.laser_repetition_rate_hz
         first_ps = last_ps = None
         first_anchor = last_anchor = None
-        unsynced = 0
+        unsynced = renamed = 0
+        carried = np.empty(0, np.int64)
         estimate: float | None = None
         try:
             for block in reader.iter_blocks(_CHUNK_PHOTONS):
@@ -137,7 +142,14 @@ def scan_replay_file(path: str | Path) -> ReplayFile:
                 if not valid.any():
                     unsynced += 0 if first_anchor is None else int(ts.size)
                     continue
-                anchors = np.unique(ts[valid] - nt[valid].astype(np.int64))
+                named = ts[valid] - nt[valid].astype(np.int64)
+                anchors = np.unique(named)
+                # A photon keeps its nanotime only if no pulse named by any photon lies in
+                # (its pulse, its time]; with the previous chunk's late pulses too.
+                known = np.union1d(carried[carried >= anchors[0]], anchors)
+                latest = known[np.searchsorted(known, ts[valid], side="right") - 1]
+                renamed += int(np.count_nonzero((latest != named) & replayed[block.detectors[valid]]))
+                carried = anchors[anchors > int(ts[-1]) - int(nt[valid].max())]
                 if first_anchor is None:
                     first_anchor = int(anchors[0])
                     unsynced += int(np.count_nonzero(~valid & (ts >= first_anchor)))
@@ -174,12 +186,17 @@ def scan_replay_file(path: str | Path) -> ReplayFile:
                      f"spad_b = {replayed_ids[1]})")
     if frames:
         notes.append(f"{frames:,} camera frames in the file are not replayed (the replay station has no camera)")
+    if renamed:
+        notes.append(f"{renamed:,} photons have a nanotime from an earlier pulse than the latest pulse other photons "
+                     "name before them (not relative to the preceding sync): the replay gives them the nanotime "
+                     "after that later pulse")
     if unsynced:
         notes.append(f"{unsynced:,} photons with nanotime -1 after the first laser pulse: the replay gives "
                      "them the nanotime of the regenerated sync")
     return ReplayFile(path=path, photons={i: counts[i] for i in ids}, detectors=replayed_ids, period_ps=float(period_ps),
                       period_source=source, first_ps=min(first_ps, first_anchor), last_ps=last_ps,
-                      markers=int(markers.size), frames=frames, unsynced_photons=unsynced, notes=notes)
+                      markers=int(markers.size), frames=frames, unsynced_photons=unsynced,
+                      renamed_photons=renamed, notes=notes)
 
 
 def _free_channel(preferred: int, taken: set[int]) -> int:

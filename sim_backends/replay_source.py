@@ -178,9 +178,6 @@ class ReplaySource:
         self._emitted_until_ps = _FAR_PAST_PS
         self.last_tag_ps: int | None = None
         """Latest replayed photon or marker read from the file so far (ps); the stream ends with it."""
-        self.late_anchors = 0
-        """Pulses implied by photons that lie before tags already served (the file's nanotimes are not
-        all relative to the preceding pulse); their photons get other nanotimes in the replay."""
         while not self.exhausted and self._anchors.size == 0:
             self._load()
         firsts = [int(x[0]) for x in (self._anchors, self._ph_t, self._markers) if x.size]
@@ -209,9 +206,8 @@ class ReplaySource:
         self._ph_t = np.concatenate([self._ph_t, block.timestamps[keep]])
         self._ph_ch = np.concatenate([self._ph_ch, block.detectors[keep].astype(CHANNEL_DTYPE)])
         anchors, last = pulse_anchors(block.timestamps, block.nanotimes)
-        late = anchors < self._emitted_until_ps
-        if late.any():
-            self.late_anchors += int(late.sum())
+        late = anchors < self._emitted_until_ps  # named after later tags were served: inconsistent
+        if late.any():                           # nanotimes (labctl.replay counts those photons)
             anchors, last = anchors[~late], last[~late]
         if self._anchors.size and anchors.size and anchors[0] <= self._anchors[-1]:
             # Pulses named across the chunk boundary: merge (rare beyond the shared last one).

@@ -306,3 +306,23 @@ def test_speed_must_be_positive(capsys) -> None:
     with pytest.raises(SystemExit) as exc:
         main(["acquire", "--replay", "x.h5", "--speed", "0", "--duration", "1", "--out", "y.h5"])
     assert exc.value.code == 2 and "--speed '0': must be a number > 0" in capsys.readouterr().err
+
+
+def test_photons_whose_nanotime_cannot_be_kept_are_counted_and_named(tmp_path) -> None:
+    path = tmp_path / "renamed.h5"
+    src = write_imported_like(path, period_ps=1e6, seconds=0.1, rate_cps=50_000, detectors=(1, 2), tau_ps=20_000)
+    nt = src["nt"].copy()
+    named = src["ts"] - nt.astype(np.int64)
+    late = [100, 200, 300]
+    for i in late[:2]:  # from the pulse before the one the photon before it names
+        nt[i] = src["ts"][i] - (named[i - 1] - 1_000_000)
+    nt[300] += 1_000_000  # from the pulse before: nobody names its own pulse, it keeps its nanotime
+    assert named[299] < src["ts"][300] - nt[300]
+    with h5py.File(path, "a") as f:
+        f["photon_data/nanotimes"][...] = nt
+    replay = scan_replay_file(path)
+    assert replay.renamed_photons == 2
+    assert any("2 photons have a nanotime from an earlier pulse" in n for n in replay.notes)
+    stream = replay_stream(path, (1, 2), sync=0, period_ps=1e6)
+    _, _, got = converted(stream, ChannelMap(laser_sync=0, spad_a=1, spad_b=2))
+    np.testing.assert_array_equal(np.flatnonzero(got != nt), late[:2])
