@@ -59,6 +59,8 @@ def _station_config(args: argparse.Namespace, command: str) -> tuple[StationConf
             raise ConfigError("--speed", args.speed, "only with --replay FILE")
         config = StationConfig.load(args.config)
         return (config.with_seed(args.seed) if command == "acquire" else config), None
+    if getattr(args, "seed", None) is not None:
+        raise ConfigError("--seed", args.seed, "only without --replay (a replay's photons come from the file)")
     from labctl.replay import overload_note, replay_station_config, scan_replay_file
 
     replay = scan_replay_file(args.replay)

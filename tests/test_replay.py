@@ -281,6 +281,7 @@ def test_picoharp_period_of_13123_36_ps_replays_exactly(tmp_path, capsys) -> Non
     (["--speed", "2"], "--speed = 2.0: only with --replay FILE"),
     (["--replay", "{missing}"], "must be a Photon-HDF5 file labctl can read"),
     (["--replay", "{no_nanotimes}"], "must hold nanotimes"),
+    (["--replay", "{no_nanotimes}", "--seed", "3"], "--seed = 3: only without --replay"),
 ])
 def test_bad_replay_input_is_one_line_and_exit_2(tmp_path, capsys, argv, message) -> None:
     no_nt = tmp_path / "t2.h5"
@@ -326,3 +327,16 @@ def test_photons_whose_nanotime_cannot_be_kept_are_counted_and_named(tmp_path) -
     stream = replay_stream(path, (1, 2), sync=0, period_ps=1e6)
     _, _, got = converted(stream, ChannelMap(laser_sync=0, spad_a=1, spad_b=2))
     np.testing.assert_array_equal(np.flatnonzero(got != nt), late[:2])
+
+
+def test_a_single_detector_file_replays_with_spad_b_on_a_free_channel(tmp_path) -> None:
+    path = tmp_path / "one.h5"
+    src = write_imported_like(path, period_ps=1e6, seconds=0.3, rate_cps=50_000, detectors=(2,), tau_ps=20_000)
+    replay = scan_replay_file(path)
+    assert replay.detectors == (2,)
+    assert replay_station_config(replay).channels == ChannelMap(laser_sync=0, spad_a=2, spad_b=1, frame_marker=3)
+    out = tmp_path / "one_out.h5"
+    assert main(["acquire", "--replay", str(path), "--speed", "4", "--duration", "5", "--out", str(out),
+                 "--no-progress"]) == 0
+    for a, b in zip((src["ts"], src["det"], src["nt"]), read_photons(out)[:3]):
+        np.testing.assert_array_equal(b, a)
