@@ -126,15 +126,19 @@ def cmd_acquire(args: argparse.Namespace) -> int:
     if args.out.exists() and not args.overwrite:
         print(f"labctl acquire: --out {args.out} already exists; choose another name or pass --overwrite", file=sys.stderr)
         return 2
+    if args.replay is not None and args.out.resolve() == args.replay.resolve():
+        raise ConfigError("--out", str(args.out), "must not be the --replay file (it would be overwritten)")
+    config, replay = _station_config(args, "acquire")
     if args.out.exists():
         args.out.unlink()
-    config, replay = _station_config(args, "acquire")
     show_progress = not args.no_progress
     with Station(config) as station:
         from labctl.analysis import live_set
 
         live = live_set()
-        engine = AcquisitionEngine(station, args.out, sinks=live, description=f"labctl acquire --duration {args.duration}")
+        replayed = "" if replay is None else f" --replay {replay.path} --speed {1.0 if args.speed is None else args.speed:g}"
+        engine = AcquisitionEngine(station, args.out, sinks=live,
+                                   description=f"labctl acquire --duration {args.duration}{replayed}")
         engine.start(args.duration)
         if replay is not None and replay.first_ps + args.duration * 1e12 > replay.last_ps:
             from labctl.replay import stop_at_file_end
