@@ -126,15 +126,19 @@ def _moved_fillers(a: np.ndarray, b: np.ndarray, last: np.ndarray, step: np.ndar
 
 def tail_fillers(anchor_ps: int, last_photon_ps: int, period_ps: float, lo_ps: int, hi_ps: int) -> np.ndarray:
     """The comb after the last anchor, ``anchor + rint(k period)`` for k >= 1, within ``[lo_ps, hi_ps)``
-    and after the latest photon of that pulse (int64 ps)."""
-    start = max(lo_ps, last_photon_ps + 1, anchor_ps + 1)
-    if start >= hi_ps:
-        return np.empty(0, TIMESTAMP_DTYPE)
-    k_lo = max(1, math.floor((start - anchor_ps) / period_ps))
+    and after the latest photon of that pulse; a pulse at or before that photon moves to 1 ps
+    after it, as in :func:`gap_fillers` (int64 ps)."""
+    k_first = max(1, math.floor((last_photon_ps - anchor_ps) / period_ps))
+    while anchor_ps + round(k_first * period_ps) <= last_photon_ps:  # at most twice (float estimate)
+        k_first += 1
+    moved = [last_photon_ps + 1] if k_first > 1 and last_photon_ps + 1 < anchor_ps + round(k_first * period_ps) else []
+    start = max(lo_ps, anchor_ps + round(k_first * period_ps))
+    k_lo = max(k_first, math.floor((start - anchor_ps) / period_ps))
     k_hi = math.ceil((hi_ps - anchor_ps) / period_ps)
     k = np.arange(k_lo, k_hi + 1, dtype=np.int64)
     pulses = anchor_ps + np.rint(k * period_ps).astype(np.int64)
-    return pulses[(pulses >= start) & (pulses < hi_ps)]
+    pulses = np.concatenate([np.asarray(moved, np.int64), pulses[(pulses >= start) & (pulses < hi_ps)]])
+    return pulses[(pulses >= lo_ps) & (pulses < hi_ps)]
 
 
 class ReplaySource:

@@ -151,6 +151,9 @@ def test_a_filler_never_falls_between_a_pulse_and_its_own_late_photon() -> None:
     np.testing.assert_array_equal(fillers[9:12], [12_501, 13_000, 14_000])
     assert fillers.size == 9 + 1 + 27 and not np.any((fillers > 10_000) & (fillers <= 12_500))
     np.testing.assert_array_equal(tail_fillers(40_000, 40_000, 1_000.0, 0, 43_001), [41_000, 42_000, 43_000])
+    np.testing.assert_array_equal(tail_fillers(40_000, 41_000, 1_000.0, 0, 43_001), [41_001, 42_000, 43_000])
+    np.testing.assert_array_equal(tail_fillers(40_000, 42_500, 1_000.0, 0, 45_001), [42_501, 43_000, 44_000, 45_000])
+    np.testing.assert_array_equal(tail_fillers(40_000, 42_500, 1_000.0, 43_500, 45_001), [44_000, 45_000])
 
 
 @pytest.mark.parametrize("period_ps, drift, unit", [(1e6, 0.0, 1), (1e6, 2e-4, 1), (PICOHARP_PERIOD_PS, 1e-4, 4)])
