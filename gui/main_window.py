@@ -499,12 +499,15 @@ class MainWindow(QtWidgets.QMainWindow):
                 bar.setFormat(f"{rate / 1e3:,.1f} kcps of {limit / 1e3:,.0f} kcps ({100 * rate / limit:.1f} %)")
 
 
-def run_app(config_path: str | Path | None = None, screenshot: str | Path | None = None,
+def run_app(config_path: str | Path | StationConfig | None = None, screenshot: str | Path | None = None,
             after_s: float = 3.0) -> int:
     """The ``labctl gui`` entry point: show the window; with ``screenshot``, run live for
-    ``after_s`` seconds, save an image of the window and exit (non-zero if anything failed)."""
+    ``after_s`` seconds, save an image of the window and exit (non-zero if anything failed).
+
+    ``config_path``: a station file, or an already built config (e.g. a replay station)."""
     app = QtWidgets.QApplication.instance() or QtWidgets.QApplication(["labctl gui"])
-    window = MainWindow(StationConfig.load(config_path), restore_layout=screenshot is None)
+    config = config_path if isinstance(config_path, StationConfig) else StationConfig.load(config_path)
+    window = MainWindow(config, restore_layout=screenshot is None)
     window.show()
     if screenshot is None:
         return app.exec()

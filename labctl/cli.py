@@ -5,6 +5,8 @@ Commands (their options are a public contract, see README):
 * ``labctl acquire --duration SECONDS --out FILE [--config FILE] [--seed N]``:
   record the station's photon stream to a Photon-HDF5 file, with a progress
   bar and a closing summary (rates per channel, photons written, losses, file size).
+  With ``--replay FILE [--speed X]`` the station's tagger serves a recorded or
+  imported file instead (:mod:`labctl.replay`).
 * ``labctl info FILE``: what a Photon-HDF5 file holds.
 * ``labctl analyze FILE [--detectors A [B]] [--g2-bin-ps N] [--g2-range-ps N]
   [--g2-delay-ps N] [--laser-period-ps N] [--lifetime-bin-ps N] [--trace-bin-ms X]
@@ -21,11 +23,15 @@ import logging
 import sys
 import threading
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 from labctl import __version__
-from labctl.errors import LabctlError
+from labctl.errors import ConfigError, LabctlError
 from labctl.formats.import_sources import FORMATS
+
+if TYPE_CHECKING:
+    from labctl.replay import ReplayFile
+    from labctl.station import StationConfig
 
 
 def _positive_seconds(text: str) -> float:
@@ -36,6 +42,41 @@ def _positive_seconds(text: str) -> float:
     if not value > 0 or value == float("inf"):
         raise argparse.ArgumentTypeError(f"--duration {text!r}: must be a number of seconds > 0")
     return value
+
+
+def _positive_speed(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--speed {text!r}: must be a number > 0") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"--speed {text!r}: must be a number > 0")
+    return value
+
+
+def _station_config(args: argparse.Namespace, command: str) -> tuple[StationConfig, ReplayFile | None]:
+    """The station config of ``acquire``/``gui`` (a replay station with ``--replay``) and the ReplayFile or None."""
+    from labctl.station import StationConfig
+
+    if args.replay is None:
+        if args.speed is not None:
+            raise ConfigError("--speed", args.speed, "only with --replay FILE")
+        config = StationConfig.load(args.config)
+        return (config.with_seed(args.seed) if command == "acquire" else config), None
+    if getattr(args, "seed", None) is not None:
+        raise ConfigError("--seed", args.seed, "only without --replay (a replay's photons come from the file)")
+    from labctl.replay import overload_note, replay_station_config, scan_replay_file
+
+    replay = scan_replay_file(args.replay)
+    for note in replay.notes:
+        print(f"labctl {command}: replay: {note}", file=sys.stderr)
+    base = StationConfig.load(args.config) if args.config is not None else None
+    speed = 1.0 if args.speed is None else args.speed
+    config = replay_station_config(replay, speed, base)
+    overload = overload_note(replay, config, speed)
+    if overload:
+        print(f"labctl {command}: replay: {overload}", file=sys.stderr)
+    return config, replay
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -51,6 +92,10 @@ def build_parser() -> argparse.ArgumentParser:
     acquire.add_argument("--seed", type=int, default=None, help="seed of the simulated scene (overrides the station file)")
     acquire.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     acquire.add_argument("--no-progress", action="store_true", help="no progress bar")
+    acquire.add_argument("--replay", type=Path, default=None,
+                         help="replay this Photon-HDF5 file through a virtual time tagger instead of the station's")
+    acquire.add_argument("--speed", type=_positive_speed, default=None,
+                         help="with --replay: device time runs this many times faster than wall time (default 1)")
 
     imp = commands.add_parser("import", help="convert PicoQuant, quTAG or SSTT time-tag files to Photon-HDF5")
     imp.add_argument("inputs", type=Path, nargs="+", metavar="IN", help="the recording (SSTT: info and/or .cN files)")
@@ -88,27 +133,37 @@ def build_parser() -> argparse.ArgumentParser:
     gui.add_argument("--config", type=Path, default=None, help="station YAML file (default: the built-in simulated microscope)")
     gui.add_argument("--screenshot", type=Path, default=None, help="start live, save a PNG of the window after --after seconds, exit")
     gui.add_argument("--after", type=_positive_seconds, default=3.0, help="seconds before the --screenshot (default 3)")
+    gui.add_argument("--replay", type=Path, default=None, help="live views of this Photon-HDF5 file, replayed")
+    gui.add_argument("--speed", type=_positive_speed, default=None, help="with --replay: replay speed (default 1)")
     return parser
 
 
 def cmd_acquire(args: argparse.Namespace) -> int:
     from labctl.engine import AcquisitionEngine
-    from labctl.station import Station, StationConfig
+    from labctl.station import Station
     from labctl.summary import format_progress, format_summary
 
     if args.out.exists() and not args.overwrite:
         print(f"labctl acquire: --out {args.out} already exists; choose another name or pass --overwrite", file=sys.stderr)
         return 2
+    if args.replay is not None and args.out.resolve() == args.replay.resolve():
+        raise ConfigError("--out", str(args.out), "must not be the --replay file (it would be overwritten)")
+    config, replay = _station_config(args, "acquire")
     if args.out.exists():
         args.out.unlink()
-    config = StationConfig.load(args.config).with_seed(args.seed)
     show_progress = not args.no_progress
     with Station(config) as station:
         from labctl.analysis import live_set
 
         live = live_set()
-        engine = AcquisitionEngine(station, args.out, sinks=live, description=f"labctl acquire --duration {args.duration}")
+        replayed = "" if replay is None else f" --replay {replay.path} --speed {1.0 if args.speed is None else args.speed:g}"
+        engine = AcquisitionEngine(station, args.out, sinks=live,
+                                   description=f"labctl acquire --duration {args.duration}{replayed}")
         engine.start(args.duration)
+        if replay is not None and replay.first_ps + args.duration * 1e12 > replay.last_ps:
+            from labctl.replay import stop_at_file_end
+
+            stop_at_file_end(engine, replay, 1.0 if args.speed is None else args.speed)  # "replay finished"
         done = threading.Event()
 
         def progress() -> None:
@@ -214,7 +269,8 @@ def cmd_gui(args: argparse.Namespace) -> int:
     except ImportError as exc:
         print(f"labctl gui: {exc}; install the GUI with: pip install 'labctl[gui]'", file=sys.stderr)
         return 2
-    return run_app(args.config, screenshot=args.screenshot, after_s=args.after)
+    config, _ = _station_config(args, "gui")
+    return run_app(config, screenshot=args.screenshot, after_s=args.after)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
