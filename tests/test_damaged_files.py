@@ -1,0 +1,136 @@
+"""Damaged and wrong input files: ``labctl info`` / ``labctl analyze`` answer in seconds with one clear line.
+
+Every CLI call runs in a subprocess with a timeout, so a hang fails the test instead of hanging CI.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from labctl.storage import PhotonHDF5Reader, describe_file
+from labctl.storage import layout as L
+from tests.test_storage import make_blocks, write_file
+
+CLI_TIMEOUT_S = 60
+
+
+def labctl(*args: str, timeout_s: float = CLI_TIMEOUT_S) -> subprocess.CompletedProcess:
+    """``labctl ARGS`` in a subprocess (this tree's code); a hang raises TimeoutExpired."""
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    return subprocess.run([sys.executable, "-c", "import sys; from labctl.cli import main; sys.exit(main())", *args],
+                          capture_output=True, text=True, timeout=timeout_s, env=env)
+
+
+def assert_refused(out: subprocess.CompletedProcess, *needles: str) -> None:
+    """Exit 2, one line on stderr naming the problem, no traceback."""
+    assert out.returncode == 2, (out.returncode, out.stderr[-2000:])
+    assert "Traceback" not in out.stderr, out.stderr[-2000:]
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1, out.stderr
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+
+
+@pytest.fixture(scope="module")
+def labctl_file(tmp_path_factory) -> Path:
+    """A closed labctl file with several photon chunks (1024 photons each)."""
+    path = tmp_path_factory.mktemp("damaged") / "run.h5"
+    write_file(path, make_blocks([3000, 2500, 1700], seed=3), chunk_photons=1024)
+    return path
+
+
+def truncated_copy(src: Path, dst: Path, n_bytes: int) -> Path:
+    dst.write_bytes(src.read_bytes()[:n_bytes])
+    return dst
+
+
+# ----------------------------------------------------------------- finding 1: truncated files hang
+@pytest.mark.parametrize("cut", ["1024", "half"])
+@pytest.mark.parametrize("command", ["info", "analyze"])
+def test_a_truncated_file_is_refused_in_seconds_not_hung_on(labctl_file, tmp_path, cut, command):
+    size = labctl_file.stat().st_size
+    n = 1024 if cut == "1024" else size // 2
+    t = truncated_copy(labctl_file, tmp_path / "t.h5", n)
+    out = labctl(command, str(t), timeout_s=30)
+    assert_refused(out, str(t), "truncated", f"{n:,} bytes of the {size:,}", "labctl repair")
+
+
+def test_a_crashed_file_cut_short_reads_its_readable_part_with_a_warning(tmp_path):
+    """kill -9 leaves the superblock's end address stale: the cut is found from the chunk index."""
+    from tests.test_storage import CRASH_SCRIPT, run_python
+
+    path = tmp_path / "crash.h5"
+    out = run_python(CRASH_SCRIPT, str(path), str(Path(__file__).parent))
+    assert out.returncode == 1, out.stderr
+    with PhotonHDF5Reader(path) as r:
+        full = r.num_photons
+        chunk = r._dataset(L.TIMESTAMPS).chunks[0]
+        infos = [ds.id.get_chunk_info(i) for ds in map(r._dataset, L.STREAM_PATHS)
+                 for i in range(ds.id.get_num_chunks())]
+    last = max(infos, key=lambda info: info.byte_offset)  # the chunk stored last: cut inside it
+    assert full == 3000 and last.chunk_offset[0] == 2 * chunk
+    cut = truncated_copy(path, tmp_path / "cut.h5", last.byte_offset + 100)
+    with PhotonHDF5Reader(cut) as r:
+        assert r.num_photons == 2 * chunk
+        assert any("truncated: only the first 2,048 of 3,000 photons" in w for w in r.warnings())
+    text = labctl("info", str(cut))
+    assert text.returncode == 0, text.stderr
+    assert "!! warning:  the file is truncated: only the first 2,048 of 3,000 photons" in text.stdout
+    assert "photons:     2,048" in text.stdout
+
+
+def test_a_crashed_file_cut_inside_its_metadata_is_refused_by_name(tmp_path):
+    from tests.test_storage import CRASH_SCRIPT, run_python
+
+    path = tmp_path / "crash.h5"
+    assert run_python(CRASH_SCRIPT, str(path), str(Path(__file__).parent)).returncode == 1
+    cut = truncated_copy(path, tmp_path / "cut.h5", 30_000)
+    assert_refused(labctl("info", str(cut), timeout_s=30), str(cut), "damaged HDF5 file")
+
+
+# ----------------------------------------------------------------- finding 7: one clear line, exit 2
+def test_inputs_that_are_not_photon_files_get_one_line_each(tmp_path):
+    (tmp_path / "empty.h5").write_bytes(b"")
+    (tmp_path / "random.h5").write_bytes(np.random.default_rng(0).bytes(5000))
+    (tmp_path / "folder.h5").mkdir()
+    with h5py.File(tmp_path / "plain.h5", "w") as f:
+        f["x"] = np.arange(3)
+    cases = {"missing.h5": "no such file", "folder.h5": "is a directory", "empty.h5": "empty file (0 bytes)",
+             "random.h5": "not an HDF5 file", "plain.h5": "no /photon_data/timestamps dataset"}
+    for command in ("info", "analyze"):
+        for name, needle in cases.items():
+            assert_refused(labctl(command, str(tmp_path / name)), str(tmp_path / name), needle)
+
+
+def test_photon_datasets_of_the_wrong_kind_are_refused_by_name(labctl_file, tmp_path):
+    path = tmp_path / "bad.h5"
+    path.write_bytes(labctl_file.read_bytes())
+    with h5py.File(path, "r+") as f:
+        del f[L.NANOTIMES]
+        f[L.NANOTIMES] = np.zeros((3, 2), np.float32)
+    with pytest.raises(ValueError, match=r"/photon_data/nanotimes \(dtype float32, shape \(3, 2\)\): "
+                                            r"must be a 1-D integer dataset"):
+        PhotonHDF5Reader(path)
+    assert_refused(labctl("info", str(path)), "/photon_data/nanotimes")
+
+
+# ----------------------------------------------------------------- finding 8: unequal lengths
+def test_photon_datasets_of_unequal_length_are_read_to_the_common_length_and_info_says_so(labctl_file, tmp_path):
+    path = tmp_path / "unequal.h5"
+    path.write_bytes(labctl_file.read_bytes())
+    with h5py.File(path, "r+") as f:
+        f[L.DETECTORS].resize((5000,))
+    with PhotonHDF5Reader(path) as r:
+        assert r.stream_lengths == {L.TIMESTAMPS: 7200, L.DETECTORS: 5000, L.NANOTIMES: 7200}
+        assert r.num_photons == 5000
+        assert sum(len(b) for b in r.iter_blocks(4096)) == 5000
+    text = describe_file(path)
+    assert ("!! warning:  photon datasets differ in length (timestamps 7,200, detectors 5,000, nanotimes 7,200): "
+            "only the first 5,000 photons (the common length) are read") in text
