@@ -258,6 +258,14 @@ class PhotonHDF5Reader:
             return {}
         return {int(i): L.text(s) for i, s in zip(np.asarray(ids).ravel(), labels)}
 
+    def first_last_ps(self) -> tuple[int, int] | None:
+        """Timestamps (ps) of the first and the last photon, or None without photons."""
+        n = self.num_photons
+        if not n:
+            return None
+        read = self._photon_reader()
+        return int(read(0, 1).timestamps[0]), int(read(n - 1, n).timestamps[0])
+
     def photon_counts(self, chunk_photons: int = 1 << 22) -> dict[int, int]:
         """Photons per detector id, counted in the data (read in slices)."""
         n = self.num_photons
