@@ -71,6 +71,10 @@ def describe_file(path: str | os.PathLike[str]) -> str:
                     syncs = f", {x.missing_syncs:,} laser syncs missing" if x.missing_syncs >= 0 else ""
                     lines.append(f"  !! lost {x.start_ps * 1e-12:.6f} s .. {x.stop_ps * 1e-12:.6f} s "
                                  f"({_si(x.duration_ps * 1e-12, 's')}{syncs}) [{x.source}]")
+            repair = r.repair_record()
+            if repair is not None:
+                lines.append(f"repaired:    from {repair['source_file']}: {repair['photons_recovered']:,} of "
+                             f"{repair['photons_declared']:,} photons recovered ({repair['photons_lost']:,} lost)")
             end = r.run_end()
             if end is None:
                 lines.append("end:         no end record: the run did not close cleanly (crash?), or it is "

@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import h5py
+import numpy as np
 
 from labctl.errors import DataFileError
 
@@ -150,14 +151,14 @@ def open_hdf5(path: str, *, swmr: bool) -> tuple[h5py.File, bool]:
                 f"{path}: truncated: {size:,} bytes of the {sb.end_bytes:,} its HDF5 superblock records "
                 f"({100 * size / sb.end_bytes:.1f} %); `labctl repair {os.path.basename(path)}` recovers "
                 "the photons still in it")
-        return _h5py_open(path, swmr=False), False
+        return h5py_open(path, swmr=False), False
     if not swmr:
         raise OSError(f"{path}: marked as open for writing (a writer is running or crashed): "
                       "open it with swmr=True, or clear the mark with `h5clear -s --increment`")
-    return _h5py_open(path, swmr=True), True
+    return h5py_open(path, swmr=True), True
 
 
-def _h5py_open(path: str, *, swmr: bool) -> h5py.File:
+def h5py_open(path: str, *, swmr: bool) -> h5py.File:
     try:
         if not swmr:
             return h5py.File(path, "r")
@@ -275,3 +276,38 @@ def lookup(f: h5py.File, path: str) -> Any:
         raise DataFileError(f"{f.filename}: damaged HDF5 file: {path}: {h5py_message(exc)}") from None
     except (OSError, RuntimeError, ValueError) as exc:
         raise DataFileError(f"{f.filename}: damaged HDF5 file: {path}: {h5py_message(exc)}") from None
+
+
+def partial_chunk(ds: h5py.Dataset, start: int, file_size: int) -> tuple[int, int] | None:
+    """The chunk of the 1-D-chunked, unfiltered ``ds`` that begins at row ``start`` and is cut by the
+    end of the file: ``(byte offset in the file, whole rows of it inside the file)``, else None.
+
+    Its rows inside the file can be read straight from the file's bytes (``repair``); HDF5
+    itself would read the whole chunk and give zeros past the end of the file.
+    """
+    if not ds.chunks or ds.id.get_create_plist().get_nfilters() or start >= ds.shape[0]:
+        return None
+    try:
+        info = ds.id.get_chunk_info_by_coord((start, *([0] * (ds.ndim - 1))))
+    except (OSError, RuntimeError, ValueError, KeyError):
+        return None
+    if info.byte_offset is None or info.filter_mask:
+        return None
+    row_bytes = ds.dtype.itemsize * int(np.prod(ds.chunks[1:], dtype=np.int64))
+    if ds.ndim > 1 and tuple(ds.chunks[1:]) != tuple(ds.shape[1:]):
+        return None  # a row split over several chunks: not worth it
+    rows = min(ds.shape[0] - start, ds.chunks[0], max(0, file_size - info.byte_offset) // row_bytes)
+    return (info.byte_offset, int(rows)) if rows > 0 else None
+
+
+def length_warnings(lengths: dict[str, int], readable: int | None, name: str) -> list[str]:
+    """``PhotonHDF5Reader.warnings``: photon datasets of unequal ``lengths``; fewer ``readable`` photons."""
+    out = []
+    if len(set(lengths.values())) > 1:
+        listed = ", ".join(f"{p.rsplit('/', 1)[-1]} {n:,}" for p, n in lengths.items())
+        out.append(f"photon datasets differ in length ({listed}): only the first {min(lengths.values()):,} "
+                   "photons (the common length) are read")
+    if readable is not None and readable < min(lengths.values()):
+        out.append(f"the file is truncated: only the first {readable:,} of {min(lengths.values()):,} "
+                   f"photons are in it; `labctl repair {name}` makes a clean copy")
+    return out

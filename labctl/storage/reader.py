@@ -23,7 +23,8 @@ import numpy as np
 from labctl.blocks import LossRecord, PhotonBlock
 from labctl.errors import DataFileError
 from labctl.storage import layout as L
-from labctl.storage.hdf5_open import h5py_message, lookup, open_hdf5, readable_photons
+from labctl.storage.hdf5_open import h5py_message, length_warnings, lookup, open_hdf5, readable_photons
+from labctl.storage.repair_record import read_repair_record
 
 HANDOVER_TIMEOUT_S = 10.0
 """How long ``iter_blocks(follow=True)`` waits for the writer's end record once all data are flushed."""
@@ -109,16 +110,7 @@ class PhotonHDF5Reader:
 
     def warnings(self) -> list[str]:
         """What is wrong but still readable: photon datasets of unequal length, data past a truncation."""
-        out = []
-        lengths = self.stream_lengths
-        if len(set(lengths.values())) > 1:
-            listed = ", ".join(f"{p.rsplit('/', 1)[-1]} {n:,}" for p, n in lengths.items())
-            out.append(f"photon datasets differ in length ({listed}): only the first {min(lengths.values()):,} "
-                       "photons (the common length) are read")
-        if self._readable is not None and self._readable < min(lengths.values()):
-            out.append(f"the file is truncated: only the first {self._readable:,} of {min(lengths.values()):,} "
-                       f"photons are in it; `labctl repair {os.path.basename(self._path)}` makes a clean copy")
-        return out
+        return length_warnings(self.stream_lengths, self._readable, os.path.basename(self._path))
 
     def __enter__(self) -> PhotonHDF5Reader:
         return self
@@ -309,6 +301,10 @@ class PhotonHDF5Reader:
         """
         group = self._file.get(L.RUN_END)
         return L.read_run_end(group) if isinstance(group, h5py.Group) else None
+
+    def repair_record(self) -> dict[str, Any] | None:
+        """The record ``labctl repair`` leaves in ``/user/labctl/repair``, or None (README, "labctl repair")."""
+        return read_repair_record(self._file)
 
     # ----------------------------------------------------------------- photons
     def iter_blocks(self, chunk_photons: int = 1 << 20, *, follow: bool = False, poll_s: float = 0.5,
