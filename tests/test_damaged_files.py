@@ -134,3 +134,29 @@ def test_photon_datasets_of_unequal_length_are_read_to_the_common_length_and_inf
     text = describe_file(path)
     assert ("!! warning:  photon datasets differ in length (timestamps 7,200, detectors 5,000, nanotimes 7,200): "
             "only the first 5,000 photons (the common length) are read") in text
+
+
+# ----------------------------------------------------------------- finding 8: unsorted photons
+def test_unsorted_timestamps_are_reported_with_the_two_photons_out_of_order(tmp_path):
+    from labctl.analysis import G2Accumulator
+    from labctl.blocks import PhotonBlock
+    from tests.test_analyze import write_foreign_file
+
+    path = tmp_path / "unsorted.h5"
+    write_foreign_file(path, seconds=0.2)
+    with h5py.File(path, "r+") as f:
+        ts = f["photon_data/timestamps"][()]
+        ts[100], ts[101] = ts[101], ts[100]
+        f["photon_data/timestamps"][...] = ts
+    out = labctl("analyze", str(path))
+    assert_refused(out, f"photon 101 of the block starting at {ts[0] * 4} ps is at {ts[101] * 4} ps, "
+                        f"after one at {ts[100] * 4} ps: timestamps must be sorted")
+    assert "None" not in out.stderr
+    g2 = G2Accumulator(1, 2, bin_width_ps=10, range_ps=100, period_ps=0)
+    block = PhotonBlock(np.array([5, 9, 7], np.int64), np.array([1, 2, 1], np.uint8), np.zeros(3, np.int32))
+    with pytest.raises(ValueError, match=r"photon 2 of the block starting at 5 ps is at 7 ps, after one at 9 ps"):
+        g2.update(block)
+    g2 = G2Accumulator(1, 2, bin_width_ps=10, range_ps=100, period_ps=0)
+    g2.update(PhotonBlock(np.array([50], np.int64), np.array([1], np.uint8), np.zeros(1, np.int32)))
+    with pytest.raises(ValueError, match=r"the block starts at 7 ps, before the previous photon at 50 ps"):
+        g2.update(PhotonBlock(np.array([7], np.int64), np.array([2], np.uint8), np.zeros(1, np.int32)))
