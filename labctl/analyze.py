@@ -317,9 +317,9 @@ def format_result(result: dict[str, Any]) -> str:
         if fit.get("error"):
             lines.append(f"lifetime    fit failed: {fit['error']}")
         else:
-            taus = ", ".join(f"{t:.2f} ± {e:.2f} ns" if e is not None else f"{t:.2f} ns"
+            taus = ", ".join("- ns" if t is None else f"{t:.2f} ± {e:.2f} ns" if e is not None else f"{t:.2f} ns"
                              for t, e in zip(fit["tau_ns"], fit["tau_err_ns"]))
-            fractions = ", ".join(f"{f:.3f}" for f in fit["fractions"])
+            fractions = ", ".join("-" if f is None else f"{f:.3f}" for f in fit["fractions"])  # None: not finite
             lines.append(f"lifetime    {fit['model']}: {taus}  (amplitude fractions {fractions})")
     else:
         lines.append("lifetime    - (no nanotimes in the file)")

@@ -230,7 +230,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command not in ("info", "analyze", "repair"):
             raise
         text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        print(f"labctl {args.command}: {args.file}: cannot be read: {text}", file=sys.stderr)
+        print(f"labctl {args.command}: {args.file}: {text}", file=sys.stderr)
         logging.getLogger("labctl.cli").debug("details", exc_info=True)
         return 2
     except KeyboardInterrupt:

@@ -160,3 +160,18 @@ def test_unsorted_timestamps_are_reported_with_the_two_photons_out_of_order(tmp_
     g2.update(PhotonBlock(np.array([50], np.int64), np.array([1], np.uint8), np.zeros(1, np.int32)))
     with pytest.raises(ValueError, match=r"the block starts at 7 ps, before the previous photon at 50 ps"):
         g2.update(PhotonBlock(np.array([7], np.int64), np.array([2], np.uint8), np.zeros(1, np.int32)))
+
+
+def test_analyze_of_a_file_whose_fit_has_no_finite_fractions_prints_its_result(tmp_path):
+    """Found by the fuzzer: a fit with non-finite amplitude fractions crashed the text output."""
+    from tests.test_fuzz_files import VALID
+
+    path = tmp_path / "odd.h5"
+    with h5py.File(path, "w") as f:
+        for p, value in VALID.items():
+            f[p] = value
+    out = labctl("analyze", str(path))
+    assert out.returncode == 0, out.stderr
+    assert "lifetime    mono: 100.00 ns  (amplitude fractions -)" in out.stdout
+    assert ("labctl analyze: warning: photon datasets differ in length (timestamps 4,000, detectors 3,999, "
+            "nanotimes 3,999)") in out.stderr

@@ -166,10 +166,13 @@ def _repair_into(src: h5py.File, dst: h5py.File, src_path: str) -> dict[str, Any
     copier = _Copier(src, dst, size)
     streams = {p: src.get(p) for p in L.STREAM_PATHS} if L.PHOTON_DATA in src else {}
     ts_src = streams.get(L.TIMESTAMPS)
-    if not isinstance(ts_src, h5py.Dataset) or ts_src.ndim != 1:
-        raise DataFileError(f"{src_path}: no readable {L.TIMESTAMPS} (cut or damaged before it): "
+    if not isinstance(ts_src, h5py.Dataset) or ts_src.ndim != 1 or ts_src.dtype.kind not in "iu":
+        what = (f"dtype {ts_src.dtype}, shape {ts_src.shape}" if isinstance(ts_src, h5py.Dataset)
+                else "cut or damaged before it, or absent")
+        raise DataFileError(f"{src_path}: no readable 1-D integer {L.TIMESTAMPS} ({what}): "
                             "nothing can be recovered")
-    present = {p: ds for p, ds in streams.items() if isinstance(ds, h5py.Dataset) and ds.ndim == 1}
+    present = {p: ds for p, ds in streams.items()
+               if isinstance(ds, h5py.Dataset) and ds.ndim == 1 and ds.dtype.kind in "iu"}
     declared = {p: ds.shape[0] for p, ds in present.items()}
     try:
         extents = {p: _extent(ds, size) for p, ds in present.items()}
@@ -202,44 +205,76 @@ def _repair_into(src: h5py.File, dst: h5py.File, src_path: str) -> dict[str, Any
         "missing": copier.missing,
     }
     _fix_up(dst, record)
-    group = dst.require_group(REPAIR)
+    if not _place(dst, REPAIR):
+        raise DataFileError(f"{src_path}: /user/labctl is a dataset, not a group: no room for the repair record")
+    group = dst.create_group(REPAIR)
     for key, value in record.items():
         group.attrs[key] = (np.uint8(value) if isinstance(value, bool) else value if isinstance(value, (int, str))
                             else json.dumps(value))
     return record
 
 
+def _dataset(f: h5py.File, path: str) -> h5py.Dataset | None:
+    obj = f.get(path)
+    return obj if isinstance(obj, h5py.Dataset) else None
+
+
+def _number(f: h5py.File, path: str) -> float | None:
+    """A scalar number stored at ``path``, or None (missing, a group, not a number)."""
+    ds = _dataset(f, path)
+    try:
+        return float(ds[()]) if ds is not None and ds.shape == () else None
+    except (TypeError, ValueError):
+        return None
+
+
+def _place(f: h5py.File, path: str) -> bool:
+    """Clear ``path`` for a new object; False if a dataset sits on its way (the copy keeps it)."""
+    parts = path.strip("/").split("/")
+    for k in range(1, len(parts)):
+        if isinstance(f.get("/" + "/".join(parts[:k])), h5py.Dataset):
+            return False
+    if path in f:
+        del f[path]
+    return True
+
+
 def _fix_up(dst: h5py.File, record: dict[str, Any]) -> None:
     """Make the copy consistent with the photons recovered: counts, duration, writer_done, end record."""
     n = record["photons_recovered"]
-    if L.SETUP_DETECTOR_ID in dst and L.SETUP_DETECTOR_COUNTS in dst and L.DETECTORS in dst:
-        ids = np.asarray(dst[L.SETUP_DETECTOR_ID][()]).ravel()
+    ids, counts_ds = _dataset(dst, L.SETUP_DETECTOR_ID), _dataset(dst, L.SETUP_DETECTOR_COUNTS)
+    if ids is not None and counts_ds is not None and ids.dtype.kind in "iu" and L.DETECTORS in dst:
         det = dst[L.DETECTORS][:n]
-        counts = np.array([np.count_nonzero(det == i) for i in ids], np.int64)
-        attrs = dict(dst[L.SETUP_DETECTOR_COUNTS].attrs)
+        counts = np.array([np.count_nonzero(det == i) for i in np.asarray(ids[()]).ravel()], np.int64)
+        attrs = dict(counts_ds.attrs)
         del dst[L.SETUP_DETECTOR_COUNTS]
         dst[L.SETUP_DETECTOR_COUNTS] = counts
         dst[L.SETUP_DETECTOR_COUNTS].attrs.update(attrs)
-    unit_s = float(dst[L.TIMESTAMPS_UNIT][()]) if L.TIMESTAMPS_UNIT in dst else 1e-12
+    unit_s = _number(dst, L.TIMESTAMPS_UNIT)
+    unit_s = unit_s if unit_s is not None and np.isfinite(unit_s) and unit_s > 0 else 1e-12
     first, last = record["time_range_ticks"]
     span_s = (last - first) * unit_s if n else 0.0
-    if L.ACQUISITION_DURATION in dst and record["photons_lost"]:
-        dst[L.ACQUISITION_DURATION][()] = min(float(dst[L.ACQUISITION_DURATION][()]), span_s) or span_s
-    if L.WRITER_DONE in dst:
+    duration_s = _number(dst, L.ACQUISITION_DURATION)
+    if duration_s is not None and record["photons_lost"]:
+        dst[L.ACQUISITION_DURATION][()] = min(duration_s, span_s) or span_s
+    if _number(dst, L.WRITER_DONE) is not None:
         dst[L.WRITER_DONE][()] = 1
     lost = record["photons_lost"] > 0 or bool(record["tables_cut"]) or bool(record["missing"])
     end = None
-    if record["had_run_end"] and L.RUN_END in dst:
+    if record["had_run_end"]:
         try:
             end = L.read_run_end(dst[L.RUN_END])
         except Exception:  # noqa: BLE001 - a damaged end record is replaced
             end = None
-        del dst[L.RUN_END]
+    if not _place(dst, L.RUN_END):
+        record["missing"].append(f"{L.RUN_END} (not written: a dataset is in its place)")
+        return
     if end is None:
+        losses = _dataset(dst, L.LOSSES)
         end = {"clean": False, "end_reason": "repaired: the writer never closed the file (crash?)",
                "duration_ps": int(round(span_s * 1e12)), "photons_written": n, "counts": {},
-               "losses": dst[L.LOSSES].shape[0] if L.LOSSES in dst else 0, "measured_sync_period_ps": None,
-               "errors": []}
+               "losses": losses.shape[0] if losses is not None and losses.ndim == 1 else 0,
+               "measured_sync_period_ps": None, "errors": []}
     elif lost:
         end["clean"] = False
         end["end_reason"] = f"repaired: {end['end_reason']}"
