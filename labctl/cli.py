@@ -157,7 +157,7 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
-_INPUT_ERRORS = (OSError, ValueError, KeyError, RuntimeError, TypeError, IndexError, MemoryError)
+_INPUT_ERRORS = (OSError, ValueError, KeyError, RuntimeError, TypeError, IndexError, MemoryError, ArithmeticError)
 """What h5py and numpy raise on a file damaged in a way no check foresaw: one line, exit 2 (``main``)."""
 
 

@@ -19,7 +19,6 @@ import faulthandler
 import io
 import itertools
 import os
-import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -198,11 +197,13 @@ def test_fuzzed_input_files_1000_examples_per_surface(surface, sources, workdir)
 
 
 def test_the_guard_sees_a_failure(sources, workdir, monkeypatch):
-    """The check is real: a command that raises, or exits 1, is caught."""
+    """The check is real: a command that raises (a bug), or exits 1, fails it."""
     path = workdir / "input.h5"
     path.write_bytes(sources["closed"])
-    monkeypatch.setattr("labctl.storage.describe_file", lambda p: (_ for _ in ()).throw(ZeroDivisionError("x")))
-    with pytest.raises(ZeroDivisionError):
+    monkeypatch.setattr("labctl.storage.describe_file", lambda p: (_ for _ in ()).throw(AttributeError("bug")))
+    with pytest.raises(AttributeError, match="bug"):
+        check("info", path, workdir)
+    monkeypatch.setattr("labctl.cli.cmd_info", lambda args: 1)
+    with pytest.raises(AssertionError):
         check("info", path, workdir)
     path.unlink()
-    shutil.rmtree(workdir / "nothing", ignore_errors=True)

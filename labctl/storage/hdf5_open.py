@@ -29,6 +29,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import glob
+import math
 import os
 import struct
 from dataclasses import dataclass
@@ -232,11 +233,19 @@ def readable_length(ds: h5py.Dataset, file_size: int) -> int:
             return 0
         return int(min(n, max(0, file_size - offset) // ds.dtype.itemsize))
     chunk = ds.chunks[0]
-    inside = set()
-    for i in range(ds.id.get_num_chunks()):
-        info = ds.id.get_chunk_info(i)
+    inside: set[int] = set()
+
+    def note(info: Any) -> None:
         if info.byte_offset is not None and info.byte_offset + info.size <= file_size:
             inside.add(info.chunk_offset[0] // chunk)
+
+    # chunk_iter walks the index once; get_chunk_info(i) walks it up to i each time (20,000 chunks:
+    # 0.02 s against 90 s, measured)
+    if hasattr(ds.id, "chunk_iter"):
+        ds.id.chunk_iter(note)
+    else:
+        for i in range(ds.id.get_num_chunks()):
+            note(ds.id.get_chunk_info(i))
     k = 0
     while k * chunk < n and k in inside:
         k += 1
@@ -311,3 +320,30 @@ def length_warnings(lengths: dict[str, int], readable: int | None, name: str) ->
         out.append(f"the file is truncated: only the first {readable:,} of {min(lengths.values()):,} "
                    f"photons are in it; `labctl repair {name}` makes a clean copy")
     return out
+
+
+def check_photon_datasets(f: h5py.File, path: str) -> None:
+    """``/photon_data/timestamps`` (and detectors, nanotimes if there) must be 1-D integer datasets.
+
+    Raises:
+        DataFileError: names the dataset, its dtype and shape (or that it is absent / a group).
+    """
+    from labctl.storage import layout as L
+
+    for name in L.STREAM_PATHS:
+        obj = lookup(f, name)
+        if obj is None and name == L.TIMESTAMPS:
+            raise DataFileError(f"{path}: no {L.TIMESTAMPS} dataset: not a single-spot Photon-HDF5 file "
+                                "(multispot /photon_dataN files are not supported)")
+        if obj is not None and (not isinstance(obj, h5py.Dataset) or obj.ndim != 1 or obj.dtype.kind not in "iu"):
+            what = f"dtype {obj.dtype}, shape {obj.shape}" if isinstance(obj, h5py.Dataset) else "a group"
+            raise DataFileError(f"{path}: {name} ({what}): must be a 1-D integer dataset, one value per photon")
+
+
+def positive_number(value: Any) -> float | None:
+    """A stored scalar as a finite float > 0, else None (absent, not a number, inf, nan, <= 0)."""
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        return None
+    return x if math.isfinite(x) and x > 0 else None

@@ -23,7 +23,8 @@ import numpy as np
 from labctl.blocks import LossRecord, PhotonBlock
 from labctl.errors import DataFileError
 from labctl.storage import layout as L
-from labctl.storage.hdf5_open import h5py_message, length_warnings, lookup, open_hdf5, readable_photons
+from labctl.storage.hdf5_open import (check_photon_datasets, h5py_message, length_warnings, lookup, open_hdf5,
+                                      positive_number, readable_photons)
 from labctl.storage.repair_record import read_repair_record
 
 HANDOVER_TIMEOUT_S = 10.0
@@ -78,25 +79,9 @@ class PhotonHDF5Reader:
         return f
 
     def _check_layout(self) -> None:
-        """Refuse a file whose photon datasets cannot be read as photons; note unequal lengths.
-
-        Raises:
-            DataFileError: no ``/photon_data/timestamps``, or a photon dataset that is not a 1-D
-                integer dataset.
-        """
+        """Refuse a file whose photon datasets cannot be read as photons (``check_photon_datasets``)."""
         try:
-            if not isinstance(self._dataset(L.TIMESTAMPS), h5py.Dataset):
-                raise DataFileError(f"{self._path}: no {L.TIMESTAMPS} dataset: not a single-spot Photon-HDF5 "
-                                    "file (multispot /photon_dataN files are not supported)")
-            for path in L.STREAM_PATHS:
-                obj = lookup(self._file, path)
-                if obj is None and path != L.TIMESTAMPS:
-                    continue
-                if not isinstance(obj, h5py.Dataset) or obj.ndim != 1 or obj.dtype.kind not in "iu":
-                    what = (f"dtype {obj.dtype}, shape {obj.shape}" if isinstance(obj, h5py.Dataset)
-                            else type(obj).__name__)
-                    raise DataFileError(f"{self._path}: {path} ({what}): must be a 1-D integer dataset, "
-                                        "one value per photon")
+            check_photon_datasets(self._file, self._path)
             self._readable = readable_photons(self._file, self._dataset, self._swmr)
         except (OSError, RuntimeError, KeyError, TypeError) as exc:
             raise DataFileError(f"{self._path}: damaged HDF5 file: {h5py_message(exc)}") from None
@@ -190,6 +175,8 @@ class PhotonHDF5Reader:
     def num_photons(self) -> int:
         """Photons readable now (refreshed: grows while the file is being written)."""
         n = min(self.stream_lengths.values())
+        if self._readable is not None and self._readable < n:  # grown since (a live writer), or truncated
+            self._readable = readable_photons(self._file, self._dataset, self._swmr)
         return n if self._readable is None else min(n, self._readable)
 
     @property
@@ -215,7 +202,7 @@ class PhotonHDF5Reader:
     @property
     def tcspc_num_bins(self) -> int | None:
         """Number of TCSPC bins, or None if not recorded."""
-        value = self._get(L.TCSPC_NUM_BINS)
+        value = positive_number(self._get(L.TCSPC_NUM_BINS))
         return None if value is None else int(value)
 
     @property
@@ -224,22 +211,19 @@ class PhotonHDF5Reader:
         value = self._get(L.LASER_REPETITION_RATE)
         if value is None:
             rates = self._get(L.SETUP_LASER_REPETITION_RATES)
-            value = None if rates is None or len(rates) == 0 else rates[0]
-        return None if value is None else float(value)
+            value = None if rates is None or np.size(rates) == 0 else np.ravel(rates)[0]
+        return positive_number(value)
 
     @property
     def acquisition_duration_s(self) -> float | None:
-        """``/acquisition_duration`` (s); labctl updates it at every flush."""
-        value = self._get(L.ACQUISITION_DURATION)
-        return None if value is None else float(value)
+        """``/acquisition_duration`` (s), None if absent or not a finite time > 0; labctl updates it at every flush."""
+        return positive_number(self._get(L.ACQUISITION_DURATION))
 
     @property
     def detector_ids(self) -> tuple[int, ...]:
         """Detector ids: ``/setup/detectors/id``, else the values found in ``/photon_data/detectors``."""
-        ids = self._get(L.SETUP_DETECTOR_ID)
-        if ids is not None:
-            return tuple(int(i) for i in np.asarray(ids).ravel())
-        return tuple(k for k, n in self.photon_counts().items() if n)
+        ids = self._setup_ids()
+        return tuple(int(i) for i in ids) if ids is not None else tuple(k for k, n in self.photon_counts().items() if n)
 
     @property
     def detector_labels(self) -> dict[int, str]:
@@ -272,8 +256,15 @@ class PhotonHDF5Reader:
         return {i: int(c) for i, c in enumerate(counts) if c}
 
     def _single_detector_id(self) -> int:
+        ids = self._setup_ids()
+        return int(ids[0]) if ids is not None and ids.size == 1 else 0
+
+    def _setup_ids(self) -> np.ndarray | None:
+        """``/setup/detectors/id`` as a 1-D integer array, or None if absent."""
         ids = self._get(L.SETUP_DETECTOR_ID)
-        return int(np.asarray(ids).ravel()[0]) if ids is not None and np.size(ids) == 1 else 0
+        if ids is not None and np.asarray(ids).dtype.kind not in "iu":
+            raise DataFileError(f"{self._path}: {L.SETUP_DETECTOR_ID} ({np.asarray(ids).dtype}): must be integer ids")
+        return None if ids is None else np.asarray(ids).ravel()
 
     # ----------------------------------------------------------------- labctl extras
     def markers(self) -> np.ndarray:

@@ -272,7 +272,8 @@ def _fix_up(dst: h5py.File, record: dict[str, Any]) -> None:
     if end is None:
         losses = _dataset(dst, L.LOSSES)
         end = {"clean": False, "end_reason": "repaired: the writer never closed the file (crash?)",
-               "duration_ps": int(round(span_s * 1e12)), "photons_written": n, "counts": {},
+               "duration_ps": int(min(span_s * 1e12, 2.0**62)) if np.isfinite(span_s) else 0,
+               "photons_written": n, "counts": {},
                "losses": losses.shape[0] if losses is not None and losses.ndim == 1 else 0,
                "measured_sync_period_ps": None, "errors": []}
     elif lost:
