@@ -175,3 +175,25 @@ def test_analyze_of_a_file_whose_fit_has_no_finite_fractions_prints_its_result(t
     assert "lifetime    mono: 100.00 ns  (amplitude fractions -)" in out.stdout
     assert ("labctl analyze: warning: photon datasets differ in length (timestamps 4,000, detectors 3,999, "
             "nanotimes 3,999)") in out.stderr
+
+
+def test_setup_values_that_are_not_finite_numbers_are_refused_or_ignored_by_name(tmp_path):
+    """Found by the slow fuzz run: float ids with inf, an infinite duration crashed info/analyze."""
+    from tests.test_fuzz_files import VALID
+
+    path = tmp_path / "odd.h5"
+    with h5py.File(path, "w") as f:
+        for p, value in VALID.items():
+            f[p] = value
+        del f[L.SETUP_DETECTOR_ID]
+        f[L.SETUP_DETECTOR_ID] = np.array([0.0, np.inf])
+        del f[L.ACQUISITION_DURATION]
+        f[L.ACQUISITION_DURATION] = np.inf
+    assert_refused(labctl("analyze", str(path)), "/setup/detectors/id (float64): must be integer ids")
+    assert labctl("info", str(path)).returncode == 0  # info does not need the ids
+    with h5py.File(path, "r+") as f:
+        del f[L.SETUP_DETECTOR_ID]
+    with PhotonHDF5Reader(path) as r:
+        assert r.acquisition_duration_s is None and r.detector_ids == (0, 1)
+    out = labctl("info", str(path))
+    assert out.returncode == 0 and "duration:    0.000399812 s" in out.stdout, out.stdout + out.stderr  # from the photons

@@ -157,3 +157,16 @@ def test_a_real_acquisition_killed_with_sigkill_is_repaired(tmp_path):
     assert_prefix(repaired, original, n)
     assert_valid_photon_hdf5(repaired)
     assert end["clean"] is False and record["had_run_end"] == 0
+
+
+def test_a_file_whose_timestamps_span_more_than_int64_ps_is_repaired(tmp_path):
+    """Found by the slow fuzz run: the end record's duration overflowed int64."""
+    src = tmp_path / "wide.h5"
+    with h5py.File(src, "w") as f:
+        f[L.TIMESTAMPS] = np.array([0, 2**62], np.int64)
+        f[L.TIMESTAMPS_UNIT] = np.float64(1e-9)  # 2**62 ns: beyond int64 ps
+        f[L.DETECTORS] = np.array([1, 2], np.uint8)
+    record = repair_file(src, tmp_path / "out.h5")
+    assert record["photons_recovered"] == 2 and record["time_range_ticks"] == [0, 2**62]
+    with PhotonHDF5Reader(tmp_path / "out.h5", swmr=False) as r:
+        assert r.run_end()["duration_ps"] == 2**62 and r.run_end()["clean"] is False
