@@ -16,14 +16,19 @@ Commands (their options are a public contract, see README):
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 import sys
 import threading
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 from labctl import __version__
 from labctl.errors import LabctlError
+
+if TYPE_CHECKING:
+    from labctl.outputs import Recording
+    from labctl.station import StationConfig
 
 
 def _positive_seconds(text: str) -> float:
@@ -93,7 +98,7 @@ def cmd_acquire(args: argparse.Namespace) -> int:
         record.commit()
 
 
-def _acquire(args: argparse.Namespace, config: Any, record: Any) -> int:
+def _acquire(args: argparse.Namespace, config: "StationConfig", record: "Recording") -> int:
     from labctl.engine import AcquisitionEngine
     from labctl.station import Station
     from labctl.summary import format_progress, format_summary
@@ -150,6 +155,30 @@ def format_live(live: list) -> str:
     return "\n".join(lines)
 
 
+_INPUT_ERRORS = (OSError, ValueError, KeyError, RuntimeError, TypeError, IndexError, MemoryError, ArithmeticError)
+"""What h5py and numpy raise on a file damaged in a way no check foresaw."""
+
+
+def _one_line_on_damage(command: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """A command reading ``args.file``: an unforeseen error from a damaged file is one line, exit 2
+    (labctl's own errors are left to ``main``; the traceback goes to the debug log)."""
+
+    @functools.wraps(command)
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return command(args)
+        except LabctlError:
+            raise
+        except _INPUT_ERRORS as exc:
+            text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            print(f"labctl {args.command}: {args.file}: {text}", file=sys.stderr)
+            logging.getLogger("labctl.cli").debug("labctl %s %s", args.command, args.file, exc_info=True)
+            return 2
+
+    return run
+
+
+@_one_line_on_damage
 def cmd_info(args: argparse.Namespace) -> int:
     from labctl.storage import describe_file
 
@@ -157,10 +186,7 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
-_INPUT_ERRORS = (OSError, ValueError, KeyError, RuntimeError, TypeError, IndexError, MemoryError, ArithmeticError)
-"""What h5py and numpy raise on a file damaged in a way no check foresaw: one line, exit 2 (``main``)."""
-
-
+@_one_line_on_damage
 def cmd_analyze(args: argparse.Namespace) -> int:
     from labctl.analyze import (AnalyzeOptions, PLOT_NAMES, analyze_file, format_result, parse_detectors,
                                 result_json, write_plots)
@@ -192,6 +218,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     return 0
 
 
+@_one_line_on_damage
 def cmd_repair(args: argparse.Namespace) -> int:
     from labctl.storage.repair import default_repair_path, format_report, repair_file
 
@@ -225,13 +252,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return cmd_info(args)
     except LabctlError as exc:
         print(f"labctl {args.command}: {exc}", file=sys.stderr)
-        return 2
-    except _INPUT_ERRORS as exc:
-        if args.command not in ("info", "analyze", "repair"):
-            raise
-        text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        print(f"labctl {args.command}: {args.file}: {text}", file=sys.stderr)
-        logging.getLogger("labctl.cli").debug("details", exc_info=True)
         return 2
     except KeyboardInterrupt:
         print(f"labctl {args.command}: interrupted", file=sys.stderr)

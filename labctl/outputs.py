@@ -122,7 +122,8 @@ class Recording:
     straight into ``--out``.  With ``--overwrite`` of an existing file it records into
     ``recording_path`` beside it (``<stem>.recording-<pid>.h5``) and ``commit``
     replaces the old file once the run has ended, however it ended: the old file is
-    untouched by a refused start (no recording), and a recording is never lost.
+    untouched by a refused start (no recording, or one without photons), and a
+    recording is never lost.
     """
 
     def __init__(self, out: PathLike) -> None:
@@ -133,8 +134,23 @@ class Recording:
             self.recording_path = self.out
 
     def commit(self) -> Path:
-        """Move the finished recording onto ``--out`` (if there is one); return where the recording is."""
-        if self.recording_path != self.out and self.recording_path.exists():
+        """Move the finished recording onto ``--out``; return where the recording is.
+
+        A recording without a single photon (the run failed while starting) does not
+        replace the old file: it stays beside it, with its run log.
+        """
+        if self.recording_path != self.out and self.recording_path.exists() and _has_photons(self.recording_path):
             os.replace(self.recording_path, self.out)
             self.recording_path = self.out
         return self.recording_path if self.recording_path.exists() else self.out
+
+
+def _has_photons(path: Path) -> bool:
+    """Whether the labctl file at ``path`` holds at least one photon (a damaged file counts as holding some)."""
+    from labctl.storage import PhotonHDF5Reader
+
+    try:
+        with PhotonHDF5Reader(path) as reader:
+            return reader.num_photons > 0
+    except Exception:  # noqa: BLE001 - unreadable here is no proof of emptiness: keep it as the recording
+        return True

@@ -160,8 +160,14 @@ def test_a_recording_replaces_the_old_file_only_at_commit(tmp_path):
     assert record.recording_path != old and record.recording_path.parent == tmp_path
     assert record.commit() == old and old.read_bytes() == b"old"  # nothing recorded: old kept
     record = Recording(old)
-    record.recording_path.write_bytes(b"new")
-    assert record.commit() == old and old.read_bytes() == b"new"
+    write_file(record.recording_path, [])  # a run that failed before its first photon
+    assert record.commit() == record.recording_path and old.read_bytes() == b"old"
+    record.recording_path.unlink()
+    record = Recording(old)
+    write_file(record.recording_path, make_blocks([5]))
+    assert record.commit() == old
+    with PhotonHDF5Reader(old) as r:
+        assert r.num_photons == 5
     assert [p.name for p in tmp_path.iterdir()] == ["run.h5"]
 
 
