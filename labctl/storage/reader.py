@@ -269,7 +269,10 @@ class PhotonHDF5Reader:
     # ----------------------------------------------------------------- labctl extras
     def markers(self) -> np.ndarray:
         """Frame-marker timestamps (int64 ps); empty for non-labctl files."""
-        return np.asarray(self._get(L.MARKERS, np.empty(0, L.MARKERS_DTYPE)), L.MARKERS_DTYPE)
+        raw = np.asarray(self._get(L.MARKERS, np.empty(0, L.MARKERS_DTYPE)))
+        if raw.dtype.kind not in "iu":
+            raise DataFileError(f"{self._path}: {L.MARKERS} ({raw.dtype}): must be integer timestamps (ps)")
+        return raw.astype(L.MARKERS_DTYPE)
 
     def losses(self) -> list[LossRecord]:
         """Every recorded stretch of lost data."""
