@@ -14,7 +14,7 @@ import pytest
 from labctl.errors import ConfigError
 from labctl.outputs import Recording, check_output_file, check_output_folder, write_text_atomic
 from labctl.storage import PhotonHDF5Reader
-from tests.test_damaged_files import assert_refused, labctl
+from tests.test_damaged_files import assert_refused, labctl, run_main
 from tests.test_storage import make_blocks, write_file
 
 
@@ -34,7 +34,7 @@ def copy_of(src: Path, dst: Path) -> Path:
 def test_acquire_overwrite_with_a_missing_station_file_leaves_the_old_recording(photon_file, tmp_path):
     old = copy_of(photon_file, tmp_path / "old.h5")
     before = old.read_bytes()
-    out = labctl("acquire", "--duration", "1", "--out", str(old), "--overwrite", "--config", str(tmp_path / "no.yaml"))
+    out = run_main("acquire", "--duration", "1", "--out", str(old), "--overwrite", "--config", str(tmp_path / "no.yaml"))
     assert_refused(out, "no.yaml")
     assert old.read_bytes() == before
 
@@ -42,7 +42,7 @@ def test_acquire_overwrite_with_a_missing_station_file_leaves_the_old_recording(
 def test_acquire_refuses_to_record_onto_its_own_station_file(tmp_path):
     station = tmp_path / "s.yaml"
     station.write_text("instruments: {}\n")
-    out = labctl("acquire", "--duration", "1", "--config", str(station), "--out", str(station), "--overwrite")
+    out = run_main("acquire", "--duration", "1", "--config", str(station), "--out", str(station), "--overwrite")
     assert_refused(out, "--out", "is the input --config")
     assert station.read_text() == "instruments: {}\n"
 
@@ -50,17 +50,17 @@ def test_acquire_refuses_to_record_onto_its_own_station_file(tmp_path):
 def test_analyze_refuses_json_onto_its_input_and_keeps_the_data(photon_file, tmp_path):
     data = copy_of(photon_file, tmp_path / "x.h5")
     before = data.read_bytes()
-    assert_refused(labctl("analyze", str(data), "--json", str(data)), "--json", "is the input FILE")
-    assert_refused(labctl("analyze", str(data), "--json", str(tmp_path / "." / "x.h5")), "is the input FILE")
+    assert_refused(run_main("analyze", str(data), "--json", str(data)), "--json", "is the input FILE")
+    assert_refused(run_main("analyze", str(data), "--json", str(tmp_path / "." / "x.h5")), "is the input FILE")
     assert data.read_bytes() == before
 
 
 def test_analyze_refuses_plots_into_the_input_or_onto_an_existing_file(photon_file, tmp_path):
     data = copy_of(photon_file, tmp_path / "g2.png")  # a plot would be written onto it
-    assert_refused(labctl("analyze", str(data), "--plots", str(tmp_path)), "--plots", "is the input FILE")
+    assert_refused(run_main("analyze", str(data), "--plots", str(tmp_path)), "--plots", "is the input FILE")
     other = tmp_path / "notes.txt"
     other.write_text("keep")
-    assert_refused(labctl("analyze", str(data), "--plots", str(other)), "--plots", "is an existing file")
+    assert_refused(run_main("analyze", str(data), "--plots", str(other)), "--plots", "is an existing file")
     assert other.read_text() == "keep"
 
 
@@ -75,7 +75,7 @@ def test_analyze_json_outputs_that_cannot_be_written_are_refused_before_the_anal
                                                                                      target, needle):
     (tmp_path / "afile").write_text("x")
     target, needle = target.format(tmp=tmp_path), needle.format(tmp=tmp_path)
-    assert_refused(labctl("analyze", str(photon_file), "--json", target), "--json", needle)
+    assert_refused(run_main("analyze", str(photon_file), "--json", target), "--json", needle)
 
 
 @pytest.mark.parametrize("target, needle", [
@@ -86,13 +86,13 @@ def test_analyze_json_outputs_that_cannot_be_written_are_refused_before_the_anal
 def test_acquire_out_that_cannot_be_written_is_refused(tmp_path, target, needle):
     (tmp_path / "afile").write_text("x")
     target, needle = target.format(tmp=tmp_path), needle.format(tmp=tmp_path)
-    assert_refused(labctl("acquire", "--duration", "1", "--out", target), "--out", needle)
+    assert_refused(run_main("acquire", "--duration", "1", "--out", target), "--out", needle)
 
 
 def test_json_is_written_whole_and_replaces_the_old_one(photon_file, tmp_path):
     out_json = tmp_path / "r.json"
     out_json.write_text("old")
-    out = labctl("analyze", str(photon_file), "--json", str(out_json))
+    out = run_main("analyze", str(photon_file), "--json", str(out_json))
     assert out.returncode == 0, out.stderr
     data = json.loads(out_json.read_text())
     assert data["photons"] == {"1": data["photons"]["1"], "2": data["photons"]["2"]}
@@ -110,7 +110,7 @@ def test_json_is_written_whole_and_replaces_the_old_one(photon_file, tmp_path):
     (["--lifetime-bin-ps", "0"], "--lifetime-bin-ps = 0: must be a whole number of ps >= 1"),
 ])
 def test_analyze_options_that_cannot_work_are_refused_with_numbers(photon_file, args, needle):
-    assert_refused(labctl("analyze", str(photon_file), *args, timeout_s=60), needle)
+    assert_refused(run_main("analyze", str(photon_file), *args), needle)
 
 
 def test_trace_bins_are_counted_over_the_files_time_span(photon_file):
@@ -118,7 +118,7 @@ def test_trace_bins_are_counted_over_the_files_time_span(photon_file):
         first, last = r.first_last_ps()
         span_s = max(r.acquisition_duration_s, (last - first) * 1e-12)
     assert span_s == 1e-3  # the summary's duration: longer than the photons' span
-    out = labctl("analyze", str(photon_file), "--trace-bin-ms", "5e-8")  # 1 ms / 50 ps: 20 M bins
+    out = run_main("analyze", str(photon_file), "--trace-bin-ms", "5e-8")  # 1 ms / 50 ps: 20 M bins
     assert_refused(out, "over the 0.001 s of", "that is 20,000,000 bins")
 
 

@@ -18,7 +18,7 @@ from labctl.errors import ConfigError, DataFileError
 from labctl.storage import PhotonHDF5Reader
 from labctl.storage import layout as L
 from labctl.storage.repair import default_repair_path, repair_file
-from tests.test_damaged_files import assert_refused, labctl
+from tests.test_damaged_files import assert_refused, labctl, run_main
 from tests.test_storage import CRASH_SCRIPT, make_blocks, run_python, write_file
 
 
@@ -54,7 +54,7 @@ def test_a_killed_writers_file_is_copied_whole_with_an_end_record_that_says_so(t
     src = tmp_path / "crash.h5"
     assert run_python(CRASH_SCRIPT, str(src), str(Path(__file__).parent)).returncode == 1
     original = photons(src)
-    out = labctl("repair", str(src))
+    out = run_main("repair", str(src))
     assert out.returncode == 0, out.stderr
     repaired = default_repair_path(src)
     assert repaired == tmp_path / "crash.repaired.h5" and repaired.exists()
@@ -68,7 +68,7 @@ def test_a_killed_writers_file_is_copied_whole_with_an_end_record_that_says_so(t
     assert end["clean"] is False and "never closed the file" in end["end_reason"]
     assert record["photons_recovered"] == n and record["photons_lost"] == 0 and record["had_run_end"] == 0
     assert record["source_file"] == str(src)
-    info = labctl("info", str(repaired))
+    info = run_main("info", str(repaired))
     assert f"repaired:    from {src}: {n:,} of {n:,} photons recovered (0 lost)" in info.stdout
 
 
@@ -79,7 +79,7 @@ def test_a_truncated_file_gives_back_exactly_its_first_photons(closed_file, tmp_
     src.write_bytes(data[:int(len(data) * fraction)])
     original = photons(closed_file)
     out = tmp_path / "fixed.h5"
-    result = labctl("repair", str(src), "--out", str(out))
+    result = run_main("repair", str(src), "--out", str(out))
     if result.returncode == 2:  # the cut took the metadata: said so, nothing written
         assert_refused(result, str(src), "nothing can be recovered")
         assert not out.exists()
@@ -118,16 +118,16 @@ def test_repair_never_writes_onto_its_input_and_refuses_what_it_cannot_read(clos
     before = src.read_bytes()
     with pytest.raises(ConfigError, match="is the input FILE"):
         repair_file(src, src, overwrite=True)
-    assert_refused(labctl("repair", str(src), "--out", str(src), "--overwrite"), "is the input FILE")
+    assert_refused(run_main("repair", str(src), "--out", str(src), "--overwrite"), "is the input FILE")
     assert src.read_bytes() == before
     (tmp_path / "head.h5").write_bytes(before[:1024])
-    assert_refused(labctl("repair", str(tmp_path / "head.h5")), "nothing can be recovered")
+    assert_refused(run_main("repair", str(tmp_path / "head.h5")), "nothing can be recovered")
     (tmp_path / "noise.h5").write_bytes(os.urandom(4096))
-    assert_refused(labctl("repair", str(tmp_path / "noise.h5")), "not an HDF5 file")
+    assert_refused(run_main("repair", str(tmp_path / "noise.h5")), "not an HDF5 file")
     assert not (tmp_path / "head.repaired.h5").exists() and not (tmp_path / "noise.repaired.h5").exists()
     repaired = default_repair_path(src)
     repaired.write_bytes(b"old")
-    assert_refused(labctl("repair", str(src)), "already exists")
+    assert_refused(run_main("repair", str(src)), "already exists")
     assert repaired.read_bytes() == b"old"
 
 
@@ -147,7 +147,7 @@ def test_a_real_acquisition_killed_with_sigkill_is_repaired(tmp_path):
         proc.wait(30)
     original = photons(out)
     assert len(original[L.TIMESTAMPS]) > 0
-    result = labctl("repair", str(out))
+    result = run_main("repair", str(out))
     assert result.returncode == 0, result.stderr
     repaired = default_repair_path(out)
     with PhotonHDF5Reader(repaired) as r:
