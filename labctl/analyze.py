@@ -44,6 +44,9 @@ __all__ = ["AnalyzeOptions", "analyze_file", "format_result", "write_plots", "du
 PAPER_ON_THRESHOLD_PER_100MS = 400
 """The paper's ON selection: more than 400 counts per 100 ms (both SPADs)."""
 
+MAX_HISTOGRAM_BINS = 10_000_000
+"""Most bins of one g(2) histogram or one intensity trace (80 MB of int64 counts each)."""
+
 
 @dataclass(frozen=True)
 class AnalyzeOptions:
@@ -163,6 +166,7 @@ def analyze_file(path: str | Path, options: AnalyzeOptions = AnalyzeOptions()) -
         raise ConfigError("--fit", options.fit, "must be one of 'mono', 'bi'")
     if options.laser_period_ps is not None and not options.laser_period_ps > 0:
         raise ConfigError("--laser-period-ps", options.laser_period_ps, "must be a period > 0 (ps)")
+    warnings = check_options(path, options)
     fit_module = _BackgroundImport("labctl.analysis.fit")
     try:
         result, acc = _accumulate(path, options, fit_module)
@@ -173,7 +177,41 @@ def analyze_file(path: str | Path, options: AnalyzeOptions = AnalyzeOptions()) -
             acc["lifetime"], acc["flid"], acc["period_ps"], options, acc["outside_period"], result["warnings"])
         result["lifetime"]["bin_width_ps"] = acc["lifetime"].bin_width_ps
         result["lifetime"]["bin_width_source"] = acc["bin_source"]
+    result["warnings"] = warnings + result["warnings"]
     return result
+
+
+def check_options(path: str | Path, options: AnalyzeOptions) -> list[str]:
+    """Refuse options that cannot work before any photon is read: non-finite or non-positive values,
+    histograms of more than ``MAX_HISTOGRAM_BINS`` bins (the trace's count needs the file's time span).
+    Return the file's warnings (``PhotonHDF5Reader.warnings``: unequal photon datasets, truncation).
+
+    Raises:
+        ConfigError: names the option, its value and what is allowed (with the number of bins).
+    """
+    for option, value in (("--g2-bin-ps", options.g2_bin_ps), ("--g2-range-ps", options.g2_range_ps),
+                          ("--lifetime-bin-ps", options.lifetime_bin_ps)):
+        if value < 1:
+            raise ConfigError(option, value, "must be a whole number of ps >= 1")
+    g2_bins = 2 * (options.g2_range_ps // options.g2_bin_ps)
+    if g2_bins > MAX_HISTOGRAM_BINS:
+        raise ConfigError("--g2-range-ps", options.g2_range_ps,
+                          f"with --g2-bin-ps {options.g2_bin_ps} that is {g2_bins:,} bins of g(2); at most "
+                          f"{MAX_HISTOGRAM_BINS:,} fit in memory (narrow the range or widen the bins)")
+    if not (math.isfinite(options.trace_bin_ms) and options.trace_bin_ms > 0):
+        raise ConfigError("--trace-bin-ms", options.trace_bin_ms, "must be a finite number of ms > 0")
+    if options.on_threshold is not None and not (math.isfinite(options.on_threshold) and options.on_threshold >= 0):
+        raise ConfigError("--on-threshold", options.on_threshold, "must be a finite number of counts >= 0")
+    with PhotonHDF5Reader(path) as reader:
+        ends = reader.first_last_ps()
+        span_s = max(reader.acquisition_duration_s or 0.0, (ends[1] - ends[0]) * 1e-12 if ends else 0.0)
+        warnings = reader.warnings()
+    trace_bins = math.ceil(span_s * 1e3 / options.trace_bin_ms)
+    if trace_bins > MAX_HISTOGRAM_BINS:
+        raise ConfigError("--trace-bin-ms", options.trace_bin_ms,
+                          f"over the {span_s:.6g} s of {path} that is {trace_bins:,} bins of the intensity trace; "
+                          f"at most {MAX_HISTOGRAM_BINS:,} fit in memory (widen the bins)")
+    return warnings
 
 
 def _accumulate(path: str | Path, options: AnalyzeOptions, fit_module: _BackgroundImport
@@ -293,8 +331,17 @@ def _accumulate(path: str | Path, options: AnalyzeOptions, fit_module: _Backgrou
     return result, acc
 
 
+PLOT_NAMES = ("g2.png", "trace.png", "lifetime.png", "flid.png")
+"""The files ``write_plots`` makes in its folder."""
+
+
+def result_json(result: dict[str, Any]) -> str:
+    """The ``--json`` text of a result."""
+    return json.dumps(result, allow_nan=False)
+
+
 def dump_json(result: dict[str, Any], path: str | Path) -> None:
-    Path(path).write_text(json.dumps(result, allow_nan=False))
+    Path(path).write_text(result_json(result))
 
 
 def parse_detectors(values: Sequence[int] | None) -> tuple[int, ...] | None:

@@ -171,3 +171,19 @@ class PhotonBlock:
         return cls(
             np.empty(0, TIMESTAMP_DTYPE), np.empty(0, CHANNEL_DTYPE), np.empty(0, NANOTIME_DTYPE)
         )
+
+
+def went_back_message(owner: str, ts: np.ndarray, last_ps: int | None) -> str:
+    """Where the timestamps ``ts`` (ps) of a block go back in time, after a previous photon at ``last_ps``.
+
+    For error messages only (it scans the block): names the two photons out of order.
+    """
+    if last_ps is not None and len(ts) and int(ts[0]) < last_ps:
+        return (f"{owner}: photon timestamps go back in time: the block starts at {int(ts[0])} ps, before the "
+                f"previous photon at {last_ps} ps: blocks must be sorted and in order")
+    back = np.flatnonzero(np.diff(ts) < 0)
+    if not len(back):
+        return f"{owner}: photon timestamps go back in time (block starting at {int(ts[0])} ps)"
+    i = int(back[0]) + 1
+    return (f"{owner}: photon timestamps go back in time: photon {i} of the block starting at {int(ts[0])} ps "
+            f"is at {int(ts[i])} ps, after one at {int(ts[i - 1])} ps: timestamps must be sorted")

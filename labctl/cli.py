@@ -14,22 +14,26 @@ Commands (their options are a public contract, see README):
   g(2), lifetime fit, blinking trace and FLID.
 * ``labctl import IN... --out FILE.h5 [--format ptu|pt3|pt2|ht3|ht2|qutag|sstt]
   [--sync-channel N] [--overwrite]``: another lab's time-tag file -> Photon-HDF5.
+* ``labctl repair FILE [--out FILE] [--overwrite]``: a crashed or truncated file's
+  readable photons in a clean, valid Photon-HDF5 file, with a record of what was lost.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 import sys
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 from labctl import __version__
 from labctl.errors import ConfigError, LabctlError
 from labctl.formats.import_sources import FORMATS
 
 if TYPE_CHECKING:
+    from labctl.outputs import Recording
     from labctl.replay import ReplayFile
     from labctl.station import StationConfig
 
@@ -129,6 +133,11 @@ def build_parser() -> argparse.ArgumentParser:
     analyze.add_argument("--json", type=Path, default=None, help="write the results as JSON")
     analyze.add_argument("--plots", type=Path, default=None, help="write PNG figures into this folder")
 
+    repair = commands.add_parser("repair", help="copy what a crashed or truncated file still holds into a clean file")
+    repair.add_argument("file", type=Path)
+    repair.add_argument("--out", type=Path, default=None, help="the clean file (default: FILE with .repaired.h5)")
+    repair.add_argument("--overwrite", action="store_true", help="replace --out if it exists (never FILE itself)")
+
     gui = commands.add_parser("gui", help="the lab window: live views, recording (needs the 'gui' extra)")
     gui.add_argument("--config", type=Path, default=None, help="station YAML file (default: the built-in simulated microscope)")
     gui.add_argument("--screenshot", type=Path, default=None, help="start live, save a PNG of the window after --after seconds, exit")
@@ -139,25 +148,31 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_acquire(args: argparse.Namespace) -> int:
+    from labctl.outputs import Recording, check_output_file
+
+    # Everything is checked before anything is touched; --overwrite replaces the old file only at the end.
+    check_output_file("--out", args.out, inputs=[("--config", args.config), ("--replay", args.replay)],
+                      overwrite=args.overwrite, make_folders=True)
+    config, replay = _station_config(args, "acquire")
+    record = Recording(args.out)
+    try:
+        return _acquire(args, config, replay, record)
+    finally:
+        record.commit()
+
+
+def _acquire(args: argparse.Namespace, config: "StationConfig", replay: "ReplayFile | None", record: "Recording") -> int:
     from labctl.engine import AcquisitionEngine
     from labctl.station import Station
     from labctl.summary import format_progress, format_summary
 
-    if args.out.exists() and not args.overwrite:
-        print(f"labctl acquire: --out {args.out} already exists; choose another name or pass --overwrite", file=sys.stderr)
-        return 2
-    if args.replay is not None and args.out.resolve() == args.replay.resolve():
-        raise ConfigError("--out", str(args.out), "must not be the --replay file (it would be overwritten)")
-    config, replay = _station_config(args, "acquire")
-    if args.out.exists():
-        args.out.unlink()
     show_progress = not args.no_progress
     with Station(config) as station:
         from labctl.analysis import live_set
 
         live = live_set()
         replayed = "" if replay is None else f" --replay {replay.path} --speed {1.0 if args.speed is None else args.speed:g}"
-        engine = AcquisitionEngine(station, args.out, sinks=live,
+        engine = AcquisitionEngine(station, record.recording_path, sinks=live,
                                    description=f"labctl acquire --duration {args.duration}{replayed}")
         engine.start(args.duration)
         if replay is not None and replay.first_ps + args.duration * 1e12 > replay.last_ps:
@@ -185,6 +200,7 @@ def cmd_acquire(args: argparse.Namespace) -> int:
             if show_progress:
                 ticker.join()
                 print(file=sys.stderr)
+    summary.file_path = str(record.commit())
     print(format_summary(summary, config.channels, origin_ps=summary.start_ps))
     print(format_live(live))
     if summary.losses:
@@ -208,6 +224,30 @@ def format_live(live: list) -> str:
     return "\n".join(lines)
 
 
+_INPUT_ERRORS = (OSError, ValueError, KeyError, RuntimeError, TypeError, IndexError, MemoryError, ArithmeticError)
+"""What h5py and numpy raise on a file damaged in a way no check foresaw."""
+
+
+def _one_line_on_damage(command: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """A command reading ``args.file``: an unforeseen error from a damaged file is one line, exit 2
+    (labctl's own errors are left to ``main``; the traceback goes to the debug log)."""
+
+    @functools.wraps(command)
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return command(args)
+        except LabctlError:
+            raise
+        except _INPUT_ERRORS as exc:
+            text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            print(f"labctl {args.command}: {args.file}: {text}", file=sys.stderr)
+            logging.getLogger("labctl.cli").debug("labctl %s %s", args.command, args.file, exc_info=True)
+            return 2
+
+    return run
+
+
+@_one_line_on_damage
 def cmd_info(args: argparse.Namespace) -> int:
     from labctl.storage import describe_file
 
@@ -215,9 +255,17 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+@_one_line_on_damage
 def cmd_analyze(args: argparse.Namespace) -> int:
-    from labctl.analyze import AnalyzeOptions, analyze_file, dump_json, format_result, parse_detectors, write_plots
+    from labctl.analyze import (AnalyzeOptions, PLOT_NAMES, analyze_file, format_result, parse_detectors,
+                                result_json, write_plots)
+    from labctl.outputs import check_output_file, check_output_folder, write_text_atomic
 
+    inputs = [("FILE", args.file)]
+    if args.json is not None:  # outputs checked before the (long) analysis; never onto the input
+        check_output_file("--json", args.json, inputs=inputs)
+    if args.plots is not None:
+        check_output_folder("--plots", args.plots, inputs=inputs, file_names=PLOT_NAMES)
     options = AnalyzeOptions(
         detectors=parse_detectors(args.detectors), g2_bin_ps=args.g2_bin_ps, g2_range_ps=args.g2_range_ps,
         lifetime_bin_ps=args.lifetime_bin_ps, trace_bin_ms=args.trace_bin_ms, fit=args.fit,
@@ -229,9 +277,11 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     except ValueError as exc:  # bad binning arguments from the accumulators
         print(f"labctl analyze: {exc}", file=sys.stderr)
         return 2
+    for warning in result.get("warnings", []):
+        print(f"labctl analyze: warning: {warning}", file=sys.stderr)
     print(format_result(result))
     if args.json is not None:
-        dump_json(result, args.json)
+        write_text_atomic(args.json, result_json(result))
     if args.plots is not None:
         for path in write_plots(result, args.plots):
             print(f"plot        {path}")
@@ -241,7 +291,10 @@ def cmd_analyze(args: argparse.Namespace) -> int:
 def cmd_import(args: argparse.Namespace) -> int:
     from labctl.formats.common import FormatError
     from labctl.formats.importer import import_files
+    from labctl.outputs import check_output_file
 
+    check_output_file("--out", args.out, inputs=[("IN", path) for path in args.inputs], overwrite=args.overwrite,
+                      make_folders=True)
     try:
         result = import_files(list(args.inputs), args.out, fmt=args.format, sync_channel=args.sync_channel,
                               overwrite=args.overwrite)
@@ -260,6 +313,16 @@ def cmd_import(args: argparse.Namespace) -> int:
     for note in result.notes:
         print(f"note        {note}")
     print(f"file        {result.out}")
+    return 0
+
+
+@_one_line_on_damage
+def cmd_repair(args: argparse.Namespace) -> int:
+    from labctl.storage.repair import default_repair_path, format_report, repair_file
+
+    out = args.out if args.out is not None else default_repair_path(args.file)
+    report = repair_file(args.file, out, overwrite=args.overwrite)
+    print(format_report(report))
     return 0
 
 
@@ -285,6 +348,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_gui(args)
         if args.command == "import":
             return cmd_import(args)
+        if args.command == "repair":
+            return cmd_repair(args)
         return cmd_info(args)
     except LabctlError as exc:
         print(f"labctl {args.command}: {exc}", file=sys.stderr)

@@ -97,3 +97,7 @@ class DiskSpaceError(LabctlError, OSError):
 
 class AcquisitionError(LabctlError, RuntimeError):
     """The acquisition stopped because of an error (in a sink, the tagger, ...)."""
+
+
+class DataFileError(LabctlError, ValueError):
+    """An input data file is missing, not Photon-HDF5, truncated or damaged (the message names it and why)."""

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from labctl.analysis import _kernels as K
-from labctl.blocks import PhotonBlock
+from labctl.blocks import PhotonBlock, went_back_message
 from labctl.run import RunInfo, RunSummary
 
 _OWNER = "G2Accumulator"
@@ -183,8 +183,7 @@ class G2Accumulator:
         a, b, ok = K.split_two_detectors(ts, block.detectors, self.detector_a, self.detector_b,
                                          self._tail_a, self._tail_b, previous)
         if not ok:
-            raise ValueError(f"{_OWNER}: photon timestamps go back in time (block starting at {int(ts[0])} ps, "
-                             f"previous photon at {self._last_ps} ps): blocks must be sorted and in order")
+            raise ValueError(went_back_message(_OWNER, ts, self._last_ps))
         old_a, old_b = self._tail_a.size, self._tail_b.size
         if self.delay_ps:  # B's new photons on A's clock: lag = (t_B - delay) - t_A
             b[old_b:] -= np.int64(self.delay_ps)

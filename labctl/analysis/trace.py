@@ -42,7 +42,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from labctl.analysis import _kernels as K
-from labctl.blocks import PhotonBlock
+from labctl.blocks import PhotonBlock, went_back_message
 from labctl.run import RunInfo, RunSummary
 
 AUTO_INTENSITY_BINS = 256
@@ -170,8 +170,7 @@ class _TimeBinner:
         return buffer, n
 
     def _went_back(self, ts: np.ndarray) -> None:
-        raise ValueError(f"{self.owner}: photon timestamps go back in time (block starting at {int(ts[0])} ps, "
-                         f"previous photon at {self.last_ps} ps): blocks must be sorted and in order")
+        raise ValueError(went_back_message(self.owner, ts, self.last_ps))
 
 
 def _last_rows(buffer: np.ndarray, length: int, last_n_bins: int | None) -> tuple[int, np.ndarray]:

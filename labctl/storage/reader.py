@@ -25,8 +25,15 @@ import h5py
 import numpy as np
 
 from labctl.blocks import LossRecord, PhotonBlock
+from labctl.errors import DataFileError
 from labctl.storage import layout as L
+<<<<<<< HEAD
 from labctl.storage.units import times_unit_ps
+=======
+from labctl.storage.hdf5_open import (check_photon_datasets, h5py_message, length_warnings, lookup, open_hdf5,
+                                      positive_number, readable_photons)
+from labctl.storage.repair_record import read_repair_record
+>>>>>>> files
 
 HANDOVER_TIMEOUT_S = 10.0
 """How long ``iter_blocks(follow=True)`` waits for the writer's end record once all data are flushed."""
@@ -63,26 +70,40 @@ class PhotonHDF5Reader:
 
     def __init__(self, path: str | os.PathLike[str], *, swmr: bool = True) -> None:
         self._path = os.path.abspath(os.fspath(path))
-        self._swmr = swmr
-        self._file = self._open()
+        self._allow_swmr = swmr
+        self._swmr = False
         self._datasets: dict[str, h5py.Dataset | None] = {}
-        if L.TIMESTAMPS not in self._file:
+        self._file = self._open()
+        try:
+            self._check_layout()
+        except BaseException:
             self._file.close()
-            raise ValueError(f"{self._path}: no {L.TIMESTAMPS}: not a single-spot Photon-HDF5 file "
-                             "(multispot /photon_dataN files are not supported)")
+            raise
 
     def _open(self) -> h5py.File:
-        if not os.path.isfile(self._path):
-            raise FileNotFoundError(f"{self._path}: no such file")
+        """Open the file (``hdf5_open``: no hang on damage); SWMR only if a writer has it open."""
+        f, self._swmr = open_hdf5(self._path, swmr=self._allow_swmr)
+        self._datasets = {}
+        return f
+
+    def _check_layout(self) -> None:
+        """Refuse a file whose photon datasets cannot be read as photons (``check_photon_datasets``)."""
         try:
-            return h5py.File(self._path, "r", swmr=self._swmr)
-        except OSError as exc:
-            if "signature" in str(exc):
-                raise ValueError(f"{self._path}: not an HDF5 file") from exc
-            if "already open for write" in str(exc):
-                raise OSError(f"{self._path}: marked as open for writing (a writer is running or crashed): "
-                              "open it with swmr=True, or clear the mark with `h5clear -s --increment`") from exc
-            raise
+            check_photon_datasets(self._file, self._path)
+            self._readable = readable_photons(self._file, self._dataset, self._swmr)
+        except (OSError, RuntimeError, KeyError, TypeError) as exc:
+            raise DataFileError(f"{self._path}: damaged HDF5 file: {h5py_message(exc)}") from None
+
+    @property
+    def stream_lengths(self) -> dict[str, int]:
+        """Length of each photon dataset present (equal in a sound closed file)."""
+        self._refresh(*L.STREAM_PATHS)
+        return {path: ds.shape[0] for path, ds in zip(L.STREAM_PATHS, map(self._dataset, L.STREAM_PATHS))
+                if ds is not None}
+
+    def warnings(self) -> list[str]:
+        """What is wrong but still readable: photon datasets of unequal length, data past a truncation."""
+        return length_warnings(self.stream_lengths, self._readable, os.path.basename(self._path))
 
     def __enter__(self) -> PhotonHDF5Reader:
         return self
@@ -98,7 +119,6 @@ class PhotonHDF5Reader:
         """Close and open again: shows groups written since (e.g. ``run_end`` after the run)."""
         self._file.close()
         self._file = self._open()
-        self._datasets = {}
 
     # ----------------------------------------------------------------- small helpers
     def _dataset(self, path: str) -> h5py.Dataset | None:
@@ -109,7 +129,7 @@ class PhotonHDF5Reader:
         wrong data (the last chunk comes back as a copy of the first).
         """
         if path not in self._datasets:
-            obj = self._file.get(path)
+            obj = lookup(self._file, path)
             self._datasets[path] = obj if isinstance(obj, h5py.Dataset) else None
         return self._datasets[path]
 
@@ -162,8 +182,10 @@ class PhotonHDF5Reader:
     @property
     def num_photons(self) -> int:
         """Photons readable now (refreshed: grows while the file is being written)."""
-        self._refresh(*L.STREAM_PATHS)
-        return min(ds.shape[0] for ds in map(self._dataset, L.STREAM_PATHS) if ds is not None)
+        n = min(self.stream_lengths.values())
+        if self._readable is not None and self._readable < n:  # grown since (a live writer), or truncated
+            self._readable = readable_photons(self._file, self._dataset, self._swmr)
+        return n if self._readable is None else min(n, self._readable)
 
     @property
     def timestamps_unit_s(self) -> float:
@@ -192,7 +214,7 @@ class PhotonHDF5Reader:
     @property
     def tcspc_num_bins(self) -> int | None:
         """Number of TCSPC bins, or None if not recorded."""
-        value = self._get(L.TCSPC_NUM_BINS)
+        value = positive_number(self._get(L.TCSPC_NUM_BINS))
         return None if value is None else int(value)
 
     @property
@@ -201,22 +223,19 @@ class PhotonHDF5Reader:
         value = self._get(L.LASER_REPETITION_RATE)
         if value is None:
             rates = self._get(L.SETUP_LASER_REPETITION_RATES)
-            value = None if rates is None or len(rates) == 0 else rates[0]
-        return None if value is None else float(value)
+            value = None if rates is None or np.size(rates) == 0 else np.ravel(rates)[0]
+        return positive_number(value)
 
     @property
     def acquisition_duration_s(self) -> float | None:
-        """``/acquisition_duration`` (s); labctl updates it at every flush."""
-        value = self._get(L.ACQUISITION_DURATION)
-        return None if value is None else float(value)
+        """``/acquisition_duration`` (s), None if absent or not a finite time > 0; labctl updates it at every flush."""
+        return positive_number(self._get(L.ACQUISITION_DURATION))
 
     @property
     def detector_ids(self) -> tuple[int, ...]:
         """Detector ids: ``/setup/detectors/id``, else the values found in ``/photon_data/detectors``."""
-        ids = self._get(L.SETUP_DETECTOR_ID)
-        if ids is not None:
-            return tuple(int(i) for i in np.asarray(ids).ravel())
-        return tuple(k for k, n in self.photon_counts().items() if n)
+        ids = self._setup_ids()
+        return tuple(int(i) for i in ids) if ids is not None else tuple(k for k, n in self.photon_counts().items() if n)
 
     @property
     def detector_labels(self) -> dict[int, str]:
@@ -226,6 +245,14 @@ class PhotonHDF5Reader:
         if labels is None or ids is None:
             return {}
         return {int(i): L.text(s) for i, s in zip(np.asarray(ids).ravel(), labels)}
+
+    def first_last_ps(self) -> tuple[int, int] | None:
+        """Timestamps (ps) of the first and the last photon, or None without photons."""
+        n = self.num_photons
+        if not n:
+            return None
+        read = self._photon_reader()
+        return int(read(0, 1).timestamps[0]), int(read(n - 1, n).timestamps[0])
 
     def photon_counts(self, chunk_photons: int = 1 << 22) -> dict[int, int]:
         """Photons per detector id, counted in the data (read in slices)."""
@@ -241,13 +268,23 @@ class PhotonHDF5Reader:
         return {i: int(c) for i, c in enumerate(counts) if c}
 
     def _single_detector_id(self) -> int:
+        ids = self._setup_ids()
+        return int(ids[0]) if ids is not None and ids.size == 1 else 0
+
+    def _setup_ids(self) -> np.ndarray | None:
+        """``/setup/detectors/id`` as a 1-D integer array, or None if absent."""
         ids = self._get(L.SETUP_DETECTOR_ID)
-        return int(np.asarray(ids).ravel()[0]) if ids is not None and np.size(ids) == 1 else 0
+        if ids is not None and np.asarray(ids).dtype.kind not in "iu":
+            raise DataFileError(f"{self._path}: {L.SETUP_DETECTOR_ID} ({np.asarray(ids).dtype}): must be integer ids")
+        return None if ids is None else np.asarray(ids).ravel()
 
     # ----------------------------------------------------------------- labctl extras
     def markers(self) -> np.ndarray:
         """Frame-marker timestamps (int64 ps); empty for non-labctl files."""
-        return np.asarray(self._get(L.MARKERS, np.empty(0, L.MARKERS_DTYPE)), L.MARKERS_DTYPE)
+        raw = np.asarray(self._get(L.MARKERS, np.empty(0, L.MARKERS_DTYPE)))
+        if raw.dtype.kind not in "iu":
+            raise DataFileError(f"{self._path}: {L.MARKERS} ({raw.dtype}): must be integer timestamps (ps)")
+        return raw.astype(L.MARKERS_DTYPE)
 
     def losses(self) -> list[LossRecord]:
         """Every recorded stretch of lost data."""
@@ -270,6 +307,10 @@ class PhotonHDF5Reader:
         """
         group = self._file.get(L.RUN_END)
         return L.read_run_end(group) if isinstance(group, h5py.Group) else None
+
+    def repair_record(self) -> dict[str, Any] | None:
+        """The record ``labctl repair`` leaves in ``/user/labctl/repair``, or None (README, "labctl repair")."""
+        return read_repair_record(self._file)
 
     # ----------------------------------------------------------------- photons
     def iter_blocks(self, chunk_photons: int = 1 << 20, *, follow: bool = False, poll_s: float = 0.5,
@@ -344,14 +385,14 @@ class PhotonHDF5Reader:
         self._datasets = {}
         while True:
             try:
-                f = h5py.File(self._path, "r", swmr=self._swmr)
-            except OSError:  # the writer holds it open "r+" for a few ms
+                f, swmr = open_hdf5(self._path, swmr=self._allow_swmr)
+            except (OSError, DataFileError):  # the writer holds it open "r+" for a few ms
                 if time.monotonic() >= limit:
                     self._file = self._open()
                     return
             else:
                 if L.RUN_END in f or time.monotonic() >= limit:
-                    self._file = f
+                    self._file, self._swmr = f, swmr
                     return
                 f.close()
             time.sleep(0.02)
@@ -420,77 +461,3 @@ class PhotonHDF5Reader:
         if k != 1:
             out *= k
         return out
-
-
-def _si(value: float, unit: str) -> str:
-    """``value`` with an SI prefix: 1.5e-9, "s" -> "1.5 ns"."""
-    if value == 0 or not math.isfinite(value):
-        return f"{value:g} {unit}"
-    for factor, prefix in ((1e9, "G"), (1e6, "M"), (1e3, "k"), (1, ""), (1e-3, "m"), (1e-6, "µ"),
-                           (1e-9, "n"), (1e-12, "p")):
-        if abs(value) >= factor:
-            return f"{value / factor:.4g} {prefix}{unit}"
-    return f"{value:.3g} {unit}"
-
-
-def describe_file(path: str | os.PathLike[str]) -> str:
-    """The summary that ``labctl info FILE`` prints: format, run, photons, losses, end record, size."""
-    size_bytes = os.path.getsize(path)
-    with PhotonHDF5Reader(path) as r:
-        ident = r.identity()
-        labctl_file = r.is_labctl_file
-        lines = [f"file:        {r.path}",
-                 f"format:      Photon-HDF5 {r.format_version or '(version unknown)'}",
-                 f"creator:     {ident.get('software', '?')} {ident.get('software_version', '')}".rstrip()
-                 + (f", author {ident['author']}" if ident.get("author") else "")
-                 + (f", created {ident['creation_time']}" if ident.get("creation_time") else "")]
-        if labctl_file:
-            lines.append(f"run id:      {r.run_id}")
-        duration_s = r.acquisition_duration_s
-        n = r.num_photons
-        if not duration_s and n:
-            ts = r._dataset(L.TIMESTAMPS)
-            duration_s = float(ts[n - 1] - ts[0]) * r.timestamps_unit_s
-        lines.append(f"duration:    {duration_s:.6g} s" if duration_s else "duration:    unknown")
-        lines.append(f"photons:     {n:,}")
-        labels = r.detector_labels
-        for det_id, count in sorted(r.photon_counts().items()):
-            rate = f", {_si(count / duration_s, 'cps')}" if duration_s else ""
-            label = f" ({labels[det_id]})" if det_id in labels else ""
-            lines.append(f"  detector {det_id}{label}: {count:,}{rate}")
-        lines.append(f"timestamps:  unit {_si(r.timestamps_unit_s, 's')}")
-        unit_s = r.nanotimes_unit_s
-        if unit_s is None:
-            lines.append("nanotimes:   none")
-        else:
-            bins = r.tcspc_num_bins
-            span = f", {bins:,} bins (range {_si(bins * unit_s, 's')})" if bins else ""
-            note = "; -1 = photon before the first laser sync" if labctl_file else ""
-            lines.append(f"nanotimes:   unit {_si(unit_s, 's')}{span}{note}")
-        rate_hz = r.laser_repetition_rate_hz
-        if rate_hz:
-            lines.append(f"laser:       {_si(rate_hz, 'Hz')} repetition rate")
-        if labctl_file:
-            lines.append(f"markers:     {len(r.markers()):,}")
-            losses = r.losses()
-            if not losses:
-                lines.append("losses:      none recorded")
-            else:
-                lost_s = sum(x.duration_ps for x in losses) * 1e-12
-                lines.append(f"losses:      !! DATA LOST: {len(losses)} stretch(es), {_si(lost_s, 's')} in total; "
-                             "rates, g(2) and traces across them are incomplete")
-                for x in losses:
-                    syncs = f", {x.missing_syncs:,} laser syncs missing" if x.missing_syncs >= 0 else ""
-                    lines.append(f"  !! lost {x.start_ps * 1e-12:.6f} s .. {x.stop_ps * 1e-12:.6f} s "
-                                 f"({_si(x.duration_ps * 1e-12, 's')}{syncs}) [{x.source}]")
-            end = r.run_end()
-            if end is None:
-                lines.append("end:         no end record: the run did not close cleanly (crash?), or it is "
-                             "still being written; data up to the last flush are readable")
-            elif end["clean"]:
-                lines.append(f"end:         clean ({end['end_reason']})")
-            else:
-                lines.append(f"end:         NOT CLEAN: {end['end_reason']}")
-                lines.extend(f"  error: {e}" for e in end["errors"])
-    lines.append(f"file size:   {_si(size_bytes, 'B')} ({size_bytes:,} bytes)")
-    return "\n".join(lines)
