@@ -27,13 +27,10 @@ import numpy as np
 from labctl.blocks import LossRecord, PhotonBlock
 from labctl.errors import DataFileError
 from labctl.storage import layout as L
-<<<<<<< HEAD
-from labctl.storage.units import times_unit_ps
-=======
 from labctl.storage.hdf5_open import (check_photon_datasets, h5py_message, length_warnings, lookup, open_hdf5,
                                       positive_number, readable_photons)
 from labctl.storage.repair_record import read_repair_record
->>>>>>> files
+from labctl.storage.units import times_unit_ps
 
 HANDOVER_TIMEOUT_S = 10.0
 """How long ``iter_blocks(follow=True)`` waits for the writer's end record once all data are flushed."""
