@@ -15,6 +15,7 @@ from __future__ import annotations
 import importlib
 import itertools
 import json
+import math
 import queue
 import sys
 import threading
