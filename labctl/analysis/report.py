@@ -46,9 +46,9 @@ def format_result(result: dict[str, Any]) -> str:
 
 
 def _fit_line(fit: dict[str, Any]) -> str:
-    taus = ", ".join(f"{t:.3f} ± {e:.2g} ns" if e is not None else f"{t:.3f} ns (error not available)"
-                     for t, e in zip(fit["tau_ns"], fit["tau_err_ns"]))
-    fractions = ", ".join(f"{f:.3f}" for f in fit["fractions"])
+    taus = ", ".join("- ns" if t is None else f"{t:.3f} ± {e:.2g} ns" if e is not None
+                     else f"{t:.3f} ns (error not available)" for t, e in zip(fit["tau_ns"], fit["tau_err_ns"]))
+    fractions = ", ".join("-" if f is None else f"{f:.3f}" for f in fit["fractions"])  # None: not finite
     chi2 = fit.get("reduced_chi2")
     chi2_text = f", reduced chi2 {chi2:.2f}" if chi2 is not None else ""
     return f"{fit['model']}: {taus}  (amplitude fractions {fractions}{chi2_text})"
@@ -99,7 +99,7 @@ def write_plots(result: dict[str, Any], folder: str | Path) -> list[Path]:
         ax.set_yscale("log")
         fit = lifetime["fit"]
         ax.set(xlabel="delay after laser pulse (ns)", ylabel="photons per bin",
-               title=(f"{fit['model']} fit: " + ", ".join(f"{t:.1f} ns" for t in fit["tau_ns"])) if fit["tau_ns"] else "decay")
+               title=(f"{fit['model']} fit: " + ", ".join("-" if t is None else f"{t:.1f} ns" for t in fit["tau_ns"])) if fit["tau_ns"] else "decay")
         save(fig, "lifetime.png")
         flid = result["flid"]
         fig, ax = plt.subplots(figsize=(5, 4))
