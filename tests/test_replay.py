@@ -302,7 +302,7 @@ def test_out_may_not_be_the_replayed_file_even_with_overwrite(recording, capsys)
     before = recording.stat().st_size
     code = main(["acquire", "--replay", str(recording), "--duration", "1", "--out", str(recording), "--overwrite",
                  "--no-progress"])
-    assert code == 2 and "must not be the --replay file" in capsys.readouterr().err
+    assert code == 2 and "is the input --replay" in capsys.readouterr().err
     assert recording.stat().st_size == before and read_photons(recording)[0].size > 1000
 
 

@@ -348,7 +348,9 @@ def _result(prob: Problem, sol: Solution, model: str, notes: list[str]) -> Decay
     def derived(q: np.ndarray) -> np.ndarray:
         ph = prob.physical(q)
         amp = ph["n"] / ph["tau_ps"]
-        return np.concatenate([ph["tau_ps"][order] / 1e3, (amp / amp.sum())[order], [ph["bg"]]])
+        with np.errstate(invalid="ignore", divide="ignore"):  # no photons in the decay: fractions NaN, shown as "-"
+            fractions = amp / amp.sum()
+        return np.concatenate([ph["tau_ps"][order] / 1e3, fractions[order], [ph["bg"]]])
 
     value = derived(p)
     jac = np.zeros((value.size, prob.size))
