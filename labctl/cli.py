@@ -18,10 +18,15 @@ import logging
 import sys
 import threading
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 from labctl import __version__
 from labctl.errors import LabctlError
+from labctl.signals import EndOnSignals, end_reason, signal_name
+
+if TYPE_CHECKING:
+    from labctl.blocks import ChannelMap
+    from labctl.run import RunSummary
 
 
 def _positive_seconds(text: str) -> float:
@@ -72,49 +77,84 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_acquire(args: argparse.Namespace) -> int:
-    from labctl.engine import AcquisitionEngine
-    from labctl.station import Station, StationConfig
-    from labctl.summary import format_progress, format_summary
+    from labctl.summary import format_summary
 
     if args.out.exists() and not args.overwrite:
         print(f"labctl acquire: --out {args.out} already exists; choose another name or pass --overwrite", file=sys.stderr)
         return 2
     if args.out.exists():
         args.out.unlink()
+    with EndOnSignals("labctl acquire") as signals:
+        try:
+            summary, channels, live = _record(args, signals)
+        except KeyboardInterrupt as exc:  # before the run started: the station (if built) is closed, excitation safe
+            signals.hold()
+            print(f"labctl acquire: {signal_name(exc)} during set-up, before the run started: "
+                  "nothing recorded, excitation in safe state", file=sys.stderr)
+            return 1
+        signals.hold()
+        try:
+            print(format_summary(summary, channels, origin_ps=summary.start_ps))
+            print(format_live(live))
+        except OSError:  # stdout gone (SIGHUP from a closed terminal): the file and its run_end say it all
+            pass
+    return exit_code(summary)
+
+
+def exit_code(summary: RunSummary) -> int:
+    """``labctl acquire``'s exit code: 0 clean, 1 not clean (with or without losses), 3 clean with losses."""
+    if not summary.clean:
+        return 1
+    return 3 if summary.losses else 0
+
+
+def _record(args: argparse.Namespace, signals: EndOnSignals) -> tuple[RunSummary, ChannelMap, list]:
+    """Build the station, record, return the summary; every end goes through the engine's one end path."""
+    from labctl.analysis import live_set
+    from labctl.engine import AcquisitionEngine
+    from labctl.station import Station, StationConfig
+    from labctl.summary import format_progress
+    from labctl.warmup import warm_up
+
     config = StationConfig.load(args.config).with_seed(args.seed)
     show_progress = not args.no_progress
     with Station(config) as station:
-        from labctl.analysis import live_set
-
         live = live_set()
+        warm_up(station.channels)  # compiles now (interruptible), so the deferred start below is short
         engine = AcquisitionEngine(station, args.out, sinks=live, description=f"labctl acquire --duration {args.duration}")
-        engine.start(args.duration)
         done = threading.Event()
 
         def progress() -> None:
             tty = sys.stderr.isatty()
             while not done.wait(0.25 if tty else 2.0):
                 line = format_progress(engine.status(), args.duration, station.channels)
-                print(("\r" + line) if tty else line, end="" if tty else "\n", file=sys.stderr, flush=True)
+                try:
+                    print(("\r" + line) if tty else line, end="" if tty else "\n", file=sys.stderr, flush=True)
+                except OSError:  # the terminal is gone (SIGHUP)
+                    return
 
         ticker = threading.Thread(target=progress, daemon=True)
-        if show_progress:
-            ticker.start()
         try:
+            with signals.deferred():  # a signal now is raised once the run has started, then ends it
+                engine.start(args.duration)
+            if show_progress:
+                ticker.start()
             summary = engine.wait()
-        except KeyboardInterrupt:
-            engine.stop("interrupted")
+        except KeyboardInterrupt as exc:
+            if not engine.started:
+                raise
+            engine.stop(end_reason(exc))
             summary = engine.wait()
         finally:
+            signals.hold()  # the run is over: closing the station must not be cut short
             done.set()
-            if show_progress:
+            if ticker.is_alive():
                 ticker.join()
-                print(file=sys.stderr)
-    print(format_summary(summary, config.channels, origin_ps=summary.start_ps))
-    print(format_live(live))
-    if summary.losses:
-        return 3
-    return 0 if summary.clean else 1
+                try:
+                    print(file=sys.stderr)
+                except OSError:
+                    pass
+    return summary, config.channels, live
 
 
 def format_live(live: list) -> str:

@@ -40,11 +40,12 @@ import numpy as np
 from labctl.blocks import LossRecord, PhotonBlock, TagBlock
 from labctl.camera_path import CameraPath
 from labctl.engine_settings import EngineSettings
-from labctl.errors import AcquisitionError, ConfigError
+from labctl.errors import AcquisitionError, ConfigError, DiskSpaceError
 from labctl.interfaces import Sink
 from labctl.photon_kernels import channel_counts
 from labctl.photons import PhotonConverter
 from labctl.run import RunInfo, RunSummary, SpectralInfo
+from labctl.signals import end_reason
 from labctl.station import Station
 from labctl.warmup import warm_up
 
@@ -216,14 +217,19 @@ class AcquisitionEngine:
         self.start(duration_s)
         try:
             return self.wait()
-        except BaseException:
-            self.stop("interrupted")
+        except BaseException as exc:
+            self.stop(end_reason(exc) if isinstance(exc, KeyboardInterrupt) else f"error: {type(exc).__name__}: {exc}")
             self.wait()
             raise
 
     def status(self) -> dict[str, Any]:
         """A small snapshot for progress bars and GUIs (safe to call from any thread)."""
         return dict(self._status)
+
+    @property
+    def started(self) -> bool:
+        """True once :meth:`start` has started the run (it then ends through the engine's end path)."""
+        return self._thread is not None
 
     @property
     def running(self) -> bool:
@@ -239,7 +245,7 @@ class AcquisitionEngine:
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
         if self._thread is not None and not self._done.is_set():
-            self.stop("interrupted" if exc_type is KeyboardInterrupt else ("error" if exc_type else "stopped"))
+            self.stop(end_reason(exc) if isinstance(exc, KeyboardInterrupt) else ("error" if exc_type else "stopped"))
             self.wait()
         self.station.safe_state()
 
@@ -317,9 +323,8 @@ class AcquisitionEngine:
             self._errors.append(f"{type(exc).__name__}: {exc}")
             self.stop(f"error: {type(exc).__name__}: {exc}")
             log.exception("acquisition failed")
-        finally:
-            self.station.safe_state()
-            self._log("excitation in safe state")
+        finally:  # the one end path: excitation safe, tagger stopped, sinks closed
+            self._make_safe()
             self._errors.extend(self._camera_path.stop(end_ps if finished else last_ps, self._dispatch))
             try:
                 tagger.stop_stream()
@@ -333,7 +338,7 @@ class AcquisitionEngine:
             reason = self._end_reason or "stopped"
             if any(r.error is not None for r in self._runners) or self._errors:
                 clean = False
-            if reason.startswith(("error", "interrupted", "protection")):
+            if reason.startswith(("error", "interrupted", "protection", "disk space")):
                 clean = False
             duration_ps = (last_ps - first_ps) if (first_ps is not None and last_ps is not None) else 0
             if end_ps is not None and reason == "duration" and first_ps is not None:
@@ -345,6 +350,10 @@ class AcquisitionEngine:
                 runner.finish(box)
             for runner in self._runners:
                 runner.thread.join()
+            if self._file_runner is not None:  # what the file really holds (after a full disk: up to its last flush)
+                writer = self._file_runner.sink
+                summary.photons_written = int(getattr(writer, "photons_written", summary.photons_written))
+                summary.losses.extend(getattr(writer, "own_losses", []))
             for runner in self._runners:
                 if runner.error is not None and f"sink {runner.sink.name}" not in " ".join(summary.errors):
                     summary.errors.append(f"sink {runner.sink.name}: {type(runner.error).__name__}: {runner.error}")
@@ -419,7 +428,20 @@ class AcquisitionEngine:
     def _sink_failed(self, sink: Sink, exc: BaseException) -> None:
         self._errors.append(f"sink {sink.name}: {type(exc).__name__}: {exc}")
         self.station.safe_state()
-        self.stop(f"error: sink {sink.name}: {type(exc).__name__}: {exc}")
+        self.stop("disk space" if isinstance(exc, DiskSpaceError) else f"error: sink {sink.name}: {type(exc).__name__}: {exc}")
+
+    def _make_safe(self) -> None:
+        """Excitation to its safe state, then read it back (the generator's output) into the run log."""
+        self.station.safe_state()
+        self._log("excitation in safe state")
+        state = self.station.excitation_state()
+        if state == "on":
+            self._errors.append("the excitation is still on after the safe state")
+            self._log("excitation read back after the safe state: ON; switch the laser off by hand", "CRITICAL")
+        elif state == "internal":
+            self._log("excitation read back after the safe state: the laser runs on its internal clock; lock it", "WARNING")
+        else:
+            self._log(f"excitation read back after the safe state: {state}")
 
     # -- records ----------------------------------------------------------------------------
     def _run_info(self, duration_s: float | None, spectra: SpectralInfo | None) -> RunInfo:

@@ -203,7 +203,8 @@ class Station:
         self._closed = False
         try:
             self._build()
-        except BaseException:
+        except BaseException:  # a bad setting, or a signal (Ctrl-C, SIGTERM) during the build
+            self.safe_state()
             self._close_instruments()
             raise
         atexit.register(self.safe_state)
@@ -307,6 +308,20 @@ class Station:
             laser.disable_excitation()
         except Exception:  # noqa: BLE001 - the safe state must be attempted, and must not mask the caller's error
             log.exception("could not put the laser in its safe state")
+
+    def excitation_state(self) -> str:
+        """The excitation as read back from the instruments: ``"on"``, ``"off"`` (external trigger:
+        the generator's output), ``"internal"`` (the laser's own clock: software cannot tell or
+        switch it), or ``"unknown (<error>)"``."""
+        laser = self.instruments.get("laser")
+        if laser is None:
+            return "off"
+        try:
+            if laser.trigger_source() != "external":
+                return "internal"
+            return "on" if laser.excitation_enabled() else "off"
+        except Exception as exc:  # noqa: BLE001 - a reading, not an action
+            return f"unknown ({exc})"
 
     def close(self) -> None:
         if self._closed:

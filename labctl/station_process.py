@@ -229,12 +229,7 @@ class _ChildStation:
     # -- monitoring --------------------------------------------------------------------
     def monitors(self) -> dict[str, Any]:
         """Excitation state every call; the camera temperature at most every MONITOR_INTERVAL_S."""
-        laser = self.station.laser
-        try:
-            external = laser.trigger_source() == "external"
-            self._monitors["excitation"] = ("on" if laser.excitation_enabled() else "off") if external else "internal"
-        except Exception as exc:  # noqa: BLE001
-            self._monitors["excitation"] = f"unknown ({exc})"
+        self._monitors["excitation"] = self.station.excitation_state()
         camera = self.station.instruments.get("camera")
         now = time.monotonic()
         if camera is not None and now - self._monitor_time >= MONITOR_INTERVAL_S:
