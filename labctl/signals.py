@@ -56,13 +56,15 @@ class EndOnSignals:
 
     Args:
         prog: name used in the line printed for repeated signals.
+        signals: the signals to catch (default: SIGINT, SIGTERM, SIGHUP).
 
     Outside the main thread it installs nothing (Python allows handlers only there).
     The previous handlers are restored on exit.
     """
 
-    def __init__(self, prog: str = "labctl") -> None:
+    def __init__(self, prog: str = "labctl", signals: tuple[signal.Signals, ...] = ENDING_SIGNALS) -> None:
         self.prog = prog
+        self.signals = signals
         self.received: str | None = None
         self._raised = False
         self._held = False
@@ -71,7 +73,7 @@ class EndOnSignals:
 
     def __enter__(self) -> "EndOnSignals":
         if threading.current_thread() is threading.main_thread():
-            for sig in ENDING_SIGNALS:
+            for sig in self.signals:
                 self._previous[sig] = signal.signal(sig, self._handle)
         return self
 

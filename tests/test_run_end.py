@@ -105,3 +105,50 @@ def test_a_signal_during_set_up_exits_1_with_one_line_and_excitation_off(tmp_pat
     assert interrupt.scene is not None and interrupt.scene.excitation_enabled() is False
     assert not out.exists()
     assert signal.getsignal(signal.SIGTERM) == before  # handlers are restored
+
+
+_PARENT = """
+import sys, time
+from labctl.engine_process import EngineProcess
+from tests.conftest import sim_config
+engine = EngineProcess(sim_config(), sys.argv[1])
+engine.start(60)
+print("pid", engine._station._process.pid, flush=True)
+time.sleep(120)
+"""
+
+
+def _gone(pid: int, timeout_s: float) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            with open(f"/proc/{pid}/stat") as stat:
+                if stat.read().rsplit(")", 1)[1].split()[0] == "Z":
+                    return True  # exited, not yet reaped by its parent
+        except FileNotFoundError:
+            return True
+        time.sleep(0.1)
+    return False
+
+
+@pytest.mark.parametrize("target", ["parent", "child"])
+def test_sigterm_to_the_station_process_or_its_parent_ends_the_run_safely(tmp_path, target):
+    out = tmp_path / "child.h5"
+    parent = subprocess.Popen([sys.executable, "-c", _PARENT, str(out)], stdout=subprocess.PIPE, text=True)
+    line = ""
+    while not line.startswith("pid "):
+        line = parent.stdout.readline()
+        assert line, "the parent script ended early"
+    child_pid = int(line.split()[1])
+    _wait_for_file(out, parent)
+    time.sleep(1.5)
+    os.kill(parent.pid if target == "parent" else child_pid, signal.SIGTERM)
+    assert _gone(child_pid, 30), "the station process did not end"
+    parent.kill()
+    parent.wait()
+    with PhotonHDF5Reader(out) as reader:
+        end = reader.run_end()
+        log = [message for _, _, message in reader.run_log()]
+    assert end is not None and end["clean"] is False
+    assert end["end_reason"] == ("interrupted: parent process gone" if target == "parent" else "interrupted: SIGTERM")
+    assert READ_BACK_OFF in log
