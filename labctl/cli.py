@@ -94,6 +94,8 @@ def cmd_acquire(args: argparse.Namespace) -> int:
             return 1
         signals.hold()
         try:
+            if summary.errors:  # one line on stderr; every error is in the summary and the run log
+                print(f"labctl acquire: {summary.errors[0]}", file=sys.stderr)
             print(format_summary(summary, channels, origin_ps=summary.start_ps))
             print(format_live(live))
         except OSError:  # stdout gone (SIGHUP from a closed terminal): the file and its run_end say it all

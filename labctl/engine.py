@@ -97,7 +97,8 @@ class _SinkRunner:
         except BaseException as exc:  # noqa: BLE001
             if self.error is None:
                 self.error = exc
-            log.exception("closing sink %s failed", self.sink.name)
+            log.error("closing sink %s failed: %s", self.sink.name, exc)  # one line; the traceback at debug level
+            log.debug("closing sink %s failed", self.sink.name, exc_info=True)
 
 
 class AcquisitionEngine:
@@ -354,6 +355,8 @@ class AcquisitionEngine:
                 writer = self._file_runner.sink
                 summary.photons_written = int(getattr(writer, "photons_written", summary.photons_written))
                 summary.losses.extend(getattr(writer, "own_losses", []))
+                if getattr(writer, "end_reason", None):  # the file ended early (full disk): say so, as its run_end does
+                    summary.end_reason, summary.clean = writer.end_reason, False
             for runner in self._runners:
                 if runner.error is not None and f"sink {runner.sink.name}" not in " ".join(summary.errors):
                     summary.errors.append(f"sink {runner.sink.name}: {type(runner.error).__name__}: {runner.error}")

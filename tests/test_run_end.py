@@ -152,3 +152,148 @@ def test_sigterm_to_the_station_process_or_its_parent_ends_the_run_safely(tmp_pa
     assert end is not None and end["clean"] is False
     assert end["end_reason"] == ("interrupted: parent process gone" if target == "parent" else "interrupted: SIGTERM")
     assert READ_BACK_OFF in log
+
+
+# ---------------------------------------------------------------- a full disk (ENOSPC)
+import errno  # noqa: E402
+
+import h5py  # noqa: E402
+import numpy as np  # noqa: E402
+
+from labctl.engine import AcquisitionEngine  # noqa: E402
+from labctl.storage import layout as L  # noqa: E402
+from labctl.storage import writer as writer_module  # noqa: E402
+
+WRITE_SITES = ["_set_extent", "_write_chunk", "_append", "_assign", "_flush_ds", "_close_file", "run_end"]
+
+
+class _Enospc:
+    """Make one writer function raise OSError(ENOSPC) once armed: once, or on every later call."""
+
+    def __init__(self, monkeypatch, site: str, always: bool) -> None:
+        self.armed = False
+        self.failures = 0
+        self.always = always
+        target, name = (L, "write_run_end") if site == "run_end" else (writer_module, site)
+        original = getattr(target, name)
+
+        def failing(*args, **kwargs):
+            if self.armed and (self.always or self.failures == 0):
+                self.failures += 1
+                raise OSError(errno.ENOSPC, "No space left on device")
+            return original(*args, **kwargs)
+
+        monkeypatch.setattr(target, name, failing)
+
+
+def _check_file_agrees(out, summary) -> dict | None:
+    with PhotonHDF5Reader(out) as reader:
+        n = reader.num_photons
+        end = reader.run_end()
+        rows = [(x.start_ps, x.stop_ps, x.missing_syncs, x.source) for x in reader.losses()]
+    with h5py.File(out, "r", swmr=True) as f:
+        lengths = {f[p].shape[0] for p in L.STREAM_PATHS}
+        ts = f[L.TIMESTAMPS][:]
+    assert lengths == {n}  # photon datasets of equal length
+    assert n == summary.photons_written > 0  # the summary tells what the file holds
+    assert np.all(np.diff(ts) >= 0) and ts[0] > 0  # no zero-filled tail
+    assert (0, 0, 0, "") not in rows
+    return end
+
+
+@pytest.mark.parametrize("site", WRITE_SITES)
+def test_enospc_at_any_write_site_ends_the_run_cleanly(make_station, monkeypatch, tmp_path, site):
+    station = make_station(engine={"flush_interval_s": 0.1, "min_free_mb": 0})
+    enospc = _Enospc(monkeypatch, site, always=False)
+    out = tmp_path / "full.h5"
+    engine = AcquisitionEngine(station, out)
+    engine.start(2.0 if site in ("_close_file", "run_end") else 30.0)
+    if site not in ("_close_file", "run_end"):  # these are reached at the end of the run
+        time.sleep(0.6)
+    enospc.armed = True
+    summary = engine.wait(timeout_s=60)
+    assert enospc.failures == 1
+    assert summary.clean is False
+    assert station.excitation_state() == "off"
+    end = _check_file_agrees(out, summary)
+    if site == "run_end":  # the end record failed: none in the file (not a dangling one), data intact
+        assert end is None
+        assert any(f"{L.RUN_END} was not written" in e for e in summary.errors), summary.errors
+        return
+    assert summary.end_reason == "disk space"
+    assert any("disk full: no space left on" in e for e in summary.errors), summary.errors
+    assert end is not None and end["clean"] is False and end["end_reason"] == "disk space"
+    assert end["photons_written"] == summary.photons_written and end["counts"] == summary.counts
+    if site != "_close_file":  # a failure during the run loses what came after the last flush
+        lost = [x for x in summary.losses if x.source == "disk_space:file"]
+        assert len(lost) == 1
+        with PhotonHDF5Reader(out) as reader:
+            assert lost[0] in reader.losses()
+            assert lost[0].start_ps == int(reader.read_all().timestamps[-1]) if hasattr(reader, "read_all") else True
+
+
+@pytest.mark.parametrize("site", ["_write_chunk", "_flush_ds"])
+def test_enospc_that_stays_leaves_the_file_at_its_last_flush(make_station, monkeypatch, tmp_path, site):
+    station = make_station(engine={"flush_interval_s": 0.1, "min_free_mb": 0})
+    enospc = _Enospc(monkeypatch, site, always=True)
+    out = tmp_path / "full.h5"
+    engine = AcquisitionEngine(station, out)
+    engine.start(30.0)
+    time.sleep(0.6)
+    enospc.armed = True
+    summary = engine.wait(timeout_s=60)
+    assert summary.clean is False and summary.end_reason == "disk space"
+    assert station.excitation_state() == "off"
+    end = _check_file_agrees(out, summary)
+    assert end is not None and end["end_reason"] == "disk space"  # run_end needs none of the failing calls
+
+
+@pytest.fixture
+def small_tmpfs(tmp_path):
+    """A 30 MiB tmpfs of its own (needs root and mount permission; skipped otherwise)."""
+    folder = tmp_path / "fs"
+    folder.mkdir()
+    made = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=30m", "tmpfs", str(folder)], capture_output=True, text=True)
+    if made.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here ({made.stderr.strip()}); the injected ENOSPC tests cover the writer")
+    yield folder
+    subprocess.run(["umount", "-l", str(folder)], capture_output=True)
+
+
+def test_a_disk_filled_by_another_process_ends_the_run_cleanly(tmp_path, small_tmpfs):
+    import copy
+
+    import yaml
+
+    from labctl.station import StationConfig
+
+    data = copy.deepcopy(StationConfig.load().data)
+    data["engine"]["min_free_mb"] = 1
+    config = tmp_path / "station.yaml"
+    config.write_text(yaml.safe_dump(data))
+    out = small_tmpfs / "run.h5"
+    proc = _start_acquire(out, "--duration", "30", "--config", str(config), "--no-progress")
+    _wait_for_file(out, proc)
+    time.sleep(2.5)
+    filler = subprocess.run(["dd", "if=/dev/zero", f"of={small_tmpfs / 'filler'}", "bs=64k"], capture_output=True, text=True)
+    assert "No space left on device" in filler.stderr  # the other process filled the disk
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 1, stdout + stderr
+    assert "Traceback" not in stderr and "Segmentation" not in stderr
+    lines = [line for line in stderr.splitlines() if line.startswith("labctl acquire:")]
+    assert len(lines) == 1 and "disk full: no space left on" in lines[0], stderr
+    assert "run ended: disk space (NOT clean)" in stdout
+    info = labctl("info", str(out))
+    assert info.returncode == 0, info.stderr
+    with PhotonHDF5Reader(out) as reader:
+        n = reader.num_photons
+        end = reader.run_end()  # written in the room the writer kept for it
+        log = [message for _, _, message in reader.run_log()]
+        losses = reader.losses()
+    assert f"photons written  {n:,d}\n" in stdout  # the summary tells what the file holds
+    assert end is not None and end["clean"] is False and end["end_reason"] == "disk space"
+    assert end["photons_written"] == n and end["counts"]
+    assert [x.source for x in losses] == ["disk_space:file"]
+    assert "disk_space:file" in stdout
+    assert READ_BACK_OFF in log
+    assert not list(small_tmpfs.glob(".*reserve"))

@@ -12,11 +12,12 @@ it is written after the SWMR session is closed, by reopening the file "r+".
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import h5py
@@ -26,6 +27,7 @@ from labctl.blocks import FrameBlock, LossRecord, PhotonBlock
 from labctl.errors import ConfigError, DiskSpaceError
 from labctl.run import RunInfo, RunSummary
 from labctl.storage import layout as L
+from labctl.storage.file_end import abandon, clear_mark, is_disk_full, release, reopen_rw, reserve_space
 
 PHOTON_BYTES = L.TIMESTAMPS_DTYPE.itemsize + L.DETECTORS_DTYPE.itemsize + L.NANOTIMES_DTYPE.itemsize
 """Bytes per photon in the file (13)."""
@@ -35,6 +37,22 @@ _LIVE_PATHS = (*L.SPECTRA_FRAME_PATHS, L.SPECTRA_SKIPPED, L.MARKERS, L.LOSSES, L
                *L.STREAM_PATHS, L.WRITER_DONE)
 """Datasets written during the run, in flush order: side tables first, photons last, so that
 a SWMR reader that sees photons up to t also sees the markers and losses up to t."""
+
+
+_GROWING_PATHS = tuple(p for p in _LIVE_PATHS if p not in (L.ACQUISITION_DURATION, L.SETUP_DETECTOR_COUNTS, L.WRITER_DONE))
+"""Datasets that grow during the run (cut back to their flushed length after a failed write)."""
+
+RUN_END_ROOM_BYTES = 1 << 20
+"""Free bytes needed to add the end record to a file whose writing failed (full disk); the writer
+keeps this much reserved beside the file during the run (see ``file_end.reserve_space``)."""
+
+
+class _GuardFailed(Exception):
+    """The free-space reading itself failed (the file was not touched)."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__(error)
+        self.error = error
 
 
 class _DiskFull(Exception):
@@ -111,8 +129,21 @@ class PhotonHDF5Writer:
 
     @property
     def photons_written(self) -> int:
-        """Photons accepted so far (in the file, or staged for the next flush)."""
+        """Photons accepted so far (in the file, or staged for the next flush); after a failed
+        write (full disk), the photons the file holds (up to its last flush)."""
         return self._n_accepted if self._opened else 0
+
+    @property
+    def end_reason(self) -> str | None:
+        """Why the file ended early ("disk space", or "error: ..." for another failed write); None if it did not."""
+        if not self._opened or self._failure is None:
+            return None
+        return "disk space" if self._disk_full else f"error: {self._failure}"
+
+    @property
+    def own_losses(self) -> list[LossRecord]:
+        """Losses the writer itself caused (``disk_space:file``: photons it could not write)."""
+        return list(self._own_losses)
 
     # ----------------------------------------------------------------- Sink API
     def open(self, run: RunInfo) -> None:
@@ -154,6 +185,17 @@ class PhotonHDF5Writer:
             self._span_ps: list[int] | None = None
             self._last_committed_ps: int | None = None
             self._warned_channels = False
+            self._own_losses: list[LossRecord] = []
+            self._failure: str | None = None  # why the file stopped early (free-space guard, failed write)
+            self._disk_full = False
+            self._abandoned = False  # a write failed: the file was closed as it was at its last flush
+            self._n_received = 0  # photons handed to write, all of them
+            self._n_flushed = 0  # state at the last successful flush (what a crash or full disk keeps)
+            self._flushed_ps: int | None = None
+            self._flushed_counts = self._counts.copy()
+            self._flushed_len: dict[str, int] = {path: 0 for path in _GROWING_PATHS}
+            self._unflushed_losses: list[LossRecord] = []  # appended since the last flush (lost if it fails)
+            self._unflushed_log: list[tuple[float, str, str]] = []
             self._t_open = time.monotonic()
             self._last_flush = self._t_open
             f = h5py.File(self._path, "w-", libver=L.LIBVER)
@@ -170,19 +212,23 @@ class PhotonHDF5Writer:
                 raise
             self._file = f
             self._opened = True
+            self._reserve = reserve_space(self._path, RUN_END_ROOM_BYTES)
 
     def write(self, block: PhotonBlock) -> None:
         """Append one block (photons, markers, losses); flush if ``flush_interval_s`` has passed.
 
         Raises:
             TypeError / ValueError: malformed block (nothing of it is written).
-            DiskSpaceError: the free-space guard tripped; the file is already closed.
+            DiskSpaceError: the free-space guard tripped, or the disk is full (ENOSPC); the file is
+                already closed, holding everything up to its last flush.
+            OSError: another write error; the file is closed as it was at its last flush.
         """
         ts, det, nt, markers = _checked_arrays(block)
         with self._lock:
             if not self._opened or self._closed:
                 raise RuntimeError(f"{self._path}: write() on a writer that is not open")
             self._n_accepted += len(ts)
+            self._n_received += len(ts)
             self._note_span(block.span_ps, ts)
             if len(markers):
                 self._pending_markers.append(markers.copy())
@@ -192,24 +238,20 @@ class PhotonHDF5Writer:
                 self._pending_skipped.append(np.asarray(block.skipped_frames, np.int64))
             for loss in block.losses:
                 self._queue_loss(loss)
-            try:
+            with self._guarded():
                 self._add_photons(ts, det, nt)
                 if time.monotonic() - self._last_flush >= self._flush_interval_s:
                     self._flush()
                 elif self._log_queue:
                     self._commit_log()
-            except _DiskFull as full:
-                self._stop_for_disk_space(full)
 
     def flush(self) -> None:
         """Append everything staged and flush every dataset now (normally done by ``write``)."""
         with self._lock:
             if self._file is None:
                 return
-            try:
+            with self._guarded():
                 self._flush()
-            except _DiskFull as full:
-                self._stop_for_disk_space(full)
 
     def log(self, message: str, level: str = "INFO") -> None:
         """Queue a run-log line (any thread); written at the next write/flush/close.
@@ -225,10 +267,12 @@ class PhotonHDF5Writer:
     def close(self, summary: RunSummary) -> None:
         """Write what is staged and the losses only the summary knows, close, write ``run_end``.
 
-        Idempotent.  Safe after an exception in ``write``: data already appended stay.
+        Idempotent.  Safe after an exception in ``write``: data already appended stay.  After the
+        free-space guard or a failed write the file already ended; ``run_end`` then says why
+        (``clean`` 0, ``end_reason`` "disk space") with the summary's counts.
 
         Raises:
-            DiskSpaceError: the free-space guard tripped while writing the rest.
+            DiskSpaceError: the disk filled up while writing the rest (the file keeps its last flush).
             OSError: the file could not be finished (the message says which step).
         """
         with self._lock:
@@ -238,21 +282,38 @@ class PhotonHDF5Writer:
             for loss in summary.losses:
                 self._queue_loss(loss)
             errors: list[str] = []
-            try:
-                self._write_stage()
-            except _DiskFull as full:
-                self._stop_for_disk_space(full)
-            except Exception as exc:  # keep closing: what is in the file must stay readable
-                errors.append(f"appending the last photons failed: {exc!r}")
-            measured = summary.measured_sync_period_ps
-            self._finish({
-                "clean": bool(summary.clean and not errors),
+            failure: Exception | None = None
+            if self._file is not None:
+                try:
+                    with self._guarded():
+                        self._write_stage()
+                        self._end_session(int(summary.duration_ps))
+                except OSError as exc:  # DiskSpaceError included: the file ended at its last flush
+                    failure = exc
+            end = {
+                "clean": bool(summary.clean),
                 "end_reason": summary.end_reason,
                 "duration_ps": int(summary.duration_ps),
                 "counts": {int(k): int(v) for k, v in summary.counts.items()},
-                "measured_sync_period_ps": measured,
-                "errors": list(summary.errors) + errors,
-            }, errors)
+                "measured_sync_period_ps": summary.measured_sync_period_ps,
+                "errors": list(summary.errors),
+            }
+            if self._failure is not None:
+                end["clean"] = False
+                end["end_reason"] = self.end_reason
+                if not any(self._failure in e for e in end["errors"]):
+                    end["errors"].append(self._failure)
+            self._closed = True
+            try:
+                self._write_run_end(end)
+            except Exception as exc:  # noqa: BLE001 - the data stay readable without it
+                errors.append(f"{L.RUN_END} was not written ({exc})")
+            if failure is not None:
+                if errors:
+                    raise type(failure)(f"{failure}; {'; '.join(errors)}") from failure
+                raise failure
+            if errors:
+                raise OSError(f"{self._path}: the data file was not finished cleanly: " + "; ".join(errors))
 
     # ----------------------------------------------------------------- appending
     def _add_photons(self, ts: np.ndarray, det: np.ndarray, nt: np.ndarray) -> None:
@@ -284,10 +345,10 @@ class PhotonHDF5Writer:
         old, new, cap = self._n_committed, self._n_committed + len(ts), self._chunk
         for path, arr in zip(L.STREAM_PATHS, (ts, det, nt)):
             ds = self._ds[path]
-            ds.id.set_extent((new,))  # = ds.resize, without h5py's Python-side checks
+            _set_extent(ds, new)
             arr = np.ascontiguousarray(arr)
             for start in range(0, new - old, cap):
-                ds.id.write_direct_chunk((old + start,), arr[start:start + cap])
+                _write_chunk(ds, old + start, arr[start:start + cap])
         self._written(ts, det, new)
 
     def _write_stage(self) -> None:
@@ -301,11 +362,11 @@ class PhotonHDF5Writer:
         for path, buf in zip(L.STREAM_PATHS, self._stage):
             ds = self._ds[path]
             if done:  # rewrite: data first, then the extent, so the new extent never shows old bytes
-                ds.id.write_direct_chunk((start,), buf)  # past start + s: outside the extent, never read
-                ds.id.set_extent((start + s,))
+                _write_chunk(ds, start, buf)  # past start + s: outside the extent, never read
+                _set_extent(ds, start + s)
             else:  # a new chunk must lie inside the extent before it is written
-                ds.id.set_extent((start + s,))
-                ds.id.write_direct_chunk((start,), buf)
+                _set_extent(ds, start + s)
+                _write_chunk(ds, start, buf)
         self._written(self._stage[0][done:s], self._stage[1][done:s], start + s)
         self._stage_n, self._stage_written = (0, 0) if s == self._chunk else (s, s)
 
@@ -335,6 +396,7 @@ class PhotonHDF5Writer:
             self._pending_skipped = []
         if self._pending_losses:
             _append(self._ds[L.LOSSES], L.loss_rows(self._pending_losses))
+            self._unflushed_losses += self._pending_losses
             self._pending_losses = []
         self._commit_log()
 
@@ -342,6 +404,7 @@ class PhotonHDF5Writer:
         with self._log_lock:
             queued, self._log_queue = self._log_queue, []
         if queued:
+            self._unflushed_log += queued
             _append(self._ds[L.RUN_LOG], L.log_rows([(t - self._t_open, lv, msg) for t, lv, msg in queued]))
 
     def _note_span(self, span_ps: tuple[int, int], ts: np.ndarray) -> None:
@@ -362,15 +425,18 @@ class PhotonHDF5Writer:
             self._pending_losses.append(loss)
 
     def _check_space(self, needed_bytes: int) -> None:
-        free = int(self._free_bytes(self._folder))
+        try:
+            free = int(self._free_bytes(self._folder))
+        except Exception as exc:
+            raise _GuardFailed(exc) from exc
         if free < self._min_free_bytes + needed_bytes:
             raise _DiskFull(free, needed_bytes)
 
     def _update_totals(self, duration_s: float | None = None) -> None:
         if duration_s is None:
             duration_s = (self._span_ps[1] - self._span_ps[0]) * 1e-12 if self._span_ps else 0.0
-        self._ds[L.ACQUISITION_DURATION][()] = duration_s
-        self._ds[L.SETUP_DETECTOR_COUNTS][:] = self._counts
+        _assign(self._ds[L.ACQUISITION_DURATION], duration_s)
+        _assign(self._ds[L.SETUP_DETECTOR_COUNTS], self._counts)
 
     def _flush(self) -> None:
         staged = ((self._stage_n - self._stage_written) * PHOTON_BYTES + sum(m.nbytes for m in self._pending_markers)
@@ -380,13 +446,34 @@ class PhotonHDF5Writer:
         self._commit_side()
         self._update_totals()
         self._flush_datasets()
+        self._mark_flushed()
         self._last_flush = time.monotonic()
 
     def _flush_datasets(self) -> None:
         for ds in self._ds.values():
-            ds.flush()
+            _flush_ds(ds)
+
+    def _mark_flushed(self) -> None:
+        """Remember what the file holds now: a failed write later falls back to exactly this."""
+        self._n_flushed, self._flushed_ps = self._n_committed, self._last_committed_ps
+        self._flushed_counts = self._counts.copy()
+        self._flushed_len = {path: self._ds[path].shape[0] for path in _GROWING_PATHS}
+        self._unflushed_losses, self._unflushed_log = [], []
 
     # ----------------------------------------------------------------- ending
+    @contextlib.contextmanager
+    def _guarded(self) -> Iterator[None]:
+        """Around every HDF5 write: the free-space guard ends the file cleanly; a failed write
+        (full disk) abandons it at its last flush.  Both raise DiskSpaceError (or OSError) once."""
+        try:
+            yield
+        except _DiskFull as full:
+            self._stop_for_disk_space(full)
+        except _GuardFailed as failed:  # free space could not be read: the file is untouched
+            raise failed.error from None
+        except Exception as exc:
+            raise self._fail(exc) from exc
+
     def _stop_for_disk_space(self, full: _DiskFull) -> None:
         lost = self._n_accepted - self._n_committed
         msg = (f"{self._path}: {full.free_bytes} bytes free on {self._folder}, below the margin of "
@@ -394,64 +481,128 @@ class PhotonHDF5Writer:
                f"the file was closed (run_end clean=False, end_reason 'disk space')")
         if lost and self._span_ps is not None:
             start = self._last_committed_ps if self._last_committed_ps is not None else self._span_ps[0]
-            self._queue_loss(LossRecord(start, self._span_ps[1], "disk_space:file"))
+            self._lose(LossRecord(start, self._span_ps[1], "disk_space:file"))
             msg += f"; {lost} photons after {start} ps were not written (recorded as a loss)"
         self._stage_n = self._stage_written
         self._n_accepted = self._n_committed
+        self._pending_markers, self._pending_frames, self._pending_skipped = [], [], []
+        self._failure, self._disk_full = msg, True
         self.log(msg, "ERROR")
-        duration_ps = self._span_ps[1] - self._span_ps[0] if self._span_ps else 0
         try:
-            self._finish({"clean": False, "end_reason": "disk space", "duration_ps": int(duration_ps),
-                          "counts": {}, "measured_sync_period_ps": None, "errors": [msg]}, [])
-        except OSError as exc:
-            raise DiskSpaceError(f"{msg}; {exc}") from exc
+            self._end_session(None)
+        except Exception as exc:  # the margin was not enough after all (another process wrote)
+            raise self._fail(exc, retract=msg) from exc
         raise DiskSpaceError(msg)
 
-    def _finish(self, end: dict[str, Any], errors: list[str]) -> None:
-        """Close the SWMR session (final totals, writer_done = 1), then write run_end."""
-        try:
-            self._commit_side()
-            duration_ps = end["duration_ps"]
-            self._update_totals(duration_ps * 1e-12 if duration_ps > 0 else None)
-            self._ds[L.WRITER_DONE][()] = 1
-            self._flush_datasets()
-        except Exception as exc:
-            errors.append(f"final flush failed: {exc!r}")
-        try:
-            self._file.close()
-        except Exception as exc:
-            errors.append(f"closing the SWMR file failed: {exc!r}")
-        self._file = None
-        self._closed = True
-        self._n_accepted = self._n_committed
-        end["errors"] = list(end["errors"]) + [e for e in errors if e not in end["errors"]]
-        try:
-            self._write_run_end(end)
-        except Exception as exc:
-            errors.append(f"writing {L.RUN_END} failed: {exc!r}")
-        if errors:
-            raise OSError(f"{self._path}: the data file was not finished cleanly: " + "; ".join(errors))
+    def _fail(self, exc: Exception, retract: str = "") -> OSError:
+        """A write failed: close the file as it was at its last flush; the error to raise (one line)."""
+        disk_full = is_disk_full(exc)
+        lost = self._n_received - self._n_flushed
+        # a free-space stop that failed to end the file: its loss record gives way to this one
+        dropped = [x for x in self._own_losses if x.source == "disk_space:file"]
+        self._own_losses = [x for x in self._own_losses if x not in dropped]
+        self._loss_keys -= {(int(x.start_ps), int(x.stop_ps), x.source) for x in dropped}
+        problem = abandon(self._file) if self._file is not None else None
+        self._file, self._ds, self._abandoned = None, {}, True
+        self._n_accepted = self._n_committed = self._n_flushed
+        self._counts = self._flushed_counts.copy()
+        self._stage_n = self._stage_written = 0
+        self._pending_markers, self._pending_frames, self._pending_skipped = [], [], []
+        self._pending_losses = [x for x in self._unflushed_losses + self._pending_losses if x not in dropped]
+        with self._log_lock:  # the lines logged since the last flush are lost with it: log them again
+            self._log_queue = [x for x in self._unflushed_log + self._log_queue if x[2] != retract]
+        cause = f"no space left on {self._folder} (ENOSPC)" if disk_full else f"writing failed ({type(exc).__name__}: {exc})"
+        msg = f"disk full: {cause}" if disk_full else cause
+        msg = (f"{msg}; {self._path} keeps the run up to its last flush ({self._n_flushed:,d} photons)")
+        if lost and self._span_ps is not None:
+            start = self._flushed_ps if self._flushed_ps is not None else self._span_ps[0]
+            self._lose(LossRecord(start, self._span_ps[1], "disk_space:file" if disk_full else "write_error:file"))
+            msg += f"; {lost:,d} photons after {start} ps were lost (recorded as a loss)"
+        if problem:
+            msg += f"; {problem}"
+        self._failure, self._disk_full = msg, disk_full
+        self.log(msg, "ERROR")
+        return DiskSpaceError(msg) if disk_full else OSError(msg)
 
-    def _reopen(self) -> h5py.File:
-        try:
-            return h5py.File(self._path, "r+", libver=L.LIBVER)
-        except OSError:
-            # A SWMR reader in another process holds a shared lock (or one in this process
-            # opened without locking).  Open without the lock: new readers are kept out
-            # by the superblock's "open for write" flag meanwhile, and live followers
-            # reopen only after seeing writer_done = 1.
-            return h5py.File(self._path, "r+", libver=L.LIBVER, locking=False)
+    def _lose(self, loss: LossRecord) -> None:
+        self._own_losses.append(loss)
+        self._queue_loss(loss)
+
+    def _end_session(self, duration_ps: int | None) -> None:
+        """Close the SWMR session: the rest of the side tables, final totals, writer_done = 1, flush, close."""
+        self._commit_side()
+        self._update_totals(duration_ps * 1e-12 if duration_ps else None)
+        _assign(self._ds[L.WRITER_DONE], 1)
+        self._flush_datasets()
+        self._mark_flushed()
+        f, self._file, self._ds = self._file, None, {}
+        _close_file(f)
 
     def _write_run_end(self, end: dict[str, Any]) -> None:
-        with self._reopen() as f:
+        """Reopen the closed file read/write and add the end record.
+
+        After a failed write (the file was abandoned at its last flush) only with room on the
+        disk: SWMR's "open for writing" mark is cleared, datasets are cut back to their
+        flushed length (a failed flush can leave one of them longer), and the losses and log
+        lines of the lost stretch are added.  If this fails too, the file is abandoned again:
+        it stays as it was, readable with ``swmr=True``, without run_end.
+        """
+        release(self._reserve)  # the room kept for this moment
+        if self._abandoned:
+            free = int(self._free_bytes(self._folder))
+            if free < RUN_END_ROOM_BYTES:
+                raise DiskSpaceError(f"{free} bytes free on {self._folder}, {RUN_END_ROOM_BYTES} needed "
+                                     "for the end record: the file ends at its last flush without it")
+        f = reopen_rw(self._path, clear_flags=self._abandoned)
+        try:
+            if self._abandoned:
+                for path, length in self._flushed_len.items():
+                    if f[path].shape[0] != length:
+                        f[path].resize(length, axis=0)
+                _assign(f[L.WRITER_DONE], 1)
+            if self._pending_losses:
+                _append(f[L.LOSSES], L.loss_rows(self._pending_losses))
+                self._pending_losses = []
+            with self._log_lock:
+                queued, self._log_queue = self._log_queue, []
+            if queued:
+                _append(f[L.RUN_LOG], L.log_rows([(t - self._t_open, lv, msg) for t, lv, msg in queued]))
             L.write_run_end(f.create_group(L.RUN_END),
                             {**end, "photons_written": self._n_committed, "losses": f[L.LOSSES].shape[0]})
+            _close_file(f)
+        except BaseException as exc:
+            abandon(f)  # nothing of this session reaches the file ...
+            problem = clear_mark(self._path)  # ... but its mark: readers would refuse the file
+            if problem:
+                raise OSError(f"{exc}; {problem}") from exc
+            raise
 
 
+# Every write into the HDF5 file goes through one of these (tests inject failures here).
 def _append(ds: h5py.Dataset, rows: np.ndarray) -> None:
     n = ds.shape[0]
     ds.resize(n + len(rows), axis=0)  # along the first axis: also for frames (n x pixels)
     ds[n:] = rows
+
+
+def _set_extent(ds: h5py.Dataset, length: int) -> None:
+    ds.id.set_extent((length,))  # = ds.resize, without h5py's Python-side checks
+
+
+def _write_chunk(ds: h5py.Dataset, offset: int, data: np.ndarray) -> None:
+    ds.id.write_direct_chunk((offset,), data)
+
+
+def _assign(ds: h5py.Dataset, value: Any) -> None:
+    ds[...] = value
+
+
+def _flush_ds(ds: h5py.Dataset) -> None:
+    ds.flush()
+
+
+def _close_file(f: h5py.File) -> None:
+    f.close()
 
 
 def _checked_arrays(block: PhotonBlock) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
