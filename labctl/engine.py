@@ -52,6 +52,7 @@ from labctl.warmup import warm_up
 log = logging.getLogger(__name__)
 
 _END = object()  # end-of-run marker in sink queues
+_IDLE_S = 0.05  # a sink thread with no block for this long lets its sink flush on schedule
 
 
 class _SinkRunner:
@@ -78,8 +79,18 @@ class _SinkRunner:
         self.queue.put((_END, summary_box))  # blocking put: the end marker must arrive
 
     def _run(self) -> None:
+        flush_if_due = getattr(self.sink, "flush_if_due", None)  # the file writer flushes on a schedule
         while True:
-            item = self.queue.get()
+            try:
+                item = self.queue.get(timeout=_IDLE_S)
+            except queue.Empty:  # no block for a while (a loaded machine): keep the file's flushes on time
+                if callable(flush_if_due) and self.error is None:
+                    try:
+                        flush_if_due()
+                    except BaseException as exc:  # noqa: BLE001 - as a failed write
+                        self.error = exc
+                        self._on_error(self.sink, exc)
+                continue
             if isinstance(item, tuple) and item and item[0] is _END:
                 self._close(item[1][0])
                 return

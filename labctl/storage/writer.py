@@ -4,7 +4,7 @@ The recipe measured in DESIGN.md ("Data file") is followed, with one change:
 ``libver=layout.LIBVER`` (1.10 format) instead of "latest" (see ``layout.LIBVER``
 for why); every group, dataset and attribute created *before*
 ``swmr_mode = True``; uncompressed chunked resizable datasets; ``ds.flush()``
-on every dataset every ``flush_interval_s``; free space checked before every
+on every dataset every ``flush_interval_s / 2`` (a crash loses at most ``flush_interval_s``); free space checked before every
 append and flush, stopping cleanly before the disk is full.  The end-of-run
 record (``/user/labctl/run_end``) needs new attributes, which SWMR forbids, so
 it is written after the SWMR session is closed, by reopening the file "r+".
@@ -47,8 +47,11 @@ class PhotonHDF5Writer(WriterEnding):
 
     Args:
         path: the file to create; it must not exist (data are never overwritten).
-        flush_interval_s: flush every dataset at most this long after the previous
-            flush (checked on each ``write``); 0 flushes on every write.
+        flush_interval_s: the longest time (s) data may wait unflushed: every dataset is
+            flushed every ``flush_interval_s / 2`` on a fixed schedule (checked on each
+            ``write`` and by ``flush_if_due``), leaving the other half for the flush itself
+            and for the time a block takes to arrive; so a crash (kill -9) loses at most
+            about ``flush_interval_s`` of data.  0 flushes on every write.
         min_free_bytes: stop (``DiskSpaceError``) when the free space on the file's
             folder would drop below this margin.
         chunk_photons: HDF5 chunk length of the photon datasets; small blocks are
@@ -86,6 +89,7 @@ class PhotonHDF5Writer(WriterEnding):
         self._path = os.path.abspath(os.fspath(path))
         self._folder = os.path.dirname(self._path)
         self._flush_interval_s = float(flush_interval_s)
+        self._flush_period_s = self._flush_interval_s / 2  # the rest is margin for the flush and the read latency
         self._min_free_bytes = int(min_free_bytes)
         self._chunk = int(chunk_photons)
         self._author = author
@@ -177,7 +181,7 @@ class PhotonHDF5Writer(WriterEnding):
             self._unflushed_losses: list[LossRecord] = []  # appended since the last flush (lost if it fails)
             self._unflushed_log: list[tuple[float, str, str]] = []
             self._t_open = time.monotonic()
-            self._last_flush = self._t_open
+            self._next_flush = self._t_open + self._flush_period_s
             f = h5py.File(self._path, "w-", libver=L.LIBVER)
             try:
                 L.create_layout(f, run, chunk_photons=self._chunk, author=self._author,
@@ -195,7 +199,7 @@ class PhotonHDF5Writer(WriterEnding):
             self._reserve = reserve_space(self._path, RUN_END_ROOM_BYTES)
 
     def write(self, block: PhotonBlock) -> None:
-        """Append one block (photons, markers, losses); flush if ``flush_interval_s`` has passed.
+        """Append one block (photons, markers, losses); flush if the flush schedule says so.
 
         Raises:
             TypeError / ValueError: malformed block (nothing of it is written).
@@ -220,7 +224,7 @@ class PhotonHDF5Writer(WriterEnding):
                 self._queue_loss(loss)
             with self._guarded():
                 self._add_photons(ts, det, nt)
-                if time.monotonic() - self._last_flush >= self._flush_interval_s:
+                if time.monotonic() >= self._next_flush:
                     self._flush()
                 elif self._log_queue:
                     self._commit_log()
@@ -229,6 +233,14 @@ class PhotonHDF5Writer(WriterEnding):
         """Append everything staged and flush every dataset now (normally done by ``write``)."""
         with self._lock:
             if self._file is None:
+                return
+            with self._guarded():
+                self._flush()
+
+    def flush_if_due(self) -> None:
+        """Flush if the schedule says so (the engine calls this when no block came for a while)."""
+        with self._lock:
+            if self._file is None or time.monotonic() < self._next_flush:
                 return
             with self._guarded():
                 self._flush()
@@ -376,7 +388,9 @@ class PhotonHDF5Writer(WriterEnding):
         self._update_totals()
         self._flush_datasets()
         self._mark_flushed()
-        self._last_flush = time.monotonic()
+        # on a fixed schedule, not "a period after the last flush ended": the time a flush takes
+        # (long on a loaded machine) does not add to the age of the data at a crash
+        self._next_flush = max(self._next_flush + self._flush_period_s, time.monotonic())
 
     def _flush_datasets(self) -> None:
         for ds in self._ds.values():
