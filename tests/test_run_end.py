@@ -298,3 +298,30 @@ def test_a_disk_filled_by_another_process_ends_the_run_cleanly(tmp_path, small_t
     assert "disk_space:file" in stdout
     assert READ_BACK_OFF in log
     assert not list(small_tmpfs.glob(".*reserve"))
+
+
+def test_no_room_for_the_end_record_leaves_a_readable_file_at_its_last_flush(tmp_path, monkeypatch):
+    from labctl.errors import DiskSpaceError
+    from labctl.storage import PhotonHDF5Writer
+    from tests.test_storage import make_blocks, make_run, make_summary
+
+    free = {"bytes": 10**12}
+    path = tmp_path / "run.h5"
+    w = PhotonHDF5Writer(path, flush_interval_s=0.0, min_free_bytes=0, free_bytes=lambda folder: free["bytes"])
+    w.open(make_run())
+    first, second, third = make_blocks([300, 300, 300])
+    w.write(first)  # flushed (flush_interval_s 0)
+    enospc = _Enospc(monkeypatch, "flush_dataset", always=True)
+    enospc.armed = True
+    with pytest.raises(DiskSpaceError, match=r"disk full: no space left on .*keeps the run up to its last flush \(300 photons\); 300 photons after"):
+        w.write(second)
+    with pytest.raises(DiskSpaceError, match="nothing more is written"):
+        w.write(third)  # the file ended: later blocks are refused, not half-written
+    free["bytes"] = 1000  # and the disk stays full
+    with pytest.raises(DiskSpaceError, match="needed for the end record"):
+        w.close(make_summary())
+    assert w.photons_written == 300 and [x.source for x in w.own_losses] == ["disk_space:file"]
+    with PhotonHDF5Reader(path) as reader:
+        assert reader.num_photons == 300 and reader.run_end() is None
+    assert labctl("info", str(path)).returncode == 0
+    assert not list(tmp_path.glob(".*reserve"))

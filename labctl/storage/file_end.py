@@ -158,14 +158,18 @@ def _set_flag(lib: ctypes.CDLL, fapl: h5py.h5p.PropFAID, name: bytes) -> None:
 def _hdf5_library() -> ctypes.CDLL:
     """The HDF5 C library h5py runs on (its bundled copy, or the system's), with the prototypes used here."""
     if sys.platform.startswith("linux"):
-        with open("/proc/self/maps") as maps:
+        with open("/proc/self/maps") as maps:  # the very copy loaded in this process
             found = sorted(set(re.findall(r"\S*/libhdf5(?:-[0-9a-f]+)?\.so[.0-9]*", maps.read())))
         if found:
             return _prototypes(ctypes.CDLL(found[0]))
-    folder = os.path.join(os.path.dirname(os.path.dirname(h5py.__file__)), "h5py.libs")
-    candidates = [os.path.join(folder, n) for n in sorted(os.listdir(folder))] if os.path.isdir(folder) else []
-    candidates = [c for c in candidates if os.path.basename(c).startswith(("libhdf5-", "hdf5")) and "_hl" not in c]
-    name = candidates[0] if candidates else ctypes.util.find_library("hdf5")
+    package = os.path.dirname(h5py.__file__)  # wheels: h5py.libs (Linux), h5py/.dylibs (macOS), h5py/ (Windows)
+    pattern = re.compile(r"^(lib)?hdf5(-[0-9a-f]+)?(\.[0-9]+)*\.(so|dylib|dll)(\.[0-9]+)*$")
+    for folder in (package + ".libs", os.path.join(package, ".dylibs"), package):
+        names = sorted(os.listdir(folder)) if os.path.isdir(folder) else []
+        for name in names:
+            if pattern.match(name):
+                return _prototypes(ctypes.CDLL(os.path.join(folder, name)))
+    name = ctypes.util.find_library("hdf5")
     if not name:
         raise OSError("the HDF5 C library h5py uses was not found: cannot clear the file's SWMR mark")
     return _prototypes(ctypes.CDLL(name))

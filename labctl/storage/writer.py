@@ -211,6 +211,8 @@ class PhotonHDF5Writer(WriterEnding):
         with self._lock:
             if not self._opened or self._closed:
                 raise RuntimeError(f"{self._path}: write() on a writer that is not open")
+            if self._file is None:  # the file ended early (full disk): it stops at its last flush
+                raise (DiskSpaceError if self._disk_full else OSError)(f"{self._failure}; nothing more is written")
             self._n_accepted += len(ts)
             self._n_received += len(ts)
             self._note_span(block.span_ps, ts)

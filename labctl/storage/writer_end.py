@@ -100,7 +100,8 @@ class WriterEnding:
                     raise type(failure)(f"{failure}; {'; '.join(errors)}") from failure
                 raise failure
             if errors:
-                raise OSError(f"{self._path}: the data file was not finished cleanly: " + "; ".join(errors))
+                raise (DiskSpaceError if self._disk_full else OSError)(
+                    f"{self._path}: the data file was not finished cleanly: " + "; ".join(errors))
 
     # ----------------------------------------------------------------- ending
     @contextlib.contextmanager
@@ -177,8 +178,8 @@ class WriterEnding:
         h5_io.assign(self._ds[L.WRITER_DONE], 1)
         self._flush_datasets()
         self._mark_flushed()
-        f, self._file, self._ds = self._file, None, {}
-        h5_io.close_file(f)
+        h5_io.close_file(self._file)  # if this fails, the handle is abandoned (it is still self._file)
+        self._file, self._ds = None, {}
 
     def _write_run_end(self, end: dict[str, Any]) -> None:
         """Reopen the closed file read/write and add the end record.
