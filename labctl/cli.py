@@ -120,10 +120,11 @@ def _record(args: argparse.Namespace, signals: EndOnSignals) -> tuple[RunSummary
 
     config = StationConfig.load(args.config).with_seed(args.seed)
     show_progress = not args.no_progress
-    with Station(config) as station:
-        live = live_set()
+    live = live_set()
+    description = f"labctl acquire --duration {args.duration}"
+    # any exception other than a signal: leaving the engine's block ends the run through its end path
+    with Station(config) as station, AcquisitionEngine(station, args.out, sinks=live, description=description) as engine:
         warm_up(station.channels)  # compiles now (interruptible), so the deferred start below is short
-        engine = AcquisitionEngine(station, args.out, sinks=live, description=f"labctl acquire --duration {args.duration}")
         done = threading.Event()
 
         def progress() -> None:
