@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import logging
 import math
-import queue
 import threading
 import time
 import uuid
@@ -37,7 +36,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from labctl.blocks import LossRecord, PhotonBlock, TagBlock
+from labctl.blocks import LossRecord, PhotonBlock, TagBlock, merge_flag_loss
 from labctl.camera_path import CameraPath
 from labctl.engine_settings import EngineSettings
 from labctl.errors import AcquisitionError, ConfigError, DiskSpaceError
@@ -46,70 +45,12 @@ from labctl.photon_kernels import channel_counts
 from labctl.photons import PhotonConverter
 from labctl.run import RunInfo, RunSummary, SpectralInfo
 from labctl.signals import end_reason
+from labctl.sink_runner import SinkRunner
 from labctl.station import Station
 from labctl.warmup import warm_up
 
 log = logging.getLogger(__name__)
 
-_END = object()  # end-of-run marker in sink queues
-_IDLE_S = 0.05  # a sink thread with no block for this long lets its sink flush on schedule
-
-
-class _SinkRunner:
-    """A sink with its own bounded queue and thread."""
-
-    def __init__(self, sink: Sink, max_blocks: int, on_error: Any) -> None:
-        self.sink = sink
-        self.queue: queue.Queue[Any] = queue.Queue(maxsize=max_blocks)
-        self.error: BaseException | None = None
-        self.photons_taken = 0
-        self._on_error = on_error
-        self.thread = threading.Thread(target=self._run, name=f"labctl-sink-{sink.name}", daemon=True)
-
-    def offer(self, block: PhotonBlock) -> bool:
-        """Queue a block without waiting; False if the queue is full (the caller records a loss)."""
-        try:
-            self.queue.put_nowait(block)
-        except queue.Full:
-            return False
-        self.photons_taken += len(block)
-        return True
-
-    def finish(self, summary_box: list[RunSummary]) -> None:
-        self.queue.put((_END, summary_box))  # blocking put: the end marker must arrive
-
-    def _run(self) -> None:
-        flush_if_due = getattr(self.sink, "flush_if_due", None)  # the file writer flushes on a schedule
-        while True:
-            try:
-                item = self.queue.get(timeout=_IDLE_S)
-            except queue.Empty:  # no block for a while (a loaded machine): keep the file's flushes on time
-                if callable(flush_if_due) and self.error is None:
-                    try:
-                        flush_if_due()
-                    except BaseException as exc:  # noqa: BLE001 - as a failed write
-                        self.error = exc
-                        self._on_error(self.sink, exc)
-                continue
-            if isinstance(item, tuple) and item and item[0] is _END:
-                self._close(item[1][0])
-                return
-            if self.error is not None:
-                continue  # a failed sink drains its queue so the reader never waits
-            try:
-                self.sink.write(item)
-            except BaseException as exc:  # noqa: BLE001 - reported to the engine, which stops safely
-                self.error = exc
-                self._on_error(self.sink, exc)
-
-    def _close(self, summary: RunSummary) -> None:
-        try:
-            self.sink.close(summary)
-        except BaseException as exc:  # noqa: BLE001
-            if self.error is None:
-                self.error = exc
-            log.error("closing sink %s failed: %s", self.sink.name, exc)  # one line; the traceback at debug level
-            log.debug("closing sink %s failed", self.sink.name, exc_info=True)
 
 
 class AcquisitionEngine:
@@ -140,8 +81,8 @@ class AcquisitionEngine:
         self.description = description
         self.out_path = Path(out_path) if out_path is not None else None
         self._extra_sinks = list(sinks)
-        self._runners: list[_SinkRunner] = []
-        self._file_runner: _SinkRunner | None = None
+        self._runners: list[SinkRunner] = []
+        self._file_runner: SinkRunner | None = None
         self._thread: threading.Thread | None = None
         self._stop_event = threading.Event()
         self._done = threading.Event()
@@ -193,7 +134,7 @@ class AcquisitionEngine:
             for sink in opened:
                 sink.close(aborted)
             raise
-        self._runners = [_SinkRunner(s, self.settings.queue_blocks, self._sink_failed) for s in sinks]
+        self._runners = [SinkRunner(s, self.settings.queue_blocks, self._sink_failed) for s in sinks]
         self._file_runner = self._runners[0] if self.out_path is not None else None
         for runner in self._runners:
             runner.thread.start()
@@ -305,7 +246,7 @@ class AcquisitionEngine:
                     finished = True
                     losses = losses + tail.losses
                     tail.losses = []
-                photons.losses = _merge_flag(flag_loss, losses)
+                photons.losses = merge_flag_loss(flag_loss, losses)
                 self._dispatch(photons)
                 if reached_end:
                     self._dispatch(tail)
@@ -449,13 +390,11 @@ class AcquisitionEngine:
         self.station.safe_state()
         self._log("excitation in safe state")
         state = self.station.excitation_state()
+        advice = {"on": "ON; switch the laser off by hand", "internal": "the laser runs on its internal clock; lock it"}
+        self._log(f"excitation read back after the safe state: {advice.get(state, state)}",
+                  {"on": "CRITICAL", "internal": "WARNING"}.get(state, "INFO"))
         if state == "on":
             self._errors.append("the excitation is still on after the safe state")
-            self._log("excitation read back after the safe state: ON; switch the laser off by hand", "CRITICAL")
-        elif state == "internal":
-            self._log("excitation read back after the safe state: the laser runs on its internal clock; lock it", "WARNING")
-        else:
-            self._log(f"excitation read back after the safe state: {state}")
 
     # -- records ----------------------------------------------------------------------------
     def _run_info(self, duration_s: float | None, spectra: SpectralInfo | None) -> RunInfo:
@@ -509,21 +448,3 @@ class AcquisitionEngine:
             sink_log = getattr(runner.sink, "log", None)
             if callable(sink_log):
                 sink_log(message, level)
-
-
-def _merge_flag(flag: LossRecord | None, losses: list[LossRecord]) -> list[LossRecord]:
-    """Merge the tagger's data-lost flag with the sync gaps of the same block.
-
-    A sync gap that overlaps the flagged range is the same loss: keep one record
-    with source ``tagger_flag``, the sync gap's exact range and its missing syncs.
-    """
-    if flag is None:
-        return losses
-    merged = flag
-    rest: list[LossRecord] = []
-    for loss in losses:
-        if loss.source == "sync_gap" and loss.start_ps <= merged.stop_ps and loss.stop_ps >= merged.start_ps:
-            merged = LossRecord(min(loss.start_ps, merged.start_ps), max(loss.stop_ps, merged.stop_ps), "tagger_flag", loss.missing_syncs)
-        else:
-            rest.append(loss)
-    return [merged, *rest]

@@ -325,3 +325,14 @@ def test_no_room_for_the_end_record_leaves_a_readable_file_at_its_last_flush(tmp
         assert reader.num_photons == 300 and reader.run_end() is None
     assert labctl("info", str(path)).returncode == 0
     assert not list(tmp_path.glob(".*reserve"))
+
+
+def test_an_excitation_that_stays_on_after_the_safe_state_makes_the_run_not_clean(make_station, monkeypatch, tmp_path):
+    station = make_station()
+    monkeypatch.setattr(station.laser, "disable_excitation", lambda: None)  # a generator that ignores "output off"
+    summary = AcquisitionEngine(station, tmp_path / "on.h5").run(0.5)
+    assert summary.clean is False
+    assert "the excitation is still on after the safe state" in summary.errors
+    with PhotonHDF5Reader(tmp_path / "on.h5") as reader:
+        lines = reader.run_log()
+    assert ("CRITICAL", "excitation read back after the safe state: ON; switch the laser off by hand") in [(lv, m) for _, lv, m in lines]
