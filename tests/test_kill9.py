@@ -8,8 +8,8 @@ clock is ``time.monotonic()`` (time_scale 1), so the tagger time at the kill is 
 tag read plus the monotonic time since.  Lost = that minus the last photon in the file.
 
 ``python -m pytest -q -m slow tests/test_kill9.py -s`` runs the 20-trial campaign and
-prints the median and maximum loss; the default run does one trial (and the flush schedule
-is checked deterministically, with a fake clock, below).
+prints the median and maximum loss; the default run does one trial without the load (and
+the flush schedule is checked deterministically, with a fake clock and slow flushes, below).
 """
 
 from __future__ import annotations
@@ -100,15 +100,15 @@ def kill9_trial(out, delay_s: float) -> float:
     return (tagger_ps_at_kill - last_ps) * 1e-12
 
 
-def _campaign(tmp_path, trials: int, seed: int, longest_s: float = 6.0) -> list[float]:
+def _campaign(tmp_path, trials: int, seed: int) -> list[float]:
     rng = random.Random(seed)
     with _Load():
-        return [kill9_trial(tmp_path / f"kill{i}.h5", rng.uniform(1.0, longest_s)) for i in range(trials)]
+        return [kill9_trial(tmp_path / f"kill{i}.h5", rng.uniform(1.0, 6.0)) for i in range(trials)]
 
 
-def test_kill9_under_load_loses_at_most_a_second(tmp_path):
-    lost = _campaign(tmp_path, 1, seed=1, longest_s=2.5)
-    assert max(lost) <= MAX_LOST_S, lost
+def test_kill9_loses_at_most_a_second(tmp_path):
+    lost = kill9_trial(tmp_path / "kill.h5", random.Random(1).uniform(1.0, 2.5))  # unloaded: the campaign loads the cores
+    assert lost <= MAX_LOST_S, lost
 
 
 @pytest.mark.slow
