@@ -10,11 +10,9 @@ laser sync (losses the tagger did not flag), and blocks a sink could not take
 (its queue full) all become :class:`~labctl.blocks.LossRecord` entries with
 their time range, in the file and in the run summary.
 
-The excitation is switched on when the run starts and put in its safe state
-whenever the run ends, always through the same end path (the reader thread's
-``finally``): normally, on :meth:`stop`, on a signal (Ctrl-C, SIGTERM, SIGHUP:
-:mod:`labctl.signals`), a full disk, an error in the tagger or in a sink; the
-state is then read back from the instruments into the run log.
+The excitation is switched on when the run starts.  Every end (duration, :meth:`stop`, a signal,
+a full disk, an error in the tagger or a sink) takes one path, the reader thread's ``finally``:
+excitation to its safe state (read back into the run log), tagger stopped, sinks closed.
 
 With a ``camera`` (and the ``function_generator`` whose ch2 is the frame clock) in
 the station, the run also records spectra (:mod:`labctl.camera_path`): the camera is
