@@ -187,3 +187,21 @@ def went_back_message(owner: str, ts: np.ndarray, last_ps: int | None) -> str:
     i = int(back[0]) + 1
     return (f"{owner}: photon timestamps go back in time: photon {i} of the block starting at {int(ts[0])} ps "
             f"is at {int(ts[i])} ps, after one at {int(ts[i - 1])} ps: timestamps must be sorted")
+
+
+def merge_flag_loss(flag: LossRecord | None, losses: list[LossRecord]) -> list[LossRecord]:
+    """Merge the tagger's data-lost flag with the sync gaps of the same block.
+
+    A sync gap that overlaps the flagged range is the same loss: keep one record
+    with source ``tagger_flag``, the sync gap's exact range and its missing syncs.
+    """
+    if flag is None:
+        return losses
+    merged = flag
+    rest: list[LossRecord] = []
+    for loss in losses:
+        if loss.source == "sync_gap" and loss.start_ps <= merged.stop_ps and loss.stop_ps >= merged.start_ps:
+            merged = LossRecord(min(loss.start_ps, merged.start_ps), max(loss.stop_ps, merged.stop_ps), "tagger_flag", loss.missing_syncs)
+        else:
+            rest.append(loss)
+    return [merged, *rest]

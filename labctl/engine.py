@@ -10,9 +10,9 @@ laser sync (losses the tagger did not flag), and blocks a sink could not take
 (its queue full) all become :class:`~labctl.blocks.LossRecord` entries with
 their time range, in the file and in the run summary.
 
-The excitation is switched on when the run starts and put in its safe state
-whenever the run ends: normally, on :meth:`stop`, on Ctrl-C, on an error in
-the tagger or in a sink.
+The excitation is switched on when the run starts.  Every end (duration, :meth:`stop`, a signal,
+a full disk, an error in the tagger or a sink) takes one path, the reader thread's ``finally``:
+excitation to its safe state (read back into the run log), tagger stopped, sinks closed.
 
 With a ``camera`` (and the ``function_generator`` whose ch2 is the frame clock) in
 the station, the run also records spectra (:mod:`labctl.camera_path`): the camera is
@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import logging
 import math
-import queue
 import threading
 import time
 import uuid
@@ -37,66 +36,21 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from labctl.blocks import LossRecord, PhotonBlock, TagBlock
+from labctl.blocks import LossRecord, PhotonBlock, TagBlock, merge_flag_loss
 from labctl.camera_path import CameraPath
 from labctl.engine_settings import EngineSettings
-from labctl.errors import AcquisitionError, ConfigError
+from labctl.errors import AcquisitionError, ConfigError, DiskSpaceError
 from labctl.interfaces import Sink
 from labctl.photon_kernels import channel_counts
 from labctl.photons import PhotonConverter
 from labctl.run import RunInfo, RunSummary, SpectralInfo
+from labctl.signals import end_reason
+from labctl.sink_runner import SinkRunner
 from labctl.station import Station
 from labctl.warmup import warm_up
 
 log = logging.getLogger(__name__)
 
-_END = object()  # end-of-run marker in sink queues
-
-
-class _SinkRunner:
-    """A sink with its own bounded queue and thread."""
-
-    def __init__(self, sink: Sink, max_blocks: int, on_error: Any) -> None:
-        self.sink = sink
-        self.queue: queue.Queue[Any] = queue.Queue(maxsize=max_blocks)
-        self.error: BaseException | None = None
-        self.photons_taken = 0
-        self._on_error = on_error
-        self.thread = threading.Thread(target=self._run, name=f"labctl-sink-{sink.name}", daemon=True)
-
-    def offer(self, block: PhotonBlock) -> bool:
-        """Queue a block without waiting; False if the queue is full (the caller records a loss)."""
-        try:
-            self.queue.put_nowait(block)
-        except queue.Full:
-            return False
-        self.photons_taken += len(block)
-        return True
-
-    def finish(self, summary_box: list[RunSummary]) -> None:
-        self.queue.put((_END, summary_box))  # blocking put: the end marker must arrive
-
-    def _run(self) -> None:
-        while True:
-            item = self.queue.get()
-            if isinstance(item, tuple) and item and item[0] is _END:
-                self._close(item[1][0])
-                return
-            if self.error is not None:
-                continue  # a failed sink drains its queue so the reader never waits
-            try:
-                self.sink.write(item)
-            except BaseException as exc:  # noqa: BLE001 - reported to the engine, which stops safely
-                self.error = exc
-                self._on_error(self.sink, exc)
-
-    def _close(self, summary: RunSummary) -> None:
-        try:
-            self.sink.close(summary)
-        except BaseException as exc:  # noqa: BLE001
-            if self.error is None:
-                self.error = exc
-            log.exception("closing sink %s failed", self.sink.name)
 
 
 class AcquisitionEngine:
@@ -127,8 +81,8 @@ class AcquisitionEngine:
         self.description = description
         self.out_path = Path(out_path) if out_path is not None else None
         self._extra_sinks = list(sinks)
-        self._runners: list[_SinkRunner] = []
-        self._file_runner: _SinkRunner | None = None
+        self._runners: list[SinkRunner] = []
+        self._file_runner: SinkRunner | None = None
         self._thread: threading.Thread | None = None
         self._stop_event = threading.Event()
         self._done = threading.Event()
@@ -180,7 +134,7 @@ class AcquisitionEngine:
             for sink in opened:
                 sink.close(aborted)
             raise
-        self._runners = [_SinkRunner(s, self.settings.queue_blocks, self._sink_failed) for s in sinks]
+        self._runners = [SinkRunner(s, self.settings.queue_blocks, self._sink_failed) for s in sinks]
         self._file_runner = self._runners[0] if self.out_path is not None else None
         for runner in self._runners:
             runner.thread.start()
@@ -216,14 +170,19 @@ class AcquisitionEngine:
         self.start(duration_s)
         try:
             return self.wait()
-        except BaseException:
-            self.stop("interrupted")
+        except BaseException as exc:
+            self.stop(end_reason(exc) if isinstance(exc, KeyboardInterrupt) else f"error: {type(exc).__name__}: {exc}")
             self.wait()
             raise
 
     def status(self) -> dict[str, Any]:
         """A small snapshot for progress bars and GUIs (safe to call from any thread)."""
         return dict(self._status)
+
+    @property
+    def started(self) -> bool:
+        """True once :meth:`start` has started the run (it then ends through the engine's end path)."""
+        return self._thread is not None
 
     @property
     def running(self) -> bool:
@@ -239,7 +198,7 @@ class AcquisitionEngine:
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
         if self._thread is not None and not self._done.is_set():
-            self.stop("interrupted" if exc_type is KeyboardInterrupt else ("error" if exc_type else "stopped"))
+            self.stop(end_reason(exc) if isinstance(exc, KeyboardInterrupt) else ("error" if exc_type else "stopped"))
             self.wait()
         self.station.safe_state()
 
@@ -287,7 +246,7 @@ class AcquisitionEngine:
                     finished = True
                     losses = losses + tail.losses
                     tail.losses = []
-                photons.losses = _merge_flag(flag_loss, losses)
+                photons.losses = merge_flag_loss(flag_loss, losses)
                 self._dispatch(photons)
                 if reached_end:
                     self._dispatch(tail)
@@ -317,9 +276,8 @@ class AcquisitionEngine:
             self._errors.append(f"{type(exc).__name__}: {exc}")
             self.stop(f"error: {type(exc).__name__}: {exc}")
             log.exception("acquisition failed")
-        finally:
-            self.station.safe_state()
-            self._log("excitation in safe state")
+        finally:  # the one end path: excitation safe, tagger stopped, sinks closed
+            self._make_safe()
             self._errors.extend(self._camera_path.stop(end_ps if finished else last_ps, self._dispatch))
             try:
                 tagger.stop_stream()
@@ -333,7 +291,7 @@ class AcquisitionEngine:
             reason = self._end_reason or "stopped"
             if any(r.error is not None for r in self._runners) or self._errors:
                 clean = False
-            if reason.startswith(("error", "interrupted", "protection")):
+            if reason.startswith(("error", "interrupted", "protection", "disk space")):
                 clean = False
             duration_ps = (last_ps - first_ps) if (first_ps is not None and last_ps is not None) else 0
             if end_ps is not None and reason == "duration" and first_ps is not None:
@@ -345,6 +303,12 @@ class AcquisitionEngine:
                 runner.finish(box)
             for runner in self._runners:
                 runner.thread.join()
+            if self._file_runner is not None:  # what the file really holds (after a full disk: up to its last flush)
+                writer = self._file_runner.sink
+                summary.photons_written = int(getattr(writer, "photons_written", summary.photons_written))
+                summary.losses.extend(getattr(writer, "own_losses", []))
+                if getattr(writer, "end_reason", None):  # the file ended early (full disk): say so, as its run_end does
+                    summary.end_reason, summary.clean = writer.end_reason, False
             for runner in self._runners:
                 if runner.error is not None and f"sink {runner.sink.name}" not in " ".join(summary.errors):
                     summary.errors.append(f"sink {runner.sink.name}: {type(runner.error).__name__}: {runner.error}")
@@ -419,7 +383,18 @@ class AcquisitionEngine:
     def _sink_failed(self, sink: Sink, exc: BaseException) -> None:
         self._errors.append(f"sink {sink.name}: {type(exc).__name__}: {exc}")
         self.station.safe_state()
-        self.stop(f"error: sink {sink.name}: {type(exc).__name__}: {exc}")
+        self.stop("disk space" if isinstance(exc, DiskSpaceError) else f"error: sink {sink.name}: {type(exc).__name__}: {exc}")
+
+    def _make_safe(self) -> None:
+        """Excitation to its safe state, then read it back (the generator's output) into the run log."""
+        self.station.safe_state()
+        self._log("excitation in safe state")
+        state = self.station.excitation_state()
+        advice = {"on": "ON; switch the laser off by hand", "internal": "the laser runs on its internal clock; lock it"}
+        self._log(f"excitation read back after the safe state: {advice.get(state, state)}",
+                  {"on": "CRITICAL", "internal": "WARNING"}.get(state, "INFO"))
+        if state == "on":
+            self._errors.append("the excitation is still on after the safe state")
 
     # -- records ----------------------------------------------------------------------------
     def _run_info(self, duration_s: float | None, spectra: SpectralInfo | None) -> RunInfo:
@@ -473,21 +448,3 @@ class AcquisitionEngine:
             sink_log = getattr(runner.sink, "log", None)
             if callable(sink_log):
                 sink_log(message, level)
-
-
-def _merge_flag(flag: LossRecord | None, losses: list[LossRecord]) -> list[LossRecord]:
-    """Merge the tagger's data-lost flag with the sync gaps of the same block.
-
-    A sync gap that overlaps the flagged range is the same loss: keep one record
-    with source ``tagger_flag``, the sync gap's exact range and its missing syncs.
-    """
-    if flag is None:
-        return losses
-    merged = flag
-    rest: list[LossRecord] = []
-    for loss in losses:
-        if loss.source == "sync_gap" and loss.start_ps <= merged.stop_ps and loss.stop_ps >= merged.start_ps:
-            merged = LossRecord(min(loss.start_ps, merged.start_ps), max(loss.stop_ps, merged.stop_ps), "tagger_flag", loss.missing_syncs)
-        else:
-            rest.append(loss)
-    return [merged, *rest]

@@ -15,6 +15,7 @@ from typing import Any, Sequence
 from labctl.engine_settings import EngineSettings
 from labctl.errors import AcquisitionError
 from labctl.run import RunSummary
+from labctl.signals import end_reason
 from labctl.station import StationConfig
 from labctl.station_process import StationProcess
 
@@ -103,5 +104,5 @@ class EngineProcess:
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
         if self.running:
-            self.stop("interrupted" if exc_type is KeyboardInterrupt else "stopped")
+            self.stop(end_reason(exc) if isinstance(exc, KeyboardInterrupt) else "stopped")
             self.wait()

@@ -28,8 +28,9 @@ class EngineSettings:
             tagger-buffer-sized blocks per sink).
         software_sync_divider: keep only every n-th sync tag (on top of the tagger's
             own divider); nanotimes stay exact.
-        flush_interval_s: the file writer flushes every dataset this often (s);
-            a crash loses at most this much.
+        flush_interval_s: a crash loses at most this much (s): the file writer flushes
+            every dataset every ``flush_interval_s / 2`` on a fixed schedule, the other
+            half being margin for the flush itself and the tagger read.
         min_free_mb: the writer stops cleanly when free disk space falls below this (MiB).
         rate_protection_hold_s: a SPAD whose count rate stays above its limit this
             long (s) makes the engine cut the excitation and stop.

@@ -258,7 +258,7 @@ class Station:
         self._closed = False
         try:
             self._build()
-        except BaseException:
+        except BaseException:  # a bad setting, or a signal (Ctrl-C, SIGTERM) during the build
             self.safe_state()  # a setting applied before the failure may have switched the excitation on
             self._close_instruments()
             raise
@@ -360,6 +360,20 @@ class Station:
             laser.disable_excitation()
         except Exception:  # noqa: BLE001 - the safe state must be attempted, and must not mask the caller's error
             log.exception("could not put the laser in its safe state")
+
+    def excitation_state(self) -> str:
+        """The excitation as read back from the instruments: ``"on"``, ``"off"`` (external trigger:
+        the generator's output), ``"internal"`` (the laser's own clock: software cannot tell or
+        switch it), or ``"unknown (<error>)"``."""
+        laser = self.instruments.get("laser")
+        if laser is None:
+            return "off"
+        try:
+            if laser.trigger_source() != "external":
+                return "internal"
+            return "on" if laser.excitation_enabled() else "off"
+        except Exception as exc:  # noqa: BLE001 - a reading, not an action
+            return f"unknown ({exc})"
 
     def close(self) -> None:
         if self._closed:

@@ -38,6 +38,7 @@ from typing import Any, Mapping, Sequence
 from labctl.engine_settings import EngineSettings
 from labctl.errors import AcquisitionError
 from labctl.run import RunSummary
+from labctl.signals import EndOnSignals, Interrupted
 from labctl.station import StationConfig
 
 log = logging.getLogger(__name__)
@@ -229,12 +230,7 @@ class _ChildStation:
     # -- monitoring --------------------------------------------------------------------
     def monitors(self) -> dict[str, Any]:
         """Excitation state every call; the camera temperature at most every MONITOR_INTERVAL_S."""
-        laser = self.station.laser
-        try:
-            external = laser.trigger_source() == "external"
-            self._monitors["excitation"] = ("on" if laser.excitation_enabled() else "off") if external else "internal"
-        except Exception as exc:  # noqa: BLE001
-            self._monitors["excitation"] = f"unknown ({exc})"
+        self._monitors["excitation"] = self.station.excitation_state()
         camera = self.station.instruments.get("camera")
         now = time.monotonic()
         if camera is not None and now - self._monitor_time >= MONITOR_INTERVAL_S:
@@ -257,9 +253,9 @@ class _ChildStation:
         return {"status": status, "snapshots": snapshots, "monitors": self.monitors(), "summary": summary,
                 "fit": fit, "restarts": self.request.restarts if self.request is not None else 0}
 
-    def close(self) -> None:
+    def close(self, reason: str = "stopped") -> None:
         if self.engine is not None:
-            self.stop_run("stopped")
+            self.stop_run(reason)
             self.finish_run()
         self.fitter.close()
         self.station.close()
@@ -276,34 +272,52 @@ def _live_snapshot(sink: Any) -> Any:
 
 
 def _child_main(conn: Any, config_data: dict, source: str) -> None:
-    """Child process: build the station, then answer commands until told to close (or orphaned)."""
+    """Child process: build the station, then answer commands until told to close (or orphaned).
+
+    SIGTERM or SIGHUP sent to the child itself end its run like the parent's stop would (reason
+    ``interrupted: SIGTERM``), excitation safe; so does the parent going away (``interrupted:
+    parent process gone``).  Ctrl-C is the parent's to handle.
+    """
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides; Ctrl-C reaches it and it sends stop
-    try:
-        child = _ChildStation(StationConfig(config_data, source))
-    except BaseException as exc:  # noqa: BLE001 - reported to the parent as it is
-        conn.send(("error", _portable(exc)))
-        return
-    conn.send(("ok", None))
-    try:
-        while True:
+    with EndOnSignals("labctl station process", signals=(signal.SIGTERM, signal.SIGHUP)) as signals:
+        try:
+            child = _ChildStation(StationConfig(config_data, source))
+        except BaseException as exc:  # noqa: BLE001 - reported to the parent as it is
             try:
-                if not conn.poll(_POLL_S):
-                    continue
-                command, args = conn.recv()
-            except (EOFError, OSError):  # parent gone: end the run safely
-                return
-            if command == "close":
-                child.close()
-                conn.send(("ok", None))
-                return
-            try:
-                result = _dispatch(child, command, args)
-            except Exception as exc:  # noqa: BLE001 - the parent re-raises it
                 conn.send(("error", _portable(exc)))
-            else:
-                conn.send(("ok", result))
-    finally:
-        child.close()
+            except OSError:
+                pass
+            return
+        reason = "stopped"
+        try:
+            conn.send(("ok", None))
+            reason = _serve(child, conn)
+        except Interrupted as exc:
+            reason = exc.end_reason
+        finally:
+            signals.hold()
+            child.close(reason)
+
+
+def _serve(child: _ChildStation, conn: Any) -> str:
+    """Answer the parent's commands; returns the end reason of a run still going when it stops."""
+    while True:
+        try:
+            if not conn.poll(_POLL_S):
+                continue
+            command, args = conn.recv()
+        except (EOFError, OSError):  # parent gone: end the run safely
+            return "interrupted: parent process gone"
+        if command == "close":
+            child.close()
+            conn.send(("ok", None))
+            return "stopped"
+        try:
+            result = _dispatch(child, command, args)
+        except Exception as exc:  # noqa: BLE001 - the parent re-raises it
+            conn.send(("error", _portable(exc)))
+        else:
+            conn.send(("ok", result))
 
 
 def _portable(exc: BaseException) -> BaseException:

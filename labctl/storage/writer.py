@@ -4,7 +4,7 @@ The recipe measured in DESIGN.md ("Data file") is followed, with one change:
 ``libver=layout.LIBVER`` (1.10 format) instead of "latest" (see ``layout.LIBVER``
 for why); every group, dataset and attribute created *before*
 ``swmr_mode = True``; uncompressed chunked resizable datasets; ``ds.flush()``
-on every dataset every ``flush_interval_s``; free space checked before every
+on every dataset every ``flush_interval_s / 2`` (a crash loses at most ``flush_interval_s``); free space checked before every
 append and flush, stopping cleanly before the disk is full.  The end-of-run
 record (``/user/labctl/run_end``) needs new attributes, which SWMR forbids, so
 it is written after the SWMR session is closed, by reopening the file "r+".
@@ -17,15 +17,17 @@ import shutil
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
 
 import h5py
 import numpy as np
 
 from labctl.blocks import FrameBlock, LossRecord, PhotonBlock
 from labctl.errors import ConfigError, DiskSpaceError
-from labctl.run import RunInfo, RunSummary
+from labctl.run import RunInfo
+from labctl.storage import h5_io
 from labctl.storage import layout as L
+from labctl.storage.file_end import reserve_space
+from labctl.storage.writer_end import RUN_END_ROOM_BYTES, WriterEnding, _DiskFull, _GuardFailed
 
 PHOTON_BYTES = L.TIMESTAMPS_DTYPE.itemsize + L.DETECTORS_DTYPE.itemsize + L.NANOTIMES_DTYPE.itemsize
 """Bytes per photon in the file (13)."""
@@ -37,20 +39,19 @@ _LIVE_PATHS = (*L.SPECTRA_FRAME_PATHS, L.SPECTRA_SKIPPED, L.MARKERS, L.LOSSES, L
 a SWMR reader that sees photons up to t also sees the markers and losses up to t."""
 
 
-class _DiskFull(Exception):
-    def __init__(self, free_bytes: int, needed_bytes: int) -> None:
-        super().__init__(free_bytes, needed_bytes)
-        self.free_bytes = free_bytes
-        self.needed_bytes = needed_bytes
+_GROWING_PATHS = tuple(p for p in _LIVE_PATHS if p not in (L.ACQUISITION_DURATION, L.SETUP_DETECTOR_COUNTS, L.WRITER_DONE))
+"""Datasets that grow during the run (cut back to their flushed length after a failed write)."""
 
-
-class PhotonHDF5Writer:
+class PhotonHDF5Writer(WriterEnding):
     """Sink that writes the run's photons, markers, losses and log to a Photon-HDF5 v0.5 file.
 
     Args:
         path: the file to create; it must not exist (data are never overwritten).
-        flush_interval_s: flush every dataset at most this long after the previous
-            flush (checked on each ``write``); 0 flushes on every write.
+        flush_interval_s: the longest time (s) data may wait unflushed: every dataset is
+            flushed every ``flush_interval_s / 2`` on a fixed schedule (checked on each
+            ``write`` and by ``flush_if_due``), leaving the other half for the flush itself
+            and for the time a block takes to arrive; so a crash (kill -9) loses at most
+            about ``flush_interval_s`` of data.  0 flushes on every write.
         min_free_bytes: stop (``DiskSpaceError``) when the free space on the file's
             folder would drop below this margin.
         chunk_photons: HDF5 chunk length of the photon datasets; small blocks are
@@ -88,6 +89,7 @@ class PhotonHDF5Writer:
         self._path = os.path.abspath(os.fspath(path))
         self._folder = os.path.dirname(self._path)
         self._flush_interval_s = float(flush_interval_s)
+        self._flush_period_s = self._flush_interval_s / 2  # the rest is margin for the flush and the read latency
         self._min_free_bytes = int(min_free_bytes)
         self._chunk = int(chunk_photons)
         self._author = author
@@ -111,8 +113,21 @@ class PhotonHDF5Writer:
 
     @property
     def photons_written(self) -> int:
-        """Photons accepted so far (in the file, or staged for the next flush)."""
+        """Photons accepted so far (in the file, or staged for the next flush); after a failed
+        write (full disk), the photons the file holds (up to its last flush)."""
         return self._n_accepted if self._opened else 0
+
+    @property
+    def end_reason(self) -> str | None:
+        """Why the file ended early ("disk space", or "error: ..." for another failed write); None if it did not."""
+        if not self._opened or self._failure is None:
+            return None
+        return "disk space" if self._disk_full else f"error: {self._failure}"
+
+    @property
+    def own_losses(self) -> list[LossRecord]:
+        """Losses the writer itself caused (``disk_space:file``: photons it could not write)."""
+        return list(self._own_losses)
 
     # ----------------------------------------------------------------- Sink API
     def open(self, run: RunInfo) -> None:
@@ -154,8 +169,19 @@ class PhotonHDF5Writer:
             self._span_ps: list[int] | None = None
             self._last_committed_ps: int | None = None
             self._warned_channels = False
+            self._own_losses: list[LossRecord] = []
+            self._failure: str | None = None  # why the file stopped early (free-space guard, failed write)
+            self._disk_full = False
+            self._abandoned = False  # a write failed: the file was closed as it was at its last flush
+            self._n_received = 0  # photons handed to write, all of them
+            self._n_flushed = 0  # state at the last successful flush (what a crash or full disk keeps)
+            self._flushed_ps: int | None = None
+            self._flushed_counts = self._counts.copy()
+            self._flushed_len: dict[str, int] = {path: 0 for path in _GROWING_PATHS}
+            self._unflushed_losses: list[LossRecord] = []  # appended since the last flush (lost if it fails)
+            self._unflushed_log: list[tuple[float, str, str]] = []
             self._t_open = time.monotonic()
-            self._last_flush = self._t_open
+            self._next_flush = self._t_open + self._flush_period_s
             f = h5py.File(self._path, "w-", libver=L.LIBVER)
             try:
                 L.create_layout(f, run, chunk_photons=self._chunk, author=self._author,
@@ -170,19 +196,25 @@ class PhotonHDF5Writer:
                 raise
             self._file = f
             self._opened = True
+            self._reserve = reserve_space(self._path, RUN_END_ROOM_BYTES)
 
     def write(self, block: PhotonBlock) -> None:
-        """Append one block (photons, markers, losses); flush if ``flush_interval_s`` has passed.
+        """Append one block (photons, markers, losses); flush if the flush schedule says so.
 
         Raises:
             TypeError / ValueError: malformed block (nothing of it is written).
-            DiskSpaceError: the free-space guard tripped; the file is already closed.
+            DiskSpaceError: the free-space guard tripped, or the disk is full (ENOSPC); the file is
+                already closed, holding everything up to its last flush.
+            OSError: another write error; the file is closed as it was at its last flush.
         """
         ts, det, nt, markers = _checked_arrays(block)
         with self._lock:
             if not self._opened or self._closed:
                 raise RuntimeError(f"{self._path}: write() on a writer that is not open")
+            if self._file is None:  # the file ended early (full disk): it stops at its last flush
+                raise (DiskSpaceError if self._disk_full else OSError)(f"{self._failure}; nothing more is written")
             self._n_accepted += len(ts)
+            self._n_received += len(ts)
             self._note_span(block.span_ps, ts)
             if len(markers):
                 self._pending_markers.append(markers.copy())
@@ -192,24 +224,28 @@ class PhotonHDF5Writer:
                 self._pending_skipped.append(np.asarray(block.skipped_frames, np.int64))
             for loss in block.losses:
                 self._queue_loss(loss)
-            try:
+            with self._guarded():
                 self._add_photons(ts, det, nt)
-                if time.monotonic() - self._last_flush >= self._flush_interval_s:
+                if time.monotonic() >= self._next_flush:
                     self._flush()
                 elif self._log_queue:
                     self._commit_log()
-            except _DiskFull as full:
-                self._stop_for_disk_space(full)
 
     def flush(self) -> None:
         """Append everything staged and flush every dataset now (normally done by ``write``)."""
         with self._lock:
             if self._file is None:
                 return
-            try:
+            with self._guarded():
                 self._flush()
-            except _DiskFull as full:
-                self._stop_for_disk_space(full)
+
+    def flush_if_due(self) -> None:
+        """Flush if the schedule says so (the engine calls this when no block came for a while)."""
+        with self._lock:
+            if self._file is None or time.monotonic() < self._next_flush:
+                return
+            with self._guarded():
+                self._flush()
 
     def log(self, message: str, level: str = "INFO") -> None:
         """Queue a run-log line (any thread); written at the next write/flush/close.
@@ -221,38 +257,6 @@ class PhotonHDF5Writer:
             return
         with self._log_lock:
             self._log_queue.append((time.monotonic(), str(level), str(message)))
-
-    def close(self, summary: RunSummary) -> None:
-        """Write what is staged and the losses only the summary knows, close, write ``run_end``.
-
-        Idempotent.  Safe after an exception in ``write``: data already appended stay.
-
-        Raises:
-            DiskSpaceError: the free-space guard tripped while writing the rest.
-            OSError: the file could not be finished (the message says which step).
-        """
-        with self._lock:
-            if self._closed or not self._opened:
-                self._closed = True
-                return
-            for loss in summary.losses:
-                self._queue_loss(loss)
-            errors: list[str] = []
-            try:
-                self._write_stage()
-            except _DiskFull as full:
-                self._stop_for_disk_space(full)
-            except Exception as exc:  # keep closing: what is in the file must stay readable
-                errors.append(f"appending the last photons failed: {exc!r}")
-            measured = summary.measured_sync_period_ps
-            self._finish({
-                "clean": bool(summary.clean and not errors),
-                "end_reason": summary.end_reason,
-                "duration_ps": int(summary.duration_ps),
-                "counts": {int(k): int(v) for k, v in summary.counts.items()},
-                "measured_sync_period_ps": measured,
-                "errors": list(summary.errors) + errors,
-            }, errors)
 
     # ----------------------------------------------------------------- appending
     def _add_photons(self, ts: np.ndarray, det: np.ndarray, nt: np.ndarray) -> None:
@@ -284,10 +288,10 @@ class PhotonHDF5Writer:
         old, new, cap = self._n_committed, self._n_committed + len(ts), self._chunk
         for path, arr in zip(L.STREAM_PATHS, (ts, det, nt)):
             ds = self._ds[path]
-            ds.id.set_extent((new,))  # = ds.resize, without h5py's Python-side checks
+            h5_io.set_extent(ds, new)
             arr = np.ascontiguousarray(arr)
             for start in range(0, new - old, cap):
-                ds.id.write_direct_chunk((old + start,), arr[start:start + cap])
+                h5_io.write_chunk(ds, old + start, arr[start:start + cap])
         self._written(ts, det, new)
 
     def _write_stage(self) -> None:
@@ -301,11 +305,11 @@ class PhotonHDF5Writer:
         for path, buf in zip(L.STREAM_PATHS, self._stage):
             ds = self._ds[path]
             if done:  # rewrite: data first, then the extent, so the new extent never shows old bytes
-                ds.id.write_direct_chunk((start,), buf)  # past start + s: outside the extent, never read
-                ds.id.set_extent((start + s,))
+                h5_io.write_chunk(ds, start, buf)  # past start + s: outside the extent, never read
+                h5_io.set_extent(ds, start + s)
             else:  # a new chunk must lie inside the extent before it is written
-                ds.id.set_extent((start + s,))
-                ds.id.write_direct_chunk((start,), buf)
+                h5_io.set_extent(ds, start + s)
+                h5_io.write_chunk(ds, start, buf)
         self._written(self._stage[0][done:s], self._stage[1][done:s], start + s)
         self._stage_n, self._stage_written = (0, 0) if s == self._chunk else (s, s)
 
@@ -322,19 +326,20 @@ class PhotonHDF5Writer:
     def _commit_side(self) -> None:
         """Append queued markers, loss records and log lines (small)."""
         if self._pending_markers:
-            _append(self._ds[L.MARKERS], np.concatenate(self._pending_markers))
+            h5_io.append_rows(self._ds[L.MARKERS], np.concatenate(self._pending_markers))
             self._pending_markers = []
         if self._pending_frames:
             frames, self._pending_frames = self._pending_frames, []
-            _append(self._ds[L.SPECTRA_FRAMES], np.concatenate([b.frames for b in frames]).astype(L.FRAMES_DTYPE, copy=False))
-            _append(self._ds[L.SPECTRA_FRAME_INDEX], np.concatenate([b.indices for b in frames]))
-            _append(self._ds[L.SPECTRA_EXPOSURE_START], np.concatenate([b.exposure_start_ps for b in frames]))
-            _append(self._ds[L.SPECTRA_EXPOSURE_STOP], np.concatenate([b.exposure_stop_ps for b in frames]))
+            h5_io.append_rows(self._ds[L.SPECTRA_FRAMES], np.concatenate([b.frames for b in frames]).astype(L.FRAMES_DTYPE, copy=False))
+            h5_io.append_rows(self._ds[L.SPECTRA_FRAME_INDEX], np.concatenate([b.indices for b in frames]))
+            h5_io.append_rows(self._ds[L.SPECTRA_EXPOSURE_START], np.concatenate([b.exposure_start_ps for b in frames]))
+            h5_io.append_rows(self._ds[L.SPECTRA_EXPOSURE_STOP], np.concatenate([b.exposure_stop_ps for b in frames]))
         if self._pending_skipped:
-            _append(self._ds[L.SPECTRA_SKIPPED], np.concatenate(self._pending_skipped))
+            h5_io.append_rows(self._ds[L.SPECTRA_SKIPPED], np.concatenate(self._pending_skipped))
             self._pending_skipped = []
         if self._pending_losses:
-            _append(self._ds[L.LOSSES], L.loss_rows(self._pending_losses))
+            h5_io.append_rows(self._ds[L.LOSSES], L.loss_rows(self._pending_losses))
+            self._unflushed_losses += self._pending_losses
             self._pending_losses = []
         self._commit_log()
 
@@ -342,7 +347,8 @@ class PhotonHDF5Writer:
         with self._log_lock:
             queued, self._log_queue = self._log_queue, []
         if queued:
-            _append(self._ds[L.RUN_LOG], L.log_rows([(t - self._t_open, lv, msg) for t, lv, msg in queued]))
+            self._unflushed_log += queued
+            h5_io.append_rows(self._ds[L.RUN_LOG], L.log_rows([(t - self._t_open, lv, msg) for t, lv, msg in queued]))
 
     def _note_span(self, span_ps: tuple[int, int], ts: np.ndarray) -> None:
         lo, hi = int(span_ps[0]), int(span_ps[1])
@@ -362,15 +368,18 @@ class PhotonHDF5Writer:
             self._pending_losses.append(loss)
 
     def _check_space(self, needed_bytes: int) -> None:
-        free = int(self._free_bytes(self._folder))
+        try:
+            free = int(self._free_bytes(self._folder))
+        except Exception as exc:
+            raise _GuardFailed(exc) from exc
         if free < self._min_free_bytes + needed_bytes:
             raise _DiskFull(free, needed_bytes)
 
     def _update_totals(self, duration_s: float | None = None) -> None:
         if duration_s is None:
             duration_s = (self._span_ps[1] - self._span_ps[0]) * 1e-12 if self._span_ps else 0.0
-        self._ds[L.ACQUISITION_DURATION][()] = duration_s
-        self._ds[L.SETUP_DETECTOR_COUNTS][:] = self._counts
+        h5_io.assign(self._ds[L.ACQUISITION_DURATION], duration_s)
+        h5_io.assign(self._ds[L.SETUP_DETECTOR_COUNTS], self._counts)
 
     def _flush(self) -> None:
         staged = ((self._stage_n - self._stage_written) * PHOTON_BYTES + sum(m.nbytes for m in self._pending_markers)
@@ -380,79 +389,21 @@ class PhotonHDF5Writer:
         self._commit_side()
         self._update_totals()
         self._flush_datasets()
-        self._last_flush = time.monotonic()
+        self._mark_flushed()
+        # on a fixed schedule, not "a period after the last flush ended": the time a flush takes
+        # (long on a loaded machine) does not add to the age of the data at a crash
+        self._next_flush = max(self._next_flush + self._flush_period_s, time.monotonic())
 
     def _flush_datasets(self) -> None:
         for ds in self._ds.values():
-            ds.flush()
+            h5_io.flush_dataset(ds)
 
-    # ----------------------------------------------------------------- ending
-    def _stop_for_disk_space(self, full: _DiskFull) -> None:
-        lost = self._n_accepted - self._n_committed
-        msg = (f"{self._path}: {full.free_bytes} bytes free on {self._folder}, below the margin of "
-               f"{self._min_free_bytes} bytes (min_free_bytes) + {full.needed_bytes} bytes to write; "
-               f"the file was closed (run_end clean=False, end_reason 'disk space')")
-        if lost and self._span_ps is not None:
-            start = self._last_committed_ps if self._last_committed_ps is not None else self._span_ps[0]
-            self._queue_loss(LossRecord(start, self._span_ps[1], "disk_space:file"))
-            msg += f"; {lost} photons after {start} ps were not written (recorded as a loss)"
-        self._stage_n = self._stage_written
-        self._n_accepted = self._n_committed
-        self.log(msg, "ERROR")
-        duration_ps = self._span_ps[1] - self._span_ps[0] if self._span_ps else 0
-        try:
-            self._finish({"clean": False, "end_reason": "disk space", "duration_ps": int(duration_ps),
-                          "counts": {}, "measured_sync_period_ps": None, "errors": [msg]}, [])
-        except OSError as exc:
-            raise DiskSpaceError(f"{msg}; {exc}") from exc
-        raise DiskSpaceError(msg)
-
-    def _finish(self, end: dict[str, Any], errors: list[str]) -> None:
-        """Close the SWMR session (final totals, writer_done = 1), then write run_end."""
-        try:
-            self._commit_side()
-            duration_ps = end["duration_ps"]
-            self._update_totals(duration_ps * 1e-12 if duration_ps > 0 else None)
-            self._ds[L.WRITER_DONE][()] = 1
-            self._flush_datasets()
-        except Exception as exc:
-            errors.append(f"final flush failed: {exc!r}")
-        try:
-            self._file.close()
-        except Exception as exc:
-            errors.append(f"closing the SWMR file failed: {exc!r}")
-        self._file = None
-        self._closed = True
-        self._n_accepted = self._n_committed
-        end["errors"] = list(end["errors"]) + [e for e in errors if e not in end["errors"]]
-        try:
-            self._write_run_end(end)
-        except Exception as exc:
-            errors.append(f"writing {L.RUN_END} failed: {exc!r}")
-        if errors:
-            raise OSError(f"{self._path}: the data file was not finished cleanly: " + "; ".join(errors))
-
-    def _reopen(self) -> h5py.File:
-        try:
-            return h5py.File(self._path, "r+", libver=L.LIBVER)
-        except OSError:
-            # A SWMR reader in another process holds a shared lock (or one in this process
-            # opened without locking).  Open without the lock: new readers are kept out
-            # by the superblock's "open for write" flag meanwhile, and live followers
-            # reopen only after seeing writer_done = 1.
-            return h5py.File(self._path, "r+", libver=L.LIBVER, locking=False)
-
-    def _write_run_end(self, end: dict[str, Any]) -> None:
-        with self._reopen() as f:
-            L.write_run_end(f.create_group(L.RUN_END),
-                            {**end, "photons_written": self._n_committed, "losses": f[L.LOSSES].shape[0]})
-
-
-def _append(ds: h5py.Dataset, rows: np.ndarray) -> None:
-    n = ds.shape[0]
-    ds.resize(n + len(rows), axis=0)  # along the first axis: also for frames (n x pixels)
-    ds[n:] = rows
-
+    def _mark_flushed(self) -> None:
+        """Remember what the file holds now: a failed write later falls back to exactly this."""
+        self._n_flushed, self._flushed_ps = self._n_committed, self._last_committed_ps
+        self._flushed_counts = self._counts.copy()
+        self._flushed_len = {path: self._ds[path].shape[0] for path in _GROWING_PATHS}
+        self._unflushed_losses, self._unflushed_log = [], []
 
 def _checked_arrays(block: PhotonBlock) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """The block's arrays, after checking dtypes (no conversion) and shapes."""
