@@ -113,4 +113,7 @@ def parse_regimes(text: str) -> tuple[tuple[float, float], ...]:
             pairs.append((float(lo), float(hi)))
         except ValueError:
             raise ConfigError("--regimes", text, "must be LO-HI,LO-HI,... (ns), e.g. 40-50,50-60,60-70") from None
-    return check_regimes(pairs)
+    try:
+        return check_regimes(pairs)
+    except ConfigError as exc:
+        raise ConfigError("--regimes", text, exc.allowed if hasattr(exc, "allowed") else str(exc)) from None
