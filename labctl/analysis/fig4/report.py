@@ -181,8 +181,11 @@ def _levels(data: PhotonData, opts: ReportOptions, t0_ps: float) -> tuple[list[d
     from labctl.analysis.changepoint import find_levels  # type: ignore[import-not-found]
 
     nanotimes = np.where(data.nanotimes_ps >= 0, data.nanotimes_ps, int(round(t0_ps)))
-    found = find_levels(data.timestamps_ps, confidence=opts.levels_confidence, nanotimes_ps=nanotimes,
-                        irf_offset_ps=t0_ps, origin_ps=data.origin_ps)
+    try:
+        found = find_levels(data.timestamps_ps, confidence=opts.levels_confidence, nanotimes_ps=nanotimes,
+                            irf_offset_ps=t0_ps, origin_ps=data.origin_ps)
+    except (TypeError, ValueError) as exc:  # another signature, or a stream it cannot cut: said, not fatal
+        return [], f"levels: changepoint.find_levels failed: {type(exc).__name__}: {exc}"
     keys = ("start_s", "stop_s", "intensity_cps", "lifetime_ns", "group")
     return [{k: getattr(level, k) for k in keys} for level in found], None
 
