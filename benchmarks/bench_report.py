@@ -68,16 +68,16 @@ def main() -> None:
     profile.disable()
     print(f"in process: report_file {t_report:.1f} s, write_report {time.perf_counter() - t - t_report:.1f} s")
     stats = pstats.Stats(profile)
-    stats.sort_stats("cumulative")
-    print("largest cumulative times (s):")
-    rows = sorted(((v[3], f"{k[0].split('/')[-1]}:{k[2]}") for k, v in stats.stats.items()), reverse=True)
-    shown = 0
-    for cum, name in rows:
-        if any(s in name for s in ("fig4", "fit.py:fit_decay", "g2.py:update", "peak_energy", "savefig",
-                                   "h5py", "load_photons", "histogram", "spectra")) and shown < 18:
-            print(f"  {cum:7.2f}  {name}")
-            shown += 1
-
+    print("largest own times (s, tottime; numba kernels and numpy count in their callers):")
+    rows = sorted(((v[2], v[3], f"{k[0].split('/')[-1]}:{k[1]}:{k[2]}") for k, v in stats.stats.items()), reverse=True)
+    for tot, cum, name in rows[:15]:
+        print(f"  {tot:7.2f}  (cumulative {cum:6.2f})  {name}")
+    print("cumulative times of the report's steps (s):")
+    steps = ("load_photons", "afterpulse_keep", "_rise", "per_bin_lifetimes", "regime_decay", "fit_regimes",
+             "regime_spectra", "g2_and_biexciton", "_levels", "_figures", "_html", "dumps", "clean_json")
+    for k, v in stats.stats.items():
+        if k[2] in steps:
+            print(f"  {v[3]:7.2f}  {k[2]}")
 
 if __name__ == "__main__":
     main()

@@ -113,15 +113,15 @@ def test_shot_noise_curve_fits_a_mono_emitter_and_is_narrower_than_a_fluctuating
     from scipy.stats import chi2 as chi2_dist
 
     mono = tmp_path / "mono.h5"
-    simulate_to_file(mono, qd_scene(p_trap={"mode": "fixed", "value": 0.0}), 15.0, seed=7, frame_rate_hz=1.0)
-    h = report_file(mono, ReportOptions(bin_ms=20.0))["lifetime_histogram"]
+    simulate_to_file(mono, qd_scene(p_trap={"mode": "fixed", "value": 0.0}), 8.0, seed=7, frame_rate_hz=1.0)
+    h = report_file(mono, ReportOptions(bin_ms=10.0))["lifetime_histogram"]
     chi2, dof = _chi2_p(np.array(h["counts"], float), np.array(h["shot_noise"]))
-    assert sum(h["counts"]) >= 745 and dof >= 8  # 20 ms bins over 15 s, the last one partial
+    assert sum(h["counts"]) >= 795 and dof >= 8  # 10 ms bins over 8 s, the last one partial
     assert chi2_dist.sf(chi2, dof) > 0.01, (chi2, dof)
     fluct = tmp_path / "fluct.h5"
-    simulate_to_file(fluct, qd_scene(p_trap={"mode": "fluctuating", "max": 0.65, "timescale_s": 0.5}), 15.0, seed=8,
+    simulate_to_file(fluct, qd_scene(p_trap={"mode": "fluctuating", "max": 0.65, "timescale_s": 0.5}), 8.0, seed=8,
                      frame_rate_hz=1.0)
-    f = report_file(fluct, ReportOptions(bin_ms=20.0))["lifetime_histogram"]
+    f = report_file(fluct, ReportOptions(bin_ms=10.0))["lifetime_histogram"]
     assert f["std_ns"] > 3 * f["shot_noise_std_ns"]
     assert h["std_ns"] == pytest.approx(h["shot_noise_std_ns"], rel=0.1)
     chi2_f, dof_f = _chi2_p(np.array(f["counts"], float), np.array(f["shot_noise"]))
