@@ -21,11 +21,12 @@ HC_EV_NM = 1239.841984
 
 def simulate_to_file(path: Path, scene_config: dict[str, Any], duration_s: float, *, seed: int = 1,
                      frame_rate_hz: float = 10.0, exposure_s: float = 0.09, frame_offset_s: float = 0.013,
-                     baseline_counts: float = 300.0, pixels: int = 512) -> Scene:
+                     baseline_counts: float = 300.0, read_noise_counts: float = 5.0, pixels: int = 512) -> Scene:
     """Write ``path``: photons (ps timestamps and nanotimes, detectors 1 and 2) and one spectrum per frame.
 
     Frames start at ``frame_offset_s + k / frame_rate_hz`` (not on the analysis bins) and
-    hold Poisson counts of the scene's emitted spectrum over their exposure plus a flat baseline.
+    hold Poisson counts of the scene's emitted spectrum over their exposure, plus the
+    camera's electronic offset ``baseline_counts`` with Gaussian read noise.
     """
     scene = Scene(scene_config, wiring=WIRING, seed=seed)
     scene.set_excitation(True)
@@ -52,7 +53,8 @@ def simulate_to_file(path: Path, scene_config: dict[str, Any], duration_s: float
     stop_exp = start_ps + int(round(exposure_s * 1e12))
     frames = np.empty((start_ps.size, pixels), np.uint16)
     for k, (a, b) in enumerate(zip(start_ps, stop_exp)):
-        frames[k] = rng.poisson(scene.emitted_spectrum(int(a), int(b), energy) + baseline_counts)
+        signal = rng.poisson(scene.emitted_spectrum(int(a), int(b), energy))
+        frames[k] = np.clip(np.rint(signal + baseline_counts + rng.normal(0.0, read_noise_counts, pixels)), 0, 65535)
     with h5py.File(path, "a") as f:
         f[L.SPECTRA_FRAMES] = frames
         f[L.SPECTRA_FRAME_INDEX] = np.arange(start_ps.size, dtype=np.int64)

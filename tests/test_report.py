@@ -21,9 +21,10 @@ from tests.report_sim import simulate_to_file
 TAU_BE_NS, TAU_TRAP_NS = 30.0, 70.0
 BE_EV, BE_FWHM_MEV, TRAP_EV, TRAP_FWHM_MEV = 2.100, 45.0, 2.050, 70.0
 P_LEVELS = [0.0, 0.3, 0.6]
-BRIGHT = {  # weak excitation (n = 0.1, as in the paper), bright collection: ~60 kcps in 20 s
+BRIGHT = {  # weak excitation (n = 0.1, as in the paper), bright collection: ~60 kcps, ~4000 photons per frame
     "laser": {"mean_excitations_per_pulse": 0.1},
     "collection_efficiency": 1.0,
+    "spectrometer_collection_efficiency": 0.5,
     "spads": {"a": {"detection_efficiency": 0.7}, "b": {"detection_efficiency": 0.7}},
 }
 
