@@ -60,6 +60,9 @@ def report_file(path: str | Path, options: ReportOptions | None = None) -> dict[
     else:
         threshold, source = on_threshold_from_trace(counts, paper)
     on = counts > threshold
+    if not on.any():
+        notes.append(f"on: no bin above the threshold ({threshold:g} counts per {opts.bin_ms:g} ms): no lifetimes, "
+                     "regimes or spectra")
 
     keep, veto_periods = afterpulse_keep(data.timestamps_ps, data.detectors, data.nanotimes_ps, data.period_ps,
                                          opts.afterpulse_veto_ns)

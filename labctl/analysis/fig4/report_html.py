@@ -77,7 +77,8 @@ def _figures(r: dict[str, Any], out: Path) -> list[tuple[str, str]]:
             ax.plot(0.5 * (me[1:] + me[:-1]), fit["model_counts"], color=c, lw=1)
     ax.set_yscale("log")
     ax.set(xlabel="delay after the laser pulse (ns)", ylabel="photons per bin", xlim=(0, min(edges[-1], 600)))
-    ax.legend(fontsize=7)
+    if r["regimes"]:
+        ax.legend(fontsize=7)
     save(fig, "decays.png", "Decay per lifetime regime with its fit (shortest: mono; others: bi, band edge fixed)")
 
     if r.get("energy_ev"):
