@@ -12,6 +12,9 @@ Commands (their options are a public contract, see README):
   [--g2-delay-ps N] [--laser-period-ps N] [--lifetime-bin-ps N] [--trace-bin-ms X]
   [--fit mono|bi] [--per-detector-fits] [--on-threshold N] [--json OUT] [--plots DIR]``:
   g(2), lifetime fit, blinking trace and FLID.
+* ``labctl report FILE... --out DIR [--on-threshold N] [--bin-ms X] [--regimes LO-HI,LO-HI,...]``:
+  the paper's single-QD analysis (Fig. 4): DIR/report.json, report.html and PNGs; several
+  files go to ``labctl.batch.run_reports`` (one sub-folder per file).
 * ``labctl import IN... --out FILE.h5 [--format ptu|pt3|pt2|ht3|ht2|qutag|sstt]
   [--sync-channel N] [--overwrite]``: another lab's time-tag file -> Photon-HDF5.
 * ``labctl repair FILE [--out FILE] [--overwrite]``: a crashed or truncated file's
@@ -139,6 +142,16 @@ def build_parser() -> argparse.ArgumentParser:
     repair.add_argument("file", type=Path)
     repair.add_argument("--out", type=Path, default=None, help="the clean file (default: FILE with .repaired.h5)")
     repair.add_argument("--overwrite", action="store_true", help="replace --out if it exists (never FILE itself)")
+
+    report = commands.add_parser("report", help="the paper's single-QD analysis (Fig. 4): report.html + report.json")
+    report.add_argument("files", type=Path, nargs="+", metavar="FILE")
+    report.add_argument("--out", type=Path, required=True, help="folder for report.json, report.html and the PNGs")
+    report.add_argument("--on-threshold", type=float, default=None,
+                        help="ON threshold in counts per bin (default: from the trace's OFF/ON levels, else the "
+                             "paper's 400 per 100 ms)")
+    report.add_argument("--bin-ms", type=float, default=100.0, help="intensity/lifetime trace bin (ms)")
+    report.add_argument("--regimes", type=str, default=None, metavar="LO-HI,LO-HI,...",
+                        help="lifetime regimes (ns), shortest first (default: three equal ranges over the ON bins)")
 
     gui = commands.add_parser("gui", help="the lab window: live views, recording (needs the 'gui' extra)")
     gui.add_argument("--config", type=Path, default=None, help="station YAML file (default: the built-in simulated microscope)")
@@ -325,6 +338,40 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from labctl.analysis.fig4 import ReportOptions, parse_regimes, report_file, write_report
+    from labctl.outputs import check_output_folder
+
+    regimes = parse_regimes(args.regimes) if args.regimes is not None else None
+    options = ReportOptions(bin_ms=args.bin_ms, on_threshold=args.on_threshold, regimes_ns=regimes)
+    missing = [str(f) for f in args.files if not f.is_file()]
+    if missing:
+        print(f"labctl report: FILE = {missing[0]}: no such file", file=sys.stderr)
+        return 2
+    check_output_folder("--out", args.out, inputs=[("FILE", f) for f in args.files],
+                        file_names=("report.json", "report.html"))
+    if len(args.files) == 1:
+        try:
+            result = report_file(args.files[0], options)
+        except (OSError, ValueError) as exc:  # not an HDF5 file; bad binning (ConfigError: in main)
+            if isinstance(exc, LabctlError):
+                raise
+            print(f"labctl report: {args.files[0]}: {exc}", file=sys.stderr)
+            return 2
+        write_report(result, args.out)
+        print(f"report      {args.out / 'report.html'}")
+        return 0
+    try:
+        from labctl.batch import run_reports  # type: ignore[import-not-found]
+    except ImportError:
+        print(f"labctl report: {len(args.files)} files: several files need labctl.batch (the Dask batch), which "
+              "is not installed here; give one FILE", file=sys.stderr)
+        return 2
+    run_reports(list(args.files), args.out, options, scheduler=None)
+    print(f"reports     {args.out}")
+    return 0
+
+
 def cmd_import(args: argparse.Namespace) -> int:
     from labctl.formats.common import FormatError
     from labctl.formats.importer import import_files
@@ -381,6 +428,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_acquire(args)
         if args.command == "analyze":
             return cmd_analyze(args)
+        if args.command == "report":
+            return cmd_report(args)
         if args.command == "gui":
             return cmd_gui(args)
         if args.command == "import":

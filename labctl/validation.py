@@ -79,6 +79,26 @@ class Pair:
             raise ConfigError(path, value, f"must be {self.allowed()}", source) from None
 
 
+@dataclass(frozen=True)
+class NumberList:
+    """A list of ``min_len`` to ``max_len`` numbers, each checked by ``item`` (e.g. P_trap levels)."""
+
+    item: Number
+    min_len: int = 1
+    max_len: int = 16
+
+    def allowed(self) -> str:
+        return f"a list of {self.min_len} to {self.max_len} numbers, each {self.item.allowed()}"
+
+    def check(self, value: Any, path: str, source: str) -> list[float | int]:
+        if not isinstance(value, (list, tuple)) or not self.min_len <= len(value) <= self.max_len:
+            raise ConfigError(path, value, f"must be {self.allowed()}", source)
+        try:
+            return [self.item.check(v, f"{path}[{i}]", source) for i, v in enumerate(value)]
+        except ConfigError:
+            raise ConfigError(path, value, f"must be {self.allowed()}", source) from None
+
+
 def _yaml_text_hint(value: Any) -> str:
     """A hint for numbers that YAML read as text (``1e6`` without a sign is a string in YAML 1.1)."""
     if not isinstance(value, str):

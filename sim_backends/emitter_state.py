@@ -105,6 +105,11 @@ def _p_trap_process(params: Mapping[str, Any], seed: int) -> PiecewiseProcess:
         dwell = np.full(2 * BATCH, max(round(params["dwell_s"] * PS_PER_S), 1), np.int64)
         levels = np.tile(np.asarray(params["levels"], np.float64), BATCH)
         return PiecewiseProcess(lambda: (dwell, levels))
+    if mode == "cycle":  # known truth for tests: the levels in turn, each for dwell_s
+        cycle = np.asarray(params["cycle_levels"], np.float64)
+        dwell = np.full(cycle.size * BATCH, max(round(params["dwell_s"] * PS_PER_S), 1), np.int64)
+        levels = np.tile(cycle, BATCH)
+        return PiecewiseProcess(lambda: (dwell, levels))
     rng = stream_rng(seed, _STREAM_P_TRAP)
 
     def batch() -> tuple[np.ndarray, np.ndarray]:

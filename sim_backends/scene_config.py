@@ -14,18 +14,18 @@ from collections.abc import Mapping
 from typing import Any
 
 from labctl.errors import ConfigError
-from labctl.validation import Choice, Flag, Number, Pair, check_section, format_number
+from labctl.validation import Choice, Flag, Number, NumberList, Pair, check_section, format_number
 
 ROOT = "scene"
 
 _SPAD_DEFAULTS: dict[str, Any] = {
-    "detection_efficiency": 0.35,  # MPD PDM class at ~600 nm
+    "detection_efficiency": 0.35,  # assumed (MPD PDM datasheet class at ~600 nm)
     "dark_cps": 25.0,  # paper: < 5 Hz; DESIGN range < 5 .. ~100 Hz
     "dead_time_ns": 77.0,  # assumed (MPD PDM datasheet class)
-    "jitter_fwhm_ps": 40.0,  # Gaussian timing jitter
-    "afterpulse_probability": 0.005,  # per detection
-    "afterpulse_mean_delay_ns": 200.0,  # afterpulse at dead time + Exp(mean)
-    "delay_ps": 2000,  # cable delay added to every detection on this SPAD
+    "jitter_fwhm_ps": 40.0,  # assumed: Gaussian timing jitter
+    "afterpulse_probability": 0.005,  # assumed, per detection
+    "afterpulse_mean_delay_ns": 200.0,  # assumed: afterpulse at dead time + Exp(mean)
+    "delay_ps": 2000,  # assumed: cable delay added to every detection on this SPAD
 }
 
 DEFAULTS: dict[str, Any] = {
@@ -35,30 +35,31 @@ DEFAULTS: dict[str, Any] = {
         "repetition_rate_hz": 1.0e6,  # paper: 1 MHz
         "sync_delay_ps": 0,  # sync tag = pulse time + this
         "mean_excitations_per_pulse": 0.3,  # n-bar; DESIGN: typically 0.05-1
-        "background_cps": 50.0,  # scattered-laser photons/s reaching the HBT input, at pulse times
+        "background_cps": 50.0,  # assumed: scattered-laser photons/s reaching the HBT input, at pulse times
     },
     "emitter": {
         "kind": "single_qd",
         "quantum_yield_on": 0.95,  # paper: PLQY 95 %
-        "band_edge": {"lifetime_ns": 35.0, "peak_ev": 2.064, "fwhm_mev": 51.0},  # Fig. 4f
-        "trap": {"lifetime_ns": 57.5, "peak_ev": 2.030, "fwhm_mev": 60.0},  # Fig. 4g,h (57-58 ns)
+        "band_edge": {"lifetime_ns": 35.0, "peak_ev": 2.064, "fwhm_mev": 51.0},  # paper, Fig. 4f
+        "trap": {"lifetime_ns": 57.5, "peak_ev": 2.030, "fwhm_mev": 60.0},  # paper, Fig. 4g,h (57-58 ns)
         "biexciton_quantum_yield": 0.07,  # assumed (DESIGN: ~5-10 %)
-        "biexciton_lifetime_ns": 5.0,  # assumed
+        "biexciton_lifetime_ns": 0.147,  # paper, Fig. 1c: Auger recombination of the biexciton in ~147 ps
         "p_trap": {
-            "mode": "fluctuating",  # paper: P_trap fluctuates 0 .. 65 % on the second scale
+            "mode": "fluctuating",  # paper (Fig. 4): P_trap fluctuates 0 .. 65 % on the second scale
             "value": 0.0,  # mode fixed
             "levels": [0.0, 0.65],  # mode two_level: alternating levels
-            "dwell_s": 1.0,  # mode two_level: fixed dwell per level
-            "max": 0.65,  # mode fluctuating: levels uniform in [0, max]
-            "timescale_s": 1.0,  # mode fluctuating: mean exponential dwell
+            "cycle_levels": [0.0, 0.3, 0.6],  # mode cycle: these levels in turn, each for dwell_s (known truth)
+            "dwell_s": 1.0,  # modes two_level and cycle: fixed dwell per level
+            "max": 0.65,  # mode fluctuating: levels uniform in [0, max] (uniform: assumed)
+            "timescale_s": 1.0,  # mode fluctuating: mean exponential dwell (exponential: assumed)
         },
         "blinking": {
             "enabled": True,
             "exponent_on": 1.5,  # assumed power-law exponent of ON dwell times
             "exponent_off": 1.5,  # assumed
-            "min_dwell_ms": 1.0,
-            "max_dwell_s": 10.0,
-            "off_quantum_yield": 0.05,  # dim OFF (grey) state
+            "min_dwell_ms": 1.0,  # assumed
+            "max_dwell_s": 10.0,  # assumed
+            "off_quantum_yield": 0.05,  # assumed: dim OFF (grey) state
             "off_lifetime_ns": 2.0,  # assumed
         },
         "poissonian": {"rate_cps": 2.0e5, "pulsed": False},  # photons/s at the HBT input
@@ -79,7 +80,7 @@ DEFAULTS: dict[str, Any] = {
 }
 
 EMITTER_KINDS = ("single_qd", "poissonian", "none")
-P_TRAP_MODES = ("fixed", "two_level", "fluctuating")
+P_TRAP_MODES = ("fixed", "two_level", "cycle", "fluctuating")
 REPETITION_RATE_RANGE_HZ = (1.0e3, 8.0e7)
 FRAME_CLOCK_RATE_RANGE_HZ = (1.0e-3, 1.0e5)
 
@@ -123,6 +124,7 @@ SCHEMA: dict[str, Any] = {
             "mode": Choice(P_TRAP_MODES),
             "value": _PROBABILITY,
             "levels": Pair(_PROBABILITY),
+            "cycle_levels": NumberList(_PROBABILITY, 1, 16),
             "dwell_s": Number(1.0e-3, 1.0e4, unit="s"),
             "max": _PROBABILITY,
             "timescale_s": Number(1.0e-3, 1.0e4, unit="s"),

@@ -235,6 +235,7 @@ def fit_decay(
     irf: np.ndarray | None = None,
     fit_range_ps: tuple[int, int] | None = None,
     tau_guess_ns: Sequence[float] | None = None,
+    fixed_tau_ns: float | None = None,
 ) -> DecayFit:
     """Poisson maximum-likelihood fit of a periodic mono- or bi-exponential decay.
 
@@ -256,12 +257,17 @@ def fit_decay(
             outside it (a tail fit), the IRF position and width are held at their
             estimates (see ``message``).
         tau_guess_ns: starting lifetimes (one per component); default from moments.
+        fixed_tau_ns: ``"bi"`` only: one component's lifetime held at this value (ns), e.g.
+            the band-edge lifetime from a mono fit (the paper's Fig. 4 regimes); its error
+            is then 0 (conditional on the value).
 
     Raises:
         ValueError: bad input, naming the argument, its value and what is allowed.
     """
     hist, irf_arr, tau0 = _check_inputs(counts, bin_edges_ps, model, period_ps, irf, fit_range_ps, tau_guess_ns)
     n_comp = MODELS[model]
+    if fixed_tau_ns is not None and (model != "bi" or not math.isfinite(fixed_tau_ns) or fixed_tau_ns <= 0):
+        raise ValueError(f"fixed_tau_ns = {fixed_tau_ns}: must be a lifetime > 0 (ns), with model 'bi' only")
     T, w = hist.period_ps, hist.width_ps
     y_all, edges_all = hist.all_counts, hist.all_edges
     bg0 = background_guess(y_all)
@@ -304,6 +310,12 @@ def fit_decay(
 
     if n_comp == 1:
         sol = optimise(prob, start([tau0[0] * 1e3 if tau0 is not None else tau_m], [1.0]))
+    elif fixed_tau_ns is not None:  # component 1 held; the other starts above and below it, the better wins
+        prob.free[prob.i_tau(0)] = False
+        notes.append(f"lifetime {fixed_tau_ns:g} ns held fixed")
+        fixed_ps = fixed_tau_ns * 1e3
+        other = [tau0[1] * 1e3] if tau0 is not None else [max(1.6 * tau_m, 1.3 * fixed_ps), 0.5 * fixed_ps]
+        sol = min((optimise(prob, start([fixed_ps, t], [0.5, 0.5])) for t in other), key=lambda s: s.f)
     elif tau0 is not None:
         sol = optimise(prob, start(tau0 * 1e3, [0.5, 0.5]))
     else:  # bi: one start around the moment lifetime, a second if the first is degenerate
