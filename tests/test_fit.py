@@ -243,9 +243,6 @@ def test_simulated_microscope_mono_lifetime_within_2pct_of_band_edge():
     assert fit.irf_shift_ps == pytest.approx(ONSET_PS, abs=50)  # SPAD delay, sync_delay 0; measured 1991
 
 
-@pytest.mark.xfail(strict=True, reason="estimate_irf_offset_ps reads the 147 ps biexciton photons (paper Fig. 1c; "
-                   "~1 % of the photons, all in the rise bin) as part of the step: onset 1742 ps, not 2000 (was "
-                   "1994 with the old 5 ns biexciton); left to the analysis owner")
 def test_simulated_microscope_onset_with_the_fast_biexciton_cascade():
     counts = simulated_histogram(STEADY_QD, seed=1, duration_s=2.0)
     assert estimate_irf_offset_ps(counts, EDGES_PS) == pytest.approx(ONSET_PS, abs=30)  # 1 sigma ~8 ps
