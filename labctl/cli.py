@@ -43,24 +43,23 @@ if TYPE_CHECKING:
     from labctl.station import StationConfig
 
 
-def _positive_seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--duration {text!r}: must be a number of seconds > 0") from None
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"--duration {text!r}: must be a number of seconds > 0")
-    return value
+def _positive_number(option: str, what: str) -> Callable[[str], float]:
+    """An argparse type: a finite number > 0 for ``option`` (``what`` names it in the message)."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = float("nan")
+        if not value > 0 or value == float("inf"):
+            raise argparse.ArgumentTypeError(f"{option} {text!r}: must be {what} > 0")
+        return value
+
+    return parse
 
 
-def _positive_speed(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--speed {text!r}: must be a number > 0") from None
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"--speed {text!r}: must be a number > 0")
-    return value
+_positive_seconds = _positive_number("--duration", "a number of seconds")
+_positive_speed = _positive_number("--speed", "a number")
 
 
 def _station_config(args: argparse.Namespace, command: str) -> tuple[StationConfig, ReplayFile | None]:
@@ -156,7 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
     gui = commands.add_parser("gui", help="the lab window: live views, recording (needs the 'gui' extra)")
     gui.add_argument("--config", type=Path, default=None, help="station YAML file (default: the built-in simulated microscope)")
     gui.add_argument("--screenshot", type=Path, default=None, help="start live, save a PNG of the window after --after seconds, exit")
-    gui.add_argument("--after", type=_positive_seconds, default=3.0, help="seconds before the --screenshot (default 3)")
+    gui.add_argument("--after", type=_positive_number("--after", "a number of seconds"), default=3.0, help="seconds before the --screenshot (default 3)")
     gui.add_argument("--replay", type=Path, default=None, help="live views of this Photon-HDF5 file, replayed")
     gui.add_argument("--speed", type=_positive_speed, default=None, help="with --replay: replay speed (default 1)")
     return parser
