@@ -20,6 +20,8 @@ from labctl.station import StationConfig
 from labctl.station_process import StationProcess
 
 _CLOSE = object()
+SHOW_PREPARING_AFTER_S = 0.5
+"""Start-up progress (the photon kernels made ready) is shown once it has taken this long (s)."""
 
 
 class StationLink(QtCore.QObject):
@@ -33,6 +35,7 @@ class StationLink(QtCore.QObject):
     """
 
     opened = QtCore.pyqtSignal(object)  # {role: [ParameterInfo]}
+    progress = QtCore.pyqtSignal(int, int, str)  # start-up: steps done, steps, what (kernels made ready)
     failed = QtCore.pyqtSignal(str)  # the station could not be built, or the child is gone
     reply = QtCore.pyqtSignal(int, bool, object)  # token, ok, result or exception
     run_ended = QtCore.pyqtSignal(object)  # RunSummary
@@ -40,7 +43,7 @@ class StationLink(QtCore.QObject):
     def __init__(self, config: StationConfig, sink_names: Sequence[str], poll_hz: float = 25.0,
                  idle_poll_hz: float = 2.0) -> None:
         super().__init__()
-        self.process = StationProcess(config)
+        self.process = StationProcess(config, preparing_after_s=SHOW_PREPARING_AFTER_S)
         self.sink_names = list(sink_names)
         self.run_period_s = 1.0 / poll_hz
         self.idle_period_s = 1.0 / idle_poll_hz
@@ -90,7 +93,7 @@ class StationLink(QtCore.QObject):
     # ------------------------------------------------------------------ worker thread
     def _work(self) -> None:
         try:
-            self.process.open()
+            self.process.open(progress=self.progress.emit)
             self.opened.emit(self.process.describe())
         except Exception as exc:  # noqa: BLE001 - shown in the window
             self.failed.emit(f"the station could not be built: {exc}")

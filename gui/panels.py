@@ -6,7 +6,8 @@ is allowed) and asks for a change with ``change_requested(role, path, value)``;
 the window sends it to the station process, whose validation is the station's
 own (:meth:`labctl.station.Station.configure`).  A refused value is shown in red
 under its field, with the station's message, and the field goes back to the
-instrument's value.
+instrument's value.  The error stays until the field holds a valid value again (an
+applied change, or the user confirming the instrument's value) or a run starts.
 """
 
 from __future__ import annotations
@@ -15,16 +16,10 @@ from typing import Any, Sequence
 
 from PyQt6 import QtCore, QtWidgets
 
-ROLE_TITLES = {
-    "laser": "Excitation",
-    "tagger": "Time tagger",
-    "spad_a": "SPAD A",
-    "spad_b": "SPAD B",
-    "camera": "Camera",
-    "spectrograph": "Spectrograph",
-    "function_generator": "Function generator",
-}
-"""Panel titles by station role, in the order the panels are shown."""
+from gui.messages import ROLE_TITLES, breakable
+
+__all__ = ["ROLE_TITLES", "InstrumentPanel", "format_value", "parse_value"]
+
 
 READ_ONLY_SHOWN = {
     "camera": ("temperature_c", "temperature_state", "kinetic_cycle_s", "frames_skipped", "frame_shape"),
@@ -127,11 +122,12 @@ class InstrumentPanel(QtWidgets.QWidget):
 
     def _edited(self, path: str, edit: QtWidgets.QLineEdit, kind: str) -> None:
         if edit.text().strip() == format_value(self.infos[path].value):
-            return  # focus left without a change
+            self.clear_error(path)  # the instrument's (valid) value confirmed, or focus left without a change
+            return
         self.change_requested.emit(self.role, path, parse_value(edit.text(), kind))
 
     def set_values(self, infos: Sequence[Any]) -> None:
-        """Show the instrument's values (after a change, or a refusal); clears the error lines."""
+        """Show the instrument's values (after a change, a refusal or a re-read); error lines stay."""
         for info in infos:
             self.infos[info.path] = info
             field = self.fields.get(info.path)
@@ -141,15 +137,24 @@ class InstrumentPanel(QtWidgets.QWidget):
                 field.setText(format_value(info.value))
             elif info.path in self.read_only:
                 self.read_only[info.path].setText(format_value(info.value))
-            if info.path in self.errors:
-                self.errors[info.path].hide()
+
+    def clear_error(self, path: str) -> None:
+        """Hide the error line of ``path`` (its field holds a valid value again)."""
+        if path in self.errors:
+            self.errors[path].hide()
+            self.errors[path].setText("")
+
+    def clear_errors(self) -> None:
+        """Hide every error line (a run starts with the instrument's values, all valid)."""
+        for path in self.errors:
+            self.clear_error(path)
 
     def show_error(self, path: str, message: str) -> None:
         """Show a refusal under the field and put the field back to the instrument's value."""
         if path not in self.errors:
             return
         self.set_values([self.infos[path]])
-        self.errors[path].setText(message)
+        self.errors[path].setText(breakable(message))
         self.errors[path].show()
 
     def set_editable(self, editable: bool, reason: str = "") -> None:

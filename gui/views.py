@@ -1,8 +1,10 @@
 """The live views: one pyqtgraph item per view, updated with one setData/setImage per frame.
 
 Presentation only: every number drawn comes from an accumulator snapshot (or the
-live fit) computed in labctl.  Axis ranges are fixed once and only grown or shrunk
+live fit) computed in labctl.  Axis ranges are fixed once per run and only grown or shrunk
 in steps (auto-range repainting the axes every frame halves the frame rate; STYLE.md).
+Mouse zoom and pan are on: a zoom or pan by hand stops the views from following the
+live range (``follow`` False, ``follow_changed`` tells the window) until ``set_follow(True)``.
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ def grow_range(current: float | None, wanted: float) -> float | None:
 
 
 class LiveViews(pg.GraphicsLayoutWidget):
+    follow_changed = QtCore.pyqtSignal(bool)
+
     """Trace, g(2), decay, FLID, spectrum and waterfall in one graphics layout.
 
     Args:
@@ -37,6 +41,7 @@ class LiveViews(pg.GraphicsLayoutWidget):
         super().__init__()
         pg.setConfigOptions(antialias=False, imageAxisOrder="row-major")
         self.on_threshold_per_100ms = on_threshold_per_100ms
+        self.follow = True  # the axes follow the live data (False once the user zooms or pans)
         self._y_top: dict[str, float] = {}
         self._ranges_set: set[str] = set()
         self._spectrum_shown = (-1, -1)  # (frame index, frames lost) last drawn
@@ -90,7 +95,7 @@ class LiveViews(pg.GraphicsLayoutWidget):
         self.spectrum_value = self._overlay(self.spectrum_plot, "")
         for plot in self.plots:
             plot.disableAutoRange()
-            plot.setMouseEnabled(x=False, y=False)
+            plot.getViewBox().sigRangeChangedManually.connect(lambda *_: self.set_follow(False))
         for plot in (self.decay_plot, self.spectrum_plot):
             # 10^3-10^4 points per curve: draw at most about one point pair per pixel column
             # (not the g(2): pyqtgraph's downsampling does not keep step-mode edges)
@@ -111,6 +116,18 @@ class LiveViews(pg.GraphicsLayoutWidget):
         self._ranges_set.clear()
         self._spectrum_shown = (-1, -1)
         self.fit_curve.setData([], [])
+
+    def set_follow(self, follow: bool) -> None:
+        """Follow the live range (True: the ranges are set again from the next data) or keep
+        the user's zoom (False)."""
+        if follow == self.follow:
+            return
+        self.follow = follow
+        if follow:
+            self._y_top.clear()
+            self._ranges_set.clear()
+            self._spectrum_shown = (-1, -1)
+        self.follow_changed.emit(follow)
 
     # ------------------------------------------------------------------ drawing
     def show(self, snapshots: dict[str, Any], fit: Any = None, half: int | None = None) -> None:  # noqa: A003
@@ -134,17 +151,24 @@ class LiveViews(pg.GraphicsLayoutWidget):
                 self.show_spectrum(snapshots["spectrum"])
 
     def _set_y(self, key: str, plot: pg.PlotItem, top: float, log: bool = False, bottom: float = 0.0) -> None:
+        if not self.follow:
+            return
         new = grow_range(self._y_top.get(key), top)
         if new is not None:
             self._y_top[key] = new
             plot.setYRange(bottom, np.log10(new) if log else new, padding=0)
 
     def _once(self, key: str) -> bool:
-        """True the first time ``key`` is asked in a run (to set fixed ranges)."""
+        """True the first time ``key`` is asked in a run (to set fixed ranges and image rectangles)."""
         if key in self._ranges_set:
             return False
         self._ranges_set.add(key)
         return True
+
+    def _range(self, plot: pg.PlotItem, axis: str, low: float, high: float, padding: float = 0.0) -> None:
+        """Set an axis range unless the user has zoomed or panned (``follow`` False)."""
+        if self.follow:
+            (plot.setXRange if axis == "X" else plot.setYRange)(low, high, padding=padding)
 
     def show_trace(self, snap: Any) -> None:
         total = snap.total[-TRACE_BINS:]
@@ -154,7 +178,7 @@ class LiveViews(pg.GraphicsLayoutWidget):
         threshold = self.on_threshold_per_100ms * snap.bin_ms / 100.0
         self.threshold_line.setValue(threshold)
         if self._once("trace"):
-            self.trace_plot.setXRange(-TRACE_BINS * bin_s, 0.0, padding=0.01)
+            self._range(self.trace_plot, 'X', -TRACE_BINS * bin_s, 0.0, padding=0.01)
             self.trace_plot.setTitle(f"Intensity trace ({snap.bin_ms:g} ms bins; red: ON threshold)")
         self._set_y("trace", self.trace_plot, max(float(total.max()) if total.size else 0.0, threshold))
 
@@ -162,7 +186,7 @@ class LiveViews(pg.GraphicsLayoutWidget):
         edges_ns = snap.lag_edges_ps * 1e-3
         self.g2_curve.setData(edges_ns, snap.counts, stepMode="center", skipFiniteCheck=True)
         if self._once("g2"):
-            self.g2_plot.setXRange(edges_ns[0], edges_ns[-1], padding=0)
+            self._range(self.g2_plot, 'X', edges_ns[0], edges_ns[-1], padding=0)
         self._set_y("g2", self.g2_plot, float(snap.counts.max()) if snap.counts.size else 0.0)
         if snap.g2_zero is not None:
             self.g2_value.setText(f"g2(0) = {snap.g2_zero:.3f} ± {snap.g2_zero_err:.3f}")
@@ -175,7 +199,7 @@ class LiveViews(pg.GraphicsLayoutWidget):
         summed = snap.summed.astype(np.float64)
         self.decay_curve.setData(centres, np.where(summed > 0, summed, np.nan), connect="finite")
         if self._once("decay"):
-            self.decay_plot.setXRange(edges_ns[0], edges_ns[-1], padding=0)
+            self._range(self.decay_plot, 'X', edges_ns[0], edges_ns[-1], padding=0)
         self._set_y("decay", self.decay_plot, float(summed.max()) if summed.size else 0.0, log=True)
         self.decay_value.setText(decay_title(fit))
         if fit is not None and fit.curve_counts.size:
@@ -192,8 +216,8 @@ class LiveViews(pg.GraphicsLayoutWidget):
             ie, le = snap.intensity_edges, snap.lifetime_edges_ns
             rect = QtCore.QRectF(float(ie[0]), float(le[0]), float(ie[-1] - ie[0]), float(le[-1] - le[0]))
             self.flid_image.setRect(rect)
-            self.flid_plot.setXRange(rect.left(), rect.right(), padding=0)
-            self.flid_plot.setYRange(rect.top(), rect.bottom(), padding=0)
+            self._range(self.flid_plot, 'X', rect.left(), rect.right(), padding=0)
+            self._range(self.flid_plot, 'Y', rect.top(), rect.bottom(), padding=0)
 
     def show_spectrum(self, snap: Any) -> None:
         wavelength = snap.wavelength_nm
@@ -213,13 +237,13 @@ class LiveViews(pg.GraphicsLayoutWidget):
         self.spectrum_value.setText(f"frame {snap.latest_index}; {snap.frames_skipped} lost")
         if self._once("spectrum"):
             low, high = float(wavelength.min()), float(wavelength.max())
-            self.spectrum_plot.setXRange(low, high, padding=0)
+            self._range(self.spectrum_plot, 'X', low, high, padding=0)
             rows = waterfall.shape[0]
             span_s = rows * snap.frame_period_s if snap.frame_period_s > 0 else float(rows)
             # row 0 is the oldest frame; the newest row sits at "0 s before now"
             self.waterfall_image.setRect(QtCore.QRectF(low, -span_s, high - low, span_s))
-            self.waterfall_plot.setXRange(low, high, padding=0)
-            self.waterfall_plot.setYRange(-span_s, 0.0, padding=0)
+            self._range(self.waterfall_plot, 'X', low, high, padding=0)
+            self._range(self.waterfall_plot, 'Y', -span_s, 0.0, padding=0)
         self._set_y("spectrum", self.spectrum_plot, float(np.max(snap.latest)), bottom=float(np.min(snap.latest)))
 
 

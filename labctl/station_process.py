@@ -17,7 +17,12 @@ What the parent can do (each a method, each one round trip over a pipe):
   and the run restarted with the same sinks; during a recording it is refused
   (the file's station snapshot must describe the whole run);
 * ``set_excitation(on)``; ``start_run(...)``, ``stop_run()``, ``poll(...)``
-  (status + sink snapshots + monitors in one trip), ``close()``.
+  (status + count rates + sink snapshots + monitors in one trip), ``close()``.
+
+While the child builds the station, a second process makes the photon path's
+numba kernels ready (:func:`labctl.warmup.warm_up`): on the first start after an
+install they compile (seconds) in parallel with the instruments connecting, and
+``open(progress=...)`` reports the steps.
 
 If the parent goes away, the child ends the run, puts the excitation in its
 safe state and closes the instruments.
@@ -33,50 +38,24 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
+from labctl.analysis.count_rates import CountRateMeter
 from labctl.engine_settings import EngineSettings
 from labctl.errors import AcquisitionError
 from labctl.run import RunSummary
+from labctl.parameter_info import ParameterInfo, _nest, _plain, describe_instrument  # noqa: F401 - public here too
 from labctl.station import StationConfig
+from labctl.warmup import start_warm_up_process
 
 log = logging.getLogger(__name__)
 
 _POLL_S = 0.05
 MONITOR_INTERVAL_S = 1.0
 """Slow readings (camera temperature) are refreshed at most this often."""
-
-
-@dataclass(frozen=True)
-class ParameterInfo:
-    """One instrument parameter as a panel shows it (plain data: crosses processes).
-
-    Attributes:
-        path: settings key path within the instrument, e.g. ``"ch1.threshold_v"``.
-        label: human name (the QCoDeS label).
-        unit: unit text (``"ps"``, ``"Hz"``...; empty if none).
-        kind: ``"number"``, ``"integer"``, ``"choice"``, ``"bool"`` or ``"text"`` (a panel types
-            what the user enters by it; the child's validator has the last word).
-        settable: False for read-only values (temperatures, serial numbers...).
-        value: the last known value.
-        allowed: what values are allowed, in words (the station's error text).
-        choices: the allowed values for ``kind == "choice"``.
-        minimum: lower limit for numbers (None if open).
-        maximum: upper limit for numbers (None if open).
-        doc: the parameter's docstring, for a tooltip.
-    """
-
-    path: str
-    label: str
-    unit: str
-    kind: str
-    settable: bool
-    value: Any
-    allowed: str = ""
-    choices: tuple[Any, ...] = ()
-    minimum: float | None = None
-    maximum: float | None = None
-    doc: str = ""
+PREPARING_AFTER_S = 0.5
+"""Warm-up progress is reported only once the warm-up has taken this long (s): a warm install
+(kernels loaded from numba's cache in ~0.2 s) shows nothing."""
 
 
 @dataclass
@@ -89,71 +68,10 @@ class RunRequest:
     duration_s: float | None = None
     settings: EngineSettings | None = None
     restarts: int = field(default=0)
+    notes: str = ""
 
 
 # ------------------------------------------------------------------ child side
-def describe_instrument(instrument: Any) -> list[ParameterInfo]:
-    """Every parameter of ``instrument`` and its submodules, as :class:`ParameterInfo`."""
-    from labctl.settings import describe_allowed
-
-    infos: list[ParameterInfo] = []
-
-    def walk(node: Any, prefix: str) -> None:
-        for name, parameter in getattr(node, "parameters", {}).items():
-            if name == "IDN":
-                continue
-            vals = parameter.vals
-            vals_name = type(vals).__name__ if vals is not None else ""
-            valid = getattr(vals, "valid_values", None)
-            kind, choices, low, high = "text", (), None, None
-            if vals_name in ("Numbers", "Ints"):
-                kind = "integer" if vals_name == "Ints" else "number"
-                low, high = getattr(vals, "_min_value", None), getattr(vals, "_max_value", None)
-                low = None if low is None or abs(low) == float("inf") else float(low)
-                high = None if high is None or abs(high) == float("inf") else float(high)
-            elif vals_name == "Enum" and valid is not None:
-                kind, choices = "choice", tuple(sorted(valid, key=str))
-            elif vals_name == "Bool":
-                kind = "bool"
-            elif getattr(vals, "is_numeric", False):  # a driver's own numeric validator (EM gain guard...)
-                kind = "number"
-            try:
-                value = parameter.get_latest()
-            except Exception as exc:  # noqa: BLE001 - shown as the value
-                value = f"<{type(exc).__name__}: {exc}>"
-            infos.append(ParameterInfo(
-                path=prefix + name, label=str(parameter.label), unit=str(parameter.unit or ""), kind=kind,
-                settable=bool(parameter.settable), value=_plain(value),
-                allowed=describe_allowed(parameter) if parameter.settable else "", choices=choices,
-                minimum=low, maximum=high, doc=(parameter.__doc__ or "").strip().split("\n")[0],
-            ))
-        for sub_name, sub in getattr(node, "submodules", {}).items():
-            walk(sub, f"{prefix}{sub_name}.")
-
-    walk(instrument, "")
-    return infos
-
-
-def _plain(value: Any) -> Any:
-    """A value that pickles cheaply and shows well (numpy scalars -> Python)."""
-    item = getattr(value, "item", None)
-    if callable(item) and getattr(value, "ndim", 1) == 0:
-        return item()
-    return value
-
-
-def _nest(settings: Mapping[str, Any]) -> dict[str, Any]:
-    """``{"ch1.threshold_v": 0.5}`` -> ``{"ch1": {"threshold_v": 0.5}}`` (station settings shape)."""
-    nested: dict[str, Any] = {}
-    for path, value in settings.items():
-        node = nested
-        *parents, leaf = path.split(".")
-        for part in parents:
-            node = node.setdefault(part, {})
-        node[leaf] = value
-    return nested
-
-
 class _ChildStation:
     """The child's state: the station, the current engine, the live sinks."""
 
@@ -167,6 +85,8 @@ class _ChildStation:
         self.summary_pending: RunSummary | None = None
         self._monitors: dict[str, Any] = {}
         self._monitor_time = -1e9
+        self.run_number = 0  # runs started in this process (a live restart is a new run)
+        self.rate_meter = CountRateMeter()
         from labctl.analysis.live_fit import PeriodicDecayFit
 
         self.fitter = PeriodicDecayFit(in_process=True)  # never delays a poll nor holds the engine's GIL
@@ -182,11 +102,14 @@ class _ChildStation:
         sinks = [import_dotted(path, f"sinks[{i}]", source)(**kwargs)
                  for i, (path, kwargs) in enumerate(request.sink_specs)]
         engine = AcquisitionEngine(self.station, request.out_path, sinks=sinks,
-                                   settings=request.settings, description=request.description)
+                                   settings=request.settings, description=request.description,
+                                   notes=request.notes)
         engine.start(request.duration_s)
         self.engine, self.request, self.summary_pending = engine, request, None
         self.sinks = {s.name: s for s in sinks}
         self.fitter.reset()
+        self.run_number += 1
+        self.rate_meter.reset()
 
     def stop_run(self, reason: str) -> None:
         if self.engine is not None and self.engine.running:
@@ -251,11 +174,13 @@ class _ChildStation:
         status = engine.status() if engine is not None else {"state": "idle"}
         if engine is not None and status.get("state") == "done":
             self.summary_pending = self.finish_run()
+        rates = self.rate_meter.update(status) if engine is not None else self.rate_meter.rates_cps
         snapshots = {name: _live_snapshot(self.sinks.get(name)) for name in names}
         fit = self.fitter.update(snapshots.get("lifetime")) if "lifetime" in snapshots else None
         summary, self.summary_pending = self.summary_pending, None
         return {"status": status, "snapshots": snapshots, "monitors": self.monitors(), "summary": summary,
-                "fit": fit, "restarts": self.request.restarts if self.request is not None else 0}
+                "fit": fit, "restarts": self.request.restarts if self.request is not None else 0,
+                "run_number": self.run_number, "rates_cps": dict(rates)}
 
     def close(self) -> None:
         if self.engine is not None:
@@ -275,14 +200,21 @@ def _live_snapshot(sink: Any) -> Any:
     return sink.snapshot() if hasattr(sink, "snapshot") else None
 
 
-def _child_main(conn: Any, config_data: dict, source: str) -> None:
-    """Child process: build the station, then answer commands until told to close (or orphaned)."""
+def _child_main(conn: Any, config_data: dict, source: str, preparing_after_s: float = PREPARING_AFTER_S) -> None:
+    """Child process: build the station (kernels warm up in parallel), then answer commands
+    until told to close (or orphaned)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides; Ctrl-C reaches it and it sends stop
+    config = StationConfig(config_data, source)
+    send_lock = threading.Lock()
+    warming = start_warm_up_process(config.channels, conn, send_lock, preparing_after_s)
     try:
-        child = _ChildStation(StationConfig(config_data, source))
+        child = _ChildStation(config)
     except BaseException as exc:  # noqa: BLE001 - reported to the parent as it is
-        conn.send(("error", _portable(exc)))
+        with send_lock:
+            conn.send(("error", _portable(exc)))
         return
+    if warming is not None:
+        warming.join()
     conn.send(("ok", None))
     try:
         while True:
@@ -353,29 +285,41 @@ class StationProcess:
 
     Args:
         config: the station config (the child builds the instruments from it).
+        preparing_after_s: warm-up progress is reported to ``open(progress=...)`` once the
+            warm-up has taken this long (s).
 
     Every method is one round trip and is safe to call from any thread of the
     parent (calls are serialised).  Errors raised in the child (ConfigError,
     AcquisitionError, instrument errors) are raised again here, unchanged.
     """
 
-    def __init__(self, config: StationConfig) -> None:
+    def __init__(self, config: StationConfig, preparing_after_s: float = PREPARING_AFTER_S) -> None:
         self.config = config
+        self.preparing_after_s = float(preparing_after_s)
         self._process: Any = None
         self._conn: Any = None
         self._lock = threading.Lock()
 
-    def open(self) -> None:
-        """Start the child and build the station there (raises what building raised)."""
+    def open(self, progress: Callable[[int, int, str], None] | None = None) -> None:
+        """Start the child and build the station there (raises what building raised).
+
+        Args:
+            progress: called with (steps done, steps, what) while the photon path's kernels
+                are made ready (compiling them on the first start after an install takes seconds).
+        """
         if self._process is not None:
             raise AcquisitionError("this StationProcess is already open")
         ctx = mp.get_context("spawn")
         self._conn, child_conn = ctx.Pipe()
         self._process = ctx.Process(target=_child_main, name="labctl-station",
-                                    args=(child_conn, self.config.data, self.config.source))
+                                    args=(child_conn, self.config.data, self.config.source, self.preparing_after_s))
         self._process.start()
         child_conn.close()
         kind, payload = self._conn.recv()
+        while kind == "progress":
+            if progress is not None:
+                progress(*payload)
+            kind, payload = self._conn.recv()
         if kind == "error":
             self._process.join()
             self._process = None
@@ -417,10 +361,12 @@ class StationProcess:
 
     def start_run(self, out_path: str | Path | None = None, *, sinks: Sequence[tuple[str, dict]] = (),
                   description: str = "", duration_s: float | None = None,
-                  settings: EngineSettings | None = None) -> None:
-        """Start an acquisition (file ``out_path`` or none) with sinks built in the child."""
+                  settings: EngineSettings | None = None, notes: str = "") -> None:
+        """Start an acquisition (file ``out_path`` or none) with sinks built in the child;
+        ``duration_s``: stop after this much tagger time (s); ``notes``: sample notes for the file."""
         request = RunRequest(str(out_path) if out_path is not None else None,
-                             [(path, dict(kwargs)) for path, kwargs in sinks], description, duration_s, settings)
+                             [(path, dict(kwargs)) for path, kwargs in sinks], description, duration_s, settings,
+                             notes=notes)
         self._ask("start", request)
 
     def stop_run(self, reason: str = "stopped") -> None:

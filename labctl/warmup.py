@@ -12,11 +12,18 @@ so that every kernel is ready (compiled or loaded) before the stream starts.
 
 from __future__ import annotations
 
+import logging
+import multiprocessing as mp
+import signal
+import threading
 import time
+from typing import Any, Callable
 
 import numpy as np
 
 from labctl.blocks import CHANNEL_DTYPE, TIMESTAMP_DTYPE, ChannelMap, TagBlock
+
+log = logging.getLogger(__name__)
 
 _WARM_PERIOD_PS = 1_000_000  # 1 MHz syncs in the synthetic stream
 
@@ -34,13 +41,25 @@ def _synthetic_block(channels: ChannelMap) -> TagBlock:
     return TagBlock(timestamps[order], codes[order])
 
 
-def warm_up(channels: ChannelMap) -> float:
+WARM_UP_STEPS = 6
+"""Steps :func:`warm_up` reports to its ``progress`` callback (tag counter, converter, 4 accumulators)."""
+
+
+def warm_up(channels: ChannelMap, progress: Callable[[int, int, str], None] | None = None) -> float:
     """Make every numba kernel of a run's photon path ready; returns the time it took (s).
 
     Covers the converter (:class:`~labctl.photons.PhotonConverter`), the engine's tag
     counter and the standard live accumulators (g(2), lifetime, trace, FLID).  A sink
     with numba kernels of its own should warm them up in its ``open``.
+
+    Args:
+        channels: the station's channel map.
+        progress: called after each step with (steps done, WARM_UP_STEPS, what was made ready).
     """
+    def done(step: int, what: str) -> None:
+        if progress is not None:
+            progress(step, WARM_UP_STEPS, what)
+
     from labctl.analysis import FlidAccumulator, G2Accumulator, IntensityTrace, LifetimeAccumulator
     from labctl.photon_kernels import channel_counts
     from labctl.photons import PhotonConverter
@@ -48,17 +67,66 @@ def warm_up(channels: ChannelMap) -> float:
     started = time.perf_counter()
     block = _synthetic_block(channels)
     channel_counts(block.channels)
+    done(1, "tag counter")
     converter = PhotonConverter(channels, 1, 1)
     half = block.timestamps.size // 2  # two blocks: the carry-over path too
     photons = converter.process(TagBlock(block.timestamps[:half], block.channels[:half]))
     later = converter.process(TagBlock(block.timestamps[half:], block.channels[half:]))
     converter.finish()
+    done(2, "photon converter")
     detectors = [channels.spad_a, channels.spad_b]
     accumulators = [G2Accumulator(*detectors, period_ps=_WARM_PERIOD_PS),
                     LifetimeAccumulator(detectors, period_ps=_WARM_PERIOD_PS),
                     IntensityTrace(detectors, bin_ms=0.01), FlidAccumulator(detectors, bin_ms=0.01)]
-    for accumulator in accumulators:
+    for step, accumulator in enumerate(accumulators, start=3):
         accumulator.update(photons)
         accumulator.update(later)
         accumulator.finalize()
+        done(step, type(accumulator).__name__)
     return time.perf_counter() - started
+
+
+def _warm_up_main(conn: Any, channels: dict) -> None:
+    """Warm-up process: make the photon path's kernels ready, sending (done, total, what) per step."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        warm_up(ChannelMap(**channels), progress=lambda done, total, what: conn.send((done, total, what)))
+    finally:
+        conn.send(None)
+        conn.close()
+
+
+def start_warm_up_process(channels: ChannelMap, conn: Any, send_lock: threading.Lock,
+                   preparing_after_s: float) -> threading.Thread | None:
+    """Start the warm-up process and a thread forwarding its progress to the parent as
+    ``("progress", (done, total, what))`` once it has taken ``preparing_after_s``; the thread
+    ends with the warm-up.  None if no warm-up process could be started (the engine warms up
+    at the run's start anyway)."""
+    try:
+        ctx = mp.get_context("spawn")
+        receive, send = ctx.Pipe(duplex=False)
+        process = ctx.Process(target=_warm_up_main, name="labctl-warm-up",
+                              args=(send, channels.as_dict()), daemon=True)
+        process.start()
+        send.close()
+    except Exception as exc:  # noqa: BLE001 - not fatal: the run's start warms up too
+        log.warning("could not start the warm-up process: %s", exc)
+        return None
+    started = time.monotonic()
+
+    def forward() -> None:
+        while True:
+            try:
+                step = receive.recv()
+            except (EOFError, OSError):
+                break
+            if step is None:
+                break
+            if time.monotonic() - started >= preparing_after_s:
+                with send_lock:
+                    conn.send(("progress", step))
+        process.join(5.0)
+
+    thread = threading.Thread(target=forward, name="labctl-warm-up-progress", daemon=True)
+    thread.start()
+    return thread

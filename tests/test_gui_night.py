@@ -1,0 +1,198 @@
+"""The lab window through an experiment night (issue 12): settings changes during live,
+error texts, recording controls, the first start (pytest-qt, offscreen)."""
+
+from __future__ import annotations
+
+import os
+import re
+
+os.environ["QT_QPA_PLATFORM"] = "offscreen"
+
+import pytest  # noqa: E402
+
+pytest.importorskip("PyQt6.QtWidgets")
+pytest.importorskip("pyqtgraph")
+pytest.importorskip("pytestqt")
+
+from PyQt6 import QtWidgets  # noqa: E402
+
+from gui.main_window import MainWindow  # noqa: E402
+from tests.conftest import sim_config  # noqa: E402
+
+OPEN_TIMEOUT_MS = 60_000
+RATE_RE = re.compile(r"laser_sync: ([\d,.]+) (k?cps)")
+
+
+@pytest.fixture
+def make_window(qtbot, tmp_path):
+    windows: list[MainWindow] = []
+
+    def factory(config=None, wait_open: bool = True) -> MainWindow:
+        win = MainWindow(config or sim_config(time_scale=4.0), settings_path=tmp_path / "night.ini")
+        qtbot.addWidget(win)
+        win.show()
+        windows.append(win)
+        if wait_open:
+            qtbot.waitUntil(lambda: win.state in ("idle", "failed"), timeout=OPEN_TIMEOUT_MS)
+            assert win.state == "idle", win.message_label.text()
+        return win
+
+    yield factory
+    for win in windows:
+        win.close()
+
+
+def laser_sync_cps(text: str) -> float | None:
+    """The laser_sync rate the status bar shows (cps), None if it shows none."""
+    match = RATE_RE.search(text)
+    if match is None:
+        return None
+    value = float(match.group(1).replace(",", ""))
+    return value * 1e3 if match.group(2) == "kcps" else value
+
+
+def set_field(window: MainWindow, role: str, path: str, text: str) -> None:
+    field = window.panels[role].fields[path]
+    field.setText(text)
+    field.editingFinished.emit()
+
+
+def button(window: MainWindow, text: str) -> QtWidgets.QPushButton:
+    return next(b for b in window.findChildren(QtWidgets.QPushButton) if b.text() == text)
+
+
+def go_live(window: MainWindow, qtbot, elapsed_s: float = 0.0) -> None:
+    window.start_live()
+    qtbot.waitUntil(lambda: window.state == "live" and window.last_status.get("elapsed_s", 0) > elapsed_s
+                    and laser_sync_cps(window.rate_label.text()) is not None, timeout=30_000)
+
+
+def test_count_rates_follow_a_live_restart_without_freezing_or_going_negative(make_window, qtbot) -> None:
+    """Finding 1: after a change that restarts the live run, the rates are the new run's."""
+    window = make_window()
+    go_live(window, qtbot, elapsed_s=6.0)
+    before_cps = laser_sync_cps(window.rate_label.text())
+    assert before_cps == pytest.approx(250e3, rel=0.05)  # 1 MHz / sync divider 4
+    set_field(window, "laser", "external_rate_hz", "500000")
+    seen: list[tuple[float, str]] = []
+
+    def new_rate_shown() -> bool:
+        poll = window.last_poll or {}
+        if poll.get("restarts", 0) >= 1 and window.state == "live":
+            seen.append((float(window.last_status.get("elapsed_s", 0.0)), window.rate_label.text()))
+        return any(elapsed >= 3.0 for elapsed, _ in seen)
+
+    qtbot.waitUntil(new_rate_shown, timeout=30_000)
+    assert not any("-" in text for _, text in seen), [t for _, t in seen if "-" in t]
+    # once the new run has had 1.5 s (tagger time), every rate shown is the new one (old frozen
+    # values or a difference across the two runs would be off by 2x or negative)
+    late = [laser_sync_cps(text) for elapsed, text in seen if elapsed >= 1.5]
+    assert late and all(rate == pytest.approx(125e3, rel=0.05) for rate in late), late
+
+
+def test_decay_axis_follows_a_repetition_rate_change_and_zoom_is_on(make_window, qtbot) -> None:
+    """Finding 2: the decay's x axis covers the new period (500 kHz: 0-2000 ns)."""
+    window = make_window()
+    go_live(window, qtbot)
+    qtbot.waitUntil(lambda: window.last_snapshots.get("lifetime") is not None, timeout=20_000)
+    assert window.views.decay_plot.viewRange()[0][1] == pytest.approx(1000.0, rel=0.02)
+    set_field(window, "laser", "external_rate_hz", "500000")
+    qtbot.waitUntil(lambda: window.last_snapshots["lifetime"].period_ps == 2_000_000
+                    and window.views.decay_curve.getData()[0] is not None
+                    and window.views.decay_curve.getData()[0][-1] > 1500, timeout=30_000)
+    qtbot.wait(200)
+    assert window.views.decay_plot.viewRange()[0][1] == pytest.approx(2000.0, rel=0.02)
+    assert window.views.decay_plot.getViewBox().state["mouseEnabled"] == [True, True]
+    window.stop_engine()
+
+
+def test_panels_reread_after_a_configure_and_at_run_start(make_window, qtbot) -> None:
+    """Finding 3: the laser's rate sets the generator's ch1; the run switches ch1 on."""
+    window = make_window()
+    generator = window.panels["function_generator"]
+    assert generator.fields["ch1.frequency_hz"].text() == "1000000"
+    set_field(window, "laser", "external_rate_hz", "2000000")
+    qtbot.waitUntil(lambda: "external_rate_hz" in window.message_label.text(), timeout=10_000)
+    qtbot.waitUntil(lambda: generator.fields["ch1.frequency_hz"].text() == "2000000", timeout=10_000)
+    output = generator.fields["ch1.output"]
+    assert output.currentData() is False
+    go_live(window, qtbot)
+    qtbot.waitUntil(lambda: output.currentData() is True, timeout=10_000)
+    window.stop_engine()
+    qtbot.waitUntil(lambda: window.state in ("idle", "live") and output.currentData() is False, timeout=20_000)
+
+
+def test_a_refused_value_wraps_names_the_instrument_and_clears(make_window, qtbot, tmp_path) -> None:
+    """Finding 4 (field errors): no horizontal scrollbar, plain instrument name, the rates stay
+    in the status bar, the error goes once the field is valid again or a recording starts."""
+    window = make_window()
+    laser = window.panels["laser"]
+    go_live(window, qtbot)
+    set_field(window, "laser", "external_rate_hz", "123456789012")
+    error = laser.errors["external_rate_hz"]
+    qtbot.waitUntil(lambda: error.isVisibleTo(laser), timeout=10_000)
+    qtbot.wait(100)  # layouts settle
+    scroll = laser.parentWidget().parentWidget()
+    assert isinstance(scroll, QtWidgets.QScrollArea)
+    assert not scroll.horizontalScrollBar().isVisible()
+    off = button(window, "Excitation off")
+    assert off.width() >= off.sizeHint().width()
+    message = window.message_label.text().replace("\u200b", "")  # zero-width spaces: break points
+    assert message.startswith("Excitation"), message
+    assert "instruments.laser.settings" not in message and "123456789012" in message
+    assert window.rate_label.isVisible() and window.statusBar().currentMessage() == ""
+    set_field(window, "laser", "external_rate_hz", "1000000")  # valid again (the same value)
+    qtbot.waitUntil(lambda: not error.isVisibleTo(laser), timeout=10_000)
+    set_field(window, "laser", "external_rate_hz", "-5")
+    qtbot.waitUntil(lambda: error.isVisibleTo(laser), timeout=10_000)
+    assert window.start_recording(tmp_path / "night.h5")
+    qtbot.waitUntil(lambda: window.state == "recording", timeout=30_000)
+    assert not error.isVisibleTo(laser)  # a stale refusal is not shown through the recording
+    window.stop_engine()
+
+
+def test_a_fault_is_reported_once_in_plain_words_without_squashing_the_record_box(make_window, qtbot) -> None:
+    """Finding 4 (faults): one message, naming the instrument; the Record box keeps its size."""
+    config = sim_config(time_scale=4.0, library_options={
+        "faults": [{"after_s": 4.0, "function": "TDC_getLastTimestamps", "code": 2}]})
+    window = make_window(config)
+    window.start_live()
+    qtbot.waitUntil(lambda: window.last_summary is not None, timeout=40_000)
+    qtbot.wait(200)
+    text = window.message_label.text().replace("\u200b", "")  # zero-width spaces: break points
+    assert text.count("TDC_getLastTimestamps") == 1, text
+    assert "Time tagger" in text, text
+    record_box = window.record_button.parentWidget()
+    assert record_box.height() >= record_box.minimumSizeHint().height()
+    assert window.rate_label.isVisible()
+
+
+def test_excitation_locked_while_recording_and_back_to_live_after(make_window, qtbot, tmp_path) -> None:
+    """Finding 5."""
+    window = make_window()
+    go_live(window, qtbot)
+    assert window.start_recording(tmp_path / "night.h5")
+    qtbot.waitUntil(lambda: window.state == "recording", timeout=30_000)
+    assert not button(window, "Excitation on").isEnabled()
+    assert not button(window, "Excitation off").isEnabled()
+    qtbot.waitUntil(lambda: window.last_status.get("elapsed_s", 0) > 1.0, timeout=20_000)
+    window.record_button.click()  # stop recording
+    qtbot.waitUntil(lambda: window.last_summary is not None and window.state == "live", timeout=30_000)
+    assert window.last_summary.clean and window.last_summary.file_path is not None
+    assert button(window, "Excitation on").isEnabled() and button(window, "Excitation off").isEnabled()
+    window.stop_engine()
+
+
+def test_first_start_shows_preparing_with_progress(make_window, qtbot, monkeypatch) -> None:
+    """Finding 6: while the photon kernels are made ready, the window says so, with progress."""
+    import gui.link
+
+    monkeypatch.setattr(gui.link, "SHOW_PREPARING_AFTER_S", 0.0, raising=False)
+    window = make_window(wait_open=False)
+    shown: list[tuple[str, int]] = []
+    window.link.progress.connect(
+        lambda *_: shown.append((window.state_label.text(), window.progress_bar.value())))
+    qtbot.waitUntil(lambda: window.state == "idle", timeout=OPEN_TIMEOUT_MS)
+    assert shown and all("preparing (first run after install)" in text for text, _ in shown), shown
+    assert shown[-1][1] == window.progress_bar.maximum()
+    assert not window.progress_bar.isVisible()
