@@ -19,9 +19,9 @@ What the parent can do (each a method, each one round trip over a pipe):
 * ``set_excitation(on)``; ``start_run(...)``, ``stop_run()``, ``poll(...)``
   (status + count rates + sink snapshots + monitors in one trip), ``close()``.
 
-While the child builds the station, a second process makes the photon path's
-numba kernels ready (:func:`labctl.warmup.warm_up`): on the first start after an
-install they compile (seconds) in parallel with the instruments connecting, and
+While the child builds the station, a thread makes the photon path's numba
+kernels ready (:func:`labctl.warmup.warm_up`): on the first start after an
+install they compile (seconds) while the instruments connect, and
 ``open(progress=...)`` reports the steps.
 
 If the parent goes away, the child ends the run, puts the excitation in its
@@ -46,7 +46,7 @@ from labctl.errors import AcquisitionError
 from labctl.run import RunSummary
 from labctl.parameter_info import ParameterInfo, _nest, _plain, describe_instrument  # noqa: F401 - public here too
 from labctl.station import StationConfig
-from labctl.warmup import start_warm_up_process
+from labctl.warmup import start_warm_up_thread
 
 log = logging.getLogger(__name__)
 
@@ -206,15 +206,19 @@ def _child_main(conn: Any, config_data: dict, source: str, preparing_after_s: fl
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides; Ctrl-C reaches it and it sends stop
     config = StationConfig(config_data, source)
     send_lock = threading.Lock()
-    warming = start_warm_up_process(config.channels, conn, send_lock, preparing_after_s)
+
+    def report(done: int, total: int, what: str) -> None:
+        with send_lock:
+            conn.send(("progress", (done, total, what)))
+
+    warming = start_warm_up_thread(config.channels, report, preparing_after_s)
     try:
         child = _ChildStation(config)
     except BaseException as exc:  # noqa: BLE001 - reported to the parent as it is
         with send_lock:
             conn.send(("error", _portable(exc)))
         return
-    if warming is not None:
-        warming.join()
+    warming.join()
     conn.send(("ok", None))
     try:
         while True:

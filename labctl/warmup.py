@@ -13,11 +13,9 @@ so that every kernel is ready (compiled or loaded) before the stream starts.
 from __future__ import annotations
 
 import logging
-import multiprocessing as mp
-import signal
 import threading
 import time
-from typing import Any, Callable
+from typing import Callable
 
 import numpy as np
 
@@ -86,47 +84,27 @@ def warm_up(channels: ChannelMap, progress: Callable[[int, int, str], None] | No
     return time.perf_counter() - started
 
 
-def _warm_up_main(conn: Any, channels: dict) -> None:
-    """Warm-up process: make the photon path's kernels ready, sending (done, total, what) per step."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        warm_up(ChannelMap(**channels), progress=lambda done, total, what: conn.send((done, total, what)))
-    finally:
-        conn.send(None)
-        conn.close()
+def start_warm_up_thread(channels: ChannelMap, report: Callable[[int, int, str], None],
+                         report_after_s: float = 0.0) -> threading.Thread:
+    """Run :func:`warm_up` on a thread (e.g. while the station connects) and return it.
 
-
-def start_warm_up_process(channels: ChannelMap, conn: Any, send_lock: threading.Lock,
-                   preparing_after_s: float) -> threading.Thread | None:
-    """Start the warm-up process and a thread forwarding its progress to the parent as
-    ``("progress", (done, total, what))`` once it has taken ``preparing_after_s``; the thread
-    ends with the warm-up.  None if no warm-up process could be started (the engine warms up
-    at the run's start anyway)."""
-    try:
-        ctx = mp.get_context("spawn")
-        receive, send = ctx.Pipe(duplex=False)
-        process = ctx.Process(target=_warm_up_main, name="labctl-warm-up",
-                              args=(send, channels.as_dict()), daemon=True)
-        process.start()
-        send.close()
-    except Exception as exc:  # noqa: BLE001 - not fatal: the run's start warms up too
-        log.warning("could not start the warm-up process: %s", exc)
-        return None
+    ``report(done, total, what)`` is called after each step once the warm-up has taken
+    ``report_after_s`` (s): a warm install (kernels loaded from numba's cache in a fraction
+    of a second) reports nothing.  An error is logged, not raised: the run's start warms up
+    again and raises it there.
+    """
     started = time.monotonic()
 
-    def forward() -> None:
-        while True:
-            try:
-                step = receive.recv()
-            except (EOFError, OSError):
-                break
-            if step is None:
-                break
-            if time.monotonic() - started >= preparing_after_s:
-                with send_lock:
-                    conn.send(("progress", step))
-        process.join(5.0)
+    def progress(done: int, total: int, what: str) -> None:
+        if time.monotonic() - started >= report_after_s:
+            report(done, total, what)
 
-    thread = threading.Thread(target=forward, name="labctl-warm-up-progress", daemon=True)
+    def work() -> None:
+        try:
+            warm_up(channels, progress=progress)
+        except Exception as exc:  # noqa: BLE001 - the engine's own warm-up raises it at the run's start
+            log.warning("warming up the photon kernels failed: %s", exc)
+
+    thread = threading.Thread(target=work, name="labctl-warm-up", daemon=True)
     thread.start()
     return thread

@@ -196,3 +196,60 @@ def test_first_start_shows_preparing_with_progress(make_window, qtbot, monkeypat
     assert shown and all("preparing (first run after install)" in text for text, _ in shown), shown
     assert shown[-1][1] == window.progress_bar.maximum()
     assert not window.progress_bar.isVisible()
+
+
+def test_recording_auto_stops_by_duration_with_notes_and_numbered_names(make_window, qtbot, tmp_path) -> None:
+    """Recording controls: a chosen folder, qd_0001.h5 then qd_0002.h5, notes in the file,
+    auto-stop after a tagger time, back to live."""
+    import h5py
+
+    window = make_window()
+    folder = tmp_path / "night"
+    folder.mkdir()
+    window.record_panel.set_folder(folder)
+    assert window.file_edit.text() == "qd_0001.h5"
+    window.record_panel.duration_spin.setValue(2.0)
+    window.record_panel.notes_edit.setPlainText("QD 7, 2 µW, 4 K")
+    go_live(window, qtbot)
+    window.record_button.click()
+    qtbot.waitUntil(lambda: window.state == "recording", timeout=30_000)
+    assert not window.record_panel.notes_edit.isEnabled()
+    qtbot.waitUntil(lambda: window.last_summary is not None and window.last_summary.file_path is not None
+                    and window.state == "live", timeout=40_000)
+    summary = window.last_summary
+    assert summary.clean and summary.duration_ps == pytest.approx(2e12, rel=0.05)
+    with h5py.File(folder / "qd_0001.h5", "r") as f:
+        assert f["/user/labctl/notes"][()].decode() == "QD 7, 2 µW, 4 K"
+    assert window.file_edit.text() == "qd_0002.h5"
+    window.stop_engine()
+
+
+def test_recording_auto_stops_at_a_photon_count(make_window, qtbot, tmp_path) -> None:
+    window = make_window()
+    window.record_panel.set_folder(tmp_path)
+    window.record_panel.photons_spin.setValue(50_000)
+    assert window.start_recording()
+    qtbot.waitUntil(lambda: window.last_summary is not None and window.last_summary.file_path is not None,
+                    timeout=40_000)
+    written = window.last_summary.photons_written
+    assert 50_000 <= written < 50_000 + 200_000, written  # stops within a poll or two of the count
+    assert window.last_summary.clean
+    qtbot.waitUntil(lambda: window.state == "live", timeout=30_000)
+    window.stop_engine()
+
+
+def test_follow_is_unticked_by_a_mouse_zoom_and_returns_to_the_live_range(make_window, qtbot) -> None:
+    window = make_window()
+    go_live(window, qtbot)
+    qtbot.waitUntil(lambda: window.last_snapshots.get("lifetime") is not None, timeout=20_000)
+    box = window.views.decay_plot.getViewBox()
+    box.scaleBy(x=0.25)  # what a mouse wheel does
+    box.sigRangeChangedManually.emit(box.state["mouseEnabled"])
+    assert not window.follow_box.isChecked()
+    qtbot.wait(500)
+    zoomed = window.views.decay_plot.viewRange()[0]
+    assert zoomed[1] - zoomed[0] < 500.0  # the live redraws keep the zoom
+    window.follow_box.setChecked(True)
+    qtbot.waitUntil(lambda: window.views.decay_plot.viewRange()[0][1] == pytest.approx(1000.0, rel=0.02),
+                    timeout=10_000)
+    window.stop_engine()
