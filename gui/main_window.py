@@ -24,14 +24,13 @@ from typing import Any
 from PyQt6 import QtCore, QtGui, QtWidgets
 
 from gui.link import StationLink
-from gui.messages import ROLE_TITLES, breakable, field_error, run_problems, setting_error
+from gui.live_box import LiveBox
+from gui.messages import ROLE_TITLES, breakable, field_error, run_problems, setting_error, settings_key_path
 from gui.instruments_box import InstrumentsBox
 from gui.persistence import WindowSettings
 from gui.record_panel import RecordPanel
-from gui.status_bar import StatusLine, format_rate  # noqa: F401 - format_rate: public here too
+from gui.status_bar import MessageLine, StatusLine, format_rate  # noqa: F401 - format_rate: public here too
 from gui.views import LiveViews
-from labctl.analyze import PAPER_ON_THRESHOLD_PER_100MS
-from labctl.errors import ConfigError
 from labctl.station import StationConfig
 
 LIVE_SINKS: list[tuple[str, dict]] = [
@@ -43,15 +42,6 @@ LIVE_SINKS: list[tuple[str, dict]] = [
 ]
 SINK_NAMES = ("g2", "lifetime", "trace", "flid", "spectrum")
 FRAME_LOG_LENGTH = 20_000  # frames kept for the latency benchmark
-
-def settings_key_path(error: BaseException, role: str) -> str | None:
-    """The parameter path (``"ch1.threshold_v"``) an error names, if it names one of ``role``."""
-    prefix = f"instruments.{role}.settings."
-    text = error.key_path if isinstance(error, ConfigError) else str(error)
-    start = text.find(prefix)
-    if start < 0:
-        return None
-    return text[start + len(prefix):].split(" ")[0].split(":")[0] or None
 
 
 class MainWindow(QtWidgets.QMainWindow):
@@ -83,7 +73,6 @@ class MainWindow(QtWidgets.QMainWindow):
         self._drawn_poll_time = -1.0
         self._second_half: dict[str, Any] | None = None  # a poll whose second half of views is still to draw
         self._first_half_s = 0.0  # time the first half of that poll took (s)
-        self._size_checked_s = -1e9  # when the recording's file size was last read (time.monotonic)
         self._rates: dict[int, float] = {}
         self._run_number: int | None = None  # the station's run drawn (a live restart is a new run)
         self._resume_live = False  # back to live once the recording has ended
@@ -104,25 +93,21 @@ class MainWindow(QtWidgets.QMainWindow):
 
     # ------------------------------------------------------------------ layout
     def _build(self) -> None:
-        self.views = LiveViews(PAPER_ON_THRESHOLD_PER_100MS)
+        self.views = LiveViews(None)  # ON threshold: automatic until set
         self.setCentralWidget(self.views)
 
         acquisition = QtWidgets.QWidget()
         acq_layout = QtWidgets.QVBoxLayout(acquisition)
-        live_box = QtWidgets.QGroupBox("Live")
-        live_layout = QtWidgets.QHBoxLayout(live_box)
-        self.start_button = QtWidgets.QPushButton("Start")
-        self.stop_button = QtWidgets.QPushButton("Stop")
+        self.live_box = lb = LiveBox()
+        self.start_button, self.stop_button, self.follow_box = lb.start_button, lb.stop_button, lb.follow_box
         self.start_button.clicked.connect(self.start_live)
         self.stop_button.clicked.connect(self.stop_engine)
-        self.follow_box = QtWidgets.QCheckBox("Follow")
-        self.follow_box.setChecked(True)
-        self.follow_box.setToolTip("axes follow the live data; a mouse zoom or pan in a view unticks it")
+        lb.clear_button.clicked.connect(self.clear_views)
         self.follow_box.toggled.connect(self.views.set_follow)
         self.views.follow_changed.connect(self.follow_box.setChecked)
-        for widget in (self.start_button, self.stop_button, self.follow_box):
-            live_layout.addWidget(widget)
-        acq_layout.addWidget(live_box)
+        lb.threshold_spin.valueChanged.connect(lambda _: self.views.set_threshold(lb.threshold_per_100ms()))
+        self.views.threshold_changed.connect(lambda value: lb.threshold_spin.setValue(round(value)))
+        acq_layout.addWidget(lb)
 
         self.record_panel = RecordPanel(self.persisted.record_folder)
         rp = self.record_panel
@@ -131,17 +116,9 @@ class MainWindow(QtWidgets.QMainWindow):
         self.record_button.clicked.connect(self._toggle_record)
         acq_layout.addWidget(self.record_panel)
 
-        self.message_label = QtWidgets.QLabel("")
-        self.message_label.setWordWrap(True)
-        self.message_label.setTextInteractionFlags(QtCore.Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.message_label.setAlignment(QtCore.Qt.AlignmentFlag.AlignTop)
-        message_area = QtWidgets.QScrollArea()  # a long fault message scrolls; the boxes above keep their size
-        message_area.setWidgetResizable(True)
-        message_area.setFrameShape(QtWidgets.QFrame.Shape.NoFrame)
-        message_area.setHorizontalScrollBarPolicy(QtCore.Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        message_area.setWidget(self.message_label)
-        message_area.setMinimumHeight(3 * self.fontMetrics().lineSpacing())
-        acq_layout.addWidget(message_area, 1)
+        self.message_line = MessageLine()
+        self.message_label = self.message_line.label
+        acq_layout.addWidget(self.message_line, 1)
         self.acquisition_dock = self._dock("Acquisition", acquisition, QtCore.Qt.DockWidgetArea.LeftDockWidgetArea)
 
         self.instruments = InstrumentsBox()
@@ -205,10 +182,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.last_summary = summary
         was_recording = self.recording_path is not None
         if was_recording:
-            self.written_label.setText(f"{summary.photons_written:,}")
-            self.elapsed_label.setText(f"{summary.duration_s:.1f} s")
-            if summary.file_size_bytes:
-                self.size_label.setText(f"{summary.file_size_bytes / 2**20:,.1f} MiB")
+            self.record_panel.show_summary(summary)
         problems = run_problems(summary)
         if problems:
             self.show_error(problems)
@@ -262,8 +236,7 @@ class MainWindow(QtWidgets.QMainWindow):
         return True
 
     def _start(self, out_path: Path | None) -> None:
-        self.message_label.setText("")
-        self.message_label.setStyleSheet("")
+        self.message_line.show_message("")
         self.state = "starting"
         self.recording_path = out_path
         self.views.reset()
@@ -309,6 +282,11 @@ class MainWindow(QtWidgets.QMainWindow):
         self._update_buttons()
         self.link.call("stop_run", "stopped")
 
+    def clear_views(self) -> None:
+        """Start the live views from zero: the station restarts the live run (same settings)."""
+        if self.state == "live":
+            self.link.call("clear_live", on_error=lambda exc: self.show_error(f"Clear: {exc}"))
+
     def set_excitation(self, on: bool) -> None:
         """Switch the excitation on or to its safe state (the indicator follows the instrument)."""
         self.link.call("set_excitation", on, on_ok=self._show_monitors)
@@ -341,6 +319,7 @@ class MainWindow(QtWidgets.QMainWindow):
     def _update_buttons(self) -> None:
         ready = self.state == "idle"
         self.start_button.setEnabled(ready)
+        self.live_box.clear_button.setEnabled(self.state == "live")
         self.stop_button.setEnabled(self.state in ("live", "recording"))
         self.record_button.setText("Stop recording" if self.state == "recording" else "Start recording")
         self.record_button.setEnabled(self.state in ("idle", "live", "recording"))
@@ -349,12 +328,10 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def show_error(self, text: str) -> None:
         """An error in the message line (red, wrapping); the status bar keeps its count rates."""
-        self.message_label.setStyleSheet("color: red")
-        self.message_label.setText(breakable(text))
+        self.message_line.show_error(text)
 
     def show_message(self, text: str) -> None:
-        self.message_label.setStyleSheet("")
-        self.message_label.setText(breakable(text))
+        self.message_line.show_message(text)
 
     def closeEvent(self, event: QtGui.QCloseEvent) -> None:  # noqa: N802 - Qt's name
         self.timer.stop()
@@ -394,6 +371,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self.last_status = status
         self._show_status(status)
         snaps = poll["snapshots"]
+        if self.live_box.pause_button.isChecked():
+            return  # paused: the run and the status bar go on, the views keep what they show
         if any(s is not None for s in snaps.values()):
             self.last_snapshots = snaps
             self.views.show(snaps, poll.get("fit"), half=0)
@@ -405,21 +384,12 @@ class MainWindow(QtWidgets.QMainWindow):
         self.status_line.show_temperature(monitors)
 
     def _show_status(self, status: dict[str, Any]) -> None:
-        elapsed = float(status.get("elapsed_s", 0.0))
         self._rates = {int(ch): float(r) for ch, r in (self.last_poll or {}).get("rates_cps", {}).items()}
         self.status_line.show_rates(self._rates)
         self.instruments.show_spad_rates(self._rates, self.status_line.channel_names)
         self.status_line.show_losses(int(status.get("losses", 0)))
         if self.recording_path is not None:
-            self.elapsed_label.setText(f"{elapsed:.1f} s")
-            self.written_label.setText(f"{int(status.get('photons_written', 0)):,}")
-            now = time.monotonic()
-            if now - self._size_checked_s >= 1.0:  # a stat() per second, not per frame
-                self._size_checked_s = now
-                try:
-                    self.size_label.setText(f"{self.recording_path.stat().st_size / 2**20:,.1f} MiB")
-                except OSError:
-                    pass
+            self.record_panel.show_status(status, self.recording_path)
         limit = self.record_panel.photon_limit()
         if (self.state == "recording" and limit is not None
                 and int(status.get("photons_written", 0)) >= limit):

@@ -107,3 +107,13 @@ def run_problems(summary: Any) -> str:
     if summary.losses:
         text += f" ({len(summary.losses)} loss record(s))"
     return text
+
+
+def settings_key_path(error: BaseException, role: str) -> str | None:
+    """The parameter path (``"ch1.threshold_v"``) an error names, if it names one of ``role``."""
+    prefix = f"instruments.{role}.settings."
+    text = error.key_path if isinstance(error, ConfigError) else str(error)
+    start = text.find(prefix)
+    if start < 0:
+        return None
+    return text[start + len(prefix):].split(" ")[0].split(":")[0] or None

@@ -9,7 +9,9 @@ stop by itself (tagger time, or photons written).
 from __future__ import annotations
 
 import re
+import time
 from pathlib import Path
+from typing import Any, Mapping
 
 from PyQt6 import QtWidgets
 
@@ -83,6 +85,7 @@ class RecordPanel(QtWidgets.QGroupBox):
         layout.addRow("File size", self.size_label)
         layout.addRow("Photons written", self.written_label)
         self.setSizePolicy(QtWidgets.QSizePolicy.Policy.Preferred, QtWidgets.QSizePolicy.Policy.Fixed)
+        self._size_checked_s = -1e9  # when the file size was last read (time.monotonic)
 
     def _browse(self) -> None:
         folder = QtWidgets.QFileDialog.getExistingDirectory(self, "Folder for recordings", self.folder_edit.text())
@@ -127,3 +130,22 @@ class RecordPanel(QtWidgets.QGroupBox):
         for widget in (self.folder_edit, self.browse_button, self.file_edit, self.duration_spin,
                        self.photons_spin, self.notes_edit):
             widget.setEnabled(editable)
+
+    def show_status(self, status: Mapping[str, Any], path: Path) -> None:
+        """A recording's progress: elapsed tagger time, photons written, file size (read once a second)."""
+        self.elapsed_label.setText(f"{float(status.get('elapsed_s', 0.0)):.1f} s")
+        self.written_label.setText(f"{int(status.get('photons_written', 0)):,}")
+        now = time.monotonic()
+        if now - self._size_checked_s >= 1.0:  # a stat() per second, not per frame
+            self._size_checked_s = now
+            try:
+                self.size_label.setText(f"{path.stat().st_size / 2**20:,.1f} MiB")
+            except OSError:
+                pass
+
+    def show_summary(self, summary: Any) -> None:
+        """A recording's end: its photons, duration and file size."""
+        self.written_label.setText(f"{summary.photons_written:,}")
+        self.elapsed_label.setText(f"{summary.duration_s:.1f} s")
+        if summary.file_size_bytes:
+            self.size_label.setText(f"{summary.file_size_bytes / 2**20:,.1f} MiB")

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from PyQt6 import QtWidgets
+from PyQt6 import QtCore, QtWidgets
+
+from gui.messages import breakable
 
 
 def format_rate(rate_cps: float) -> str:
@@ -67,3 +69,28 @@ class StatusLine:
         if "camera_temperature_c" in monitors:
             self.temperature_label.setText(
                 f"camera {monitors['camera_temperature_c']} °C ({monitors.get('camera_temperature_state', '?')})")
+
+
+class MessageLine(QtWidgets.QScrollArea):
+    """The message line of the acquisition dock: wraps, scrolls when long (the boxes above keep
+    their size), red for errors."""
+
+    def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.label = QtWidgets.QLabel("")
+        self.label.setWordWrap(True)
+        self.label.setTextInteractionFlags(QtCore.Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.label.setAlignment(QtCore.Qt.AlignmentFlag.AlignTop)
+        self.setWidgetResizable(True)
+        self.setFrameShape(QtWidgets.QFrame.Shape.NoFrame)
+        self.setHorizontalScrollBarPolicy(QtCore.Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.setWidget(self.label)
+        self.setMinimumHeight(3 * self.fontMetrics().lineSpacing())
+
+    def show_error(self, text: str) -> None:
+        self.label.setStyleSheet("color: red")
+        self.label.setText(breakable(text))
+
+    def show_message(self, text: str) -> None:
+        self.label.setStyleSheet("")
+        self.label.setText(breakable(text))

@@ -15,6 +15,8 @@ import numpy as np
 import pyqtgraph as pg
 from PyQt6 import QtCore
 
+from labctl.analysis.views import default_on_threshold, normalised_peak_areas, on_fraction
+
 TRACE_BINS = 1000
 """Bins of the intensity trace shown (10 s at the default 10 ms bins)."""
 
@@ -33,14 +35,22 @@ class LiveViews(pg.GraphicsLayoutWidget):
 
     """Trace, g(2), decay, FLID, spectrum and waterfall in one graphics layout.
 
+    The ON threshold on the trace is a dashed line: drag it, or :meth:`set_threshold`
+    (None: taken from the data, or the paper's 400 per 100 ms; the overlay says which),
+    with the ON fraction of the bins shown.
+
     Args:
-        on_threshold_per_100ms: the ON/OFF threshold drawn on the trace (counts per 100 ms).
+        on_threshold_per_100ms: the ON/OFF threshold (counts per 100 ms); None: automatic.
     """
 
-    def __init__(self, on_threshold_per_100ms: float) -> None:
+    threshold_changed = QtCore.pyqtSignal(float)  # dragged by hand (counts per 100 ms)
+
+    def __init__(self, on_threshold_per_100ms: float | None = None) -> None:
         super().__init__()
         pg.setConfigOptions(antialias=False, imageAxisOrder="row-major")
         self.on_threshold_per_100ms = on_threshold_per_100ms
+        self.on_fraction: float | None = None  # of the trace shown, above the threshold
+        self._bin_ms = 10.0
         self.follow = True  # the axes follow the live data (False once the user zooms or pans)
         self._y_top: dict[str, float] = {}
         self._ranges_set: set[str] = set()
@@ -52,20 +62,41 @@ class LiveViews(pg.GraphicsLayoutWidget):
         self.trace_plot.setClipToView(True)
         self.trace_plot.setDownsampling(auto=True, mode="peak")
         self.trace_curve = self.trace_plot.plot(pen=pg.mkPen("y"), skipFiniteCheck=True)
-        self.threshold_line = pg.InfiniteLine(angle=0, pen=pg.mkPen("r", style=QtCore.Qt.PenStyle.DashLine))
+        self.threshold_line = pg.InfiniteLine(angle=0, movable=True, pen=pg.mkPen("r", style=QtCore.Qt.PenStyle.DashLine))
+        self.threshold_line.sigPositionChangeFinished.connect(self._threshold_dragged)
         self.trace_plot.addItem(self.threshold_line)
+        dashed = pg.mkPen("w", style=QtCore.Qt.PenStyle.DashLine)
 
-        self.g2_plot = self.addPlot(row=0, col=1, title="g(2)")
-        self.g2_plot.setLabel("bottom", "lag t_B - t_A (ns)")
+        g2_area = self.addLayout(row=0, col=1)
+        self.g2_plot = g2_area.addPlot(row=0, col=0, title="g(2)")
         self.g2_plot.setLabel("left", "pairs")
         self.g2_curve = self.g2_plot.plot(pen=pg.mkPen("c"), stepMode="center", skipFiniteCheck=True)
+        self.g2_norm_plot = g2_area.addPlot(row=1, col=0)
+        self.g2_norm_plot.setMaximumHeight(120)
+        self.g2_norm_plot.setLabel("bottom", "lag t_B - t_A (ns)")
+        self.g2_norm_plot.setLabel("left", "peak / side")
+        self.g2_norm_plot.setXLink(self.g2_plot)
+        self.g2_norm_plot.setYRange(0.0, 1.6, padding=0)
+        self.g2_norm_plot.addItem(pg.InfiniteLine(pos=1.0, angle=0, pen=dashed))
+        self.g2_norm_points = self.g2_norm_plot.plot(pen=None, symbol="o", symbolSize=7, symbolBrush="c")
 
-        self.decay_plot = self.addPlot(row=0, col=2, title="Decay (red: latest fit)")
-        self.decay_plot.setLabel("bottom", "delay after laser pulse (ns)")
+        decay_area = self.addLayout(row=0, col=2)
+        self.decay_plot = decay_area.addPlot(row=0, col=0, title="Decay (red: latest fit over the shaded range)")
         self.decay_plot.setLabel("left", "photons")
         self.decay_plot.setLogMode(y=True)
+        self.fit_region = pg.LinearRegionItem(movable=False, brush=pg.mkBrush(255, 80, 80, 30), pen=pg.mkPen(None))
+        self.decay_plot.addItem(self.fit_region)
+        self.fit_region.hide()
         self.decay_curve = self.decay_plot.plot(pen=pg.mkPen("g"), connect="finite")
         self.fit_curve = self.decay_plot.plot(pen=pg.mkPen("r", width=2), connect="finite")
+        self.residual_plot = decay_area.addPlot(row=1, col=0)
+        self.residual_plot.setMaximumHeight(120)
+        self.residual_plot.setLabel("bottom", "delay after laser pulse (ns)")
+        self.residual_plot.setLabel("left", "residual (σ)")
+        self.residual_plot.setXLink(self.decay_plot)
+        self.residual_plot.setYRange(-5.0, 5.0, padding=0)
+        self.residual_plot.addItem(pg.InfiniteLine(pos=0.0, angle=0, pen=dashed))
+        self.residual_curve = self.residual_plot.plot(pen=pg.mkPen("r"), connect="finite")
 
         self.flid_plot = self.addPlot(row=1, col=0, title="FLID")
         self.flid_plot.setLabel("bottom", "counts per bin")
@@ -87,9 +118,10 @@ class LiveViews(pg.GraphicsLayoutWidget):
         self.waterfall_plot.addItem(self.waterfall_image)
 
         self.plots = (self.trace_plot, self.g2_plot, self.decay_plot, self.flid_plot,
-                      self.spectrum_plot, self.waterfall_plot)
+                      self.spectrum_plot, self.waterfall_plot, self.g2_norm_plot, self.residual_plot)
         # Numbers that change every frame go in overlays, not titles: a title whose width
         # changes re-lays out the whole grid and repaints every plot.
+        self.trace_value = self._overlay(self.trace_plot, "ON fraction –")
         self.g2_value = self._overlay(self.g2_plot, "g2(0) = –")
         self.decay_value = self._overlay(self.decay_plot, decay_title(None))
         self.spectrum_value = self._overlay(self.spectrum_plot, "")
@@ -116,6 +148,17 @@ class LiveViews(pg.GraphicsLayoutWidget):
         self._ranges_set.clear()
         self._spectrum_shown = (-1, -1)
         self.fit_curve.setData([], [])
+        self.residual_curve.setData([], [])
+        self.fit_region.hide()
+
+    def set_threshold(self, per_100ms: float | None) -> None:
+        """The ON threshold (counts per 100 ms); None: from the data or the paper (automatic)."""
+        self.on_threshold_per_100ms = per_100ms
+
+    def _threshold_dragged(self) -> None:
+        per_100ms = max(float(self.threshold_line.value()), 0.0) * 100.0 / self._bin_ms
+        self.on_threshold_per_100ms = per_100ms
+        self.threshold_changed.emit(per_100ms)
 
     def set_follow(self, follow: bool) -> None:
         """Follow the live range (True: the ranges are set again from the next data) or keep
@@ -175,11 +218,19 @@ class LiveViews(pg.GraphicsLayoutWidget):
         bin_s = snap.bin_ps * 1e-12
         x = (np.arange(total.size) - total.size + 1) * bin_s
         self.trace_curve.setData(x, total.astype(np.float64), skipFiniteCheck=True)
-        threshold = self.on_threshold_per_100ms * snap.bin_ms / 100.0
-        self.threshold_line.setValue(threshold)
+        self._bin_ms = float(snap.bin_ms)
+        if self.on_threshold_per_100ms is not None:
+            threshold, source = self.on_threshold_per_100ms * snap.bin_ms / 100.0, "set by hand"
+        else:
+            threshold, source = default_on_threshold(total, snap.bin_ms)
+        if not self.threshold_line.moving:
+            self.threshold_line.setValue(threshold)
+        self.on_fraction = on_fraction(total, threshold)
+        fraction = "–" if self.on_fraction is None else f"{100 * self.on_fraction:.1f} %"
+        self.trace_value.setText(f"ON {fraction}  (> {threshold:.1f} per {snap.bin_ms:g} ms; {source})")
         if self._once("trace"):
             self._range(self.trace_plot, 'X', -TRACE_BINS * bin_s, 0.0, padding=0.01)
-            self.trace_plot.setTitle(f"Intensity trace ({snap.bin_ms:g} ms bins; red: ON threshold)")
+            self.trace_plot.setTitle(f"Intensity trace ({snap.bin_ms:g} ms bins; red: ON threshold, drag to set)")
         self._set_y("trace", self.trace_plot, max(float(total.max()) if total.size else 0.0, threshold))
 
     def show_g2(self, snap: Any) -> None:
@@ -188,6 +239,8 @@ class LiveViews(pg.GraphicsLayoutWidget):
         if self._once("g2"):
             self._range(self.g2_plot, 'X', edges_ns[0], edges_ns[-1], padding=0)
         self._set_y("g2", self.g2_plot, float(snap.counts.max()) if snap.counts.size else 0.0)
+        lags_ns, ratios = normalised_peak_areas(snap)
+        self.g2_norm_points.setData(lags_ns, ratios)
         if snap.g2_zero is not None:
             self.g2_value.setText(f"g2(0) = {snap.g2_zero:.3f} ± {snap.g2_zero_err:.3f}")
         else:
@@ -205,8 +258,17 @@ class LiveViews(pg.GraphicsLayoutWidget):
         if fit is not None and fit.curve_counts.size:
             counts = fit.curve_counts
             self.fit_curve.setData(fit.curve_x_ns, np.where(counts > 0, counts, np.nan), connect="finite")
+            residuals = getattr(fit, "residuals", np.empty(0))
+            if residuals.size == fit.curve_x_ns.size:
+                self.residual_curve.setData(fit.curve_x_ns, residuals, connect="finite")
+            fit_range = getattr(fit, "fit_range_ns", None)
+            if fit_range is not None:
+                self.fit_region.setRegion(fit_range)
+                self.fit_region.show()
         else:
             self.fit_curve.setData([], [])
+            self.residual_curve.setData([], [])
+            self.fit_region.hide()
 
     def show_flid(self, snap: Any) -> None:
         image = snap.counts.T.astype(np.float32)  # (lifetime rows, intensity columns)
@@ -254,4 +316,6 @@ def decay_title(fit: Any) -> str:
     if not fit.tau_ns:
         return f"fit: {fit.message[:60]}"
     taus = ", ".join(f"{t:.2f} ± {e:.2f}" for t, e in zip(fit.tau_ns, fit.tau_err_ns))
-    return f"τ = {taus} ns\n({fit.model} fit, {fit.photons:,} photons)"
+    chi2 = getattr(fit, "reduced_chi2", None)
+    quality = f", χ²/dof = {chi2:.2f}" if chi2 is not None else ""
+    return f"τ = {taus} ns\n({fit.model} fit, {fit.photons:,} photons{quality})"

@@ -72,7 +72,7 @@ def test_count_rates_follow_a_live_restart_without_freezing_or_going_negative(ma
     window = make_window()
     go_live(window, qtbot, elapsed_s=6.0)
     before_cps = laser_sync_cps(window.rate_label.text())
-    assert before_cps == pytest.approx(250e3, rel=0.05)  # 1 MHz / sync divider 4
+    assert before_cps == pytest.approx(250e3, rel=0.15)  # 1 MHz / sync divider 4
     set_field(window, "laser", "external_rate_hz", "500000")
     seen: list[tuple[float, str]] = []
 
@@ -87,7 +87,7 @@ def test_count_rates_follow_a_live_restart_without_freezing_or_going_negative(ma
     # once the new run has had 1.5 s (tagger time), every rate shown is the new one (old frozen
     # values or a difference across the two runs would be off by 2x or negative)
     late = [laser_sync_cps(text) for elapsed, text in seen if elapsed >= 1.5]
-    assert late and all(rate == pytest.approx(125e3, rel=0.05) for rate in late), late
+    assert late and all(rate == pytest.approx(125e3, rel=0.15) for rate in late), late
 
 
 def test_decay_axis_follows_a_repetition_rate_change_and_zoom_is_on(make_window, qtbot) -> None:
@@ -252,4 +252,72 @@ def test_follow_is_unticked_by_a_mouse_zoom_and_returns_to_the_live_range(make_w
     window.follow_box.setChecked(True)
     qtbot.waitUntil(lambda: window.views.decay_plot.viewRange()[0][1] == pytest.approx(1000.0, rel=0.02),
                     timeout=10_000)
+    window.stop_engine()
+
+
+def test_on_threshold_typed_or_dragged_sets_the_on_fraction(make_window, qtbot) -> None:
+    import numpy as np
+
+    window = make_window()
+    views = window.views
+    go_live(window, qtbot, elapsed_s=2.0)
+    qtbot.waitUntil(lambda: views.on_fraction is not None, timeout=20_000)
+    assert "data: midway" in views.trace_value.toPlainText() or "paper's 400" in views.trace_value.toPlainText()
+    window.live_box.threshold_spin.setValue(1e6)  # typed: no bin is ON
+    qtbot.waitUntil(lambda: views.on_fraction == 0.0, timeout=10_000)
+    assert "ON 0.0 %" in views.trace_value.toPlainText() and "set by hand" in views.trace_value.toPlainText()
+    bin_ms = window.last_snapshots["trace"].bin_ms
+    views.threshold_line.setValue(3.0)  # dragged to 3 counts per bin
+    views.threshold_line.sigPositionChangeFinished.emit(views.threshold_line)
+    assert window.live_box.threshold_spin.value() == round(3.0 * 100 / bin_ms)
+    qtbot.wait(300)
+    counts = views.trace_curve.getData()[1]
+    assert views.on_fraction == pytest.approx(float(np.mean(counts > views.threshold_line.value())), abs=1e-12)
+    assert 0.0 < views.on_fraction < 1.0
+    window.stop_engine()
+
+
+def test_pause_keeps_the_run_going_and_clear_starts_the_views_again(make_window, qtbot) -> None:
+    window = make_window()
+    go_live(window, qtbot, elapsed_s=3.0)
+    qtbot.waitUntil(lambda: window.last_snapshots.get("g2") is not None, timeout=20_000)
+    window.live_box.pause_button.setChecked(True)
+    qtbot.wait(100)
+    frames, elapsed = window.frames_drawn, window.last_status["elapsed_s"]
+    qtbot.waitUntil(lambda: window.last_status["elapsed_s"] > elapsed + 1.0, timeout=20_000)
+    assert window.frames_drawn == frames and window.state == "live"  # frozen views, running instruments
+    assert "kcps" in window.rate_label.text()
+    window.live_box.pause_button.setChecked(False)
+    qtbot.waitUntil(lambda: window.frames_drawn > frames, timeout=10_000)
+    pairs_before = int(window.last_snapshots["g2"].counts.sum())
+    run_before = window.last_poll["run_number"]
+    window.live_box.clear_button.click()
+    qtbot.waitUntil(lambda: window.last_poll["run_number"] == run_before + 1 and window.frames_drawn > frames
+                    and window.last_snapshots["g2"] is not None, timeout=20_000)
+    qtbot.wait(200)
+    assert int(window.last_snapshots["g2"].counts.sum()) < pairs_before
+    assert window.state == "live"
+    window.stop_engine()
+
+
+def test_normalised_g2_beside_raw_pairs_and_decay_residuals_with_chi2(make_window, qtbot) -> None:
+    from labctl.analysis.views import normalised_peak_areas
+
+    window = make_window()
+    views = window.views
+    go_live(window, qtbot)
+    qtbot.waitUntil(lambda: "χ²/dof =" in views.decay_value.toPlainText()
+                    and window.last_snapshots["g2"].g2_zero is not None, timeout=40_000)
+    qtbot.wait(300)
+    x, y = views.g2_norm_points.getData()
+    lags, ratios = normalised_peak_areas(window.last_snapshots["g2"])
+    assert x is not None and len(x) >= 3 and len(x) == len(lags)
+    side = y[x != 0.0]
+    assert side.mean() == pytest.approx(1.0, abs=1e-9)  # side peaks = 1 by construction
+    assert y[x == 0.0][0] == pytest.approx(window.last_snapshots["g2"].g2_zero, rel=0.2)  # later snapshot
+    rx, fx = views.residual_curve.xData, views.fit_curve.xData  # as given (getData: as drawn)
+    assert rx is not None and len(rx) == len(fx) > 10
+    assert views.fit_region.isVisible()
+    low, high = views.fit_region.getRegion()
+    assert low <= rx[0] and rx[-1] <= high
     window.stop_engine()

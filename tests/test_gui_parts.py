@@ -52,3 +52,56 @@ def test_messages_name_the_instrument_once() -> None:
     assert run_problems(summary) == f"Time tagger failed: {fault}"
     clean = SimpleNamespace(clean=True, end_reason="stopped", errors=[], losses=[])
     assert run_problems(clean) == ""
+
+
+def test_on_fraction_and_default_threshold() -> None:
+    import numpy as np
+
+    from labctl.analysis.views import default_on_threshold, on_fraction
+
+    assert on_fraction(np.array([0, 5, 10, 41, 80]), 40.0) == 0.4
+    assert on_fraction(np.array([], np.int64), 40.0) is None
+    rng = np.random.default_rng(3)
+    two_levels = np.concatenate([rng.poisson(2, 600), rng.poisson(70, 400)])
+    threshold, source = default_on_threshold(two_levels, 10.0)
+    assert 30 <= threshold <= 42 and source.startswith("data: midway")
+    one_level = rng.poisson(5, 1000)
+    assert default_on_threshold(one_level, 10.0) == (40.0, "the paper's 400 per 100 ms")
+    assert default_on_threshold(two_levels[:100], 10.0)[0] == 40.0  # too few bins
+
+
+def test_normalised_peak_areas() -> None:
+    import numpy as np
+
+    from labctl.analysis.views import normalised_peak_areas
+
+    snap = SimpleNamespace(period_ps=1_000_000, center_peak_area=10, side_peak_lags_ps=np.array([-1_000_000, 1_000_000]),
+                           side_peak_areas=np.array([90, 110]))
+    lags, ratios = normalised_peak_areas(snap)
+    assert lags.tolist() == [-1000.0, 0.0, 1000.0] and ratios.tolist() == [0.9, 0.1, 1.1]
+    cw = SimpleNamespace(period_ps=None, center_peak_area=None, side_peak_lags_ps=np.empty(0), side_peak_areas=np.empty(0))
+    assert normalised_peak_areas(cw)[0].size == 0
+
+
+def test_decay_residuals_and_live_fit_chi2() -> None:
+    import numpy as np
+
+    from labctl.analysis.live_fit import fit_snapshot
+    from labctl.analysis.views import decay_residuals
+
+    edges = np.arange(0, 1001, 100, dtype=np.int64)
+    counts = np.arange(10, dtype=np.int64) + 1
+    # fitted bins merged in pairs over 200..1000 ps
+    res = decay_residuals(counts, edges, np.array([200.0, 400.0, 600.0, 800.0, 1000.0]), np.array([4.0, 9.0, 16.0, 16.0]))
+    observed = np.array([3 + 4, 5 + 6, 7 + 8, 9 + 10], np.float64)
+    assert np.allclose(res, (observed - [4, 9, 16, 16]) / np.sqrt([4, 9, 16, 16]))
+    rng = np.random.default_rng(5)
+    period_ps, width_ps = 1_000_000, 100
+    decay_edges = np.arange(0, period_ps + 1, width_ps, dtype=np.int64)
+    centres = 0.5 * (decay_edges[1:] + decay_edges[:-1])
+    expected = 2.0 + 400.0 * np.exp(-np.maximum(centres - 20_000, 0) / 40_000.0) * (centres >= 20_000)
+    fit = fit_snapshot("mono", rng.poisson(expected), decay_edges, period_ps)
+    assert fit.tau_ns and fit.reduced_chi2 == pytest.approx(1.0, abs=0.2)
+    assert fit.residuals.size == fit.curve_x_ns.size > 100
+    assert float(np.mean(fit.residuals ** 2)) == pytest.approx(fit.reduced_chi2, rel=0.1)
+    assert fit.fit_range_ns[0] <= fit.curve_x_ns[0] and fit.curve_x_ns[-1] <= fit.fit_range_ns[1]
