@@ -53,6 +53,8 @@ class StationLink(QtCore.QObject):
         self._token = 0
         self._latest: dict[str, Any] | None = None
         self._latest_lock = threading.Lock()
+        self._fit: Any = None  # the latest live fit received, and its number
+        self._fit_number: int | None = None
         self._thread = threading.Thread(target=self._work, name="labctl-gui-link", daemon=True)
         self.reply.connect(self._on_reply)
 
@@ -126,7 +128,11 @@ class StationLink(QtCore.QObject):
             self.process.close()
 
     def _poll(self) -> None:
-        result = self.process.poll(self.sink_names if self.running else ())
+        result = self.process.poll(self.sink_names if self.running else (), fit_after=self._fit_number)
+        if result.get("fit_unchanged"):  # the child sends a fit once; later polls carry it from here
+            result["fit"] = self._fit
+        else:
+            self._fit, self._fit_number = result.get("fit"), result.get("fit_number")
         result["received_s"] = time.monotonic()
         with self._latest_lock:
             self._latest = result

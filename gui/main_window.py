@@ -27,6 +27,7 @@ from gui.link import StationLink
 from gui.live_box import LiveBox
 from gui.messages import ROLE_TITLES, breakable, field_error, run_problems, setting_error, settings_key_path
 from gui.instruments_box import InstrumentsBox
+from gui.panels import field_label
 from gui.persistence import WindowSettings
 from gui.record_panel import RecordPanel
 from gui.status_bar import MessageLine, StatusLine, format_rate  # noqa: F401 - format_rate: public here too
@@ -183,19 +184,16 @@ class MainWindow(QtWidgets.QMainWindow):
         was_recording = self.recording_path is not None
         if was_recording:
             self.record_panel.show_summary(summary)
+            self.record_panel.advance()
         problems = run_problems(summary)
         if problems:
             self.show_error(problems)
         elif was_recording:
             self.show_message(f"recorded {summary.photons_written:,} photons to {summary.file_path}")
-        if was_recording:
-            self.record_panel.advance()
         self.state = "idle"
         self.recording_path = None
         self.state_label.setText(f"idle (last run: {summary.end_reason})")
-        for panel in self.panels.values():
-            panel.set_editable(True)
-        self.record_panel.set_editable(True)
+        self._unlock()
         pending, self.pending_record = self.pending_record, None
         self._update_buttons()
         self._reread_panels()  # the run's end switched outputs off
@@ -205,6 +203,11 @@ class MainWindow(QtWidgets.QMainWindow):
         resume, self._resume_live = self._resume_live and was_recording and summary.clean, False
         if resume:  # back to live after a recording (not after a fault)
             self._start(None)
+
+    def _unlock(self) -> None:
+        for panel in self.panels.values():
+            panel.set_editable(True)
+        self.record_panel.set_editable(True)
 
     # ------------------------------------------------------------------ commands
     def start_live(self) -> None:
@@ -267,9 +270,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.state = "idle"
         self.recording_path = None
         self._resume_live = False
-        for panel in self.panels.values():
-            panel.set_editable(True)
-        self.record_panel.set_editable(True)
+        self._unlock()
         self.show_error(f"Start failed: {breakable(str(exc))}")
         self._update_buttons()
 
@@ -306,7 +307,7 @@ class MainWindow(QtWidgets.QMainWindow):
             key = settings_key_path(exc, role) or path
             panel.show_error(key, field_error(exc, role))
             info = panel.infos.get(key)
-            self.show_error(setting_error(exc, role, info.label if info is not None else key))
+            self.show_error(setting_error(exc, role, field_label(info) if info is not None else key))
 
         self.link.call("configure", role, {path: value}, on_ok=applied, on_error=refused)
 

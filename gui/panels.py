@@ -47,6 +47,18 @@ def parse_value(text: str, kind: str) -> Any:
     return text
 
 
+def field_label(info: Any) -> str:
+    """A field's label for people: the parameter's own label (QCoDeS ``label``; its name with
+    spaces when the driver gave none) and its unit."""
+    name = info.path.rpartition(".")[2]
+    text = info.label if info.label and info.label != name else name.replace("_", " ")
+    for suffix in ("_hz", "_ps", "_ns", "_s", "_v", "_nm", "_um", "_mm", "_c", "_cps", "_percent", "_vpp", "_deg"):
+        if info.unit and name.endswith(suffix) and text.endswith(suffix.replace("_", " ")):
+            text = text[: -len(suffix)]  # the unit follows in brackets
+            break
+    return text + (f" ({info.unit})" if info.unit else "")
+
+
 def format_value(value: Any) -> str:
     """A value as a field shows it."""
     if isinstance(value, float):
@@ -86,7 +98,7 @@ class InstrumentPanel(QtWidgets.QWidget):
                 forms[group] = QtWidgets.QFormLayout(box)
                 forms[group].setContentsMargins(2, 2, 2, 2)
                 layout.addWidget(box)
-            label = info.path.rpartition(".")[2] + (f" ({info.unit})" if info.unit else "")
+            label = field_label(info)
             if not info.settable:
                 value_label = QtWidgets.QLabel(format_value(info.value))
                 value_label.setWordWrap(True)

@@ -97,6 +97,7 @@ class LiveViews(pg.GraphicsLayoutWidget):
         self.residual_plot.setYRange(-5.0, 5.0, padding=0)
         self.residual_plot.addItem(pg.InfiniteLine(pos=0.0, angle=0, pen=dashed))
         self.residual_curve = self.residual_plot.plot(pen=pg.mkPen("r"), connect="finite")
+        self._fit_drawn: Any = None  # the fit whose curves are drawn (curves are set once per fit)
 
         self.flid_plot = self.addPlot(row=1, col=0, title="FLID")
         self.flid_plot.setLabel("bottom", "counts per bin")
@@ -128,7 +129,7 @@ class LiveViews(pg.GraphicsLayoutWidget):
         for plot in self.plots:
             plot.disableAutoRange()
             plot.getViewBox().sigRangeChangedManually.connect(lambda *_: self.set_follow(False))
-        for plot in (self.decay_plot, self.spectrum_plot):
+        for plot in (self.decay_plot, self.spectrum_plot, self.residual_plot):
             # 10^3-10^4 points per curve: draw at most about one point pair per pixel column
             # (not the g(2): pyqtgraph's downsampling does not keep step-mode edges)
             plot.setClipToView(True)
@@ -150,6 +151,7 @@ class LiveViews(pg.GraphicsLayoutWidget):
         self.fit_curve.setData([], [])
         self.residual_curve.setData([], [])
         self.fit_region.hide()
+        self._fit_drawn = None
 
     def set_threshold(self, per_100ms: float | None) -> None:
         """The ON threshold (counts per 100 ms); None: from the data or the paper (automatic)."""
@@ -255,6 +257,9 @@ class LiveViews(pg.GraphicsLayoutWidget):
             self._range(self.decay_plot, 'X', edges_ns[0], edges_ns[-1], padding=0)
         self._set_y("decay", self.decay_plot, float(summed.max()) if summed.size else 0.0, log=True)
         self.decay_value.setText(decay_title(fit))
+        if fit is self._fit_drawn:  # curves are set once per fit (a new fit every few seconds)
+            return
+        self._fit_drawn = fit
         if fit is not None and fit.curve_counts.size:
             counts = fit.curve_counts
             self.fit_curve.setData(fit.curve_x_ns, np.where(counts > 0, counts, np.nan), connect="finite")

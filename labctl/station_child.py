@@ -62,6 +62,8 @@ class _ChildStation:
         self._monitor_time = -1e9
         self.run_number = 0  # runs started in this process (a live restart is a new run)
         self.rate_meter = CountRateMeter()
+        self.fit_number = 0  # changes whenever the latest live fit does
+        self._fit_sent: Any = None
         from labctl.analysis.live_fit import PeriodicDecayFit
 
         self.fitter = PeriodicDecayFit(in_process=True)  # never delays a poll nor holds the engine's GIL
@@ -158,7 +160,7 @@ class _ChildStation:
                 self._monitors["camera_temperature_state"] = f"error: {exc}"
         return dict(self._monitors)
 
-    def poll(self, names: Sequence[str]) -> dict[str, Any]:
+    def poll(self, names: Sequence[str], fit_after: int | None = None) -> dict[str, Any]:
         engine = self.engine
         status = engine.status() if engine is not None else {"state": "idle"}
         if engine is not None and status.get("state") == "done":
@@ -166,9 +168,13 @@ class _ChildStation:
         rates = self.rate_meter.update(status) if engine is not None else self.rate_meter.rates_cps
         snapshots = {name: _live_snapshot(self.sinks.get(name)) for name in names}
         fit = self.fitter.update(snapshots.get("lifetime")) if "lifetime" in snapshots else None
+        if fit is not self._fit_sent:
+            self._fit_sent, self.fit_number = fit, self.fit_number + 1
+        unchanged = fit_after is not None and fit_after == self.fit_number
         summary, self.summary_pending = self.summary_pending, None
         return {"status": status, "snapshots": snapshots, "monitors": self.monitors(), "summary": summary,
-                "fit": fit, "restarts": self.request.restarts if self.request is not None else 0,
+                "fit": None if unchanged else fit, "fit_number": self.fit_number, "fit_unchanged": unchanged,
+                "restarts": self.request.restarts if self.request is not None else 0,
                 "run_number": self.run_number, "rates_cps": dict(rates)}
 
     def close(self) -> None:

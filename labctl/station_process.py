@@ -145,14 +145,16 @@ class StationProcess:
         (a new ``run_number`` in the polls).  AcquisitionError without a live run or while recording."""
         self._ask("clear")
 
-    def poll(self, sink_names: Sequence[str] = ()) -> dict[str, Any]:
+    def poll(self, sink_names: Sequence[str] = (), fit_after: int | None = None) -> dict[str, Any]:
         """One trip: ``status``, ``snapshots`` {name: snapshot}, ``monitors``, ``summary`` (the
         summary of a run that ended since the last poll, else None), ``fit`` (the latest
         :class:`~labctl.analysis.live_fit.LiveFit` of the ``lifetime`` sink, refitted every
         few seconds; None before), ``restarts``, ``run_number`` (runs started by this
         process: a live restart is a new run) and ``rates_cps`` ({channel: counts per second of
-        tagger time, over >= 1 s of the current run})."""
-        return self._ask("poll", list(sink_names))
+        tagger time, over >= 1 s of the current run}).  With ``fit_after`` equal to the
+        ``fit_number`` of the latest fit already received, ``fit`` is None and ``fit_unchanged``
+        True: the fit's curves (10^4 points) cross only when a new fit exists."""
+        return self._ask("poll", list(sink_names), fit_after)
 
     def status(self) -> dict[str, Any]:
         return self._ask("status")

@@ -105,3 +105,16 @@ def test_decay_residuals_and_live_fit_chi2() -> None:
     assert fit.residuals.size == fit.curve_x_ns.size > 100
     assert float(np.mean(fit.residuals ** 2)) == pytest.approx(fit.reduced_chi2, rel=0.1)
     assert fit.fit_range_ns[0] <= fit.curve_x_ns[0] and fit.curve_x_ns[-1] <= fit.fit_range_ns[1]
+
+
+def test_field_labels_for_people() -> None:
+    pytest.importorskip("PyQt6.QtWidgets")
+    from gui.panels import field_label
+
+    def info(path: str, label: str, unit: str) -> SimpleNamespace:
+        return SimpleNamespace(path=path, label=label, unit=unit)
+
+    assert field_label(info("ch1.frequency_hz", "frequency_hz", "Hz")) == "frequency (Hz)"
+    assert field_label(info("em_gain", "EM gain", "")) == "EM gain"
+    assert field_label(info("temperature_setpoint_c", "temperature_setpoint_c", "°C")) == "temperature setpoint (°C)"
+    assert field_label(info("read_mode", "read_mode", "")) == "read mode"
