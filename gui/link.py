@@ -55,6 +55,7 @@ class StationLink(QtCore.QObject):
         self._latest_lock = threading.Lock()
         self._fit: Any = None  # the latest live fit received, and its number
         self._fit_number: int | None = None
+        self._snapshots: dict[str, Any] = {}  # the latest of each sink received
         self._thread = threading.Thread(target=self._work, name="labctl-gui-link", daemon=True)
         self.reply.connect(self._on_reply)
 
@@ -133,6 +134,10 @@ class StationLink(QtCore.QObject):
             result["fit"] = self._fit
         else:
             self._fit, self._fit_number = result.get("fit"), result.get("fit_number")
+        snapshots = result.get("snapshots", {})
+        for name in result.get("unchanged", ()):  # not sent again: the one received before
+            snapshots[name] = self._snapshots.get(name)
+        self._snapshots.update(snapshots)
         result["received_s"] = time.monotonic()
         with self._latest_lock:
             self._latest = result

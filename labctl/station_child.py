@@ -64,6 +64,7 @@ class _ChildStation:
         self.rate_meter = CountRateMeter()
         self.fit_number = 0  # changes whenever the latest live fit does
         self._fit_sent: Any = None
+        self._sent_keys: dict[str, Any] = {}  # per sink: what identifies the snapshot last sent
         from labctl.analysis.live_fit import PeriodicDecayFit
 
         self.fitter = PeriodicDecayFit(in_process=True)  # never delays a poll nor holds the engine's GIL
@@ -161,19 +162,29 @@ class _ChildStation:
         return dict(self._monitors)
 
     def poll(self, names: Sequence[str], fit_after: int | None = None) -> dict[str, Any]:
+        """See :meth:`labctl.station_process.StationProcess.poll`; with ``fit_after`` (a caller that
+        keeps what it received) an unchanged fit or spectrum is not sent again."""
         engine = self.engine
         status = engine.status() if engine is not None else {"state": "idle"}
         if engine is not None and status.get("state") == "done":
             self.summary_pending = self.finish_run()
         rates = self.rate_meter.update(status) if engine is not None else self.rate_meter.rates_cps
         snapshots = {name: _live_snapshot(self.sinks.get(name)) for name in names}
+        unchanged = []
+        for name, snap in snapshots.items():  # camera frames come at 10/s, polls at 25/s
+            key = (self.run_number, snap.latest_index, snap.frames_skipped) if hasattr(snap, "latest_index") else None
+            if key is not None and fit_after is not None and self._sent_keys.get(name) == key:
+                snapshots[name] = None
+                unchanged.append(name)
+            self._sent_keys[name] = key
         fit = self.fitter.update(snapshots.get("lifetime")) if "lifetime" in snapshots else None
         if fit is not self._fit_sent:
             self._fit_sent, self.fit_number = fit, self.fit_number + 1
-        unchanged = fit_after is not None and fit_after == self.fit_number
+        fit_unchanged = fit_after is not None and fit_after == self.fit_number
         summary, self.summary_pending = self.summary_pending, None
         return {"status": status, "snapshots": snapshots, "monitors": self.monitors(), "summary": summary,
-                "fit": None if unchanged else fit, "fit_number": self.fit_number, "fit_unchanged": unchanged,
+                "fit": None if fit_unchanged else fit, "fit_number": self.fit_number, "fit_unchanged": fit_unchanged,
+                "unchanged": unchanged,
                 "restarts": self.request.restarts if self.request is not None else 0,
                 "run_number": self.run_number, "rates_cps": dict(rates)}
 

@@ -153,7 +153,9 @@ class StationProcess:
         process: a live restart is a new run) and ``rates_cps`` ({channel: counts per second of
         tagger time, over >= 1 s of the current run}).  With ``fit_after`` equal to the
         ``fit_number`` of the latest fit already received, ``fit`` is None and ``fit_unchanged``
-        True: the fit's curves (10^4 points) cross only when a new fit exists."""
+        True: the fit's curves (10^4 points) cross only when a new fit exists; likewise a
+        spectrum snapshot without a new camera frame is None and named in ``unchanged``
+        (the caller keeps the one it has)."""
         return self._ask("poll", list(sink_names), fit_after)
 
     def status(self) -> dict[str, Any]:

@@ -118,3 +118,35 @@ def test_field_labels_for_people() -> None:
     assert field_label(info("em_gain", "EM gain", "")) == "EM gain"
     assert field_label(info("temperature_setpoint_c", "temperature_setpoint_c", "°C")) == "temperature setpoint (°C)"
     assert field_label(info("read_mode", "read_mode", "")) == "read mode"
+
+
+def test_poll_sends_an_unchanged_fit_or_spectrum_once() -> None:
+    import time
+
+    from labctl.station_process import StationProcess
+    from tests.conftest import sim_config
+
+    sinks = [("labctl.analysis.LifetimeAccumulator", {}),
+             ("labctl.analysis.spectrum_live.LiveSpectrum", {"history": 10})]
+    with StationProcess(sim_config(time_scale=4.0)) as process:
+        process.start_run(None, sinks=sinks)
+        fit_number, polls = None, []
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not (any(p["fit"] is not None for p in polls)
+                                                   and sum(p["fit_unchanged"] for p in polls) >= 3
+                                                   and sum("spectrum" in p["unchanged"] for p in polls) >= 3):
+            poll = process.poll(["lifetime", "spectrum"], fit_after=fit_number)
+            fit_number = poll["fit_number"]
+            polls.append(poll)
+            time.sleep(0.02)
+        process.stop_run()
+        plain = process.poll(["lifetime", "spectrum"])  # without fit_after: everything, as before
+    sent = [p["fit"] for p in polls if p["fit"] is not None]
+    assert sent and len({id(f) for f in sent}) == len(sent) and len(sent) < len(polls) // 2
+    for poll in polls:
+        assert not (poll["fit_unchanged"] and poll["fit"] is not None)
+        assert ("spectrum" in poll["unchanged"]) == (poll["snapshots"]["spectrum"] is None)
+    assert sum(p["fit_unchanged"] for p in polls) >= 3 and sum("spectrum" in p["unchanged"] for p in polls) >= 3
+    new_frames = [p["snapshots"]["spectrum"].latest_index for p in polls if p["snapshots"]["spectrum"] is not None]
+    assert new_frames == sorted(set(new_frames))  # a spectrum is sent once per new frame
+    assert plain["unchanged"] == [] and plain["fit_unchanged"] is False
