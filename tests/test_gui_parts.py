@@ -142,7 +142,7 @@ def test_poll_sends_an_unchanged_fit_or_spectrum_once() -> None:
         process.stop_run()
         plain = process.poll(["lifetime", "spectrum"])  # without fit_after: everything, as before
     sent = [p["fit"] for p in polls if p["fit"] is not None]
-    assert sent and len({id(f) for f in sent}) == len(sent) and len(sent) < len(polls) // 2
+    assert sent and len(sent) < len(polls) // 2  # a fit every 2 s, polls every 20 ms
     for poll in polls:
         assert not (poll["fit_unchanged"] and poll["fit"] is not None)
         assert ("spectrum" in poll["unchanged"]) == (poll["snapshots"]["spectrum"] is None)
