@@ -25,7 +25,7 @@ from PyQt6 import QtCore, QtGui, QtWidgets
 
 from gui.link import StationLink
 from gui.live_box import LiveBox
-from gui.messages import ROLE_TITLES, breakable, field_error, run_problems, setting_error, settings_key_path
+from gui.messages import ROLE_TITLES, field_error, run_problems, setting_error, settings_key_path
 from gui.instruments_box import InstrumentsBox
 from gui.panels import field_label
 from gui.persistence import WindowSettings
@@ -271,7 +271,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.recording_path = None
         self._resume_live = False
         self._unlock()
-        self.show_error(f"Start failed: {breakable(str(exc))}")
+        self.show_error(f"Start failed: {exc}")
         self._update_buttons()
 
     def stop_engine(self) -> None:
