@@ -77,7 +77,7 @@ class InstrumentsBox(QtWidgets.QWidget):
         """Every panel shows the instrument's values (a re-read after a change or a run start)."""
         for role, infos in described.items():
             if role in self.panels:
-                self.panels[role].set_values(infos)
+                self.panels[role].set_values(infos, only_changed=True)
 
     def set_recording(self, recording: bool) -> None:
         """Lock the excitation buttons while a recording runs (the run switches the excitation)."""

@@ -59,6 +59,13 @@ def field_label(info: Any) -> str:
     return text + (f" ({info.unit})" if info.unit else "")
 
 
+def _same(a: Any, b: Any) -> bool:
+    try:
+        return bool(a == b)
+    except Exception:  # noqa: BLE001 - values without a plain truth (arrays): treat as changed
+        return False
+
+
 def format_value(value: Any) -> str:
     """A value as a field shows it."""
     if isinstance(value, float):
@@ -138,9 +145,12 @@ class InstrumentPanel(QtWidgets.QWidget):
             return
         self.change_requested.emit(self.role, path, parse_value(edit.text(), kind))
 
-    def set_values(self, infos: Sequence[Any]) -> None:
-        """Show the instrument's values (after a change, a refusal or a re-read); error lines stay."""
+    def set_values(self, infos: Sequence[Any], only_changed: bool = False) -> None:
+        """Show the instrument's values (after a change, a refusal or a re-read); error lines stay.
+        ``only_changed``: leave fields whose value did not change alone (a re-read: no relayout)."""
         for info in infos:
+            if only_changed and info.path in self.infos and _same(self.infos[info.path].value, info.value):
+                continue
             self.infos[info.path] = info
             field = self.fields.get(info.path)
             if isinstance(field, QtWidgets.QComboBox):
