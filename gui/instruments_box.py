@@ -23,6 +23,24 @@ EXCITATION_STYLES = {
 }
 
 
+NEAR_LIMIT_FRACTION = 0.8
+"""A SPAD's rate readout turns amber from this fraction of its protection limit (red above it)."""
+RATE_STYLES = {
+    "ok": "font-size: 18pt; font-weight: bold; padding: 2px",
+    "near": "font-size: 18pt; font-weight: bold; padding: 2px; background: #f0ad4e; color: black",
+    "over": "font-size: 18pt; font-weight: bold; padding: 2px; background: #d9534f; color: white",
+}
+
+
+def rate_level(rate_cps: float, limit_cps: float) -> str:
+    """``"ok"``, ``"near"`` (from NEAR_LIMIT_FRACTION of the limit) or ``"over"`` (above it)."""
+    if limit_cps <= 0:
+        return "ok"
+    if rate_cps > limit_cps:
+        return "over"
+    return "near" if rate_cps >= NEAR_LIMIT_FRACTION * limit_cps else "ok"
+
+
 class InstrumentsBox(QtWidgets.QWidget):
     """The excitation indicator over a tool box of instrument panels."""
 
@@ -69,7 +87,11 @@ class InstrumentsBox(QtWidgets.QWidget):
             bar = QtWidgets.QProgressBar()
             bar.setRange(0, 1000)
             bar.setFormat("–")
-            panel.rate_bar = bar  # type: ignore[attr-defined]
+            readout = QtWidgets.QLabel("– kcps")
+            readout.setAlignment(QtCore.Qt.AlignmentFlag.AlignCenter)
+            readout.setStyleSheet(RATE_STYLES["ok"])
+            panel.rate_bar, panel.rate_readout = bar, readout  # type: ignore[attr-defined]
+            panel.header.addWidget(readout)
             panel.header.addWidget(QtWidgets.QLabel("count rate / protection limit"))
             panel.header.addWidget(bar)
 
@@ -105,7 +127,9 @@ class InstrumentsBox(QtWidgets.QWidget):
                 continue
             limit = float(panel.infos["max_count_rate_cps"].value) if "max_count_rate_cps" in panel.infos else 0.0
             rate = rates_cps.get(channel_of[role], 0.0)
-            bar = panel.rate_bar  # type: ignore[attr-defined]
+            bar, readout = panel.rate_bar, panel.rate_readout  # type: ignore[attr-defined]
+            readout.setText(f"{rate / 1e3:,.1f} kcps")
+            readout.setStyleSheet(RATE_STYLES[rate_level(rate, limit)])
             if limit > 0:
                 bar.setValue(int(min(1000, 1000 * rate / limit)))
                 bar.setFormat(f"{rate / 1e3:,.1f} kcps of {limit / 1e3:,.0f} kcps ({100 * rate / limit:.1f} %)")

@@ -105,6 +105,9 @@ class LiveViews(pg.GraphicsLayoutWidget):
         self.flid_image = pg.ImageItem()
         self.flid_image.setColorMap(pg.colormap.get("viridis"))
         self.flid_plot.addItem(self.flid_image)
+        self.flid_bar = pg.ColorBarItem(values=(0, 1), colorMap=pg.colormap.get("viridis"), interactive=False,
+                                        label="trace bins", width=12)
+        self.flid_bar.setImageItem(self.flid_image, insert_in=self.flid_plot)
 
         self.spectrum_plot = self.addPlot(row=1, col=1, title="Spectrum")
         self.spectrum_plot.setLabel("bottom", "wavelength (nm)")
@@ -117,6 +120,9 @@ class LiveViews(pg.GraphicsLayoutWidget):
         self.waterfall_image = pg.ImageItem()
         self.waterfall_image.setColorMap(pg.colormap.get("inferno"))
         self.waterfall_plot.addItem(self.waterfall_image)
+        self.waterfall_bar = pg.ColorBarItem(values=(0, 1), colorMap=pg.colormap.get("inferno"), interactive=False,
+                                             label="counts per pixel", width=12)
+        self.waterfall_bar.setImageItem(self.waterfall_image, insert_in=self.waterfall_plot)
 
         self.plots = (self.trace_plot, self.g2_plot, self.decay_plot, self.flid_plot,
                       self.spectrum_plot, self.waterfall_plot, self.g2_norm_plot, self.residual_plot)
@@ -279,6 +285,7 @@ class LiveViews(pg.GraphicsLayoutWidget):
         image = snap.counts.T.astype(np.float32)  # (lifetime rows, intensity columns)
         top = float(image.max()) if image.size else 0.0
         self.flid_image.setImage(image, autoLevels=False, levels=(0.0, max(top, 1.0)))
+        self.flid_bar.setLevels((0.0, max(top, 1.0)))
         if self._once("flid"):
             ie, le = snap.intensity_edges, snap.lifetime_edges_ns
             rect = QtCore.QRectF(float(ie[0]), float(le[0]), float(ie[-1] - ie[0]), float(le[-1] - le[0]))
@@ -301,6 +308,7 @@ class LiveViews(pg.GraphicsLayoutWidget):
         bottom = float(finite.min()) if finite.size else 0.0
         self.waterfall_image.setImage(np.nan_to_num(waterfall, nan=bottom), autoLevels=False,
                                       levels=(bottom, max(top, bottom + 1.0)))
+        self.waterfall_bar.setLevels((bottom, max(top, bottom + 1.0)))
         self.spectrum_value.setText(f"frame {snap.latest_index}; {snap.frames_skipped} lost")
         if self._once("spectrum"):
             low, high = float(wavelength.min()), float(wavelength.max())

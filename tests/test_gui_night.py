@@ -321,3 +321,23 @@ def test_normalised_g2_beside_raw_pairs_and_decay_residuals_with_chi2(make_windo
     low, high = views.fit_region.getRegion()
     assert low <= rx[0] and rx[-1] <= high
     window.stop_engine()
+
+
+def test_spad_rate_readout_turns_amber_near_the_limit_and_images_have_colour_bars(make_window, qtbot) -> None:
+    from gui.instruments_box import RATE_STYLES, rate_level
+
+    assert [rate_level(r, 100.0) for r in (79.0, 80.0, 100.0, 101.0)] == ["ok", "near", "near", "over"]
+    window = make_window()  # SPAD limit 5 Mcps
+    readout = window.panels["spad_a"].rate_readout
+    names = window.status_line.channel_names
+    spad_a = next(ch for ch, name in names.items() if name == "spad_a")
+    for rate, style in ((1e6, "ok"), (4.5e6, "near"), (5.5e6, "over")):
+        window.instruments.show_spad_rates({spad_a: rate}, names)
+        assert readout.styleSheet() == RATE_STYLES[style] and readout.text() == f"{rate / 1e3:,.1f} kcps"
+    go_live(window, qtbot)
+    qtbot.waitUntil(lambda: window.views.flid_image.image is not None, timeout=20_000)
+    qtbot.wait(200)
+    low, high = window.views.flid_bar.levels()
+    assert low == 0.0 and high == pytest.approx(max(float(window.views.flid_image.image.max()), 1.0))
+    assert readout.styleSheet() == RATE_STYLES["ok"]  # a few kcps of 5 Mcps
+    window.stop_engine()
