@@ -104,6 +104,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.start_button.clicked.connect(self.start_live)
         self.stop_button.clicked.connect(self.stop_engine)
         lb.clear_button.clicked.connect(self.clear_views)
+        lb.bins_changed.connect(self.clear_views)
         self.follow_box.toggled.connect(self.views.set_follow)
         self.views.follow_changed.connect(self.follow_box.setChecked)
         lb.threshold_spin.valueChanged.connect(lambda _: self.views.set_threshold(lb.threshold_per_100ms()))
@@ -146,10 +147,6 @@ class MainWindow(QtWidgets.QMainWindow):
         self.addDockWidget(area, dock)
         return dock
 
-    def saved_settings(self, role: str) -> dict[str, Any]:
-        """Settings changed in ``role``'s panel in earlier sessions ({path: value})."""
-        return self.persisted.saved_settings(role)
-
     # ------------------------------------------------------------------ station events
     def _on_opened(self, described: dict[str, list[Any]]) -> None:
         self.instruments.add_panels(described)
@@ -159,7 +156,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.state_label.setText("idle")
         self._update_buttons()
         for role in self.panels:
-            saved = self.saved_settings(role)
+            saved = self.persisted.saved_settings(role)
             if saved:
                 self.link.call("configure", role, saved, on_ok=self._reread_panels,
                                on_error=lambda exc, r=role: self._saved_refused(r, exc))
@@ -255,7 +252,8 @@ class MainWindow(QtWidgets.QMainWindow):
                 panel.set_editable(False, "settings are locked while recording (the file records one set)")
             self.record_panel.set_editable(False)
             kwargs = {"duration_s": self.record_panel.duration_s(), "notes": self.record_panel.notes()}
-        self.link.call("start_run", str(out_path) if out_path is not None else None, sinks=LIVE_SINKS,
+        self.link.call("start_run", str(out_path) if out_path is not None else None,
+                       sinks=self.live_box.sink_specs(LIVE_SINKS),
                        description="labctl gui" if out_path is not None else "",
                        on_ok=lambda _: self._started(out_path), on_error=self._start_failed, **kwargs)
 
@@ -286,7 +284,8 @@ class MainWindow(QtWidgets.QMainWindow):
     def clear_views(self) -> None:
         """Start the live views from zero: the station restarts the live run (same settings)."""
         if self.state == "live":
-            self.link.call("clear_live", on_error=lambda exc: self.show_error(f"Clear: {exc}"))
+            self.link.call("clear_live", self.live_box.sink_specs(LIVE_SINKS),
+                           on_error=lambda exc: self.show_error(f"Clear: {exc}"))
 
     def set_excitation(self, on: bool) -> None:
         """Switch the excitation on or to its safe state (the indicator follows the instrument)."""

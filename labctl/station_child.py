@@ -132,13 +132,24 @@ class _ChildStation:
             request.restarts += 1
             self.start_run(request)
 
-    def clear_live(self) -> None:
-        """Start a live run (no file) again from zero: every sink anew, the same settings."""
+    def clear_live(self, sink_specs: Sequence[tuple[str, dict]] | None = None) -> None:
+        """Start a live run (no file) again from zero: every sink anew, the same settings
+        (``sink_specs``: other sinks, e.g. other bin widths; built once first, so that a bad
+        one is refused while the run goes on)."""
         if self.engine is None or not self.engine.running:
             raise AcquisitionError("clear: no live run is going")
         if self.request is not None and self.request.out_path is not None:
             raise AcquisitionError(f"clear: a recording to {self.request.out_path} is going; its views "
                                    "cannot be cleared without ending the file")
+        if sink_specs is not None:
+            from labctl.station import import_dotted
+
+            specs = [(path, dict(kwargs)) for path, kwargs in sink_specs]
+            source = self.station.config.source
+            for i, (path, kwargs) in enumerate(specs):  # raises (ConfigError, ValueError) before any stop
+                import_dotted(path, f"sinks[{i}]", source)(**kwargs)
+            assert self.request is not None
+            self.request.sink_specs = specs
         self._restart("cleared")
 
     # -- monitoring --------------------------------------------------------------------
@@ -276,7 +287,7 @@ def _dispatch(child: _ChildStation, command: str, args: tuple) -> Any:
         child.stop_run(*args)
         return None
     if command == "clear":
-        child.clear_live()
+        child.clear_live(*args)
         return None
     if command == "poll":
         return child.poll(*args)

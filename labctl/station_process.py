@@ -140,10 +140,12 @@ class StationProcess:
         """Ask the run to end (returns at once; the summary arrives through poll or summary)."""
         self._ask("stop", reason)
 
-    def clear_live(self) -> None:
+    def clear_live(self, sinks: Sequence[tuple[str, dict]] | None = None) -> None:
         """Start the live run (no file) again with the same settings: every sink from zero
-        (a new ``run_number`` in the polls).  AcquisitionError without a live run or while recording."""
-        self._ask("clear")
+        (a new ``run_number`` in the polls), or the ``sinks`` given instead (other bin widths;
+        a sink that cannot be built is refused and the run goes on).  AcquisitionError without
+        a live run or while recording."""
+        self._ask("clear", None if sinks is None else [(path, dict(kwargs)) for path, kwargs in sinks])
 
     def poll(self, sink_names: Sequence[str] = (), fit_after: int | None = None) -> dict[str, Any]:
         """One trip: ``status``, ``snapshots`` {name: snapshot}, ``monitors``, ``summary`` (the

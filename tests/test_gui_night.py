@@ -341,3 +341,23 @@ def test_spad_rate_readout_turns_amber_near_the_limit_and_images_have_colour_bar
     assert low == 0.0 and high == pytest.approx(max(float(window.views.flid_image.image.max()), 1.0))
     assert readout.styleSheet() == RATE_STYLES["ok"]  # a few kcps of 5 Mcps
     window.stop_engine()
+
+
+def test_g2_and_trace_bin_widths_restart_the_live_views(make_window, qtbot) -> None:
+    import numpy as np
+
+    window = make_window()
+    go_live(window, qtbot)
+    qtbot.waitUntil(lambda: window.last_snapshots.get("g2") is not None
+                    and window.last_snapshots.get("trace") is not None, timeout=20_000)
+    assert np.diff(window.last_snapshots["g2"].lag_edges_ps)[0] == 1000
+    run_before = window.last_poll["run_number"]
+    window.live_box.g2_bin_spin.setValue(2.5)
+    window.live_box.trace_bin_spin.setValue(20.0)
+    qtbot.waitUntil(lambda: window.last_poll["run_number"] >= run_before + 1
+                    and window.last_snapshots["g2"] is not None
+                    and np.diff(window.last_snapshots["g2"].lag_edges_ps)[0] == 2500
+                    and window.last_snapshots["trace"].bin_ms == 20.0, timeout=30_000)
+    assert window.state == "live"
+    qtbot.waitUntil(lambda: "per 20 ms" in window.views.trace_value.toPlainText(), timeout=10_000)
+    window.stop_engine()
