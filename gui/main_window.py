@@ -421,8 +421,10 @@ def run_app(config_path: str | Path | None = None, screenshot: str | Path | None
         window.stop_engine()
 
     def ended(summary: Any) -> None:
-        if not summary.clean:
-            fail(window.message_label.text())
+        if not summary.clean:  # the image shows the fault (the last views, the message)
+            window.refresh()
+            window.grab().save(str(screenshot))
+            fail(window.message_label.text().replace("\u200b", ""))
             return
         window.close()
         app.quit()

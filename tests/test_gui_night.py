@@ -361,3 +361,25 @@ def test_g2_and_trace_bin_widths_restart_the_live_views(make_window, qtbot) -> N
     assert window.state == "live"
     qtbot.waitUntil(lambda: "per 20 ms" in window.views.trace_value.toPlainText(), timeout=10_000)
     window.stop_engine()
+
+
+def test_screenshot_of_a_faulting_station_is_written_and_names_the_fault(tmp_path) -> None:
+    import subprocess
+    import sys
+
+    import yaml
+    from PyQt6 import QtGui
+
+    config = sim_config(time_scale=4.0, library_options={
+        "faults": [{"after_s": 6.0, "function": "TDC_getLastTimestamps", "code": 2}]})
+    station = tmp_path / "faulting.yaml"
+    station.write_text(yaml.safe_dump(config.data))
+    png = tmp_path / "fault.png"
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", HOME=str(tmp_path), XDG_CONFIG_HOME=str(tmp_path))
+    proc = subprocess.run([sys.executable, "-m", "labctl.cli", "gui", "--config", str(station), "--screenshot",
+                           str(png), "--after", "30"], env=env, capture_output=True, text=True, timeout=180,
+                          cwd=tmp_path)
+    assert proc.returncode == 1
+    assert "Time tagger failed" in proc.stderr and "TDC_getLastTimestamps" in proc.stderr, proc.stderr
+    image = QtGui.QImage(str(png))
+    assert not image.isNull() and image.width() > 200
