@@ -240,7 +240,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.state = "starting"
         self.recording_path = out_path
         self.views.reset()
-        self._rates = {}
+        self.last_status, self._rates = {}, {}  # nothing of the previous run counts for this one
         self.status_line.show_rates({})
         self.state_label.setText("starting…")
         for panel in self.panels.values():
