@@ -16,6 +16,7 @@ faster) the window runs the simulated microscope live and logs every frame it dr
   of a read is microseconds old), and latency = end of the frame's draw - arrival.
   It includes the tagger buffer wait (engine poll 50 ms), the snapshot poll
   (20 Hz), the redraw timer (20 Hz) and the drawing;
+* payload: pickled bytes per poll (what crosses from the station process), by part;
 * event loop: gaps between ticks of a 5 ms probe timer; "blocked by this process"
   counts a gap only as far as the GUI process used CPU in it (min(gap, process CPU
   time)), since a gap without CPU use is the OS running other work.
@@ -104,9 +105,40 @@ def run(app: QtWidgets.QApplication, time_scale: float, seconds: float) -> dict[
     }
 
 
+def payload_bytes(seconds: float) -> dict[str, float]:
+    """Pickled bytes per poll of a live run (the GUI's sinks), by part, polled as the window's link does."""
+    import pickle
+
+    from gui.main_window import LIVE_SINKS, SINK_NAMES
+    from labctl.station_process import StationProcess
+
+    sizes: list[dict[str, int]] = []
+    with StationProcess(StationConfig.load()) as process:
+        process.start_run(None, sinks=LIVE_SINKS)
+        fit_number = None
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            try:
+                poll = process.poll(SINK_NAMES, fit_after=fit_number)
+                fit_number = poll.get("fit_number")
+            except TypeError:  # a station process without fit_after (before it existed)
+                poll = process.poll(SINK_NAMES)
+            if poll["status"].get("elapsed_s", 0.0) > 3.0:  # after the first fit is due
+                parts = {name: len(pickle.dumps(snap)) for name, snap in poll["snapshots"].items()}
+                parts["fit"] = len(pickle.dumps(poll.get("fit")))
+                parts["total"] = len(pickle.dumps(poll))
+                sizes.append(parts)
+            time.sleep(0.04)
+        process.stop_run()
+    return {key: float(np.mean([s[key] for s in sizes])) for key in sizes[0]} if sizes else {}
+
+
 def main() -> None:
     seconds = float(sys.argv[1]) if len(sys.argv) > 1 else 10.0
     app = QtWidgets.QApplication.instance() or QtWidgets.QApplication(["bench_gui"])
+    sizes = payload_bytes(seconds)
+    print("bytes per poll (mean over a live run at 1 MHz): "
+          + ", ".join(f"{key} {value / 1e3:,.1f} kB" for key, value in sizes.items()), flush=True)
     print(f"lab window, offscreen, {seconds:g} s live per case (2 cores shared with the engine process)")
     for time_scale in (1.0, 4.0):
         r = run(app, time_scale, seconds)

@@ -20,6 +20,8 @@ from labctl.station import StationConfig
 from labctl.station_process import StationProcess
 
 _CLOSE = object()
+SHOW_PREPARING_AFTER_S = 0.5
+"""Start-up progress (the photon kernels made ready) is shown once it has taken this long (s)."""
 
 
 class StationLink(QtCore.QObject):
@@ -33,6 +35,7 @@ class StationLink(QtCore.QObject):
     """
 
     opened = QtCore.pyqtSignal(object)  # {role: [ParameterInfo]}
+    progress = QtCore.pyqtSignal(int, int, str)  # start-up: steps done, steps, what (kernels made ready)
     failed = QtCore.pyqtSignal(str)  # the station could not be built, or the child is gone
     reply = QtCore.pyqtSignal(int, bool, object)  # token, ok, result or exception
     run_ended = QtCore.pyqtSignal(object)  # RunSummary
@@ -40,7 +43,7 @@ class StationLink(QtCore.QObject):
     def __init__(self, config: StationConfig, sink_names: Sequence[str], poll_hz: float = 25.0,
                  idle_poll_hz: float = 2.0) -> None:
         super().__init__()
-        self.process = StationProcess(config)
+        self.process = StationProcess(config, preparing_after_s=SHOW_PREPARING_AFTER_S)
         self.sink_names = list(sink_names)
         self.run_period_s = 1.0 / poll_hz
         self.idle_period_s = 1.0 / idle_poll_hz
@@ -50,6 +53,9 @@ class StationLink(QtCore.QObject):
         self._token = 0
         self._latest: dict[str, Any] | None = None
         self._latest_lock = threading.Lock()
+        self._fit: Any = None  # the latest live fit received, and its number
+        self._fit_number: int | None = None
+        self._snapshots: dict[str, Any] = {}  # the latest of each sink received
         self._thread = threading.Thread(target=self._work, name="labctl-gui-link", daemon=True)
         self.reply.connect(self._on_reply)
 
@@ -90,7 +96,7 @@ class StationLink(QtCore.QObject):
     # ------------------------------------------------------------------ worker thread
     def _work(self) -> None:
         try:
-            self.process.open()
+            self.process.open(progress=self.progress.emit)
             self.opened.emit(self.process.describe())
         except Exception as exc:  # noqa: BLE001 - shown in the window
             self.failed.emit(f"the station could not be built: {exc}")
@@ -123,7 +129,15 @@ class StationLink(QtCore.QObject):
             self.process.close()
 
     def _poll(self) -> None:
-        result = self.process.poll(self.sink_names if self.running else ())
+        result = self.process.poll(self.sink_names if self.running else (), fit_after=self._fit_number)
+        if result.get("fit_unchanged"):  # the child sends a fit once; later polls carry it from here
+            result["fit"] = self._fit
+        else:
+            self._fit, self._fit_number = result.get("fit"), result.get("fit_number")
+        snapshots = result.get("snapshots", {})
+        for name in result.get("unchanged", ()):  # not sent again: the one received before
+            snapshots[name] = self._snapshots.get(name)
+        self._snapshots.update(snapshots)
         result["received_s"] = time.monotonic()
         with self._latest_lock:
             self._latest = result

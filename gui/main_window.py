@@ -7,27 +7,31 @@ thread (50 Hz) draws the latest poll (25 Hz: status, accumulator snapshots, the
 live fit, monitors) with one ``setData`` / ``setImage`` per view, half of the
 views on one tick and the rest on the next (STYLE.md, "Live plots").  Window layout and the settings changed in the panels persist
 (QSettings) and are applied again, through the station's validation, at the
-next start.
+next start.  After a setting change the station restarts a live run: the window
+sees the new run number in the poll, starts the views' ranges again and re-reads
+every panel (one setting can change another instrument: the laser's rate is the
+function generator's ch1).
 """
 
 from __future__ import annotations
 
 import collections
-import hashlib
-import json
 import sys
 import time
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from PyQt6 import QtCore, QtGui, QtWidgets
 
 from gui.link import StationLink
-from gui.panels import ROLE_TITLES, InstrumentPanel
+from gui.live_box import LiveBox
+from gui.messages import ROLE_TITLES, field_error, run_problems, setting_error, settings_key_path
+from gui.instruments_box import InstrumentsBox
+from gui.panels import field_label
+from gui.persistence import WindowSettings
+from gui.record_panel import RecordPanel
+from gui.status_bar import MessageLine, StatusLine, format_rate  # noqa: F401 - format_rate: public here too
 from gui.views import LiveViews
-from labctl.analyze import PAPER_ON_THRESHOLD_PER_100MS
-from labctl.errors import ConfigError
 from labctl.station import StationConfig
 
 LIVE_SINKS: list[tuple[str, dict]] = [
@@ -38,30 +42,7 @@ LIVE_SINKS: list[tuple[str, dict]] = [
     ("labctl.analysis.spectrum_live.LiveSpectrum", {"history": 100}),  # 10 s at 10 frames/s, as the trace
 ]
 SINK_NAMES = ("g2", "lifetime", "trace", "flid", "spectrum")
-RATE_WINDOW_S = 1.0  # count rates are averaged over at least this much tagger time
 FRAME_LOG_LENGTH = 20_000  # frames kept for the latency benchmark
-
-EXCITATION_STYLES = {
-    "on": ("EXCITATION ON", "background: #d9534f; color: white; font-weight: bold; padding: 6px"),
-    "off": ("excitation off", "background: #5cb85c; color: white; font-weight: bold; padding: 6px"),
-    "internal": ("INTERNAL CLOCK: switch on the laser's front panel",
-                 "background: #f0ad4e; color: black; font-weight: bold; padding: 6px"),
-}
-
-
-def format_rate(rate_cps: float) -> str:
-    """A count rate for the status bar: kcps from 1 kcps on, else cps."""
-    return f"{rate_cps / 1e3:,.1f} kcps" if rate_cps >= 1000 else f"{rate_cps:,.0f} cps"
-
-
-def settings_key_path(error: BaseException, role: str) -> str | None:
-    """The parameter path (``"ch1.threshold_v"``) an error names, if it names one of ``role``."""
-    prefix = f"instruments.{role}.settings."
-    text = error.key_path if isinstance(error, ConfigError) else str(error)
-    start = text.find(prefix)
-    if start < 0:
-        return None
-    return text[start + len(prefix):].split(" ")[0].split(":")[0] or None
 
 
 class MainWindow(QtWidgets.QMainWindow):
@@ -79,11 +60,8 @@ class MainWindow(QtWidgets.QMainWindow):
                  refresh_hz: float = 50.0, restore_layout: bool = True) -> None:
         super().__init__()
         self.config = config if config is not None else StationConfig.load()
-        if settings_path is not None:
-            self.qsettings = QtCore.QSettings(str(settings_path), QtCore.QSettings.Format.IniFormat)
-        else:
-            self.qsettings = QtCore.QSettings("labctl", "labctl-gui")
-        self._station_key = "station_" + hashlib.sha1(self.config.source.encode()).hexdigest()[:12]
+        self.persisted = WindowSettings(settings_path, self.config.source)
+        self.qsettings = self.persisted.qsettings
         self.state = "connecting"
         self.recording_path: Path | None = None
         self.pending_record: Path | None = None
@@ -91,21 +69,20 @@ class MainWindow(QtWidgets.QMainWindow):
         self.last_status: dict[str, Any] = {}
         self.last_snapshots: dict[str, Any] = {}
         self.last_summary: Any = None
-        self.panels: dict[str, InstrumentPanel] = {}
         self.frames_drawn = 0
         self.frame_log: collections.deque = collections.deque(maxlen=FRAME_LOG_LENGTH)
         self._drawn_poll_time = -1.0
         self._second_half: dict[str, Any] | None = None  # a poll whose second half of views is still to draw
         self._first_half_s = 0.0  # time the first half of that poll took (s)
-        self._size_checked_s = -1e9  # when the recording's file size was last read (time.monotonic)
-        self._rate_ref: tuple[float, dict[int, int]] | None = None
         self._rates: dict[int, float] = {}
-        self._spad_limits: dict[str, float] = {}
+        self._run_number: int | None = None  # the station's run drawn (a live restart is a new run)
+        self._resume_live = False  # back to live once the recording has ended
         self.setWindowTitle(f"labctl — {self.config.source}")
         self._build()
         if restore_layout:
-            self._restore_layout()
+            self.persisted.restore_layout(self)
         self.link = StationLink(self.config, SINK_NAMES)
+        self.link.progress.connect(self.status_line.show_preparing)
         self.link.opened.connect(self._on_opened)
         self.link.failed.connect(self._on_failed)
         self.link.run_ended.connect(self._on_run_ended)
@@ -117,61 +94,47 @@ class MainWindow(QtWidgets.QMainWindow):
 
     # ------------------------------------------------------------------ layout
     def _build(self) -> None:
-        self.views = LiveViews(PAPER_ON_THRESHOLD_PER_100MS)
+        self.views = LiveViews(None)  # ON threshold: automatic until set
         self.setCentralWidget(self.views)
 
         acquisition = QtWidgets.QWidget()
         acq_layout = QtWidgets.QVBoxLayout(acquisition)
-        live_box = QtWidgets.QGroupBox("Live")
-        live_layout = QtWidgets.QHBoxLayout(live_box)
-        self.start_button = QtWidgets.QPushButton("Start")
-        self.stop_button = QtWidgets.QPushButton("Stop")
+        self.live_box = lb = LiveBox()
+        self.start_button, self.stop_button, self.follow_box = lb.start_button, lb.stop_button, lb.follow_box
         self.start_button.clicked.connect(self.start_live)
         self.stop_button.clicked.connect(self.stop_engine)
-        live_layout.addWidget(self.start_button)
-        live_layout.addWidget(self.stop_button)
-        acq_layout.addWidget(live_box)
+        lb.clear_button.clicked.connect(self.clear_views)
+        lb.bins_changed.connect(self.clear_views)
+        self.follow_box.toggled.connect(self.views.set_follow)
+        self.views.follow_changed.connect(self.follow_box.setChecked)
+        lb.threshold_spin.valueChanged.connect(lambda _: self.views.set_threshold(lb.threshold_per_100ms()))
+        self.views.threshold_changed.connect(lambda value: lb.threshold_spin.setValue(round(value)))
+        acq_layout.addWidget(lb)
 
-        record_box = QtWidgets.QGroupBox("Record")
-        record_layout = QtWidgets.QFormLayout(record_box)
-        self.file_edit = QtWidgets.QLineEdit(self._default_file_name())
-        self.record_button = QtWidgets.QPushButton("Start recording")
+        self.record_panel = RecordPanel(self.persisted.record_folder)
+        rp = self.record_panel
+        self.file_edit, self.record_button = rp.file_edit, rp.record_button
+        self.elapsed_label, self.size_label, self.written_label = rp.elapsed_label, rp.size_label, rp.written_label
         self.record_button.clicked.connect(self._toggle_record)
-        self.elapsed_label = QtWidgets.QLabel("–")
-        self.size_label = QtWidgets.QLabel("–")
-        self.written_label = QtWidgets.QLabel("–")
-        record_layout.addRow("File", self.file_edit)
-        record_layout.addRow(self.record_button)
-        record_layout.addRow("Elapsed", self.elapsed_label)
-        record_layout.addRow("File size", self.size_label)
-        record_layout.addRow("Photons written", self.written_label)
-        acq_layout.addWidget(record_box)
+        acq_layout.addWidget(self.record_panel)
 
-        self.message_label = QtWidgets.QLabel("")
-        self.message_label.setWordWrap(True)
-        self.message_label.setTextInteractionFlags(QtCore.Qt.TextInteractionFlag.TextSelectableByMouse)
-        acq_layout.addWidget(self.message_label)
-        acq_layout.addStretch(1)
+        self.message_line = MessageLine()
+        self.message_label = self.message_line.label
+        acq_layout.addWidget(self.message_line, 1)
         self.acquisition_dock = self._dock("Acquisition", acquisition, QtCore.Qt.DockWidgetArea.LeftDockWidgetArea)
 
-        self.excitation_label = QtWidgets.QLabel("excitation: connecting…")
-        self.excitation_label.setAlignment(QtCore.Qt.AlignmentFlag.AlignCenter)
-        self.instrument_tabs = QtWidgets.QToolBox()
-        instruments = QtWidgets.QWidget()
-        inst_layout = QtWidgets.QVBoxLayout(instruments)
-        inst_layout.addWidget(self.excitation_label)
-        inst_layout.addWidget(self.instrument_tabs, 1)
-        self.instruments_dock = self._dock("Instruments", instruments, QtCore.Qt.DockWidgetArea.LeftDockWidgetArea)
+        self.instruments = InstrumentsBox()
+        self.panels = self.instruments.panels
+        self.excitation_label = self.instruments.excitation_label
+        self.instruments.change_requested.connect(self.change_setting)
+        self.instruments.excitation_requested.connect(self.set_excitation)
+        self.instruments_dock = self._dock("Instruments", self.instruments, QtCore.Qt.DockWidgetArea.LeftDockWidgetArea)
 
-        self.state_label = QtWidgets.QLabel("connecting…")
-        self.rate_label = QtWidgets.QLabel("")
-        self.temperature_label = QtWidgets.QLabel("")
-        self.loss_label = QtWidgets.QLabel("")
-        bar = self.statusBar()
-        bar.addWidget(self.state_label)
-        bar.addWidget(self.rate_label, 1)
-        bar.addPermanentWidget(self.temperature_label)
-        bar.addPermanentWidget(self.loss_label)
+        names = {ch: name for name, ch in self.config.data["channels"].items() if ch is not None}
+        self.status_line = StatusLine(self.statusBar(), names)
+        sl = self.status_line
+        self.state_label, self.rate_label, self.progress_bar = sl.state_label, sl.rate_label, sl.progress_bar
+        self.temperature_label, self.loss_label = sl.temperature_label, sl.loss_label
         self.resize(1600, 1000)
         self.resizeDocks([self.acquisition_dock, self.instruments_dock], [300, 700], QtCore.Qt.Orientation.Vertical)
         self.resizeDocks([self.instruments_dock], [360], QtCore.Qt.Orientation.Horizontal)
@@ -184,115 +147,64 @@ class MainWindow(QtWidgets.QMainWindow):
         self.addDockWidget(area, dock)
         return dock
 
-    def _default_file_name(self) -> str:
-        folder = str(self.qsettings.value("record/folder", "") or "")
-        name = datetime.now().strftime("run_%Y%m%d_%H%M%S.h5")
-        return str(Path(folder) / name) if folder else name
-
-    # ------------------------------------------------------------------ persistence
-    def _restore_layout(self) -> None:
-        geometry = self.qsettings.value("window/geometry")
-        state = self.qsettings.value("window/state")
-        if isinstance(geometry, QtCore.QByteArray):
-            self.restoreGeometry(geometry)
-        if isinstance(state, QtCore.QByteArray):
-            self.restoreState(state)
-
-    def _save_layout(self) -> None:
-        self.qsettings.setValue("window/geometry", self.saveGeometry())
-        self.qsettings.setValue("window/state", self.saveState())
-        self.qsettings.sync()
-
-    def saved_settings(self, role: str) -> dict[str, Any]:
-        """Settings changed in ``role``'s panel in earlier sessions ({path: value})."""
-        text = self.qsettings.value(f"{self._station_key}/{role}", "")
-        try:
-            return dict(json.loads(text)) if text else {}
-        except (TypeError, ValueError):
-            return {}
-
-    def _remember(self, role: str, changes: dict[str, Any] | None) -> None:
-        """Add ``changes`` to the saved settings of ``role`` (None: forget them all)."""
-        saved = {} if changes is None else {**self.saved_settings(role), **changes}
-        self.qsettings.setValue(f"{self._station_key}/{role}", json.dumps(saved) if saved else "")
-        self.qsettings.sync()
-
     # ------------------------------------------------------------------ station events
     def _on_opened(self, described: dict[str, list[Any]]) -> None:
-        for role, title in ROLE_TITLES.items():
-            if role not in described:
-                continue
-            panel = InstrumentPanel(role, described[role])
-            panel.change_requested.connect(self.change_setting)
-            self._add_header(role, panel, described[role])
-            self.panels[role] = panel
-            scroll = QtWidgets.QScrollArea()
-            scroll.setWidgetResizable(True)
-            scroll.setWidget(panel)
-            self.instrument_tabs.addItem(scroll, title)
+        self.instruments.add_panels(described)
+        self.excitation_buttons = self.instruments.excitation_buttons
+        self.status_line.done_preparing()
         self.state = "idle"
         self.state_label.setText("idle")
         self._update_buttons()
         for role in self.panels:
-            saved = self.saved_settings(role)
+            saved = self.persisted.saved_settings(role)
             if saved:
-                self.link.call("configure", role, saved,
-                               on_ok=lambda infos, r=role: self.panels[r].set_values(infos),
+                self.link.call("configure", role, saved, on_ok=self._reread_panels,
                                on_error=lambda exc, r=role: self._saved_refused(r, exc))
 
-    def _add_header(self, role: str, panel: InstrumentPanel, infos: list[Any]) -> None:
-        if role == "laser":
-            row = QtWidgets.QHBoxLayout()
-            on, off = QtWidgets.QPushButton("Excitation on"), QtWidgets.QPushButton("Excitation off")
-            on.clicked.connect(lambda: self.set_excitation(True))
-            off.clicked.connect(lambda: self.set_excitation(False))
-            row.addWidget(on)
-            row.addWidget(off)
-            panel.header.addLayout(row)
-        elif role in ("spad_a", "spad_b"):
-            bar = QtWidgets.QProgressBar()
-            bar.setRange(0, 1000)
-            bar.setFormat("–")
-            panel.rate_bar = bar  # type: ignore[attr-defined]
-            panel.header.addWidget(QtWidgets.QLabel("count rate / protection limit"))
-            panel.header.addWidget(bar)
-
     def _saved_refused(self, role: str, exc: BaseException) -> None:
-        self._remember(role, None)
+        self.persisted.remember(role, None)
         self.show_error(f"saved {ROLE_TITLES.get(role, role)} settings were refused and forgotten: {exc}")
 
     def _on_failed(self, message: str) -> None:
         self.state = "failed"
         self.state_label.setText("no station")
+        self.status_line.done_preparing()
         self.show_error(message)
         self._update_buttons()
+
+    def _reread_panels(self, _: Any = None) -> None:
+        """Ask every instrument's values again (after a configure, at a run's start)."""
+        self.link.call("describe", on_ok=self.instruments.show_described, on_error=lambda exc: None)
 
     def _on_run_ended(self, summary: Any) -> None:
         self.last_summary = summary
         was_recording = self.recording_path is not None
         if was_recording:
-            self.written_label.setText(f"{summary.photons_written:,}")
-            self.elapsed_label.setText(f"{summary.duration_s:.1f} s")
-            if summary.file_size_bytes:
-                self.size_label.setText(f"{summary.file_size_bytes / 2**20:,.1f} MiB")
-        problems = list(summary.errors)
-        if not summary.clean:
-            problems.insert(0, f"run ended: {summary.end_reason}")
-        if summary.losses:
-            problems.append(f"{len(summary.losses)} loss record(s)")
+            self.record_panel.show_summary(summary)
+            self.record_panel.advance()
+        problems = run_problems(summary)
         if problems:
-            self.show_error("; ".join(problems))
+            self.show_error(problems)
         elif was_recording:
             self.show_message(f"recorded {summary.photons_written:,} photons to {summary.file_path}")
         self.state = "idle"
         self.recording_path = None
         self.state_label.setText(f"idle (last run: {summary.end_reason})")
-        for panel in self.panels.values():
-            panel.set_editable(True)
+        self._unlock()
         pending, self.pending_record = self.pending_record, None
         self._update_buttons()
-        if pending is not None:
+        self._reread_panels()  # the run's end switched outputs off
+        if pending is not None:  # the live run ended for this recording
             self._start(pending)
+            return
+        resume, self._resume_live = self._resume_live and was_recording and summary.clean, False
+        if resume:  # back to live after a recording (not after a fault)
+            self._start(None)
+
+    def _unlock(self) -> None:
+        for panel in self.panels.values():
+            panel.set_editable(True)
+        self.record_panel.set_editable(True)
 
     # ------------------------------------------------------------------ commands
     def start_live(self) -> None:
@@ -301,8 +213,9 @@ class MainWindow(QtWidgets.QMainWindow):
             self._start(None)
 
     def start_recording(self, path: str | Path | None = None) -> bool:
-        """Record to ``path`` (default: the file field); a live run is ended first.  False if refused."""
-        path = Path(path if path is not None else self.file_edit.text().strip())
+        """Record to ``path`` (default: the Record box's folder and name); a live run is ended
+        first, and live resumes once the recording has ended.  False if refused."""
+        path = Path(path) if path is not None else self.record_panel.path()
         if not path.name:
             self.show_error("Record: give a file name")
             return False
@@ -312,8 +225,9 @@ class MainWindow(QtWidgets.QMainWindow):
         if self.state not in ("idle", "live"):
             self.show_error(f"Record: not possible while {self.state}")
             return False
-        self.file_edit.setText(str(path))
-        self.qsettings.setValue("record/folder", str(path.parent) if str(path.parent) != "." else "")
+        self.record_panel.show_path(path)
+        self.persisted.record_folder = str(path.parent) if str(path.parent) != "." else ""
+        self._resume_live = True
         if self.state == "live":
             self.pending_record = path
             self.stop_engine()
@@ -322,32 +236,39 @@ class MainWindow(QtWidgets.QMainWindow):
         return True
 
     def _start(self, out_path: Path | None) -> None:
-        self.message_label.setText("")
-        self.message_label.setStyleSheet("")
+        self.message_line.show_message("")
         self.state = "starting"
         self.recording_path = out_path
         self.views.reset()
-        self._rate_ref, self._rates = None, {}
+        self.last_status, self._rates = {}, {}  # nothing of the previous run counts for this one
+        self.status_line.show_rates({})
         self.state_label.setText("starting…")
+        for panel in self.panels.values():
+            panel.clear_errors()  # refusals of earlier values are stale once a run starts
         self._update_buttons()
+        kwargs: dict[str, Any] = {}
         if out_path is not None:
             for panel in self.panels.values():
                 panel.set_editable(False, "settings are locked while recording (the file records one set)")
-        self.link.call("start_run", str(out_path) if out_path is not None else None, sinks=LIVE_SINKS,
+            self.record_panel.set_editable(False)
+            kwargs = {"duration_s": self.record_panel.duration_s(), "notes": self.record_panel.notes()}
+        self.link.call("start_run", str(out_path) if out_path is not None else None,
+                       sinks=self.live_box.sink_specs(LIVE_SINKS),
                        description="labctl gui" if out_path is not None else "",
-                       on_ok=lambda _: self._started(out_path), on_error=self._start_failed)
+                       on_ok=lambda _: self._started(out_path), on_error=self._start_failed, **kwargs)
 
     def _started(self, out_path: Path | None) -> None:
         self.link.running = True
         self.state = "recording" if out_path is not None else "live"
         self.state_label.setText(self.state)
         self._update_buttons()
+        self._reread_panels()  # the run switched outputs on (the generator's ch1 for the laser)
 
     def _start_failed(self, exc: BaseException) -> None:
         self.state = "idle"
         self.recording_path = None
-        for panel in self.panels.values():
-            panel.set_editable(True)
+        self._resume_live = False
+        self._unlock()
         self.show_error(f"Start failed: {exc}")
         self._update_buttons()
 
@@ -360,6 +281,12 @@ class MainWindow(QtWidgets.QMainWindow):
         self._update_buttons()
         self.link.call("stop_run", "stopped")
 
+    def clear_views(self) -> None:
+        """Start the live views from zero: the station restarts the live run (same settings)."""
+        if self.state == "live":
+            self.link.call("clear_live", self.live_box.sink_specs(LIVE_SINKS),
+                           on_error=lambda exc: self.show_error(f"Clear: {exc}"))
+
     def set_excitation(self, on: bool) -> None:
         """Switch the excitation on or to its safe state (the indicator follows the instrument)."""
         self.link.call("set_excitation", on, on_ok=self._show_monitors)
@@ -370,12 +297,16 @@ class MainWindow(QtWidgets.QMainWindow):
 
         def applied(infos: list[Any]) -> None:
             panel.set_values(infos)
-            self._remember(role, {path: value})
+            panel.clear_error(path)
+            self.persisted.remember(role, {path: value})
             self.show_message(f"{ROLE_TITLES.get(role, role)}: {path} = {value!r}")
+            self._reread_panels()  # one setting can change another instrument's values
 
         def refused(exc: BaseException) -> None:
-            panel.show_error(settings_key_path(exc, role) or path, str(exc))
-            self.show_error(str(exc))
+            key = settings_key_path(exc, role) or path
+            panel.show_error(key, field_error(exc, role))
+            info = panel.infos.get(key)
+            self.show_error(setting_error(exc, role, field_label(info) if info is not None else key))
 
         self.link.call("configure", role, {path: value}, on_ok=applied, on_error=refused)
 
@@ -388,23 +319,23 @@ class MainWindow(QtWidgets.QMainWindow):
     def _update_buttons(self) -> None:
         ready = self.state == "idle"
         self.start_button.setEnabled(ready)
+        self.live_box.clear_button.setEnabled(self.state == "live")
         self.stop_button.setEnabled(self.state in ("live", "recording"))
         self.record_button.setText("Stop recording" if self.state == "recording" else "Start recording")
         self.record_button.setEnabled(self.state in ("idle", "live", "recording"))
-        self.file_edit.setEnabled(self.state in ("idle", "live"))
+        self.record_panel.set_editable(self.state in ("idle", "live", "failed", "connecting"))
+        self.instruments.set_recording(self.recording_path is not None and self.state in ("starting", "recording", "stopping"))
 
     def show_error(self, text: str) -> None:
-        self.message_label.setStyleSheet("color: red")
-        self.message_label.setText(text)
-        self.statusBar().showMessage(text, 10_000)
+        """An error in the message line (red, wrapping); the status bar keeps its count rates."""
+        self.message_line.show_error(text)
 
     def show_message(self, text: str) -> None:
-        self.message_label.setStyleSheet("")
-        self.message_label.setText(text)
+        self.message_line.show_message(text)
 
     def closeEvent(self, event: QtGui.QCloseEvent) -> None:  # noqa: N802 - Qt's name
         self.timer.stop()
-        self._save_layout()
+        self.persisted.save_layout(self)
         self.link.close()  # ends any run (the child closes its file), excitation safe, instruments closed
         super().closeEvent(event)
 
@@ -431,10 +362,17 @@ class MainWindow(QtWidgets.QMainWindow):
         self._show_monitors(poll["monitors"])
         if not self.link.running or self.state not in ("live", "recording", "stopping"):
             return
+        run_number = poll.get("run_number")
+        if run_number != self._run_number:  # a new run (a live run restarted after a setting change)
+            self._run_number = run_number
+            self.views.reset()
+            self._reread_panels()
         status = poll["status"]
         self.last_status = status
         self._show_status(status)
         snaps = poll["snapshots"]
+        if self.live_box.pause_button.isChecked():
+            return  # paused: the run and the status bar go on, the views keep what they show
         if any(s is not None for s in snaps.values()):
             self.last_snapshots = snaps
             self.views.show(snaps, poll.get("fit"), half=0)
@@ -442,62 +380,20 @@ class MainWindow(QtWidgets.QMainWindow):
             self._first_half_s = time.monotonic() - started_s
 
     def _show_monitors(self, monitors: dict[str, Any]) -> None:
-        state = str(monitors.get("excitation", "unknown"))
-        text, style = EXCITATION_STYLES.get(state, (f"excitation {state}", "background: #f0ad4e; padding: 6px"))
-        self.excitation_label.setText(text)
-        self.excitation_label.setStyleSheet(style)
-        if "camera_temperature_c" in monitors:
-            self.temperature_label.setText(
-                f"camera {monitors['camera_temperature_c']} °C ({monitors.get('camera_temperature_state', '?')})")
-            camera = self.panels.get("camera")
-            if camera is not None:
-                for path, key in (("temperature_c", "camera_temperature_c"), ("temperature_state", "camera_temperature_state")):
-                    if path in camera.read_only and key in monitors:
-                        camera.read_only[path].setText(str(monitors[key]))
+        self.instruments.show_monitors(monitors)
+        self.status_line.show_temperature(monitors)
 
     def _show_status(self, status: dict[str, Any]) -> None:
-        elapsed = float(status.get("elapsed_s", 0.0))
-        counts = {int(k): int(v) for k, v in status.get("counts", {}).items()}
-        if self._rate_ref is None:
-            self._rate_ref = (elapsed, counts)
-        elif elapsed - self._rate_ref[0] >= RATE_WINDOW_S:
-            t0, c0 = self._rate_ref
-            self._rates = {ch: (n - c0.get(ch, 0)) / (elapsed - t0) for ch, n in counts.items()}
-            self._rate_ref = (elapsed, counts)
-        names = {v: k for k, v in self.config.data["channels"].items() if v is not None}
-        self.rate_label.setText("   ".join(
-            f"{names.get(ch, f'ch{ch}')}: {format_rate(rate)}" for ch, rate in sorted(self._rates.items())))
-        self._show_spad_rates(names)
-        losses = int(status.get("losses", 0))
-        self.loss_label.setText(f"losses: {losses}")
-        self.loss_label.setStyleSheet("color: red; font-weight: bold" if losses else "")
+        self._rates = {int(ch): float(r) for ch, r in (self.last_poll or {}).get("rates_cps", {}).items()}
+        self.status_line.show_rates(self._rates)
+        self.instruments.show_spad_rates(self._rates, self.status_line.channel_names)
+        self.status_line.show_losses(int(status.get("losses", 0)))
         if self.recording_path is not None:
-            self.elapsed_label.setText(f"{elapsed:.1f} s")
-            self.written_label.setText(f"{int(status.get('photons_written', 0)):,}")
-            now = time.monotonic()
-            if now - self._size_checked_s >= 1.0:  # a stat() per second, not per frame
-                self._size_checked_s = now
-                try:
-                    self.size_label.setText(f"{self.recording_path.stat().st_size / 2**20:,.1f} MiB")
-                except OSError:
-                    pass
-        errors = status.get("errors") or []
-        if errors:
-            self.show_error("; ".join(str(e) for e in errors))
-
-    def _show_spad_rates(self, names: dict[int, str]) -> None:
-        channel_of = {name: ch for ch, name in names.items()}
-        for role in ("spad_a", "spad_b"):
-            panel = self.panels.get(role)
-            if panel is None or role not in channel_of:
-                continue
-            limit = float(panel.infos["max_count_rate_cps"].value) if "max_count_rate_cps" in panel.infos else 0.0
-            rate = self._rates.get(channel_of[role], 0.0)
-            bar = panel.rate_bar  # type: ignore[attr-defined]
-            if limit > 0:
-                bar.setValue(int(min(1000, 1000 * rate / limit)))
-                bar.setFormat(f"{rate / 1e3:,.1f} kcps of {limit / 1e3:,.0f} kcps ({100 * rate / limit:.1f} %)")
-
+            self.record_panel.show_status(status, self.recording_path)
+        limit = self.record_panel.photon_limit()
+        if (self.state == "recording" and limit is not None
+                and int(status.get("photons_written", 0)) >= limit):
+            self.stop_engine()  # the photon count asked for is written
 
 def run_app(config_path: str | Path | StationConfig | None = None, screenshot: str | Path | None = None,
             after_s: float = 3.0) -> int:
@@ -528,8 +424,10 @@ def run_app(config_path: str | Path | StationConfig | None = None, screenshot: s
         window.stop_engine()
 
     def ended(summary: Any) -> None:
-        if not summary.clean:
-            fail(window.message_label.text())
+        if not summary.clean:  # the image shows the fault (the last views, the message)
+            window.refresh()
+            window.grab().save(str(screenshot))
+            fail(window.message_label.text().replace("\u200b", ""))
             return
         window.close()
         app.quit()

@@ -6,7 +6,8 @@ is allowed) and asks for a change with ``change_requested(role, path, value)``;
 the window sends it to the station process, whose validation is the station's
 own (:meth:`labctl.station.Station.configure`).  A refused value is shown in red
 under its field, with the station's message, and the field goes back to the
-instrument's value.
+instrument's value.  The error stays until the field holds a valid value again (an
+applied change, or the user confirming the instrument's value) or a run starts.
 """
 
 from __future__ import annotations
@@ -15,16 +16,10 @@ from typing import Any, Sequence
 
 from PyQt6 import QtCore, QtWidgets
 
-ROLE_TITLES = {
-    "laser": "Excitation",
-    "tagger": "Time tagger",
-    "spad_a": "SPAD A",
-    "spad_b": "SPAD B",
-    "camera": "Camera",
-    "spectrograph": "Spectrograph",
-    "function_generator": "Function generator",
-}
-"""Panel titles by station role, in the order the panels are shown."""
+from gui.messages import ROLE_TITLES, breakable
+
+__all__ = ["ROLE_TITLES", "InstrumentPanel", "format_value", "parse_value"]
+
 
 READ_ONLY_SHOWN = {
     "camera": ("temperature_c", "temperature_state", "kinetic_cycle_s", "frames_skipped", "frame_shape"),
@@ -50,6 +45,25 @@ def parse_value(text: str, kind: str) -> Any:
             except ValueError:
                 return text
     return text
+
+
+def field_label(info: Any) -> str:
+    """A field's label for people: the parameter's own label (QCoDeS ``label``; its name with
+    spaces when the driver gave none) and its unit."""
+    name = info.path.rpartition(".")[2]
+    text = info.label if info.label and info.label != name else name.replace("_", " ")
+    for suffix in ("_hz", "_ps", "_ns", "_s", "_v", "_nm", "_um", "_mm", "_c", "_cps", "_percent", "_vpp", "_deg"):
+        if info.unit and name.endswith(suffix) and text.endswith(suffix.replace("_", " ")):
+            text = text[: -len(suffix)]  # the unit follows in brackets
+            break
+    return text + (f" ({info.unit})" if info.unit else "")
+
+
+def _same(a: Any, b: Any) -> bool:
+    try:
+        return bool(a == b)
+    except Exception:  # noqa: BLE001 - values without a plain truth (arrays): treat as changed
+        return False
 
 
 def format_value(value: Any) -> str:
@@ -91,7 +105,7 @@ class InstrumentPanel(QtWidgets.QWidget):
                 forms[group] = QtWidgets.QFormLayout(box)
                 forms[group].setContentsMargins(2, 2, 2, 2)
                 layout.addWidget(box)
-            label = info.path.rpartition(".")[2] + (f" ({info.unit})" if info.unit else "")
+            label = field_label(info)
             if not info.settable:
                 value_label = QtWidgets.QLabel(format_value(info.value))
                 value_label.setWordWrap(True)
@@ -127,12 +141,16 @@ class InstrumentPanel(QtWidgets.QWidget):
 
     def _edited(self, path: str, edit: QtWidgets.QLineEdit, kind: str) -> None:
         if edit.text().strip() == format_value(self.infos[path].value):
-            return  # focus left without a change
+            self.clear_error(path)  # the instrument's (valid) value confirmed, or focus left without a change
+            return
         self.change_requested.emit(self.role, path, parse_value(edit.text(), kind))
 
-    def set_values(self, infos: Sequence[Any]) -> None:
-        """Show the instrument's values (after a change, or a refusal); clears the error lines."""
+    def set_values(self, infos: Sequence[Any], only_changed: bool = False) -> None:
+        """Show the instrument's values (after a change, a refusal or a re-read); error lines stay.
+        ``only_changed``: leave fields whose value did not change alone (a re-read: no relayout)."""
         for info in infos:
+            if only_changed and info.path in self.infos and _same(self.infos[info.path].value, info.value):
+                continue
             self.infos[info.path] = info
             field = self.fields.get(info.path)
             if isinstance(field, QtWidgets.QComboBox):
@@ -141,15 +159,24 @@ class InstrumentPanel(QtWidgets.QWidget):
                 field.setText(format_value(info.value))
             elif info.path in self.read_only:
                 self.read_only[info.path].setText(format_value(info.value))
-            if info.path in self.errors:
-                self.errors[info.path].hide()
+
+    def clear_error(self, path: str) -> None:
+        """Hide the error line of ``path`` (its field holds a valid value again)."""
+        if path in self.errors:
+            self.errors[path].hide()
+            self.errors[path].setText("")
+
+    def clear_errors(self) -> None:
+        """Hide every error line (a run starts with the instrument's values, all valid)."""
+        for path in self.errors:
+            self.clear_error(path)
 
     def show_error(self, path: str, message: str) -> None:
         """Show a refusal under the field and put the field back to the instrument's value."""
         if path not in self.errors:
             return
         self.set_values([self.infos[path]])
-        self.errors[path].setText(message)
+        self.errors[path].setText(breakable(message))
         self.errors[path].show()
 
     def set_editable(self, editable: bool, reason: str = "") -> None:

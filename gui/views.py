@@ -1,8 +1,10 @@
 """The live views: one pyqtgraph item per view, updated with one setData/setImage per frame.
 
 Presentation only: every number drawn comes from an accumulator snapshot (or the
-live fit) computed in labctl.  Axis ranges are fixed once and only grown or shrunk
+live fit) computed in labctl.  Axis ranges are fixed once per run and only grown or shrunk
 in steps (auto-range repainting the axes every frame halves the frame rate; STYLE.md).
+Mouse zoom and pan are on: a zoom or pan by hand stops the views from following the
+live range (``follow`` False, ``follow_changed`` tells the window) until ``set_follow(True)``.
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ from typing import Any
 import numpy as np
 import pyqtgraph as pg
 from PyQt6 import QtCore
+
+from labctl.analysis.views import default_on_threshold, normalised_peak_areas, on_fraction
 
 TRACE_BINS = 1000
 """Bins of the intensity trace shown (10 s at the default 10 ms bins)."""
@@ -27,16 +31,27 @@ def grow_range(current: float | None, wanted: float) -> float | None:
 
 
 class LiveViews(pg.GraphicsLayoutWidget):
+    follow_changed = QtCore.pyqtSignal(bool)
+
     """Trace, g(2), decay, FLID, spectrum and waterfall in one graphics layout.
 
+    The ON threshold on the trace is a dashed line: drag it, or :meth:`set_threshold`
+    (None: taken from the data, or the paper's 400 per 100 ms; the overlay says which),
+    with the ON fraction of the bins shown.
+
     Args:
-        on_threshold_per_100ms: the ON/OFF threshold drawn on the trace (counts per 100 ms).
+        on_threshold_per_100ms: the ON/OFF threshold (counts per 100 ms); None: automatic.
     """
 
-    def __init__(self, on_threshold_per_100ms: float) -> None:
+    threshold_changed = QtCore.pyqtSignal(float)  # dragged by hand (counts per 100 ms)
+
+    def __init__(self, on_threshold_per_100ms: float | None = None) -> None:
         super().__init__()
         pg.setConfigOptions(antialias=False, imageAxisOrder="row-major")
         self.on_threshold_per_100ms = on_threshold_per_100ms
+        self.on_fraction: float | None = None  # of the trace shown, above the threshold
+        self._bin_ms = 10.0
+        self.follow = True  # the axes follow the live data (False once the user zooms or pans)
         self._y_top: dict[str, float] = {}
         self._ranges_set: set[str] = set()
         self._spectrum_shown = (-1, -1)  # (frame index, frames lost) last drawn
@@ -47,20 +62,42 @@ class LiveViews(pg.GraphicsLayoutWidget):
         self.trace_plot.setClipToView(True)
         self.trace_plot.setDownsampling(auto=True, mode="peak")
         self.trace_curve = self.trace_plot.plot(pen=pg.mkPen("y"), skipFiniteCheck=True)
-        self.threshold_line = pg.InfiniteLine(angle=0, pen=pg.mkPen("r", style=QtCore.Qt.PenStyle.DashLine))
+        self.threshold_line = pg.InfiniteLine(angle=0, movable=True, pen=pg.mkPen("r", style=QtCore.Qt.PenStyle.DashLine))
+        self.threshold_line.sigPositionChangeFinished.connect(self._threshold_dragged)
         self.trace_plot.addItem(self.threshold_line)
+        dashed = pg.mkPen("w", style=QtCore.Qt.PenStyle.DashLine)
 
-        self.g2_plot = self.addPlot(row=0, col=1, title="g(2)")
-        self.g2_plot.setLabel("bottom", "lag t_B - t_A (ns)")
+        g2_area = self.addLayout(row=0, col=1)
+        self.g2_plot = g2_area.addPlot(row=0, col=0, title="g(2)")
         self.g2_plot.setLabel("left", "pairs")
         self.g2_curve = self.g2_plot.plot(pen=pg.mkPen("c"), stepMode="center", skipFiniteCheck=True)
+        self.g2_norm_plot = g2_area.addPlot(row=1, col=0)
+        self.g2_norm_plot.setMaximumHeight(120)
+        self.g2_norm_plot.setLabel("bottom", "lag t_B - t_A (ns)")
+        self.g2_norm_plot.setLabel("left", "peak / side")
+        self.g2_norm_plot.setXLink(self.g2_plot)
+        self.g2_norm_plot.setYRange(0.0, 1.6, padding=0)
+        self.g2_norm_plot.addItem(pg.InfiniteLine(pos=1.0, angle=0, pen=dashed))
+        self.g2_norm_points = self.g2_norm_plot.plot(pen=None, symbol="o", symbolSize=7, symbolBrush="c")
 
-        self.decay_plot = self.addPlot(row=0, col=2, title="Decay (red: latest fit)")
-        self.decay_plot.setLabel("bottom", "delay after laser pulse (ns)")
+        decay_area = self.addLayout(row=0, col=2)
+        self.decay_plot = decay_area.addPlot(row=0, col=0, title="Decay (red: latest fit over the shaded range)")
         self.decay_plot.setLabel("left", "photons")
         self.decay_plot.setLogMode(y=True)
+        self.fit_region = pg.LinearRegionItem(movable=False, brush=pg.mkBrush(255, 80, 80, 30), pen=pg.mkPen(None))
+        self.decay_plot.addItem(self.fit_region)
+        self.fit_region.hide()
         self.decay_curve = self.decay_plot.plot(pen=pg.mkPen("g"), connect="finite")
         self.fit_curve = self.decay_plot.plot(pen=pg.mkPen("r", width=2), connect="finite")
+        self.residual_plot = decay_area.addPlot(row=1, col=0)
+        self.residual_plot.setMaximumHeight(120)
+        self.residual_plot.setLabel("bottom", "delay after laser pulse (ns)")
+        self.residual_plot.setLabel("left", "residual (σ)")
+        self.residual_plot.setXLink(self.decay_plot)
+        self.residual_plot.setYRange(-5.0, 5.0, padding=0)
+        self.residual_plot.addItem(pg.InfiniteLine(pos=0.0, angle=0, pen=dashed))
+        self.residual_curve = self.residual_plot.plot(pen=pg.mkPen("r"), connect="finite")
+        self._fit_drawn: Any = None  # the fit whose curves are drawn (curves are set once per fit)
 
         self.flid_plot = self.addPlot(row=1, col=0, title="FLID")
         self.flid_plot.setLabel("bottom", "counts per bin")
@@ -68,6 +105,9 @@ class LiveViews(pg.GraphicsLayoutWidget):
         self.flid_image = pg.ImageItem()
         self.flid_image.setColorMap(pg.colormap.get("viridis"))
         self.flid_plot.addItem(self.flid_image)
+        self.flid_bar = pg.ColorBarItem(values=(0, 1), colorMap=pg.colormap.get("viridis"), interactive=False,
+                                        label="trace bins", width=12)
+        self.flid_bar.setImageItem(self.flid_image, insert_in=self.flid_plot)
 
         self.spectrum_plot = self.addPlot(row=1, col=1, title="Spectrum")
         self.spectrum_plot.setLabel("bottom", "wavelength (nm)")
@@ -80,18 +120,22 @@ class LiveViews(pg.GraphicsLayoutWidget):
         self.waterfall_image = pg.ImageItem()
         self.waterfall_image.setColorMap(pg.colormap.get("inferno"))
         self.waterfall_plot.addItem(self.waterfall_image)
+        self.waterfall_bar = pg.ColorBarItem(values=(0, 1), colorMap=pg.colormap.get("inferno"), interactive=False,
+                                             label="counts per pixel", width=12)
+        self.waterfall_bar.setImageItem(self.waterfall_image, insert_in=self.waterfall_plot)
 
         self.plots = (self.trace_plot, self.g2_plot, self.decay_plot, self.flid_plot,
-                      self.spectrum_plot, self.waterfall_plot)
+                      self.spectrum_plot, self.waterfall_plot, self.g2_norm_plot, self.residual_plot)
         # Numbers that change every frame go in overlays, not titles: a title whose width
         # changes re-lays out the whole grid and repaints every plot.
+        self.trace_value = self._overlay(self.trace_plot, "ON fraction –")
         self.g2_value = self._overlay(self.g2_plot, "g2(0) = –")
         self.decay_value = self._overlay(self.decay_plot, decay_title(None))
         self.spectrum_value = self._overlay(self.spectrum_plot, "")
         for plot in self.plots:
             plot.disableAutoRange()
-            plot.setMouseEnabled(x=False, y=False)
-        for plot in (self.decay_plot, self.spectrum_plot):
+            plot.getViewBox().sigRangeChangedManually.connect(lambda *_: self.set_follow(False))
+        for plot in (self.decay_plot, self.spectrum_plot, self.residual_plot):
             # 10^3-10^4 points per curve: draw at most about one point pair per pixel column
             # (not the g(2): pyqtgraph's downsampling does not keep step-mode edges)
             plot.setClipToView(True)
@@ -111,6 +155,30 @@ class LiveViews(pg.GraphicsLayoutWidget):
         self._ranges_set.clear()
         self._spectrum_shown = (-1, -1)
         self.fit_curve.setData([], [])
+        self.residual_curve.setData([], [])
+        self.fit_region.hide()
+        self._fit_drawn = None
+
+    def set_threshold(self, per_100ms: float | None) -> None:
+        """The ON threshold (counts per 100 ms); None: from the data or the paper (automatic)."""
+        self.on_threshold_per_100ms = per_100ms
+
+    def _threshold_dragged(self) -> None:
+        per_100ms = max(float(self.threshold_line.value()), 0.0) * 100.0 / self._bin_ms
+        self.on_threshold_per_100ms = per_100ms
+        self.threshold_changed.emit(per_100ms)
+
+    def set_follow(self, follow: bool) -> None:
+        """Follow the live range (True: the ranges are set again from the next data) or keep
+        the user's zoom (False)."""
+        if follow == self.follow:
+            return
+        self.follow = follow
+        if follow:
+            self._y_top.clear()
+            self._ranges_set.clear()
+            self._spectrum_shown = (-1, -1)
+        self.follow_changed.emit(follow)
 
     # ------------------------------------------------------------------ drawing
     def show(self, snapshots: dict[str, Any], fit: Any = None, half: int | None = None) -> None:  # noqa: A003
@@ -134,36 +202,53 @@ class LiveViews(pg.GraphicsLayoutWidget):
                 self.show_spectrum(snapshots["spectrum"])
 
     def _set_y(self, key: str, plot: pg.PlotItem, top: float, log: bool = False, bottom: float = 0.0) -> None:
+        if not self.follow:
+            return
         new = grow_range(self._y_top.get(key), top)
         if new is not None:
             self._y_top[key] = new
             plot.setYRange(bottom, np.log10(new) if log else new, padding=0)
 
     def _once(self, key: str) -> bool:
-        """True the first time ``key`` is asked in a run (to set fixed ranges)."""
+        """True the first time ``key`` is asked in a run (to set fixed ranges and image rectangles)."""
         if key in self._ranges_set:
             return False
         self._ranges_set.add(key)
         return True
+
+    def _range(self, plot: pg.PlotItem, axis: str, low: float, high: float, padding: float = 0.0) -> None:
+        """Set an axis range unless the user has zoomed or panned (``follow`` False)."""
+        if self.follow:
+            (plot.setXRange if axis == "X" else plot.setYRange)(low, high, padding=padding)
 
     def show_trace(self, snap: Any) -> None:
         total = snap.total[-TRACE_BINS:]
         bin_s = snap.bin_ps * 1e-12
         x = (np.arange(total.size) - total.size + 1) * bin_s
         self.trace_curve.setData(x, total.astype(np.float64), skipFiniteCheck=True)
-        threshold = self.on_threshold_per_100ms * snap.bin_ms / 100.0
-        self.threshold_line.setValue(threshold)
+        self._bin_ms = float(snap.bin_ms)
+        if self.on_threshold_per_100ms is not None:
+            threshold, source = self.on_threshold_per_100ms * snap.bin_ms / 100.0, "set by hand"
+        else:
+            threshold, source = default_on_threshold(total, snap.bin_ms)
+        if not self.threshold_line.moving:
+            self.threshold_line.setValue(threshold)
+        self.on_fraction = on_fraction(total, threshold)
+        fraction = "–" if self.on_fraction is None else f"{100 * self.on_fraction:.1f} %"
+        self.trace_value.setText(f"ON {fraction}  (> {threshold:.1f} per {snap.bin_ms:g} ms; {source})")
         if self._once("trace"):
-            self.trace_plot.setXRange(-TRACE_BINS * bin_s, 0.0, padding=0.01)
-            self.trace_plot.setTitle(f"Intensity trace ({snap.bin_ms:g} ms bins; red: ON threshold)")
+            self._range(self.trace_plot, 'X', -TRACE_BINS * bin_s, 0.0, padding=0.01)
+            self.trace_plot.setTitle(f"Intensity trace ({snap.bin_ms:g} ms bins; red: ON threshold, drag to set)")
         self._set_y("trace", self.trace_plot, max(float(total.max()) if total.size else 0.0, threshold))
 
     def show_g2(self, snap: Any) -> None:
         edges_ns = snap.lag_edges_ps * 1e-3
         self.g2_curve.setData(edges_ns, snap.counts, stepMode="center", skipFiniteCheck=True)
         if self._once("g2"):
-            self.g2_plot.setXRange(edges_ns[0], edges_ns[-1], padding=0)
+            self._range(self.g2_plot, 'X', edges_ns[0], edges_ns[-1], padding=0)
         self._set_y("g2", self.g2_plot, float(snap.counts.max()) if snap.counts.size else 0.0)
+        lags_ns, ratios = normalised_peak_areas(snap)
+        self.g2_norm_points.setData(lags_ns, ratios)
         if snap.g2_zero is not None:
             self.g2_value.setText(f"g2(0) = {snap.g2_zero:.3f} ± {snap.g2_zero_err:.3f}")
         else:
@@ -175,25 +260,38 @@ class LiveViews(pg.GraphicsLayoutWidget):
         summed = snap.summed.astype(np.float64)
         self.decay_curve.setData(centres, np.where(summed > 0, summed, np.nan), connect="finite")
         if self._once("decay"):
-            self.decay_plot.setXRange(edges_ns[0], edges_ns[-1], padding=0)
+            self._range(self.decay_plot, 'X', edges_ns[0], edges_ns[-1], padding=0)
         self._set_y("decay", self.decay_plot, float(summed.max()) if summed.size else 0.0, log=True)
         self.decay_value.setText(decay_title(fit))
+        if fit is self._fit_drawn:  # curves are set once per fit (a new fit every few seconds)
+            return
+        self._fit_drawn = fit
         if fit is not None and fit.curve_counts.size:
             counts = fit.curve_counts
             self.fit_curve.setData(fit.curve_x_ns, np.where(counts > 0, counts, np.nan), connect="finite")
+            residuals = getattr(fit, "residuals", np.empty(0))
+            if residuals.size == fit.curve_x_ns.size:
+                self.residual_curve.setData(fit.curve_x_ns, residuals, connect="finite")
+            fit_range = getattr(fit, "fit_range_ns", None)
+            if fit_range is not None:
+                self.fit_region.setRegion(fit_range)
+                self.fit_region.show()
         else:
             self.fit_curve.setData([], [])
+            self.residual_curve.setData([], [])
+            self.fit_region.hide()
 
     def show_flid(self, snap: Any) -> None:
         image = snap.counts.T.astype(np.float32)  # (lifetime rows, intensity columns)
         top = float(image.max()) if image.size else 0.0
         self.flid_image.setImage(image, autoLevels=False, levels=(0.0, max(top, 1.0)))
+        self.flid_bar.setLevels((0.0, max(top, 1.0)))
         if self._once("flid"):
             ie, le = snap.intensity_edges, snap.lifetime_edges_ns
             rect = QtCore.QRectF(float(ie[0]), float(le[0]), float(ie[-1] - ie[0]), float(le[-1] - le[0]))
             self.flid_image.setRect(rect)
-            self.flid_plot.setXRange(rect.left(), rect.right(), padding=0)
-            self.flid_plot.setYRange(rect.top(), rect.bottom(), padding=0)
+            self._range(self.flid_plot, 'X', rect.left(), rect.right(), padding=0)
+            self._range(self.flid_plot, 'Y', rect.top(), rect.bottom(), padding=0)
 
     def show_spectrum(self, snap: Any) -> None:
         wavelength = snap.wavelength_nm
@@ -210,16 +308,17 @@ class LiveViews(pg.GraphicsLayoutWidget):
         bottom = float(finite.min()) if finite.size else 0.0
         self.waterfall_image.setImage(np.nan_to_num(waterfall, nan=bottom), autoLevels=False,
                                       levels=(bottom, max(top, bottom + 1.0)))
+        self.waterfall_bar.setLevels((bottom, max(top, bottom + 1.0)))
         self.spectrum_value.setText(f"frame {snap.latest_index}; {snap.frames_skipped} lost")
         if self._once("spectrum"):
             low, high = float(wavelength.min()), float(wavelength.max())
-            self.spectrum_plot.setXRange(low, high, padding=0)
+            self._range(self.spectrum_plot, 'X', low, high, padding=0)
             rows = waterfall.shape[0]
             span_s = rows * snap.frame_period_s if snap.frame_period_s > 0 else float(rows)
             # row 0 is the oldest frame; the newest row sits at "0 s before now"
             self.waterfall_image.setRect(QtCore.QRectF(low, -span_s, high - low, span_s))
-            self.waterfall_plot.setXRange(low, high, padding=0)
-            self.waterfall_plot.setYRange(-span_s, 0.0, padding=0)
+            self._range(self.waterfall_plot, 'X', low, high, padding=0)
+            self._range(self.waterfall_plot, 'Y', -span_s, 0.0, padding=0)
         self._set_y("spectrum", self.spectrum_plot, float(np.max(snap.latest)), bottom=float(np.min(snap.latest)))
 
 
@@ -230,4 +329,6 @@ def decay_title(fit: Any) -> str:
     if not fit.tau_ns:
         return f"fit: {fit.message[:60]}"
     taus = ", ".join(f"{t:.2f} ± {e:.2f}" for t, e in zip(fit.tau_ns, fit.tau_err_ns))
-    return f"τ = {taus} ns\n({fit.model} fit, {fit.photons:,} photons)"
+    chi2 = getattr(fit, "reduced_chi2", None)
+    quality = f", χ²/dof = {chi2:.2f}" if chi2 is not None else ""
+    return f"τ = {taus} ns\n({fit.model} fit, {fit.photons:,} photons{quality})"

@@ -62,6 +62,7 @@ class AcquisitionEngine:
         sinks: extra sinks (live accumulators, test probes), each fed every block.
         settings: engine settings (default: the station file's ``engine:`` section).
         description: free text stored in the file.
+        notes: sample notes stored in the file (``/user/labctl/notes``).
 
     Use ``with AcquisitionEngine(...) as engine: engine.run(duration_s)``, or
     ``start()`` / ``stop()`` / ``wait()``.
@@ -75,10 +76,12 @@ class AcquisitionEngine:
         sinks: Sequence[Sink] = (),
         settings: EngineSettings | None = None,
         description: str = "",
+        notes: str = "",
     ) -> None:
         self.station = station
         self.settings = settings if settings is not None else station.config.engine
         self.description = description
+        self.notes = notes
         self.out_path = Path(out_path) if out_path is not None else None
         self._extra_sinks = list(sinks)
         self._runners: list[SinkRunner] = []
@@ -122,6 +125,7 @@ class AcquisitionEngine:
                 flush_interval_s=self.settings.flush_interval_s,
                 min_free_bytes=int(self.settings.min_free_mb * 2**20),
                 description=self.description,
+                notes=self.notes,
             )
             sinks.insert(0, writer)
         opened: list[Sink] = []

@@ -17,7 +17,12 @@ What the parent can do (each a method, each one round trip over a pipe):
   and the run restarted with the same sinks; during a recording it is refused
   (the file's station snapshot must describe the whole run);
 * ``set_excitation(on)``; ``start_run(...)``, ``stop_run()``, ``poll(...)``
-  (status + sink snapshots + monitors in one trip), ``close()``.
+  (status + count rates + sink snapshots + monitors in one trip), ``close()``.
+
+While the child builds the station, a thread makes the photon path's numba
+kernels ready (:func:`labctl.warmup.warm_up`): on the first start after an
+install they compile (seconds) while the instruments connect, and
+``open(progress=...)`` reports the steps.
 
 If the parent goes away, the child ends the run, puts the excitation in its
 safe state and closes the instruments.
@@ -27,338 +32,18 @@ from __future__ import annotations
 
 import logging
 import multiprocessing as mp
-import pickle
-import signal
 import threading
-import time
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from labctl.engine_settings import EngineSettings
 from labctl.errors import AcquisitionError
+from labctl.parameter_info import ParameterInfo, describe_instrument  # noqa: F401 - public here too
 from labctl.run import RunSummary
-from labctl.signals import EndOnSignals, Interrupted
 from labctl.station import StationConfig
+from labctl.station_child import MONITOR_INTERVAL_S, PREPARING_AFTER_S, RunRequest, child_main  # noqa: F401
 
 log = logging.getLogger(__name__)
-
-_POLL_S = 0.05
-MONITOR_INTERVAL_S = 1.0
-"""Slow readings (camera temperature) are refreshed at most this often."""
-
-
-@dataclass(frozen=True)
-class ParameterInfo:
-    """One instrument parameter as a panel shows it (plain data: crosses processes).
-
-    Attributes:
-        path: settings key path within the instrument, e.g. ``"ch1.threshold_v"``.
-        label: human name (the QCoDeS label).
-        unit: unit text (``"ps"``, ``"Hz"``...; empty if none).
-        kind: ``"number"``, ``"integer"``, ``"choice"``, ``"bool"`` or ``"text"`` (a panel types
-            what the user enters by it; the child's validator has the last word).
-        settable: False for read-only values (temperatures, serial numbers...).
-        value: the last known value.
-        allowed: what values are allowed, in words (the station's error text).
-        choices: the allowed values for ``kind == "choice"``.
-        minimum: lower limit for numbers (None if open).
-        maximum: upper limit for numbers (None if open).
-        doc: the parameter's docstring, for a tooltip.
-    """
-
-    path: str
-    label: str
-    unit: str
-    kind: str
-    settable: bool
-    value: Any
-    allowed: str = ""
-    choices: tuple[Any, ...] = ()
-    minimum: float | None = None
-    maximum: float | None = None
-    doc: str = ""
-
-
-@dataclass
-class RunRequest:
-    """What a run is started with (kept so that a live run can be restarted after a change)."""
-
-    out_path: str | None
-    sink_specs: list[tuple[str, dict]]
-    description: str = ""
-    duration_s: float | None = None
-    settings: EngineSettings | None = None
-    restarts: int = field(default=0)
-
-
-# ------------------------------------------------------------------ child side
-def describe_instrument(instrument: Any) -> list[ParameterInfo]:
-    """Every parameter of ``instrument`` and its submodules, as :class:`ParameterInfo`."""
-    from labctl.settings import describe_allowed
-
-    infos: list[ParameterInfo] = []
-
-    def walk(node: Any, prefix: str) -> None:
-        for name, parameter in getattr(node, "parameters", {}).items():
-            if name == "IDN":
-                continue
-            vals = parameter.vals
-            vals_name = type(vals).__name__ if vals is not None else ""
-            valid = getattr(vals, "valid_values", None)
-            kind, choices, low, high = "text", (), None, None
-            if vals_name in ("Numbers", "Ints"):
-                kind = "integer" if vals_name == "Ints" else "number"
-                low, high = getattr(vals, "_min_value", None), getattr(vals, "_max_value", None)
-                low = None if low is None or abs(low) == float("inf") else float(low)
-                high = None if high is None or abs(high) == float("inf") else float(high)
-            elif vals_name == "Enum" and valid is not None:
-                kind, choices = "choice", tuple(sorted(valid, key=str))
-            elif vals_name == "Bool":
-                kind = "bool"
-            elif getattr(vals, "is_numeric", False):  # a driver's own numeric validator (EM gain guard...)
-                kind = "number"
-            try:
-                value = parameter.get_latest()
-            except Exception as exc:  # noqa: BLE001 - shown as the value
-                value = f"<{type(exc).__name__}: {exc}>"
-            infos.append(ParameterInfo(
-                path=prefix + name, label=str(parameter.label), unit=str(parameter.unit or ""), kind=kind,
-                settable=bool(parameter.settable), value=_plain(value),
-                allowed=describe_allowed(parameter) if parameter.settable else "", choices=choices,
-                minimum=low, maximum=high, doc=(parameter.__doc__ or "").strip().split("\n")[0],
-            ))
-        for sub_name, sub in getattr(node, "submodules", {}).items():
-            walk(sub, f"{prefix}{sub_name}.")
-
-    walk(instrument, "")
-    return infos
-
-
-def _plain(value: Any) -> Any:
-    """A value that pickles cheaply and shows well (numpy scalars -> Python)."""
-    item = getattr(value, "item", None)
-    if callable(item) and getattr(value, "ndim", 1) == 0:
-        return item()
-    return value
-
-
-def _nest(settings: Mapping[str, Any]) -> dict[str, Any]:
-    """``{"ch1.threshold_v": 0.5}`` -> ``{"ch1": {"threshold_v": 0.5}}`` (station settings shape)."""
-    nested: dict[str, Any] = {}
-    for path, value in settings.items():
-        node = nested
-        *parents, leaf = path.split(".")
-        for part in parents:
-            node = node.setdefault(part, {})
-        node[leaf] = value
-    return nested
-
-
-class _ChildStation:
-    """The child's state: the station, the current engine, the live sinks."""
-
-    def __init__(self, config: StationConfig) -> None:
-        from labctl.station import Station
-
-        self.station = Station(config)
-        self.engine: Any = None
-        self.sinks: dict[str, Any] = {}
-        self.request: RunRequest | None = None
-        self.summary_pending: RunSummary | None = None
-        self._monitors: dict[str, Any] = {}
-        self._monitor_time = -1e9
-        from labctl.analysis.live_fit import PeriodicDecayFit
-
-        self.fitter = PeriodicDecayFit(in_process=True)  # never delays a poll nor holds the engine's GIL
-
-    # -- runs ------------------------------------------------------------------------
-    def start_run(self, request: RunRequest) -> None:
-        from labctl.engine import AcquisitionEngine
-        from labctl.station import import_dotted
-
-        if self.engine is not None and self.engine.running:
-            raise AcquisitionError("a run is already going; stop it before starting another")
-        source = self.station.config.source
-        sinks = [import_dotted(path, f"sinks[{i}]", source)(**kwargs)
-                 for i, (path, kwargs) in enumerate(request.sink_specs)]
-        engine = AcquisitionEngine(self.station, request.out_path, sinks=sinks,
-                                   settings=request.settings, description=request.description)
-        engine.start(request.duration_s)
-        self.engine, self.request, self.summary_pending = engine, request, None
-        self.sinks = {s.name: s for s in sinks}
-        self.fitter.reset()
-
-    def stop_run(self, reason: str) -> None:
-        if self.engine is not None and self.engine.running:
-            self.engine.stop(reason)
-
-    def finish_run(self) -> RunSummary | None:
-        """Wait for the current run to end; its summary (None if there was no run)."""
-        if self.engine is None:
-            return None
-        summary = self.engine.wait()
-        self.engine = None
-        return summary
-
-    def configure(self, role: str, settings: Mapping[str, Any]) -> list[ParameterInfo]:
-        nested = _nest(settings)
-        running = self.engine is not None and self.engine.running
-        if running and self.request is not None and self.request.out_path is not None:
-            first = next(iter(settings), "")
-            raise AcquisitionError(
-                f"instruments.{role}.settings.{first}: cannot be changed while recording to "
-                f"{self.request.out_path}; stop the recording first (the file records one set of settings)")
-        from labctl.settings import validate_settings
-
-        if role in self.station.instruments:  # refuse before touching the run
-            validate_settings(self.station.instruments[role], nested, f"instruments.{role}.settings", "runtime")
-        if running:
-            request = self.request
-            self.engine.stop("settings changed")
-            self.finish_run()
-            try:
-                self.station.configure(role, nested)
-            finally:
-                assert request is not None
-                request.restarts += 1
-                self.start_run(request)
-        else:
-            self.station.configure(role, nested)
-        return describe_instrument(self.station.instruments[role])
-
-    # -- monitoring --------------------------------------------------------------------
-    def monitors(self) -> dict[str, Any]:
-        """Excitation state every call; the camera temperature at most every MONITOR_INTERVAL_S."""
-        self._monitors["excitation"] = self.station.excitation_state()
-        camera = self.station.instruments.get("camera")
-        now = time.monotonic()
-        if camera is not None and now - self._monitor_time >= MONITOR_INTERVAL_S:
-            self._monitor_time = now
-            try:
-                self._monitors["camera_temperature_c"] = _plain(camera.temperature_c())
-                self._monitors["camera_temperature_state"] = _plain(camera.temperature_state())
-            except Exception as exc:  # noqa: BLE001
-                self._monitors["camera_temperature_state"] = f"error: {exc}"
-        return dict(self._monitors)
-
-    def poll(self, names: Sequence[str]) -> dict[str, Any]:
-        engine = self.engine
-        status = engine.status() if engine is not None else {"state": "idle"}
-        if engine is not None and status.get("state") == "done":
-            self.summary_pending = self.finish_run()
-        snapshots = {name: _live_snapshot(self.sinks.get(name)) for name in names}
-        fit = self.fitter.update(snapshots.get("lifetime")) if "lifetime" in snapshots else None
-        summary, self.summary_pending = self.summary_pending, None
-        return {"status": status, "snapshots": snapshots, "monitors": self.monitors(), "summary": summary,
-                "fit": fit, "restarts": self.request.restarts if self.request is not None else 0}
-
-    def close(self, reason: str = "stopped") -> None:
-        if self.engine is not None:
-            self.stop_run(reason)
-            self.finish_run()
-        self.fitter.close()
-        self.station.close()
-
-
-def _live_snapshot(sink: Any) -> Any:
-    """What crosses the process boundary for a live view: the bounded (rolling) snapshot if the
-    sink has one, so that the message size does not grow with the run."""
-    if sink is None:
-        return None
-    if hasattr(sink, "rolling_snapshot"):
-        return sink.rolling_snapshot()
-    return sink.snapshot() if hasattr(sink, "snapshot") else None
-
-
-def _child_main(conn: Any, config_data: dict, source: str) -> None:
-    """Child process: build the station, then answer commands until told to close (or orphaned).
-
-    SIGTERM or SIGHUP sent to the child itself end its run like the parent's stop would (reason
-    ``interrupted: SIGTERM``), excitation safe; so does the parent going away (``interrupted:
-    parent process gone``).  Ctrl-C is the parent's to handle.
-    """
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides; Ctrl-C reaches it and it sends stop
-    with EndOnSignals("labctl station process", signals=(signal.SIGTERM, signal.SIGHUP)) as signals:
-        try:
-            child = _ChildStation(StationConfig(config_data, source))
-        except BaseException as exc:  # noqa: BLE001 - reported to the parent as it is
-            try:
-                conn.send(("error", _portable(exc)))
-            except OSError:
-                pass
-            return
-        reason = "stopped"
-        try:
-            conn.send(("ok", None))
-            reason = _serve(child, conn)
-        except Interrupted as exc:
-            reason = exc.end_reason
-        finally:
-            signals.hold()
-            child.close(reason)
-
-
-def _serve(child: _ChildStation, conn: Any) -> str:
-    """Answer the parent's commands; returns the end reason of a run still going when it stops."""
-    while True:
-        try:
-            if not conn.poll(_POLL_S):
-                continue
-            command, args = conn.recv()
-        except (EOFError, OSError):  # parent gone: end the run safely
-            return "interrupted: parent process gone"
-        if command == "close":
-            child.close()
-            conn.send(("ok", None))
-            return "stopped"
-        try:
-            result = _dispatch(child, command, args)
-        except Exception as exc:  # noqa: BLE001 - the parent re-raises it
-            conn.send(("error", _portable(exc)))
-        else:
-            conn.send(("ok", result))
-
-
-def _portable(exc: BaseException) -> BaseException:
-    """``exc`` if it survives pickling, else an AcquisitionError with its type and message."""
-    try:
-        pickle.loads(pickle.dumps(exc))
-    except Exception:  # noqa: BLE001 - exceptions of other libraries with custom constructors
-        return AcquisitionError(f"{type(exc).__name__}: {exc}")
-    return exc
-
-
-def _dispatch(child: _ChildStation, command: str, args: tuple) -> Any:
-    if command == "describe":
-        return {role: describe_instrument(inst) for role, inst in child.station.instruments.items()}
-    if command == "configure":
-        return child.configure(*args)
-    if command == "excitation":
-        (on,) = args
-        if on:
-            child.station.laser.enable_excitation()
-        else:
-            child.station.safe_state()
-        return child.monitors()
-    if command == "start":
-        child.start_run(*args)
-        return None
-    if command == "stop":
-        child.stop_run(*args)
-        return None
-    if command == "poll":
-        return child.poll(*args)
-    if command == "status":
-        return child.engine.status() if child.engine is not None else {"state": "idle"}
-    if command == "snapshot":
-        return _live_snapshot(child.sinks.get(args[0]))
-    if command == "summary":  # non-blocking: None while the run goes on
-        if child.engine is not None and not child.engine.running:
-            child.summary_pending = child.finish_run()
-        summary, child.summary_pending = child.summary_pending, None
-        return summary
-    raise AcquisitionError(f"unknown command {command!r} for the station process")
 
 
 # ------------------------------------------------------------------ parent side
@@ -367,29 +52,41 @@ class StationProcess:
 
     Args:
         config: the station config (the child builds the instruments from it).
+        preparing_after_s: warm-up progress is reported to ``open(progress=...)`` once the
+            warm-up has taken this long (s).
 
     Every method is one round trip and is safe to call from any thread of the
     parent (calls are serialised).  Errors raised in the child (ConfigError,
     AcquisitionError, instrument errors) are raised again here, unchanged.
     """
 
-    def __init__(self, config: StationConfig) -> None:
+    def __init__(self, config: StationConfig, preparing_after_s: float = PREPARING_AFTER_S) -> None:
         self.config = config
+        self.preparing_after_s = float(preparing_after_s)
         self._process: Any = None
         self._conn: Any = None
         self._lock = threading.Lock()
 
-    def open(self) -> None:
-        """Start the child and build the station there (raises what building raised)."""
+    def open(self, progress: Callable[[int, int, str], None] | None = None) -> None:
+        """Start the child and build the station there (raises what building raised).
+
+        Args:
+            progress: called with (steps done, steps, what) while the photon path's kernels
+                are made ready (compiling them on the first start after an install takes seconds).
+        """
         if self._process is not None:
             raise AcquisitionError("this StationProcess is already open")
         ctx = mp.get_context("spawn")
         self._conn, child_conn = ctx.Pipe()
-        self._process = ctx.Process(target=_child_main, name="labctl-station",
-                                    args=(child_conn, self.config.data, self.config.source))
+        self._process = ctx.Process(target=child_main, name="labctl-station",
+                                    args=(child_conn, self.config.data, self.config.source, self.preparing_after_s))
         self._process.start()
         child_conn.close()
         kind, payload = self._conn.recv()
+        while kind == "progress":
+            if progress is not None:
+                progress(*payload)
+            kind, payload = self._conn.recv()
         if kind == "error":
             self._process.join()
             self._process = None
@@ -431,22 +128,37 @@ class StationProcess:
 
     def start_run(self, out_path: str | Path | None = None, *, sinks: Sequence[tuple[str, dict]] = (),
                   description: str = "", duration_s: float | None = None,
-                  settings: EngineSettings | None = None) -> None:
-        """Start an acquisition (file ``out_path`` or none) with sinks built in the child."""
+                  settings: EngineSettings | None = None, notes: str = "") -> None:
+        """Start an acquisition (file ``out_path`` or none) with sinks built in the child;
+        ``duration_s``: stop after this much tagger time (s); ``notes``: sample notes for the file."""
         request = RunRequest(str(out_path) if out_path is not None else None,
-                             [(path, dict(kwargs)) for path, kwargs in sinks], description, duration_s, settings)
+                             [(path, dict(kwargs)) for path, kwargs in sinks], description, duration_s, settings,
+                             notes=notes)
         self._ask("start", request)
 
     def stop_run(self, reason: str = "stopped") -> None:
         """Ask the run to end (returns at once; the summary arrives through poll or summary)."""
         self._ask("stop", reason)
 
-    def poll(self, sink_names: Sequence[str] = ()) -> dict[str, Any]:
+    def clear_live(self, sinks: Sequence[tuple[str, dict]] | None = None) -> None:
+        """Start the live run (no file) again with the same settings: every sink from zero
+        (a new ``run_number`` in the polls), or the ``sinks`` given instead (other bin widths;
+        a sink that cannot be built is refused and the run goes on).  AcquisitionError without
+        a live run or while recording."""
+        self._ask("clear", None if sinks is None else [(path, dict(kwargs)) for path, kwargs in sinks])
+
+    def poll(self, sink_names: Sequence[str] = (), fit_after: int | None = None) -> dict[str, Any]:
         """One trip: ``status``, ``snapshots`` {name: snapshot}, ``monitors``, ``summary`` (the
         summary of a run that ended since the last poll, else None), ``fit`` (the latest
         :class:`~labctl.analysis.live_fit.LiveFit` of the ``lifetime`` sink, refitted every
-        few seconds; None before), ``restarts``."""
-        return self._ask("poll", list(sink_names))
+        few seconds; None before), ``restarts``, ``run_number`` (runs started by this
+        process: a live restart is a new run) and ``rates_cps`` ({channel: counts per second of
+        tagger time, over >= 1 s of the current run}).  With ``fit_after`` equal to the
+        ``fit_number`` of the latest fit already received, ``fit`` is None and ``fit_unchanged``
+        True: the fit's curves (10^4 points) cross only when a new fit exists; likewise a
+        spectrum snapshot without a new camera frame is None and named in ``unchanged``
+        (the caller keeps the one it has)."""
+        return self._ask("poll", list(sink_names), fit_after)
 
     def status(self) -> dict[str, Any]:
         return self._ask("status")

@@ -12,11 +12,16 @@ so that every kernel is ready (compiled or loaded) before the stream starts.
 
 from __future__ import annotations
 
+import logging
+import threading
 import time
+from typing import Callable
 
 import numpy as np
 
 from labctl.blocks import CHANNEL_DTYPE, TIMESTAMP_DTYPE, ChannelMap, TagBlock
+
+log = logging.getLogger(__name__)
 
 _WARM_PERIOD_PS = 1_000_000  # 1 MHz syncs in the synthetic stream
 
@@ -34,13 +39,25 @@ def _synthetic_block(channels: ChannelMap) -> TagBlock:
     return TagBlock(timestamps[order], codes[order])
 
 
-def warm_up(channels: ChannelMap) -> float:
+WARM_UP_STEPS = 6
+"""Steps :func:`warm_up` reports to its ``progress`` callback (tag counter, converter, 4 accumulators)."""
+
+
+def warm_up(channels: ChannelMap, progress: Callable[[int, int, str], None] | None = None) -> float:
     """Make every numba kernel of a run's photon path ready; returns the time it took (s).
 
     Covers the converter (:class:`~labctl.photons.PhotonConverter`), the engine's tag
     counter and the standard live accumulators (g(2), lifetime, trace, FLID).  A sink
     with numba kernels of its own should warm them up in its ``open``.
+
+    Args:
+        channels: the station's channel map.
+        progress: called after each step with (steps done, WARM_UP_STEPS, what was made ready).
     """
+    def done(step: int, what: str) -> None:
+        if progress is not None:
+            progress(step, WARM_UP_STEPS, what)
+
     from labctl.analysis import FlidAccumulator, G2Accumulator, IntensityTrace, LifetimeAccumulator
     from labctl.photon_kernels import channel_counts
     from labctl.photons import PhotonConverter
@@ -48,17 +65,46 @@ def warm_up(channels: ChannelMap) -> float:
     started = time.perf_counter()
     block = _synthetic_block(channels)
     channel_counts(block.channels)
+    done(1, "tag counter")
     converter = PhotonConverter(channels, 1, 1)
     half = block.timestamps.size // 2  # two blocks: the carry-over path too
     photons = converter.process(TagBlock(block.timestamps[:half], block.channels[:half]))
     later = converter.process(TagBlock(block.timestamps[half:], block.channels[half:]))
     converter.finish()
+    done(2, "photon converter")
     detectors = [channels.spad_a, channels.spad_b]
     accumulators = [G2Accumulator(*detectors, period_ps=_WARM_PERIOD_PS),
                     LifetimeAccumulator(detectors, period_ps=_WARM_PERIOD_PS),
                     IntensityTrace(detectors, bin_ms=0.01), FlidAccumulator(detectors, bin_ms=0.01)]
-    for accumulator in accumulators:
+    for step, accumulator in enumerate(accumulators, start=3):
         accumulator.update(photons)
         accumulator.update(later)
         accumulator.finalize()
+        done(step, type(accumulator).__name__)
     return time.perf_counter() - started
+
+
+def start_warm_up_thread(channels: ChannelMap, report: Callable[[int, int, str], None],
+                         report_after_s: float = 0.0) -> threading.Thread:
+    """Run :func:`warm_up` on a thread (e.g. while the station connects) and return it.
+
+    ``report(done, total, what)`` is called after each step once the warm-up has taken
+    ``report_after_s`` (s): a warm install (kernels loaded from numba's cache in a fraction
+    of a second) reports nothing.  An error is logged, not raised: the run's start warms up
+    again and raises it there.
+    """
+    started = time.monotonic()
+
+    def progress(done: int, total: int, what: str) -> None:
+        if time.monotonic() - started >= report_after_s:
+            report(done, total, what)
+
+    def work() -> None:
+        try:
+            warm_up(channels, progress=progress)
+        except Exception as exc:  # noqa: BLE001 - the engine's own warm-up raises it at the run's start
+            log.warning("warming up the photon kernels failed: %s", exc)
+
+    thread = threading.Thread(target=work, name="labctl-warm-up", daemon=True)
+    thread.start()
+    return thread

@@ -31,6 +31,9 @@ class LiveFit:
         message: why there is no result (too few photons, fit error), else "".
         curve_x_ns: centres of the fitted bins (ns after the laser pulse), float64.
         curve_counts: the fitted model's expected counts there, float64 (draw over the decay).
+        residuals: ``(counts - model) / sqrt(model)`` in the fitted bins, float64.
+        reduced_chi2: Pearson χ² / degrees of freedom of the fit (None without a fit).
+        fit_range_ns: (start, stop) of the fitted bins (ns after the laser pulse; None without a fit).
     """
 
     model: str
@@ -41,6 +44,9 @@ class LiveFit:
     message: str = ""
     curve_x_ns: np.ndarray = field(default_factory=lambda: np.empty(0))
     curve_counts: np.ndarray = field(default_factory=lambda: np.empty(0))
+    residuals: np.ndarray = field(default_factory=lambda: np.empty(0))
+    reduced_chi2: float | None = None
+    fit_range_ns: tuple[float, float] | None = None
 
 
 def fit_snapshot(model: str, summed: np.ndarray, bin_edges_ps: np.ndarray, period_ps: int) -> LiveFit:
@@ -52,10 +58,15 @@ def fit_snapshot(model: str, summed: np.ndarray, bin_edges_ps: np.ndarray, perio
         fit = fit_decay(summed, bin_edges_ps, model=model, period_ps=period_ps)
     except ValueError as exc:
         return LiveFit(model, (), (), (), photons, str(exc))
+    from labctl.analysis.views import decay_residuals
+
     edges_ns = np.asarray(fit.model_edges_ps, np.float64) * 1e-3
+    model_counts = np.asarray(fit.model_counts, np.float64)
     return LiveFit(model, tuple(fit.tau_ns), tuple(fit.tau_err_ns), tuple(fit.fractions), photons,
-                   curve_x_ns=0.5 * (edges_ns[1:] + edges_ns[:-1]),
-                   curve_counts=np.asarray(fit.model_counts, np.float64))
+                   curve_x_ns=0.5 * (edges_ns[1:] + edges_ns[:-1]), curve_counts=model_counts,
+                   residuals=decay_residuals(summed, bin_edges_ps, fit.model_edges_ps, model_counts),
+                   reduced_chi2=float(fit.reduced_chi2),
+                   fit_range_ns=(float(edges_ns[0]), float(edges_ns[-1])) if edges_ns.size else None)
 
 
 _BLAS_THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")

@@ -29,6 +29,7 @@ from labctl.storage import layout as L
 from labctl.storage.file_end import reserve_space
 from labctl.storage.writer_end import RUN_END_ROOM_BYTES, WriterEnding, _DiskFull, _GuardFailed
 
+NOTES_PATH = "/user/labctl/notes"  # UTF-8 text: the sample notes given to the writer (absent if none)
 PHOTON_BYTES = L.TIMESTAMPS_DTYPE.itemsize + L.DETECTORS_DTYPE.itemsize + L.NANOTIMES_DTYPE.itemsize
 """Bytes per photon in the file (13)."""
 
@@ -60,6 +61,8 @@ class PhotonHDF5Writer(WriterEnding):
             (``description`` empty: the run's description is used).
         free_bytes: ``folder -> free bytes``; default ``shutil.disk_usage``. For tests.
         excitation_wavelength_m, detection_wavelength_m: ``/setup`` wavelengths (m).
+        notes: free text about the sample (QD, power...), written to ``/user/labctl/notes``
+            when not empty.
 
     Threads: ``open``, ``write``, ``flush`` and ``close`` run on the sink's thread;
     ``log`` may be called from any thread.
@@ -79,6 +82,7 @@ class PhotonHDF5Writer(WriterEnding):
         free_bytes: Callable[[str], int] | None = None,
         excitation_wavelength_m: float = L.EXCITATION_WAVELENGTH_M,
         detection_wavelength_m: float = L.DETECTION_WAVELENGTH_M,
+        notes: str = "",
     ) -> None:
         if not flush_interval_s >= 0:
             raise ConfigError("PhotonHDF5Writer.flush_interval_s", flush_interval_s, "must be >= 0 s")
@@ -94,6 +98,7 @@ class PhotonHDF5Writer(WriterEnding):
         self._chunk = int(chunk_photons)
         self._author = author
         self._description = description
+        self._notes = notes
         self._free_bytes = free_bytes or (lambda folder: shutil.disk_usage(folder).free)
         self._excitation_wavelength_m = excitation_wavelength_m
         self._detection_wavelength_m = detection_wavelength_m
@@ -188,6 +193,8 @@ class PhotonHDF5Writer(WriterEnding):
                                 description=self._description or run.description,
                                 excitation_wavelength_m=self._excitation_wavelength_m,
                                 detection_wavelength_m=self._detection_wavelength_m)
+                if self._notes:
+                    f[NOTES_PATH] = L.text_scalar(self._notes)
                 f.swmr_mode = True
                 self._ds = {path: f[path] for path in _LIVE_PATHS}
             except BaseException:
