@@ -29,7 +29,7 @@ import logging
 import sys
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from labctl import __version__
 from labctl.errors import ConfigError, LabctlError
@@ -43,7 +43,7 @@ if TYPE_CHECKING:
     from labctl.station import StationConfig
 
 
-def _positive_number(option: str, what: str) -> Callable[[str], float]:
+def positive_number(option: str, what: str) -> Callable[[str], float]:
     """An argparse type: a finite number > 0 for ``option`` (``what`` names it in the message)."""
 
     def parse(text: str) -> float:
@@ -58,11 +58,11 @@ def _positive_number(option: str, what: str) -> Callable[[str], float]:
     return parse
 
 
-_positive_seconds = _positive_number("--duration", "a number of seconds")
-_positive_speed = _positive_number("--speed", "a number")
+_positive_seconds = positive_number("--duration", "a number of seconds")
+_positive_speed = positive_number("--speed", "a number")
 
 
-def _station_config(args: argparse.Namespace, command: str) -> tuple[StationConfig, ReplayFile | None]:
+def station_config(args: argparse.Namespace, command: str) -> tuple[StationConfig, ReplayFile | None]:
     """The station config of ``acquire``/``gui`` (a replay station with ``--replay``) and the ReplayFile or None."""
     from labctl.station import StationConfig
 
@@ -85,6 +85,24 @@ def _station_config(args: argparse.Namespace, command: str) -> tuple[StationConf
     if overload:
         print(f"labctl {command}: replay: {overload}", file=sys.stderr)
     return config, replay
+
+
+COMMANDS_GROUP = "labctl.commands"
+"""Entry-point group of commands that live outside labctl's core (the GUI's ``labctl gui``): each
+names a module with ``add_parser(commands) -> ArgumentParser`` and ``run(args) -> int``."""
+
+
+def plugin_commands() -> list[Any]:
+    """The modules of the entry-point group ``labctl.commands`` that load (a broken one is logged and left out)."""
+    from importlib.metadata import entry_points
+
+    modules = []
+    for entry in sorted(entry_points(group=COMMANDS_GROUP), key=lambda e: e.name):
+        try:
+            modules.append(entry.load())
+        except Exception as exc:  # noqa: BLE001 - a broken plugin must not take the core commands down
+            logging.getLogger("labctl.cli").warning("command %s (%s) not loaded: %s", entry.name, entry.value, exc)
+    return modules
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -152,12 +170,8 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--regimes", type=str, default=None, metavar="LO-HI,LO-HI,...",
                         help="lifetime regimes (ns), shortest first (default: three equal ranges over the ON bins)")
 
-    gui = commands.add_parser("gui", help="the lab window: live views, recording (needs the 'gui' extra)")
-    gui.add_argument("--config", type=Path, default=None, help="station YAML file (default: the built-in simulated microscope)")
-    gui.add_argument("--screenshot", type=Path, default=None, help="start live, save a PNG of the window after --after seconds, exit")
-    gui.add_argument("--after", type=_positive_number("--after", "a number of seconds"), default=3.0, help="seconds before the --screenshot (default 3)")
-    gui.add_argument("--replay", type=Path, default=None, help="live views of this Photon-HDF5 file, replayed")
-    gui.add_argument("--speed", type=_positive_speed, default=None, help="with --replay: replay speed (default 1)")
+    for command in plugin_commands():
+        command.add_parser(commands).set_defaults(run=command.run)
     return parser
 
 
@@ -170,7 +184,7 @@ def cmd_acquire(args: argparse.Namespace) -> int:
                       overwrite=args.overwrite, make_folders=True)
     with EndOnSignals("labctl acquire") as signals:
         try:
-            config, replay = _station_config(args, "acquire")
+            config, replay = station_config(args, "acquire")
             record = Recording(args.out)
             try:
                 summary, live = _record(args, config, replay, record, signals)
@@ -409,16 +423,6 @@ def cmd_repair(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_gui(args: argparse.Namespace) -> int:
-    try:  # Qt only here: importing labctl.cli must not import PyQt6
-        from gui.main_window import run_app
-    except ImportError as exc:
-        print(f"labctl gui: {exc}; install the GUI with: pip install 'labctl[gui]'", file=sys.stderr)
-        return 2
-    config, _ = _station_config(args, "gui")
-    return run_app(config, screenshot=args.screenshot, after_s=args.after)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
@@ -429,8 +433,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_analyze(args)
         if args.command == "report":
             return cmd_report(args)
-        if args.command == "gui":
-            return cmd_gui(args)
+        if hasattr(args, "run"):  # a command of the entry-point group labctl.commands (gui)
+            return args.run(args)
         if args.command == "import":
             return cmd_import(args)
         if args.command == "repair":

@@ -1,0 +1,49 @@
+"""The import contract of DESIGN.md ("Layout"), checked statically: every ``import`` statement in
+every module, lazy ones inside functions included, so a layer crossing that runs only on some path
+(``labctl gui`` once imported ``gui.main_window`` inside a function) still fails here."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+QT = {"PyQt6", "pyqtgraph"}
+FORBIDDEN = {
+    "labctl": QT | {"gui", "drivers", "sim_backends"},
+    "drivers": QT | {"gui", "sim_backends"},
+    "sim_backends": QT | {"gui"},
+}
+"""Top-level packages each layer may not import (gui may import anything)."""
+
+
+def imported_modules(path: Path) -> list[tuple[int, str]]:
+    """(line, module) of every absolute import in ``path``, at any depth of the syntax tree."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            found += [(node.lineno, alias.name) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            found.append((node.lineno, node.module))
+    return found
+
+
+def crossings(package: str) -> list[str]:
+    """``file:line imports module`` for every import of ``package`` that its layer forbids."""
+    banned = FORBIDDEN[package]
+    return [f"{path.relative_to(ROOT)}:{line} imports {module}"
+            for path in sorted((ROOT / package).rglob("*.py"))
+            for line, module in imported_modules(path) if module.split(".")[0] in banned]
+
+
+@pytest.mark.parametrize("package", sorted(FORBIDDEN))
+def test_no_layer_imports_what_it_may_not(package: str) -> None:
+    assert crossings(package) == []
+
+
+def test_the_contract_sees_an_import_inside_a_function(tmp_path: Path) -> None:
+    module = tmp_path / "lazy.py"
+    module.write_text("def run():\n    from gui.main_window import run_app\n    import PyQt6.QtCore\n")
+    assert imported_modules(module) == [(2, "gui.main_window"), (3, "PyQt6.QtCore")]
