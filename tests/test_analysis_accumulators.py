@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from labctl.analysis import FlidAccumulator, G2Accumulator, IntensityTrace, LifetimeAccumulator
 from labctl.analysis.g2 import _numpy_pair_counts, pulsed_g2_zero
 from labctl.analysis.lifetime import _numpy_histogram
-from labctl.analysis.trace import _numpy_time_bins
+from labctl.analysis.flid import _numpy_time_bins
 from labctl.blocks import ChannelMap, PhotonBlock
 from labctl.interfaces import Sink
 from labctl.photons import PhotonConverter

@@ -21,7 +21,8 @@ with sources and left-out counts), ``report`` (printout and plots).
 
 from labctl.analysis.g2 import G2Accumulator, G2Snapshot
 from labctl.analysis.lifetime import LifetimeAccumulator, LifetimeSnapshot
-from labctl.analysis.trace import FlidAccumulator, FlidSnapshot, IntensityTrace, TraceSnapshot
+from labctl.analysis.flid import FlidAccumulator, FlidSnapshot
+from labctl.analysis.trace import IntensityTrace, TraceSnapshot
 
 __all__ = [
     "G2Accumulator",
