@@ -30,30 +30,11 @@ from labctl.storage import layout as L
 from labctl.storage.hdf5_open import (check_photon_datasets, h5py_message, length_warnings, lookup, open_hdf5,
                                       positive_number, readable_photons)
 from labctl.storage.repair_record import read_repair_record
-from labctl.storage.units import times_unit_ps
+from labctl.storage.units import INT32_RANGE, UINT8_RANGE, whole_ps, dtype_within, stored_to_ps
 
 HANDOVER_TIMEOUT_S = 10.0
 """How long ``iter_blocks(follow=True)`` waits for the writer's end record once all data are flushed."""
 
-_INT64_MAX = np.iinfo(np.int64).max
-_INT32 = np.iinfo(np.int32)
-_UINT8 = np.iinfo(np.uint8)
-
-
-def _within(dtype: np.dtype, bounds: np.iinfo) -> bool:
-    """Whether every value of the integer ``dtype`` lies within ``bounds`` (no need to look at the data)."""
-    if dtype.kind not in "iu":
-        return False
-    info = np.iinfo(dtype)
-    return bool(info.min >= bounds.min and info.max <= bounds.max)
-
-
-def _whole_ps(unit_s: float) -> int | None:
-    """``unit_s`` as a whole number of picoseconds, or None if it is not one."""
-    if not math.isfinite(unit_s) or unit_s <= 0:
-        return None
-    k = round(unit_s / 1e-12)
-    return k if k >= 1 and abs(unit_s / 1e-12 - k) <= 1e-6 * k else None
 
 
 class PhotonHDF5Reader:
@@ -401,15 +382,15 @@ class PhotonHDF5Reader:
         ts_ds, det_ds, nt_ds = map(self._dataset, L.STREAM_PATHS)
 
         # Stored nanotimes in whole ps (unit 1 ps) of a type within int32 are used as they are.
-        nt_as_is = (nt_ds is not None and nt_unit is not None and _whole_ps(nt_unit) == 1
-                    and _within(nt_ds.dtype, _INT32))
+        nt_as_is = (nt_ds is not None and nt_unit is not None and whole_ps(nt_unit) == 1
+                    and dtype_within(nt_ds.dtype, INT32_RANGE))
 
         def read(start: int, stop: int) -> PhotonBlock:
             ts = self._to_ps(ts_ds[start:stop], ts_unit, L.TIMESTAMPS, L.TIMESTAMPS_UNIT, exact=ts_unit < 1e-12)
             if det_ds is not None:
                 det = det_ds[start:stop]
                 if det.ndim != 1 or det.dtype.kind not in "iu" or (
-                        len(det) and not _within(det.dtype, _UINT8) and (det.min() < 0 or det.max() > 255)):
+                        len(det) and not dtype_within(det.dtype, UINT8_RANGE) and (det.min() < 0 or det.max() > 255)):
                     raise ValueError(f"{self._path}: {L.DETECTORS} ({det.dtype}, shape {det.shape}) must hold "
                                      "detector ids 0..255 (one per photon)")
                 det = det.astype(L.DETECTORS_DTYPE, copy=False)
@@ -419,7 +400,7 @@ class PhotonHDF5Reader:
                 nt = nt_ds[start:stop].astype(L.NANOTIMES_DTYPE, copy=False)
             elif nt_ds is not None:
                 nt = self._to_ps(nt_ds[start:stop], nt_unit, L.NANOTIMES, L.TCSPC_UNIT, exact=False)
-                if len(nt) and (nt.min() < _INT32.min or nt.max() > _INT32.max):
+                if len(nt) and (nt.min() < INT32_RANGE.min or nt.max() > INT32_RANGE.max):
                     raise ValueError(f"{self._path}: nanotimes up to {nt.max()} ps do not fit int32 ps")
                 nt = nt.astype(L.NANOTIMES_DTYPE)
             else:
@@ -430,31 +411,5 @@ class PhotonHDF5Reader:
 
     def _to_ps(self, raw: np.ndarray, unit_s: float, data_path: str, unit_path: str, *,
                exact: bool) -> np.ndarray:
-        """Stored integers times ``unit_s``, as int64 ps.
-
-        A unit of whole picoseconds gives exact products (overflow checked).  Any other
-        unit (``exact=False``; ``exact=True`` refuses it) gives ``rint(raw x unit_ps)``,
-        computed as ``raw x floor(unit_ps)`` (exact int64) plus ``rint(raw x frac(unit_ps))``
-        (float64, exact to well below 1 ps while |raw| < 2**52), so that 10**11 sync ticks of
-        13123.36 ps still land on the nearest ps.
-        """
-        if raw.dtype.kind not in "iu":
-            raise ValueError(f"{self._path}: {data_path} has dtype {raw.dtype}: must be integers")
-        k = _whole_ps(unit_s)
-        if k is None:
-            if not math.isfinite(unit_s) or unit_s <= 0:
-                raise ValueError(f"{self._path}: {unit_path} = {unit_s!r} s: missing or not a positive time")
-            if exact:
-                raise ValueError(f"{self._path}: {unit_path} = {unit_s!r} s is not a whole number of "
-                                 "picoseconds and is below 1 ps: labctl reads timestamps as int64 ps, and rounding "
-                                 "would merge distinct timestamps (units >= 1 ps are rounded to the nearest ps)")
-            return times_unit_ps(raw, unit_s, self._path, data_path)
-        info = np.iinfo(raw.dtype)
-        if int(info.max) * k > _INT64_MAX or int(info.min) * k < -_INT64_MAX - 1:  # else no overflow: no pass
-            big = max(abs(int(raw.max())), abs(int(raw.min()))) if len(raw) else 0
-            if big > _INT64_MAX // k:
-                raise ValueError(f"{self._path}: {data_path} value {big} x {k} ps overflows int64 ps")
-        out = raw.astype(np.int64, copy=False)
-        if k != 1:
-            out *= k
-        return out
+        """Stored integers times ``unit_s``, as int64 ps (``labctl.storage.units.stored_to_ps``)."""
+        return stored_to_ps(raw, unit_s, self._path, data_path, unit_path, exact=exact)
