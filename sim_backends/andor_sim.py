@@ -61,7 +61,8 @@ Behaviour (what a test can rely on):
   ``Initialize`` ``DRV_NOT_INITIALIZED``; most setters during an acquisition
   ``DRV_ACQUIRING``; ``AbortAcquisition`` when idle ``DRV_IDLE``.
   ``inject_error(name, code)`` makes the next call of ``name`` return ``code`` and
-  change nothing.  Every call is logged in ``calls`` (the last 10000).
+  change nothing.  Every call is logged in ``calls`` (the last 10000; pointer and buffer
+  arguments by their type name only, so the log keeps no caller's buffer alive).
 """
 
 from __future__ import annotations
@@ -106,6 +107,7 @@ from sim_backends.emccd_frames import (
     spot_row_fractions,
     wavelength_axis_nm,
 )
+from sim_backends.ctypes_out import copy_out
 from sim_backends.spectra import HC_EV_NM
 
 OK = CODE_OF_NAME["DRV_SUCCESS"]
@@ -146,6 +148,18 @@ def _num(arg: Any) -> Any:
     return arg.value if isinstance(arg, ctypes._SimpleCData) else arg
 
 
+def _logged(arg: Any) -> Any:
+    """An argument as the call log keeps it: plain values, and only the type name of pointers and buffers.
+
+    Keeping the objects would keep the caller's buffers alive (a pointer from
+    ``ndarray.ctypes.data_as`` holds its array) for as long as the call stays in the log.
+    """
+    value = _num(arg)
+    if value is None or isinstance(value, (bool, int, float, str, bytes)):
+        return value
+    return f"<{type(arg).__name__}>"
+
+
 def _vendor(requires_init: bool = True, idle_only: bool = False) -> Callable[[Callable[..., int]], Callable[..., int]]:
     """Common entry of every SDK2 function: lock, call log, injected error, init and idle checks."""
 
@@ -153,7 +167,7 @@ def _vendor(requires_init: bool = True, idle_only: bool = False) -> Callable[[Ca
         @functools.wraps(func)
         def wrapper(self: "SimAndorSDK", *args: Any) -> int:
             with self._lock:
-                self.calls.append((func.__name__, tuple(_num(a) for a in args)))
+                self.calls.append((func.__name__, tuple(_logged(a) for a in args)))
                 injected = self._injected.pop(func.__name__, None)
                 if injected is not None:
                     return injected
@@ -673,7 +687,7 @@ class SimAndorSDK:
             return NO_NEW_DATA
         v_first, v_last = run[0], min(run[1], last)
         data = np.concatenate([self._ring[n].ravel() for n in range(v_first, v_last + 1)])
-        np.ctypeslib.as_array(array, shape=(int(size),))[: data.size] = data
+        copy_out(array, data)
         _store(valid_first, v_first)
         _store(valid_last, v_last)
         self._retrieved_until = max(self._retrieved_until, v_last)

@@ -59,6 +59,7 @@ import numpy as np
 
 from drivers.qutag.tdcbase import CONSTANTS, LIMITS, stream_channel_tables
 from labctl.blocks import TagBlock
+from sim_backends.ctypes_out import copy_out
 
 OK, OUT_OF_RANGE, NO_DEVICE, NOT_INITIALIZED = 0, 10, 9, 12
 SIM_DEVICE_ID = 0
@@ -369,9 +370,9 @@ class _SimTDCCore:
         self._advance()
         n = int(self._ring_ts.size)
         if n and timestamps:
-            np.ctypeslib.as_array(timestamps, shape=(n,))[:] = self._ring_ts
+            copy_out(timestamps, self._ring_ts)
         if n and channels:
-            np.ctypeslib.as_array(channels, shape=(n,))[:] = self._ring_ch
+            copy_out(channels, self._ring_ch)
         _store(valid, n)
         if reset:
             self._clear_ring()
