@@ -30,6 +30,7 @@ import math
 import queue
 import threading
 import time
+import traceback
 import uuid
 from datetime import datetime, timezone
 from pathlib import Path
@@ -47,6 +48,7 @@ from labctl.photons import PhotonConverter
 from labctl.run import RunInfo, RunSummary, SpectralInfo
 from labctl.station import Station
 from labctl.warmup import warm_up
+from labctl.watchdog import CallGuard, InstrumentHung
 
 log = logging.getLogger(__name__)
 
@@ -139,7 +141,8 @@ class AcquisitionEngine:
         self._losses: list[LossRecord] = []
         self._counts = np.zeros(256, dtype=np.int64)
         self._lock = threading.Lock()
-        self._camera_path = CameraPath(station, self.settings, self._log)
+        self._guard = CallGuard(self.settings.watchdog_s, hung=station.hung)  # every instrument call of a run
+        self._camera_path = CameraPath(station, self.settings, self._log, call=self._guard.call)
 
     # -- control ------------------------------------------------------------------------
     def start(self, duration_s: float | None = None) -> None:
@@ -246,6 +249,7 @@ class AcquisitionEngine:
     # -- the reader thread ----------------------------------------------------------------
     def _reader(self, duration_s: float | None) -> None:
         tagger, laser = self.station.tagger, self.station.laser
+        call = self._guard.call  # an instrument call that hangs raises InstrumentHung after watchdog_s
         converter = PhotonConverter(self.station.channels, int(tagger.sync_divider()), self.settings.software_sync_divider)
         first_ps: int | None = None
         last_ps: int | None = None
@@ -257,16 +261,16 @@ class AcquisitionEngine:
         try:
             # Excitation first, then the stream: the run starts at the first tag read, so it
             # holds laser syncs from its first microsecond whatever the timing of these calls.
-            laser.enable_excitation()
-            tagger.start_stream()
-            self._log(f"excitation on at {laser.repetition_rate_hz():g} Hz; recording")
+            call("laser", "enable_excitation", laser.enable_excitation)
+            call("tagger", "start_stream", tagger.start_stream)
+            self._log(f"excitation on at {call('laser', 'repetition_rate_hz', laser.repetition_rate_hz):g} Hz; recording")
             self._camera_path.start()  # armed before the frame clock starts (no-op without a camera)
             poll_s = self.settings.poll_interval_ms / 1000.0
             next_poll = time.monotonic()
             while True:
                 stopping = self._stop_event.is_set()
-                block = tagger.read_tags()
-                flagged = tagger.data_lost()
+                block = call("tagger", "read_tags", tagger.read_tags)
+                flagged = call("tagger", "data_lost", tagger.data_lost)
                 if len(block) and first_ps is None:
                     first_ps = int(block.timestamps[0])
                     end_ps = first_ps + int(round(duration_s * 1e12)) if duration_s is not None else None
@@ -314,15 +318,19 @@ class AcquisitionEngine:
                     next_poll = time.monotonic()
         except BaseException as exc:  # noqa: BLE001 - every error ends the run safely and is reported
             clean = False
-            self._errors.append(f"{type(exc).__name__}: {exc}")
-            self.stop(f"error: {type(exc).__name__}: {exc}")
-            log.exception("acquisition failed")
+            what = str(exc) if isinstance(exc, InstrumentHung) else f"{type(exc).__name__}: {exc}"
+            self._errors.append(what)
+            self.stop(f"error: {what}")
+            self._log(f"acquisition failed: {what}", "ERROR")  # one line; the traceback at DEBUG (run log too)
+            self._log("".join(traceback.format_exception(exc)) + getattr(exc, "where", ""), "DEBUG")
         finally:
-            self.station.safe_state()
-            self._log("excitation in safe state")
+            if self.station.safe_state():
+                self._log("excitation in safe state")
+            else:
+                self._log("the excitation could NOT be put in its safe state: switch the laser off by hand", "CRITICAL")
             self._errors.extend(self._camera_path.stop(end_ps if finished else last_ps, self._dispatch))
             try:
-                tagger.stop_stream()
+                call("tagger", "stop_stream", tagger.stop_stream)
             except Exception as exc:  # noqa: BLE001
                 self._errors.append(f"stop_stream: {exc}")
             try:
@@ -353,6 +361,7 @@ class AcquisitionEngine:
                 summary.file_size_bytes = self.out_path.stat().st_size
             self._summary = summary
             self._status = dict(self._status, state="done", end_reason=summary.end_reason)
+            self._guard.close()
             self._done.set()
 
     def _flagged_loss(self, flagged: bool, block: TagBlock, last_ps: int | None, end_ps: int | None) -> LossRecord | None:
