@@ -25,6 +25,7 @@ from labctl.errors import ConfigError
 from labctl.frames import FrameMatcher
 from labctl.run import SpectralInfo
 from labctl.station import Station
+from labctl.watchdog import CallGuard
 
 
 class CameraPath:
@@ -34,9 +35,9 @@ class CameraPath:
         station: the built station; without an ``instruments.camera`` every method does nothing.
         settings: engine settings (``poll_interval_ms`` paces the final read-out wait).
         log: ``log(message, level)`` with a logging level name ("INFO", "WARNING", ...).
-        call: ``call(role, name, fn, *args)`` makes every instrument call (the engine's
-            :class:`labctl.watchdog.CallGuard`: a hung call raises ``InstrumentHung``);
-            default: a plain call.
+        calls: makes every instrument call (the engine's :class:`labctl.watchdog.CallGuard`: a
+            hung call raises ``InstrumentHung``; the safe-state calls of :meth:`stop` are
+            attempted even on a hung camera); None: plain calls.
 
     Call :meth:`prepare` before anything starts, :meth:`start` once the tag stream
     runs, :meth:`poll` on every tagger read, :meth:`finish` at the normal end of the
@@ -45,9 +46,10 @@ class CameraPath:
     """
 
     def __init__(self, station: Station, settings: EngineSettings, log: Callable[[str, str], None],
-                 call: Callable[..., Any] | None = None) -> None:
+                 calls: CallGuard | None = None) -> None:
         self.station = station
-        self._call = call if call is not None else _plain_call
+        self._call = calls.call if calls is not None else _plain_call
+        self._attempt = calls.attempt if calls is not None else _plain_call
         self.settings = settings
         self._log = log
         self._camera: Any = station.instruments.get("camera")
@@ -198,14 +200,14 @@ class CameraPath:
             try:
                 self._call("function_generator", "frame_clock.set_enabled", self._frame_clock.set_enabled, False)
             except Exception as exc:  # noqa: BLE001
-                errors.append(f"frame clock off: {exc}")
+                _note(errors, f"frame clock off: {exc}", self._log)
         if not self._armed:
             return errors
         self._armed = False
         try:
-            self._call("camera", "stop_frames", self._camera.stop_frames)
+            self._attempt("camera", "stop_frames", self._camera.stop_frames)
         except Exception as exc:  # noqa: BLE001
-            errors.append(f"camera stop_frames: {exc}")
+            _note(errors, f"camera stop_frames: {exc}", self._log)
         try:
             self._read_camera()
             limit = run_end_ps if run_end_ps is not None else -1
@@ -223,7 +225,7 @@ class CameraPath:
             if missing:
                 self._log(f"camera: {missing} frame marker(s) of the run have no frame (run ended during their exposure)", "WARNING")
         except Exception as exc:  # noqa: BLE001
-            errors.append(f"camera drain: {type(exc).__name__}: {exc}")
+            _note(errors, f"camera drain: {type(exc).__name__}: {exc}", self._log)
         return errors
 
     def _read_camera(self) -> None:
@@ -233,6 +235,12 @@ class CameraPath:
         read_skipped = getattr(self._camera, "read_skipped_frames", None)
         if callable(read_skipped):
             self._matcher.add_skipped(self._call("camera", "read_skipped_frames", read_skipped))
+
+
+def _note(errors: list[str], error: str, log: Callable[[str, str], None]) -> None:
+    """An error of the end of the run: for the summary, and in the run log."""
+    errors.append(error)
+    log(error, "WARNING")
 
 
 def _plain_call(role: str, name: str, fn: Callable[..., Any], *args: Any) -> Any:

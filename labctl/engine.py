@@ -142,7 +142,7 @@ class AcquisitionEngine:
         self._counts = np.zeros(256, dtype=np.int64)
         self._lock = threading.Lock()
         self._guard = CallGuard(self.settings.watchdog_s, hung=station.hung)  # every instrument call of a run
-        self._camera_path = CameraPath(station, self.settings, self._log, call=self._guard.call)
+        self._camera_path = CameraPath(station, self.settings, self._log, calls=self._guard)
 
     # -- control ------------------------------------------------------------------------
     def start(self, duration_s: float | None = None) -> None:
@@ -320,9 +320,12 @@ class AcquisitionEngine:
             clean = False
             what = str(exc) if isinstance(exc, InstrumentHung) else f"{type(exc).__name__}: {exc}"
             self._errors.append(what)
+            with self._lock:  # an error while finishing a run that reached its end still makes it an error
+                if self._end_reason in ("duration", "stopped"):
+                    self._end_reason = ""
             self.stop(f"error: {what}")
             self._log(f"acquisition failed: {what}", "ERROR")  # one line; the traceback at DEBUG (run log too)
-            self._log("".join(traceback.format_exception(exc)) + getattr(exc, "where", ""), "DEBUG")
+            self._log_debug_lines(traceback.format_exception(exc), getattr(exc, "where", ""))
         finally:
             if self.station.safe_state():
                 self._log("excitation in safe state")
@@ -475,6 +478,13 @@ class AcquisitionEngine:
             "last_tag_ps": last_ps,  # tagger time of the newest tag read (None before the first)
             "read_monotonic_s": time.monotonic(),  # when it was read (time.monotonic, shared by processes)
         }
+
+    def _log_debug_lines(self, *texts: str | list[str]) -> None:
+        """A traceback (and where a hung call is blocked) at DEBUG, one run-log row per line."""
+        for text in texts:
+            for line in "".join(text).splitlines():
+                if line.strip():
+                    self._log(line, "DEBUG")
 
     def _log(self, message: str, level: str = "INFO") -> None:
         log.log(getattr(logging, level, logging.INFO), message)

@@ -340,7 +340,7 @@ class Station:
                 hung.add(trigger["instrument"])
         for role in reversed(list(self.instruments)):
             if role in hung:
-                log.error("%s not closed: a call to it hung (%s)", role, self.hung.get(role, "its trigger output's instrument"))
+                log.warning("%s not closed: a call to it hung (%s)", role, self.hung.get(role, "its trigger output's instrument"))
                 continue
             try:
                 self.instruments[role].close()

@@ -7,7 +7,8 @@ waits at most ``timeout_s`` for it.  A call that takes longer raises
 :class:`InstrumentHung` in the caller, which then ends the run through its normal error
 path (excitation safe, camera stopped, file closed); the worker stays behind, blocked,
 and a new one serves the next calls.  Further calls to the hung instrument fail at once
-(:class:`InstrumentHung` again) instead of blocking one more ``timeout_s`` each.
+(:class:`~labctl.errors.AcquisitionError` naming the hung call) instead of blocking one
+more ``timeout_s`` each.
 
 :func:`call_with_timeout` is the one-shot form, for calls that must be attempted even on
 a hung instrument (the safe state) and for closing instruments.
@@ -34,7 +35,8 @@ class InstrumentHung(AcquisitionError):
         role: the instrument's role in the station ("tagger", "camera", ...).
         call: the driver call that hung ("read_tags", ...).
         timeout_s: the watchdog time (s).
-        where: the innermost frames of the hung call (file:line function), for the log.
+        where: where the hung call is blocked: a header line, then its innermost frames
+            (file:line in function), one per line, for the log.
     """
 
     def __init__(self, role: str, call: str, timeout_s: float, where: str = "") -> None:
@@ -90,7 +92,7 @@ class CallGuard:
                 already has a hung call.
         """
         if role in self.hung:
-            raise self.hung[role]
+            raise AcquisitionError(f"not called: {self.hung[role]}")
         with self._lock:
             if self._worker is None:
                 self._worker = _Worker()
@@ -108,6 +110,20 @@ class CallGuard:
         ok, value = box[0]
         if ok:
             return value
+        raise value
+
+    def attempt(self, role: str, name: str, fn: Callable[..., Any], *args: Any) -> Any:
+        """``fn(*args)`` even if ``role`` has a hung call (a safe-state call), on its own thread, within ``timeout_s``.
+
+        Raises:
+            InstrumentHung: it did not return in time (the role is then recorded as hung);
+                or the exception ``fn`` raised.
+        """
+        done, value = call_with_timeout(lambda: fn(*args), self.timeout_s, f"{role} {name}")
+        if done:
+            return value
+        if isinstance(value, InstrumentHung):
+            self.hung.setdefault(role, value)
         raise value
 
     def close(self) -> None:
@@ -152,4 +168,4 @@ def _where(thread: threading.Thread) -> str:
     if frame is None:
         return ""
     stack = traceback.extract_stack(frame)[-6:]
-    return "\n".join(f"  {s.filename}:{s.lineno} in {s.name}" for s in stack)
+    return "\n".join(["the hung call is blocked at:"] + [f"  {s.filename}:{s.lineno} in {s.name}" for s in stack])
