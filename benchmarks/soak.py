@@ -52,6 +52,7 @@ def main() -> int:
     parser.add_argument("--minutes", type=float, default=60.0, help="run length in minutes (default 60)")
     parser.add_argument("--every-s", type=float, default=60.0, help="RSS print period in s (default 60)")
     parser.add_argument("--out", type=Path, default=None, help="the run's file (default: a temporary file, deleted)")
+    parser.add_argument("--no-file", action="store_true", help="no HDF5 file (live views only): tells file memory apart")
     parser.add_argument("--tracemalloc", action="store_true",
                         help="also print the 10 allocation sites that grew most after the first minute (slow)")
     args = parser.parse_args()
@@ -61,12 +62,12 @@ def main() -> int:
     if out is None:
         tmp = tempfile.TemporaryDirectory(prefix="labctl-soak-")
         out = Path(tmp.name) / "soak.h5"
-    print(f"soak: {args.minutes:g} min default run -> {out}", flush=True)
+    print(f"soak: {args.minutes:g} min default run -> {'no file' if args.no_file else out}", flush=True)
     samples: list[tuple[float, float, int]] = []
     first_snapshot = None
     with Station(StationConfig.load()) as station:
         live = live_set()
-        engine = AcquisitionEngine(station, out, sinks=live, description="benchmarks/soak.py")
+        engine = AcquisitionEngine(station, None if args.no_file else out, sinks=live, description="benchmarks/soak.py")
         t0 = time.monotonic()
         engine.start(duration_s)
         next_print = t0 + args.every_s
