@@ -1,11 +1,11 @@
 """Soak: a long default run (the built-in simulated station, the file and the live views of
 ``labctl acquire``), printing the process's resident memory (RSS) every minute.
 
-Verdict at the end: PASS if the RSS at the end is within 3 % of the RSS after the first
-minute and the run had no loss.  What grows by design is printed beside it: the live
-intensity trace and FLID keep every 10 ms bin of the run (48 bytes per bin: 2 detector
-columns in the trace, 2 detector + 2 nanotime columns in the FLID, int64), i.e.
-4.8 kB/s = 17 MB per hour.
+Verdict at the end: PASS if the RSS at the end, less what grows by design, is within
+3 % of the RSS after the first minute, and the run had no loss.  What grows by design
+is printed beside it: the live intensity trace and FLID keep every 10 ms bin of the run
+(48 bytes per bin: 2 detector columns in the trace, 2 detector + 2 nanotime columns in
+the FLID, int64), i.e. 4.8 kB/s = 17 MB per hour.
 
     python benchmarks/soak.py                 # 1 hour
     python benchmarks/soak.py --minutes 10    # 10 minutes
@@ -97,16 +97,19 @@ def main() -> int:
         print("verdict: run shorter than one sample period; nothing to compare")
         return 1
     base = next((s for s in samples if s[0] >= 60.0 - 1e-6), samples[0])
-    growth_mb = end[1] - base[1]
-    data_mb = (end[2] - base[2]) / 2**20
-    fraction = growth_mb / base[1]
-    flat = fraction <= FLAT_FRACTION
-    print(f"RSS after the first minute {base[1]:.1f} MiB, at the end {end[1]:.1f} MiB: "
-          f"{growth_mb:+.1f} MiB ({100 * fraction:+.2f} %, allowed +{100 * FLAT_FRACTION:g} %) "
-          f"over {end[0] - base[0]:.0f} s; of it the live trace and FLID (data, by design): {data_mb:+.1f} MiB")
+    last = samples[-1]  # the last sample while the run was on (at the end the file is closed)
+    growth_mb = last[1] - base[1]
+    data_mb = (last[2] - base[2]) / 2**20
+    rest_mb = growth_mb - data_mb
+    fraction = rest_mb / base[1]
+    print(f"RSS after the first minute {base[1]:.1f} MiB, at the last sample {last[1]:.1f} MiB, {last[0] - base[0]:.0f} s later: "
+          f"{growth_mb:+.1f} MiB ({100 * growth_mb / base[1]:+.2f} %)")
+    print(f"  of which the live trace and FLID (data, grows by design, 48 bytes per 10 ms bin): {data_mb:+.1f} MiB")
+    print(f"  the rest: {rest_mb:+.1f} MiB ({100 * fraction:+.2f} %, allowed +{100 * FLAT_FRACTION:g} %)")
     print(f"run: {summary.end_reason}, clean={summary.clean}, losses={len(summary.losses)}")
-    ok = flat and not summary.losses and summary.clean
-    print(f"verdict: {'PASS' if ok else 'FAIL'} (flat within {100 * FLAT_FRACTION:g} % after the first minute, zero losses)")
+    ok = fraction <= FLAT_FRACTION and not summary.losses and summary.clean
+    print(f"verdict: {'PASS' if ok else 'FAIL'} (flat within {100 * FLAT_FRACTION:g} % after the first minute "
+          "apart from the stated live-trace data, zero losses)")
     return 0 if ok else 1
 
 
