@@ -62,7 +62,7 @@ Behaviour (what a test can rely on):
   ``DRV_ACQUIRING``; ``AbortAcquisition`` when idle ``DRV_IDLE``.
   ``inject_error(name, code)`` makes the next call of ``name`` return ``code`` and
   change nothing.  Scheduled faults (option ``faults``: fail once, always, or hang;
-  :mod:`sim_backends.faults`) count scene seconds from the last ``StartAcquisition``.  Every call is logged in ``calls`` (the last 10000; pointer and buffer
+  :mod:`sim_backends.faults`) count scene seconds from the last ``StartAcquisition``.  Every call is logged in ``calls`` (the last 1000; pointer and buffer
   arguments by their type name only, so the log keeps no caller's buffer alive).
 """
 
@@ -230,7 +230,7 @@ class SimAndorSDK:
         )
         self._lock = threading.RLock()
         self._injected: dict[str, int] = {}
-        self.calls: deque[tuple[str, tuple[Any, ...]]] = deque(maxlen=10_000)
+        self.calls: deque[tuple[str, tuple[Any, ...]]] = deque(maxlen=1000)
         """Every vendor call as (name, arguments), newest last."""
         self.initialized = False
         self._cooler = SensorCooler(self.model, clock)  # physical: survives Initialize/ShutDown

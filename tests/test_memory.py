@@ -8,7 +8,9 @@ A 3-minute default run grew ~0.15 MB/s.  The causes, found with tracemalloc
   types (``c_int64 * n`` and a pointer to it) that ctypes caches for ever;
 * the simulated iXon's call log kept every argument object, so the driver's frame
   buffers (behind ``ndarray.ctypes.data_as`` pointers) stayed alive for 10,000 calls;
-* the scene's emission log kept one row per 10 ms segment for the whole run.
+* the scene's emission log kept one row per 10 ms segment for the whole run;
+* the file writer's HDF5 chunk cache (8 MiB per dataset) filled with finished chunks
+  over the first ten minutes or so (bounded, but not flat).
 """
 
 from __future__ import annotations
@@ -110,3 +112,19 @@ def test_the_scenes_emission_log_keeps_a_bounded_recent_window():
     assert recent["band_edge"] > 0
     with pytest.raises(ValueError, match="no longer kept"):
         scene.emitted_counts(0, PS_PER_S)
+
+
+def test_the_file_writer_keeps_no_chunk_cache(tmp_path):
+    """The default chunk cache (8 MiB per dataset) filled with finished chunks: ~10 MB over ten minutes."""
+    from labctl.storage import PhotonHDF5Writer
+    from tests.test_storage import make_blocks, make_run, make_summary
+
+    writer = PhotonHDF5Writer(tmp_path / "run.h5", flush_interval_s=0.01, min_free_bytes=0)
+    writer.open(make_run())
+    try:
+        for block in make_blocks([5000] * 3):
+            writer.write(block)
+        rdcc_nbytes = writer._file.id.get_access_plist().get_cache()[2]
+        assert rdcc_nbytes == 0  # was 8 MiB per dataset
+    finally:
+        writer.close(make_summary())
