@@ -131,11 +131,6 @@ class FaultSchedule:
         self._wait_out_hang()
         return None
 
-    @property
-    def hanging(self) -> bool:
-        """A hang is in progress."""
-        return time.monotonic() < self._hang_end
-
     # -- internals -----------------------------------------------------------------------
     def _due(self, name: str) -> tuple[int, Fault] | None:
         elapsed = None
