@@ -121,13 +121,13 @@ class FaultSchedule:
             if due is None:
                 return None
             index, fault = due
+            if fault.mode != "always":
+                self._spent.add(index)
+            if fault.mode == "hang":
+                self._hang_end = math.inf if fault.hang_s is None else time.monotonic() + fault.hang_s
             self.fired.append((name, fault.mode))
-            if fault.mode == "always":
+            if fault.mode != "hang":
                 return fault
-            self._spent.add(index)
-            if fault.mode == "once":
-                return fault
-            self._hang_end = math.inf if fault.hang_s is None else time.monotonic() + fault.hang_s
         self._wait_out_hang()
         return None
 

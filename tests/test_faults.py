@@ -110,14 +110,15 @@ def test_hang_blocks_the_call_and_every_other_call_of_the_library_for_hang_s(qut
         result["n"] = len(tagger.read_tags())
         result["read_s"] = time.monotonic() - t0
 
+    t0 = time.monotonic()
     reader = threading.Thread(target=read)
     reader.start()
-    time.sleep(0.1)
-    t0 = time.monotonic()
+    while not sim.faults_fired and time.monotonic() - t0 < 5:
+        time.sleep(0.005)
     assert sim.TDC_getDataLost(byref(c_int32())) == 0  # another function: blocked until the hang ends
-    other_s = time.monotonic() - t0
+    assert time.monotonic() - t0 >= 0.38
     reader.join(5)
-    assert 0.38 <= result["read_s"] < 2.0 and 0.2 <= other_s < 2.0
+    assert 0.38 <= result["read_s"] < 2.0
     assert result["n"] == 2000  # then it runs normally
     assert sim.faults_fired == [("TDC_getLastTimestamps", "hang")]
 
