@@ -43,6 +43,7 @@ from labctl.camera_path import CameraPath
 from labctl.engine_settings import EngineSettings
 from labctl.errors import AcquisitionError, ConfigError
 from labctl.interfaces import Sink
+from labctl.malloc_tuning import fix_mmap_threshold
 from labctl.photon_kernels import channel_counts
 from labctl.photons import PhotonConverter
 from labctl.run import RunInfo, RunSummary, SpectralInfo
@@ -155,6 +156,7 @@ class AcquisitionEngine:
             raise AcquisitionError("this engine has already run; make a new AcquisitionEngine for the next run")
         if duration_s is not None and not (isinstance(duration_s, (int, float)) and math.isfinite(duration_s) and duration_s > 0):
             raise ConfigError("duration_s", duration_s, "must be a number of seconds > 0 (or None to run until stopped)")
+        fix_mmap_threshold()  # large per-poll buffers back to the system when freed (flat memory on long runs)
         spectra = self._camera_path.prepare()
         # numba kernels compile (or load) now, not on the first block: seconds of compiling there
         # would let the tagger's buffer overflow at the start of the first run after an install.

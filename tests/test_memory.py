@@ -10,15 +10,21 @@ A 3-minute default run grew ~0.15 MB/s.  The causes, found with tracemalloc
   buffers (behind ``ndarray.ctypes.data_as`` pointers) stayed alive for 10,000 calls;
 * the scene's emission log kept one row per 10 ms segment for the whole run;
 * the file writer's HDF5 chunk cache (8 MiB per dataset) filled with finished chunks
-  over the first ten minutes or so (bounded, but not flat).
+  over the first ten minutes or so (bounded, but not flat);
+* glibc's dynamic mmap threshold kept the per-poll buffers in the heap after the first
+  large block was freed: its high-water mark and fragmentation grew for minutes.
 """
 
 from __future__ import annotations
 
 import ctypes
 import gc
+import os
+import subprocess
+import sys
 import weakref
 from ctypes import POINTER, byref, c_int32, c_uint16
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -128,3 +134,36 @@ def test_the_file_writer_keeps_no_chunk_cache(tmp_path):
         assert rdcc_nbytes == 0  # was 8 MiB per dataset
     finally:
         writer.close(make_summary())
+
+
+ALLOCATOR_PROBE = """
+import os, sys
+import numpy as np
+def rss_mib():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+if sys.argv[1] == "fixed":
+    from labctl.malloc_tuning import fix_mmap_threshold
+    assert fix_mmap_threshold()
+big = np.ones(8 << 20, np.uint8); del big  # glibc raises its mmap threshold to 8 MiB (unless fixed)
+buffers, small = [], []
+for _ in range(64):  # 1 MiB buffers, as the engine's per-poll arrays, between small long-lived ones
+    buffers.append(np.ones(1 << 20, np.uint8))
+    small.append(np.ones(1000))
+before = rss_mib(); del buffers
+print(before - rss_mib())
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc mallopt")
+def test_large_buffers_freed_during_a_run_go_back_to_the_system():
+    """The engine fixes glibc's mmap threshold (``labctl.malloc_tuning``): without it, 1 MiB
+    buffers freed after an 8 MiB one stay in the heap (its high-water mark grew for minutes)."""
+    freed = {}
+    for mode in ("fixed", "dynamic"):
+        result = subprocess.run([sys.executable, "-c", ALLOCATOR_PROBE, mode], capture_output=True, text=True,
+                                timeout=60, env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+        assert result.returncode == 0, result.stderr
+        freed[mode] = float(result.stdout)
+    assert freed["fixed"] > 60  # MiB of the 64 returned
+    assert freed["dynamic"] < 8  # the glibc default keeps them
