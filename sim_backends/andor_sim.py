@@ -68,7 +68,6 @@ Behaviour (what a test can rely on):
 
 from __future__ import annotations
 
-import ctypes
 import functools
 import math
 import threading
@@ -108,7 +107,7 @@ from sim_backends.emccd_frames import (
     spot_row_fractions,
     wavelength_axis_nm,
 )
-from sim_backends.ctypes_out import copy_out
+from sim_backends.ctypes_out import copy_out, num as _num, store as _store
 from sim_backends.faults import FaultSchedule, nonzero_status
 from sim_backends.spectra import HC_EV_NM
 
@@ -137,17 +136,6 @@ class Scene(Protocol):
     def frame_clock(self) -> tuple[float, bool]: ...
 
     def emitted_spectrum(self, t0_ps: int, t1_ps: int, energy_ev: np.ndarray) -> np.ndarray: ...
-
-
-def _store(out: Any, value: float | int) -> None:
-    """Write an output value through ``byref(x)`` or a ``POINTER`` instance."""
-    target = out._obj if hasattr(out, "_obj") else out.contents
-    target.value = value
-
-
-def _num(arg: Any) -> Any:
-    """A Python value from a plain value or a ctypes scalar."""
-    return arg.value if isinstance(arg, ctypes._SimpleCData) else arg
 
 
 def _logged(arg: Any) -> Any:

@@ -1,4 +1,7 @@
-"""Copy a simulated library's output array into the caller's ctypes array.
+"""ctypes arguments of the simulated vendor libraries: scalars in, values and arrays out.
+
+``num`` and ``store`` are the scalar conventions every simulated library shares.
+``copy_out`` copies an output array into the caller's ctypes array.
 
 ``np.ctypeslib.as_array(pointer, shape=(n,))`` would be the obvious way, but every
 new ``n`` makes two ctypes types (``c_int64 * n`` and a pointer to it) that ctypes
@@ -12,6 +15,17 @@ import ctypes
 from typing import Any
 
 import numpy as np
+
+
+def num(arg: Any) -> Any:
+    """A Python value from a plain value or a ctypes scalar."""
+    return arg.value if isinstance(arg, ctypes._SimpleCData) else arg
+
+
+def store(out: Any, value: float | int) -> None:
+    """Write an output value through ``byref(x)`` or a ``POINTER`` instance."""
+    target = out._obj if hasattr(out, "_obj") else out.contents
+    target.value = value
 
 
 def copy_out(pointer: Any, values: np.ndarray) -> None:

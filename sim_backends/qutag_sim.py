@@ -51,7 +51,6 @@ Behaviour (what a test can rely on):
 
 from __future__ import annotations
 
-import ctypes
 import functools
 import threading
 import time
@@ -62,7 +61,7 @@ import numpy as np
 
 from drivers.qutag.tdcbase import CONSTANTS, LIMITS, stream_channel_tables
 from labctl.blocks import TagBlock
-from sim_backends.ctypes_out import copy_out
+from sim_backends.ctypes_out import copy_out, num as _num, store as _store
 from sim_backends.faults import FaultSchedule, nonzero_status
 
 OK, OUT_OF_RANGE, NO_DEVICE, NOT_INITIALIZED = 0, 10, 9, 12
@@ -99,17 +98,6 @@ class Scene(Protocol):
 
     def generate(self, t_stop_ps: int) -> TagBlock:
         """Tags in [previous t_stop, t_stop), sorted; deterministic whatever the t_stop sequence."""
-
-
-def _store(out: Any, value: float | int) -> None:
-    """Write an output value through ``byref(x)`` or a ``POINTER`` instance."""
-    target = out._obj if hasattr(out, "_obj") else out.contents
-    target.value = value
-
-
-def _num(arg: Any) -> Any:
-    """A Python number from a plain number or a ctypes scalar."""
-    return arg.value if isinstance(arg, ctypes._SimpleCData) else arg
 
 
 def _vendor(requires_init: bool = True) -> Callable[[Callable[..., int]], Callable[..., int]]:

@@ -58,6 +58,7 @@ from drivers.andor_shamrock.shamrock import (
     SUCCESS,
     vendor_name,
 )
+from sim_backends.ctypes_out import num as _num, store as _store
 from sim_backends.faults import FaultSchedule, nonzero_status
 
 COMMUNICATION_ERROR, NOT_INITIALIZED, NOT_AVAILABLE = 20201, 20275, 20292
@@ -133,22 +134,11 @@ def max_wavelength_nm(lines_per_mm: float, optics: dict[str, float] = SIM_OPTICS
     return 2 * d_nm * math.cos(half_deviation) * math.sin(math.radians(optics["max_rotation_deg"]))
 
 
-def _store(out: Any, value: float | int) -> None:
-    """Write an output value through ``byref(x)`` or a ``POINTER`` instance."""
-    target = out._obj if hasattr(out, "_obj") else out.contents
-    target.value = value
-
-
 def _store_text(buffer: Any, text: str, size: int | None = None) -> None:
     """Copy ``text`` into a caller's char buffer, truncated to its size (NUL-terminated)."""
     capacity = ctypes.sizeof(buffer) if size is None else min(int(size), ctypes.sizeof(buffer))
     raw = text.encode("latin-1")[: max(capacity - 1, 0)]
     ctypes.memmove(buffer, raw + b"\0", len(raw) + 1)
-
-
-def _num(arg: Any) -> Any:
-    """A Python number from a plain number or a ctypes scalar."""
-    return arg.value if isinstance(arg, ctypes._SimpleCData) else arg
 
 
 def _logical_name(name: str) -> str:
