@@ -25,6 +25,7 @@ from labctl.errors import ConfigError
 from labctl.frames import FrameMatcher
 from labctl.run import SpectralInfo
 from labctl.station import Station
+from labctl.watchdog import CallGuard
 
 
 class CameraPath:
@@ -34,6 +35,9 @@ class CameraPath:
         station: the built station; without an ``instruments.camera`` every method does nothing.
         settings: engine settings (``poll_interval_ms`` paces the final read-out wait).
         log: ``log(message, level)`` with a logging level name ("INFO", "WARNING", ...).
+        calls: makes every instrument call (the engine's :class:`labctl.watchdog.CallGuard`: a
+            hung call raises ``InstrumentHung``; the safe-state calls of :meth:`stop` are
+            attempted even on a hung camera); None: plain calls.
 
     Call :meth:`prepare` before anything starts, :meth:`start` once the tag stream
     runs, :meth:`poll` on every tagger read, :meth:`finish` at the normal end of the
@@ -41,8 +45,11 @@ class CameraPath:
     :meth:`prepare` run on the engine's reader thread.
     """
 
-    def __init__(self, station: Station, settings: EngineSettings, log: Callable[[str, str], None]) -> None:
+    def __init__(self, station: Station, settings: EngineSettings, log: Callable[[str, str], None],
+                 calls: CallGuard | None = None) -> None:
         self.station = station
+        self._call = calls.call if calls is not None else _plain_call
+        self._attempt = calls.attempt if calls is not None else _plain_call
         self.settings = settings
         self._log = log
         self._camera: Any = station.instruments.get("camera")
@@ -78,20 +85,22 @@ class CameraPath:
             raise ConfigError("channels.frame_marker", None,
                               "is required with a camera: the tagger input that records the frame clock", source)
         self._frame_clock = generator.frame_clock(2)
-        self._frame_clock.set_enabled(False)  # no edge before the camera is armed
-        rate_hz = float(self._frame_clock.rate_hz())
-        cycle_s = float(camera.kinetic_cycle_s())
+        clock, c = self._frame_clock, self._call
+        c("function_generator", "frame_clock.set_enabled", clock.set_enabled, False)  # no edge before the camera is armed
+        rate_hz = float(c("function_generator", "frame_clock.rate_hz", clock.rate_hz))
+        cycle_s = float(c("camera", "kinetic_cycle_s", camera.kinetic_cycle_s))
         if not rate_hz > 0 or 1.0 / rate_hz < cycle_s * (1 - 1e-9):
             raise ConfigError(
                 "instruments.function_generator.settings.ch2.frequency_hz", rate_hz,
                 f"the frame-clock period ({1.0 / rate_hz if rate_hz > 0 else float('inf'):.6g} s) must be >= the camera's "
                 f"kinetic cycle ({cycle_s:.6g} s = exposure + readout): at most {1.0 / cycle_s:.6g} Hz, "
                 "or shorten instruments.camera.settings.exposure_s", source)
-        exposure_s = float(camera.actual_exposure_s())
-        shape = tuple(int(n) for n in camera.frame_shape())
+        exposure_s = float(c("camera", "actual_exposure_s", camera.actual_exposure_s))
+        shape = tuple(int(n) for n in c("camera", "frame_shape", camera.frame_shape))
         spectrograph = self.station.instruments.get("spectrograph")
         if spectrograph is not None:
-            wavelength = np.asarray(spectrograph.wavelength_axis_nm(shape[-1]), np.float64)
+            axis = c("spectrograph", "wavelength_axis_nm", spectrograph.wavelength_axis_nm, shape[-1])
+            wavelength = np.asarray(axis, np.float64)
         else:  # no calibration: the axis is unknown, not invented
             wavelength = np.full(shape[-1], np.nan)
         self._cycle_s = cycle_s
@@ -107,9 +116,9 @@ class CameraPath:
         if self._spectra is None:
             return
         self._log_sensor_temperature()
-        self._camera.start_frames()
+        self._call("camera", "start_frames", self._camera.start_frames)
         self._armed = True
-        self._frame_clock.set_enabled(True)
+        self._call("function_generator", "frame_clock.set_enabled", self._frame_clock.set_enabled, True)
         self._log(f"camera armed; frame clock on at {self._spectra.frame_rate_hz:g} Hz, "
                   f"exposure {self._spectra.exposure_s:g} s", "INFO")
 
@@ -121,7 +130,8 @@ class CameraPath:
         brighter first frames: the run log says so.  Never fails the run.
         """
         try:
-            temperature_c, state = self._camera.temperature_c(), self._camera.temperature_state()
+            temperature_c = self._call("camera", "temperature_c", self._camera.temperature_c)
+            state = self._call("camera", "temperature_state", self._camera.temperature_state)
         except Exception as exc:  # noqa: BLE001 - a reading, not a reason to stop
             self._log(f"camera temperature could not be read: {exc}", "WARNING")
             return
@@ -152,7 +162,7 @@ class CameraPath:
         """
         if self._matcher is None or not self._armed:
             return
-        self._frame_clock.set_enabled(False)
+        self._call("function_generator", "frame_clock.set_enabled", self._frame_clock.set_enabled, False)
         if run_end_ps is None:
             return
         tagger = self.station.tagger
@@ -161,8 +171,8 @@ class CameraPath:
         wall_deadline = time.monotonic() + max(2.0, 4 * self._cycle_s + 1.0)
         poll_s = self.settings.poll_interval_ms / 1000.0
         while True:
-            block = tagger.read_tags()
-            tagger.data_lost()  # after the end of the run: not a loss of the run
+            block = self._call("tagger", "read_tags", tagger.read_tags)
+            self._call("tagger", "data_lost", tagger.data_lost)  # after the end of the run: not a loss of the run
             if len(block):
                 self._matcher.add_markers(block.timestamps[block.channels == marker])
                 if int(block.timestamps[-1]) >= wait_until_ps:
@@ -188,16 +198,16 @@ class CameraPath:
             return errors
         if self._frame_clock is not None:
             try:
-                self._frame_clock.set_enabled(False)
+                self._call("function_generator", "frame_clock.set_enabled", self._frame_clock.set_enabled, False)
             except Exception as exc:  # noqa: BLE001
-                errors.append(f"frame clock off: {exc}")
+                _note(errors, f"frame clock off: {exc}", self._log)
         if not self._armed:
             return errors
         self._armed = False
         try:
-            self._camera.stop_frames()
+            self._attempt("camera", "stop_frames", self._camera.stop_frames)
         except Exception as exc:  # noqa: BLE001
-            errors.append(f"camera stop_frames: {exc}")
+            _note(errors, f"camera stop_frames: {exc}", self._log)
         try:
             self._read_camera()
             limit = run_end_ps if run_end_ps is not None else -1
@@ -215,16 +225,27 @@ class CameraPath:
             if missing:
                 self._log(f"camera: {missing} frame marker(s) of the run have no frame (run ended during their exposure)", "WARNING")
         except Exception as exc:  # noqa: BLE001
-            errors.append(f"camera drain: {type(exc).__name__}: {exc}")
+            _note(errors, f"camera drain: {type(exc).__name__}: {exc}", self._log)
         return errors
 
     def _read_camera(self) -> None:
         assert self._matcher is not None
-        indices, frames = self._camera.read_frames()
+        indices, frames = self._call("camera", "read_frames", self._camera.read_frames)
         self._matcher.add_frames(indices, frames)
         read_skipped = getattr(self._camera, "read_skipped_frames", None)
         if callable(read_skipped):
-            self._matcher.add_skipped(read_skipped())
+            self._matcher.add_skipped(self._call("camera", "read_skipped_frames", read_skipped))
+
+
+def _note(errors: list[str], error: str, log: Callable[[str, str], None]) -> None:
+    """An error of the end of the run: for the summary, and in the run log."""
+    errors.append(error)
+    log(error, "WARNING")
+
+
+def _plain_call(role: str, name: str, fn: Callable[..., Any], *args: Any) -> Any:
+    """``call`` without a watchdog: ``fn(*args)``."""
+    return fn(*args)
 
 
 def _attach(photons: PhotonBlock, frames: Any, skipped: np.ndarray, losses: list[LossRecord]) -> None:

@@ -29,6 +29,7 @@ import logging
 import math
 import threading
 import time
+import traceback
 import uuid
 from datetime import datetime, timezone
 from pathlib import Path
@@ -41,6 +42,7 @@ from labctl.camera_path import CameraPath
 from labctl.engine_settings import EngineSettings
 from labctl.errors import AcquisitionError, ConfigError, DiskSpaceError
 from labctl.interfaces import Sink
+from labctl.malloc_tuning import fix_mmap_threshold
 from labctl.photon_kernels import channel_counts
 from labctl.photons import PhotonConverter
 from labctl.run import RunInfo, RunSummary, SpectralInfo
@@ -48,6 +50,7 @@ from labctl.signals import end_reason
 from labctl.sink_runner import SinkRunner
 from labctl.station import Station
 from labctl.warmup import warm_up
+from labctl.watchdog import CallGuard, InstrumentHung, call_with_timeout
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +99,8 @@ class AcquisitionEngine:
         self._losses: list[LossRecord] = []
         self._counts = np.zeros(256, dtype=np.int64)
         self._lock = threading.Lock()
-        self._camera_path = CameraPath(station, self.settings, self._log)
+        self._guard = CallGuard(self.settings.watchdog_s, hung=station.hung)  # every instrument call of a run
+        self._camera_path = CameraPath(station, self.settings, self._log, calls=self._guard)
 
     # -- control ------------------------------------------------------------------------
     def start(self, duration_s: float | None = None) -> None:
@@ -109,6 +113,7 @@ class AcquisitionEngine:
             raise AcquisitionError("this engine has already run; make a new AcquisitionEngine for the next run")
         if duration_s is not None and not (isinstance(duration_s, (int, float)) and math.isfinite(duration_s) and duration_s > 0):
             raise ConfigError("duration_s", duration_s, "must be a number of seconds > 0 (or None to run until stopped)")
+        fix_mmap_threshold()  # large per-poll buffers back to the system when freed (flat memory on long runs)
         spectra = self._camera_path.prepare()
         # numba kernels compile (or load) now, not on the first block: seconds of compiling there
         # would let the tagger's buffer overflow at the start of the first run after an install.
@@ -209,6 +214,7 @@ class AcquisitionEngine:
     # -- the reader thread ----------------------------------------------------------------
     def _reader(self, duration_s: float | None) -> None:
         tagger, laser = self.station.tagger, self.station.laser
+        call = self._guard.call  # an instrument call that hangs raises InstrumentHung after watchdog_s
         converter = PhotonConverter(self.station.channels, int(tagger.sync_divider()), self.settings.software_sync_divider)
         first_ps: int | None = None
         last_ps: int | None = None
@@ -220,16 +226,16 @@ class AcquisitionEngine:
         try:
             # Excitation first, then the stream: the run starts at the first tag read, so it
             # holds laser syncs from its first microsecond whatever the timing of these calls.
-            laser.enable_excitation()
-            tagger.start_stream()
-            self._log(f"excitation on at {laser.repetition_rate_hz():g} Hz; recording")
+            call("laser", "enable_excitation", laser.enable_excitation)
+            call("tagger", "start_stream", tagger.start_stream)
+            self._log(f"excitation on at {call('laser', 'repetition_rate_hz', laser.repetition_rate_hz):g} Hz; recording")
             self._camera_path.start()  # armed before the frame clock starts (no-op without a camera)
             poll_s = self.settings.poll_interval_ms / 1000.0
             next_poll = time.monotonic()
             while True:
                 stopping = self._stop_event.is_set()
-                block = tagger.read_tags()
-                flagged = tagger.data_lost()
+                block = call("tagger", "read_tags", tagger.read_tags)
+                flagged = call("tagger", "data_lost", tagger.data_lost)
                 if len(block) and first_ps is None:
                     first_ps = int(block.timestamps[0])
                     end_ps = first_ps + int(round(duration_s * 1e12)) if duration_s is not None else None
@@ -277,14 +283,19 @@ class AcquisitionEngine:
                     next_poll = time.monotonic()
         except BaseException as exc:  # noqa: BLE001 - every error ends the run safely and is reported
             clean = False
-            self._errors.append(f"{type(exc).__name__}: {exc}")
-            self.stop(f"error: {type(exc).__name__}: {exc}")
-            log.exception("acquisition failed")
+            what = str(exc) if isinstance(exc, InstrumentHung) else f"{type(exc).__name__}: {exc}"
+            self._errors.append(what)
+            with self._lock:  # an error while finishing a run that reached its end still makes it an error
+                if self._end_reason in ("duration", "stopped"):
+                    self._end_reason = ""
+            self.stop(f"error: {what}")
+            self._log(f"acquisition failed: {what}", "ERROR")  # one line; the traceback at DEBUG (run log too)
+            self._log_debug_lines(traceback.format_exception(exc), getattr(exc, "where", ""))
         finally:  # the one end path: excitation safe, tagger stopped, sinks closed
             self._make_safe()
             self._errors.extend(self._camera_path.stop(end_ps if finished else last_ps, self._dispatch))
             try:
-                tagger.stop_stream()
+                call("tagger", "stop_stream", tagger.stop_stream)
             except Exception as exc:  # noqa: BLE001
                 self._errors.append(f"stop_stream: {exc}")
             try:
@@ -321,6 +332,7 @@ class AcquisitionEngine:
                 summary.file_size_bytes = self.out_path.stat().st_size
             self._summary = summary
             self._status = dict(self._status, state="done", end_reason=summary.end_reason)
+            self._guard.close()
             self._done.set()
 
     def _flagged_loss(self, flagged: bool, block: TagBlock, last_ps: int | None, end_ps: int | None) -> LossRecord | None:
@@ -390,10 +402,15 @@ class AcquisitionEngine:
         self.stop("disk space" if isinstance(exc, DiskSpaceError) else f"error: sink {sink.name}: {type(exc).__name__}: {exc}")
 
     def _make_safe(self) -> None:
-        """Excitation to its safe state, then read it back (the generator's output) into the run log."""
-        self.station.safe_state()
+        """Excitation to its safe state (within the watchdog's time), then read it back (the
+        generator's output) into the run log."""
+        if not self.station.safe_state():
+            self._log("the excitation could NOT be put in its safe state: switch the laser off by hand", "CRITICAL")
+            self._errors.append("the excitation could not be put in its safe state")
+            return
         self._log("excitation in safe state")
-        state = self.station.excitation_state()
+        done, state = call_with_timeout(self.station.excitation_state, self.settings.watchdog_s, "laser read-back")
+        state = state if done else f"unknown ({state})"
         advice = {"on": "ON; switch the laser off by hand", "internal": "the laser runs on its internal clock; lock it"}
         self._log(f"excitation read back after the safe state: {advice.get(state, state)}",
                   {"on": "CRITICAL", "internal": "WARNING"}.get(state, "INFO"))
@@ -445,6 +462,13 @@ class AcquisitionEngine:
             "last_tag_ps": last_ps,  # tagger time of the newest tag read (None before the first)
             "read_monotonic_s": time.monotonic(),  # when it was read (time.monotonic, shared by processes)
         }
+
+    def _log_debug_lines(self, *texts: str | list[str]) -> None:
+        """A traceback (and where a hung call is blocked) at DEBUG, one run-log row per line."""
+        for text in texts:
+            for line in "".join(text).splitlines():
+                if line.strip():
+                    self._log(line, "DEBUG")
 
     def _log(self, message: str, level: str = "INFO") -> None:
         log.log(getattr(logging, level, logging.INFO), message)

@@ -14,6 +14,7 @@ ENGINE_SCHEMA = {
     "flush_interval_s": Number(0.01, 60, unit="s"),
     "min_free_mb": Number(0, 10**7, unit="MiB"),
     "rate_protection_hold_s": Number(0, 60, unit="s"),
+    "watchdog_s": Number(2, 3600, unit="s"),
 }
 
 
@@ -34,6 +35,9 @@ class EngineSettings:
         min_free_mb: the writer stops cleanly when free disk space falls below this (MiB).
         rate_protection_hold_s: a SPAD whose count rate stays above its limit this
             long (s) makes the engine cut the excitation and stop.
+        watchdog_s: an instrument call (tagger read, camera read, generator write...) that
+            has not returned after this long (s) is hung: the run stops cleanly and says
+            which call hung (:mod:`labctl.watchdog`); the safe-state call gets as long.
     """
 
     poll_interval_ms: float = 50.0
@@ -42,6 +46,7 @@ class EngineSettings:
     flush_interval_s: float = 1.0
     min_free_mb: float = 256.0
     rate_protection_hold_s: float = 0.5
+    watchdog_s: float = 5.0
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any] | None, source: str = "") -> "EngineSettings":

@@ -41,6 +41,7 @@ from labctl.settings import apply_settings, validate_settings
 from labctl.station_classes import (check_class_implements, check_driver_class, check_instance, check_library_class, check_options,
                                     construct, resolve_class)
 from labctl.validation import Number, Text, check_keys, check_section, expect_mapping
+from labctl.watchdog import InstrumentHung, call_with_timeout
 from labctl.yaml_loading import MAX_DOCUMENT_BYTES, parse_station_text
 
 log = logging.getLogger(__name__)
@@ -255,6 +256,9 @@ class Station:
         self.config = config
         self.scene: Any = None
         self.instruments: dict[str, Any] = {}
+        self.hung: dict[str, InstrumentHung] = {}
+        """Instruments (by role) with a call that never returned (the engine's watchdog): not called again, not closed."""
+        self._call_timeout_s = config.engine.watchdog_s
         self._closed = False
         try:
             self._build()
@@ -351,15 +355,27 @@ class Station:
             "instruments": {role: inst.snapshot(update=False) for role, inst in self.instruments.items()},
         }
 
-    def safe_state(self) -> None:
-        """Put the excitation in its safe state; never raises (errors are logged)."""
+    def safe_state(self) -> bool:
+        """Put the excitation in its safe state; never raises (errors are logged), never waits longer than
+        ``engine.watchdog_s`` (a hung instrument: a critical message asks to switch the laser off by hand).
+
+        Returns:
+            True if the laser reported its safe state.
+        """
         laser = self.instruments.get("laser")
         if laser is None:
-            return
-        try:
-            laser.disable_excitation()
-        except Exception:  # noqa: BLE001 - the safe state must be attempted, and must not mask the caller's error
-            log.exception("could not put the laser in its safe state")
+            return True
+        # The safe state must be attempted, even on a hung instrument, and must not mask the caller's error.
+        done, error = call_with_timeout(laser.disable_excitation, self._call_timeout_s, "laser disable_excitation")
+        if done:
+            return True
+        if isinstance(error, InstrumentHung):
+            self.hung.setdefault("laser", error)
+            log.critical("the excitation could not be put in its safe state: %s; switch the laser off by hand", error)
+        else:
+            log.error("could not put the laser in its safe state: %s: %s", type(error).__name__, error)
+            log.debug("safe state failure", exc_info=error)
+        return False
 
     def excitation_state(self) -> str:
         """The excitation as read back from the instruments: ``"on"``, ``"off"`` (external trigger:
@@ -384,7 +400,15 @@ class Station:
         atexit.unregister(self.safe_state)
 
     def _close_instruments(self) -> None:
+        hung = set(self.hung)
+        for role in list(hung):  # a hung laser call may be its trigger instrument's
+            trigger = self.config.data["instruments"].get(role, {}).get("trigger_output")
+            if isinstance(trigger, Mapping):
+                hung.add(trigger["instrument"])
         for role in reversed(list(self.instruments)):
+            if role in hung:
+                log.warning("%s not closed: a call to it hung (%s)", role, self.hung.get(role, "its trigger output's instrument"))
+                continue
             try:
                 self.instruments[role].close()
             except Exception:  # noqa: BLE001

@@ -61,12 +61,13 @@ Behaviour (what a test can rely on):
   ``Initialize`` ``DRV_NOT_INITIALIZED``; most setters during an acquisition
   ``DRV_ACQUIRING``; ``AbortAcquisition`` when idle ``DRV_IDLE``.
   ``inject_error(name, code)`` makes the next call of ``name`` return ``code`` and
-  change nothing.  Every call is logged in ``calls`` (the last 10000).
+  change nothing.  Scheduled faults (option ``faults``: fail once, always, or hang;
+  :mod:`sim_backends.faults`) count scene seconds from the last ``StartAcquisition``.  Every call is logged in ``calls`` (the last 1000; pointer and buffer
+  arguments by their type name only, so the log keeps no caller's buffer alive).
 """
 
 from __future__ import annotations
 
-import ctypes
 import functools
 import math
 import threading
@@ -106,6 +107,8 @@ from sim_backends.emccd_frames import (
     spot_row_fractions,
     wavelength_axis_nm,
 )
+from sim_backends.ctypes_out import copy_out, num as _num, store as _store
+from sim_backends.faults import FaultSchedule, nonzero_status
 from sim_backends.spectra import HC_EV_NM
 
 OK = CODE_OF_NAME["DRV_SUCCESS"]
@@ -135,25 +138,29 @@ class Scene(Protocol):
     def emitted_spectrum(self, t0_ps: int, t1_ps: int, energy_ev: np.ndarray) -> np.ndarray: ...
 
 
-def _store(out: Any, value: float | int) -> None:
-    """Write an output value through ``byref(x)`` or a ``POINTER`` instance."""
-    target = out._obj if hasattr(out, "_obj") else out.contents
-    target.value = value
+def _logged(arg: Any) -> Any:
+    """An argument as the call log keeps it: plain values, and only the type name of pointers and buffers.
 
-
-def _num(arg: Any) -> Any:
-    """A Python value from a plain value or a ctypes scalar."""
-    return arg.value if isinstance(arg, ctypes._SimpleCData) else arg
+    Keeping the objects would keep the caller's buffers alive (a pointer from
+    ``ndarray.ctypes.data_as`` holds its array) for as long as the call stays in the log.
+    """
+    value = _num(arg)
+    if value is None or isinstance(value, (bool, int, float, str, bytes)):
+        return value
+    return f"<{type(arg).__name__}>"
 
 
 def _vendor(requires_init: bool = True, idle_only: bool = False) -> Callable[[Callable[..., int]], Callable[..., int]]:
-    """Common entry of every SDK2 function: lock, call log, injected error, init and idle checks."""
+    """Common entry of every SDK2 function: scheduled fault, lock, call log, injected error, init and idle checks."""
 
     def decorate(func: Callable[..., int]) -> Callable[..., int]:
         @functools.wraps(func)
         def wrapper(self: "SimAndorSDK", *args: Any) -> int:
+            fault = self._fault_schedule.enter(func.__name__)  # may block (mode hang), outside the lock
             with self._lock:
-                self.calls.append((func.__name__, tuple(_num(a) for a in args)))
+                self.calls.append((func.__name__, tuple(_logged(a) for a in args)))
+                if fault is not None:
+                    return fault.code
                 injected = self._injected.pop(func.__name__, None)
                 if injected is not None:
                     return injected
@@ -165,6 +172,7 @@ def _vendor(requires_init: bool = True, idle_only: bool = False) -> Callable[[Ca
                         return ACQUIRING
                 return func(self, *[_num(a) for a in args])
 
+        wrapper.returns_status = True  # type: ignore[attr-defined]
         return wrapper
 
     return decorate
@@ -180,6 +188,8 @@ class SimAndorSDK:
         clock: wall clock in s (the cooler's time); a test may pass a fake one.
         model: the camera head's numbers (``EmccdModel``).
         circular_buffer_frames: size of the circular buffer in frames; None = 64 MiB worth.
+        faults: scheduled faults (:mod:`sim_backends.faults`); the fault clock is scene
+            seconds since the last ``StartAcquisition`` (0 before the first).
     """
 
     def __init__(
@@ -190,6 +200,7 @@ class SimAndorSDK:
         clock: Callable[[], float] = time.monotonic,
         model: EmccdModel | None = None,
         circular_buffer_frames: int | None = None,
+        faults: Sequence[dict[str, Any]] = (),
     ) -> None:
         if circular_buffer_frames is not None and circular_buffer_frames < 1:
             raise ValueError(f"SimAndorSDK: circular_buffer_frames = {circular_buffer_frames!r}: must be >= 1")
@@ -198,9 +209,16 @@ class SimAndorSDK:
         self._clock = clock
         self.model = model or EmccdModel()
         self._buffer_frames = circular_buffer_frames
+        self._acq_started_ps: int | None = None  # scene time of the last StartAcquisition: the fault clock
+        self._fault_schedule = FaultSchedule(
+            faults,
+            status_functions=[n for n in dir(type(self)) if getattr(getattr(type(self), n), "returns_status", False)],
+            check_code=nonzero_status(OK, f"{CODE_OF_NAME['DRV_ERROR_ACK']} (DRV_ERROR_ACK: no acknowledge from the camera)"),
+            elapsed_s=self._fault_clock_s,
+        )
         self._lock = threading.RLock()
         self._injected: dict[str, int] = {}
-        self.calls: deque[tuple[str, tuple[Any, ...]]] = deque(maxlen=10_000)
+        self.calls: deque[tuple[str, tuple[Any, ...]]] = deque(maxlen=1000)
         """Every vendor call as (name, arguments), newest last."""
         self.initialized = False
         self._cooler = SensorCooler(self.model, clock)  # physical: survives Initialize/ShutDown
@@ -224,6 +242,17 @@ class SimAndorSDK:
     def inject_error(self, function: str, code: int) -> None:
         """Make the next call of ``function`` return ``code`` and change nothing."""
         self._injected[function] = int(code)
+
+    @property
+    def faults_fired(self) -> list[tuple[str, str]]:
+        """(function, mode) of every scheduled fault that fired, in order."""
+        return list(self._fault_schedule.fired)
+
+    def _fault_clock_s(self) -> float:
+        """Scene seconds since the last StartAcquisition; 0 before the first."""
+        if self._acq_started_ps is None:
+            return 0.0
+        return (int(self._scene.generated_until_ps) - self._acq_started_ps) / 1e12
 
     def perturb_temperature(self, delta_c: float) -> None:
         """Move the sensor temperature by ``delta_c`` now (a stabilised cooler then reports DRIFT)."""
@@ -586,6 +615,7 @@ class SimAndorSDK:
             internal_cycle_ps=int(round(self._internal_cycle_s() * 1e12)),
             edge_cursor_ps=now,
         )
+        self._acq_started_ps = now
         self._acq_shape = self._frame_shape()
         self._pending.clear()
         self._temperature_log = []
@@ -673,7 +703,7 @@ class SimAndorSDK:
             return NO_NEW_DATA
         v_first, v_last = run[0], min(run[1], last)
         data = np.concatenate([self._ring[n].ravel() for n in range(v_first, v_last + 1)])
-        np.ctypeslib.as_array(array, shape=(int(size),))[: data.size] = data
+        copy_out(array, data)
         _store(valid_first, v_first)
         _store(valid_last, v_last)
         self._retrieved_until = max(self._retrieved_until, v_last)

@@ -7,7 +7,6 @@ config, never on how generation is segmented or how far ahead it has run.
 
 from __future__ import annotations
 
-import bisect
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -45,10 +44,8 @@ class PiecewiseProcess:
 
     def __init__(self, batch: Callable[[], tuple[np.ndarray, np.ndarray]]) -> None:
         self._batch = batch
-        self.ends = np.empty(0, np.int64)
+        self.ends = np.empty(0, np.int64)  # (16 bytes per dwell: no Python-list copies, ~3 MB per hour less)
         self.values = np.empty(0, np.float64)
-        self._ends_list: list[int] = []  # same as ``ends``, for fast scalar look-ups
-        self._values_list: list[float] = []
 
     @classmethod
     def constant(cls, value: float) -> "PiecewiseProcess":
@@ -56,14 +53,12 @@ class PiecewiseProcess:
 
     def ensure(self, t_ps: int) -> None:
         """Draw dwells until the process is defined on ``[0, t_ps]``."""
-        while not self._ends_list or self._ends_list[-1] <= t_ps:
+        while not self.ends.size or self.ends[-1] <= t_ps:
             dwells, values = self._batch()
-            start = self._ends_list[-1] if self._ends_list else 0
+            start = int(self.ends[-1]) if self.ends.size else 0
             new_ends = start + np.cumsum(dwells)
             self.ends = np.concatenate((self.ends, new_ends))
             self.values = np.concatenate((self.values, values))
-            self._ends_list.extend(new_ends.tolist())
-            self._values_list.extend(values.tolist())
 
     def at(self, t_ps: np.ndarray) -> np.ndarray:
         """Values at times ``t_ps`` (must be within the ensured range)."""
@@ -71,14 +66,14 @@ class PiecewiseProcess:
 
     def value_at(self, t_ps: int) -> float:
         """Value at one time (within the ensured range)."""
-        return self._values_list[bisect.bisect_right(self._ends_list, t_ps)]
+        return float(self.values[int(np.searchsorted(self.ends, t_ps, side="right"))])
 
     def changes_in(self, start_ps: int, stop_ps: int) -> list[int]:
         """Times in ``(start, stop)`` where the value changes."""
-        lo = bisect.bisect_right(self._ends_list, start_ps)
-        if self._ends_list[lo] >= stop_ps:
+        lo = int(np.searchsorted(self.ends, start_ps, side="right"))
+        if self.ends[lo] >= stop_ps:
             return []
-        return self._ends_list[lo : bisect.bisect_left(self._ends_list, stop_ps, lo)]
+        return self.ends[lo : int(np.searchsorted(self.ends, stop_ps, side="left"))].tolist()
 
 
 def _blinking_process(params: Mapping[str, Any], seed: int) -> PiecewiseProcess:

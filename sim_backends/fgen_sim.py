@@ -28,11 +28,17 @@ Relies on pyvisa-sim internals to read the device state (``Device._channels``,
 from __future__ import annotations
 
 import threading
+import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from pyvisa import constants
+from pyvisa.constants import StatusCode
+from pyvisa.errors import VisaIOError
 from pyvisa_sim.highlevel import SimVisaLibrary
+
+from sim_backends.faults import FaultSchedule
 
 DEFAULT_YAML = Path(__file__).with_name("function_generator.yaml")
 """The generator's SCPI model."""
@@ -45,6 +51,8 @@ FRAME_CLOCK_CHANNEL = "2"
 _CHANNEL_GROUP = "channel"
 _ERROR_QUERY = b"SYSTem:ERRor?"
 _SCENE_METHODS = ("set_repetition_rate_hz", "set_excitation", "set_frame_clock")
+VISA_OPERATIONS = ("open", "close", "write", "read", "clear")
+"""The library operations a scheduled fault can name."""
 
 
 class SimFunctionGeneratorLibrary(SimVisaLibrary):
@@ -54,21 +62,31 @@ class SimFunctionGeneratorLibrary(SimVisaLibrary):
         scene: the shared scene (needs ``set_repetition_rate_hz``, ``set_excitation`` and
             ``set_frame_clock``); None = a plain simulated generator.
         yaml_path: the pyvisa-sim model (default: ``function_generator.yaml`` beside this file).
+        faults: scheduled faults of the VISA operations ``open``, ``close``, ``write``,
+            ``read``, ``clear`` (:mod:`sim_backends.faults`): a failed call raises
+            ``pyvisa.errors.VisaIOError(code)`` as pyvisa's own library does; the fault
+            clock is wall seconds since ch1's output (the laser trigger) was last switched on.
 
     Raises:
         TypeError: the scene lacks one of the methods above.
+        ConfigError: a bad fault (key path from ``faults[<index>]``).
 
     Attributes:
         commands: every message written to the generator, in order (a test hook).
     """
 
-    def __new__(cls, scene: Any = None, yaml_path: str | Path | None = None) -> "SimFunctionGeneratorLibrary":
+    def __new__(cls, scene: Any = None, yaml_path: str | Path | None = None,
+                faults: Sequence[dict[str, Any]] = ()) -> "SimFunctionGeneratorLibrary":
         obj = super().__new__(cls, str(yaml_path or DEFAULT_YAML))
         # pyvisa hands out one library per (class, path): forget it, so each instance is its own device.
         cls._registry.pop((cls, obj.library_path), None)
         return obj
 
-    def __init__(self, scene: Any = None, yaml_path: str | Path | None = None) -> None:
+    def __init__(self, scene: Any = None, yaml_path: str | Path | None = None,
+                 faults: Sequence[dict[str, Any]] = ()) -> None:
+        self._laser_on_since_s: float | None = None  # time.monotonic() when ch1 output last went on
+        self._fault_schedule = FaultSchedule(
+            faults, status_functions=VISA_OPERATIONS, check_code=_visa_error_code, elapsed_s=self._fault_clock_s)
         if scene is not None:
             missing = [m for m in _SCENE_METHODS if not callable(getattr(scene, m, None))]
             if missing:
@@ -84,25 +102,64 @@ class SimFunctionGeneratorLibrary(SimVisaLibrary):
 
     # --- pyvisa library -------------------------------------------------------------------
     def open(self, session: Any, resource_name: str, *args: Any, **kwargs: Any) -> Any:
+        self._fault("open")
         result = super().open(session, resource_name, *args, **kwargs)
         if result[1] == constants.StatusCode.success:
+            self._track_laser_output()
             self._apply_to_scene()
         return result
 
+    def close(self, session: Any) -> Any:
+        self._fault("close")
+        return super().close(session)
+
+    def read(self, session: Any, count: int) -> Any:
+        self._fault("read")
+        return super().read(session, count)
+
     def write(self, session: Any, data: bytes) -> Any:
+        self._fault("write")
         result = super().write(session, data)
         self.commands.append(bytes(data).decode("utf-8", errors="replace").rstrip("\r\n"))
+        self._track_laser_output()
         self._apply_to_scene()
         return result
 
     def clear(self, session: Any) -> constants.StatusCode:
         """Device clear (viClear): empty the generator's input and output buffers."""
+        self._fault("clear")
         device = self._device_of(session)
         if device is None:
             return constants.StatusCode.error_invalid_object
         device._input_buffer = bytearray()
         device._output_buffers.clear()
         return constants.StatusCode.success
+
+    # --- faults ------------------------------------------------------------------------------
+    @property
+    def faults_fired(self) -> list[tuple[str, str]]:
+        """(operation, mode) of every scheduled fault that fired, in order."""
+        return list(self._fault_schedule.fired)
+
+    def _fault(self, operation: str) -> None:
+        """Wait out a scheduled hang; raise VisaIOError if a scheduled failure is due."""
+        fault = self._fault_schedule.enter(operation)
+        if fault is not None:
+            raise VisaIOError(fault.code)
+
+    def _fault_clock_s(self) -> float:
+        """Wall seconds since ch1's output last went on; 0 before it ever did."""
+        return 0.0 if self._laser_on_since_s is None else time.monotonic() - self._laser_on_since_s
+
+    def _track_laser_output(self) -> None:
+        try:
+            on = _is_on(self.device_value("output", LASER_CHANNEL))
+        except (KeyError, ValueError):  # no such device or session yet
+            return
+        if on and self._laser_on_since_s is None:
+            self._laser_on_since_s = time.monotonic()
+        elif not on:
+            self._laser_on_since_s = None
 
     # --- test hooks -------------------------------------------------------------------------
     def device_value(self, prop: str, channel: int | str) -> Any:
@@ -144,6 +201,16 @@ class SimFunctionGeneratorLibrary(SimVisaLibrary):
                 self._scene.set_excitation(state["laser_on"])
             if "frame_clock" in changed:
                 self._scene.set_frame_clock(*state["frame_clock"])
+
+def _visa_error_code(code: Any) -> int:
+    """A VISA error status (negative ``pyvisa.constants.StatusCode``) by number or name."""
+    if isinstance(code, str) and code in StatusCode.__members__:
+        code = StatusCode[code].value
+    if isinstance(code, bool) or not isinstance(code, int) or code >= 0 or code not in set(StatusCode):
+        raise ValueError("must be a VISA error status (a negative pyvisa StatusCode), by number or name, "
+                         "e.g. error_timeout or error_connection_lost")
+    return int(code)
+
 
 def _is_on(value: Any) -> bool:
     return str(value).strip().upper() in ("ON", "1")

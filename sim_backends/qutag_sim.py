@@ -39,16 +39,18 @@ Behaviour (what a test can rely on):
   ``TDC_perror(rc)`` returns bytes.  ``inject_error(name, code)`` makes the next
   call of ``name`` return ``code`` without touching any state.
 * **Faults** (option ``faults``, settable from a station file's
-  ``library_options``): ``[{after_s: 1.0, function: TDC_getLastTimestamps,
-  code: 2}]`` makes every call of ``function`` return ``code`` once ``after_s``
-  device seconds have passed since the timestamp buffer was last (re)started
-  (``TDC_setTimestampBufferSize``, i.e. the start of a stream): a device that
-  drops off the bus mid-run.
+  ``library_options``; :mod:`sim_backends.faults`): ``[{after_s: 1.0, function:
+  TDC_getLastTimestamps, code: 2}]`` makes every call of ``function`` return ``code``
+  once ``after_s`` device seconds have passed since the timestamp buffer was last
+  (re)started (``TDC_setTimestampBufferSize``, i.e. the start of a stream): a device
+  that drops off the bus mid-run.  Before the first stream the fault clock reads 0, so
+  ``after_s: 0`` fires at the first call of any function, set-up calls included
+  (``TDC_init``, ``TDC_setTimestampBufferSize``...).  ``mode: once`` fails one call,
+  ``mode: hang`` blocks the call (``hang_s`` seconds, default until the process ends).
 """
 
 from __future__ import annotations
 
-import ctypes
 import functools
 import threading
 import time
@@ -59,6 +61,8 @@ import numpy as np
 
 from drivers.qutag.tdcbase import CONSTANTS, LIMITS, stream_channel_tables
 from labctl.blocks import TagBlock
+from sim_backends.ctypes_out import copy_out, num as _num, store as _store
+from sim_backends.faults import FaultSchedule, nonzero_status
 
 OK, OUT_OF_RANGE, NO_DEVICE, NOT_INITIALIZED = 0, 10, 9, 12
 SIM_DEVICE_ID = 0
@@ -96,53 +100,39 @@ class Scene(Protocol):
         """Tags in [previous t_stop, t_stop), sorted; deterministic whatever the t_stop sequence."""
 
 
-def _store(out: Any, value: float | int) -> None:
-    """Write an output value through ``byref(x)`` or a ``POINTER`` instance."""
-    target = out._obj if hasattr(out, "_obj") else out.contents
-    target.value = value
-
-
-def _num(arg: Any) -> Any:
-    """A Python number from a plain number or a ctypes scalar."""
-    return arg.value if isinstance(arg, ctypes._SimpleCData) else arg
-
-
-def _check_fault(index: int, fault: Any) -> tuple[int, str, int]:
-    """``{after_s, function, code}`` -> (after_ps, function, code); ValueError naming what is wrong."""
-    where = f"SimTDCBase: faults[{index}]"
-    if not isinstance(fault, dict) or set(fault) != {"after_s", "function", "code"}:
-        raise ValueError(f"{where} = {fault!r}: must be a mapping with keys after_s, function, code")
-    after_s, function, code = fault["after_s"], fault["function"], fault["code"]
-    if isinstance(after_s, bool) or not isinstance(after_s, (int, float)) or not after_s >= 0:
-        raise ValueError(f"{where}.after_s = {after_s!r}: must be a number of seconds >= 0")
-    if not isinstance(function, str) or not function.startswith("TDC_"):
-        raise ValueError(f"{where}.function = {function!r}: must name a TDC_ function, e.g. TDC_getLastTimestamps")
-    if isinstance(code, bool) or not isinstance(code, int) or code == OK:
-        raise ValueError(f"{where}.code = {code!r}: must be a non-zero vendor status code, e.g. 2 (no connection)")
-    return int(round(after_s * 1e12)), function, code
-
-
 def _vendor(requires_init: bool = True) -> Callable[[Callable[..., int]], Callable[..., int]]:
-    """Common entry of every status-returning function: lock, injected error, init check."""
+    """Common entry of every status-returning function: scheduled fault, lock, injected error, init check."""
 
     def decorate(func: Callable[..., int]) -> Callable[..., int]:
         @functools.wraps(func)
         def wrapper(self: "_SimTDCCore", *args: Any) -> int:
+            fault = self._fault_schedule.enter(func.__name__)  # may block (mode hang), outside the lock
             with self._lock:
+                if fault is not None:
+                    return fault.code
                 injected = self._injected.pop(func.__name__, None)
                 if injected is not None:
                     return injected
-                for after_ps, function, code in self._faults:
-                    if (function == func.__name__ and self._stream_start_ps is not None
-                            and self.device_time_ps() - self._stream_start_ps >= after_ps):
-                        return code
                 if requires_init and not self.initialized:
                     return NOT_INITIALIZED
                 return func(self, *[_num(a) for a in args])
 
+        wrapper.returns_status = True  # type: ignore[attr-defined]
         return wrapper
 
     return decorate
+
+
+def _returns_value(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Entry of a function that returns a value, not a status: only a scheduled hang applies."""
+
+    @functools.wraps(func)
+    def wrapper(self: "_SimTDCCore", *args: Any) -> Any:
+        self._fault_schedule.enter(func.__name__)
+        return func(self, *args)
+
+    wrapper.returns_status = False  # type: ignore[attr-defined]
+    return wrapper
 
 
 class _SimTDCCore:
@@ -164,11 +154,16 @@ class _SimTDCCore:
     ) -> None:
         if time_scale <= 0:
             raise ValueError(f"SimTDCBase: time_scale = {time_scale!r}: must be > 0")
-        self._faults = [_check_fault(i, fault) for i, fault in enumerate(faults)]
-        self._stream_start_ps: int | None = None  # device time of the last buffer (re)start, for faults
-        for i, (_, function, _) in enumerate(self._faults):
-            if not callable(getattr(type(self), function, None)):
-                raise ValueError(f"SimTDCBase: faults[{i}].function = {function!r}: this library has no such function")
+        self._stream_start_ps: int | None = None  # device time of the last buffer (re)start: the fault clock
+        kinds = {name: getattr(getattr(type(self), name), "returns_status", None) for name in dir(type(self))
+                 if name.startswith("TDC_")}
+        self._fault_schedule = FaultSchedule(
+            faults,
+            status_functions=[name for name, status in kinds.items() if status],
+            value_functions=[name for name, status in kinds.items() if status is False],
+            check_code=nonzero_status(OK, "2 (no connection)"),
+            elapsed_s=self._fault_clock_s,
+        )
         self._scene = scene
         self._time_scale = float(time_scale)
         self._drop_windows_ps = [(int(round(a * 1e12)), int(round(b * 1e12))) for a, b in silent_drop_windows_s]
@@ -187,6 +182,17 @@ class _SimTDCCore:
     def inject_error(self, function: str, code: int) -> None:
         """Make the next call of ``function`` return ``code`` and change nothing."""
         self._injected[function] = code
+
+    @property
+    def faults_fired(self) -> list[tuple[str, str]]:
+        """(function, mode) of every scheduled fault that fired, in order."""
+        return list(self._fault_schedule.fired)
+
+    def _fault_clock_s(self) -> float:
+        """Device seconds since the timestamp buffer was last (re)started; 0 before it ever was."""
+        if self._stream_start_ps is None:
+            return 0.0
+        return (self.device_time_ps() - self._stream_start_ps) / 1e12
 
     def device_time_ps(self) -> int:
         """Current device time in ps (0 before the buffer was first enabled)."""
@@ -276,9 +282,11 @@ class _SimTDCCore:
         self._ring_ch = np.empty(0, np.uint8)
 
     # --- vendor functions --------------------------------------------------------
+    @_returns_value
     def TDC_getVersion(self) -> float:
         return self.version
 
+    @_returns_value
     def TDC_perror(self, rc: Any) -> bytes:
         return PERROR_TEXTS.get(int(_num(rc)), f"Unknown return code {int(_num(rc))}").encode()
 
@@ -305,6 +313,7 @@ class _SimTDCCore:
         _store(timebase_s, 1e-12)
         return OK
 
+    @_returns_value
     def TDC_checkFeatures(self) -> int:
         return self.features if self.initialized else 0
 
@@ -369,9 +378,9 @@ class _SimTDCCore:
         self._advance()
         n = int(self._ring_ts.size)
         if n and timestamps:
-            np.ctypeslib.as_array(timestamps, shape=(n,))[:] = self._ring_ts
+            copy_out(timestamps, self._ring_ts)
         if n and channels:
-            np.ctypeslib.as_array(channels, shape=(n,))[:] = self._ring_ch
+            copy_out(channels, self._ring_ch)
         _store(valid, n)
         if reset:
             self._clear_ring()
@@ -434,6 +443,7 @@ class SimTDCBaseMC(_SimTDCCore):
         self.channel_mask = (1 if enable_start else 0) | (int(stop_mask) << 1)
         return OK
 
+    @_returns_value
     def TDC_getChannelCount(self) -> int:
         return N_INPUTS
 

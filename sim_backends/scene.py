@@ -50,6 +50,8 @@ from sim_backends.spectra import SPECTRAL_KINDS, SpectralModel, prorated_counts
 
 _EMPTY = np.empty(0, np.int64)
 _LOG_FIELDS = ("start_ps", "stop_ps", "pulses", *LOG_COLUMNS)
+EMISSION_LOG_KEEP_PS = 60 * 10**12
+"""The emission log keeps at least the last 60 s of generated segments (older rows are dropped)."""
 
 
 class Scene:
@@ -225,7 +227,8 @@ class Scene:
         Log rows that overlap the window partly are pro-rated by time.
 
         Raises:
-            ValueError: the window is reversed, negative, or not generated yet.
+            ValueError: the window is reversed, negative, not generated yet, or older than the
+                emission log keeps (``EMISSION_LOG_KEEP_PS``).
         """
         with self._lock:
             t0, t1 = self._check_window(t0_ps, t1_ps)
@@ -263,6 +266,11 @@ class Scene:
                 f"window [{t0}, {t1}) ps: must satisfy 0 <= t0 <= t1 <= {logged_until} ps "
                 "(the end of the generated segments; call generate first)"
             )
+        if t0 < self._log.kept_from_ps:
+            raise ValueError(
+                f"window [{t0}, {t1}) ps: the emission log before {self._log.kept_from_ps} ps is no longer kept "
+                f"(it keeps the last {EMISSION_LOG_KEEP_PS / 1e12:g} s of generated segments)"
+            )
         return t0, t1
 
     def truth(self) -> dict[str, np.ndarray]:
@@ -275,9 +283,10 @@ class Scene:
 
     @property
     def emission_log(self) -> dict[str, np.ndarray]:
-        """Photons emitted per row, over all generated segments (past ``generated_until_ps`` too).
+        """Photons emitted per row, over the generated segments kept (past ``generated_until_ps`` too).
 
-        Rows tile time from 0: each segment cut where the emitter state changes.  Keys:
+        Rows tile time from 0, or, after a long run, from the oldest row kept (at least the
+        last ``EMISSION_LOG_KEEP_PS`` are kept): each segment cut where the emitter state changes.  Keys:
         ``start_ps``, ``stop_ps``, ``pulses`` (laser pulses in the row), ``band_edge``,
         ``trap``, ``off``, ``biexciton`` (QD photons emitted, by kind; a photon counts in
         the row of its excitation pulse), ``poissonian`` (photons at the HBT input).
@@ -437,17 +446,28 @@ class _SegmentStreams:
 
 
 class _EmissionLog:
-    """Append-only table of emission-log rows, kept as Python tuples and packed in blocks."""
+    """Append-only table of emission-log rows, kept as Python tuples and packed in blocks.
+
+    Only the recent past is kept: a packed block whose rows all end more than
+    ``EMISSION_LOG_KEEP_PS`` before the newest row is dropped (bounded memory over a
+    long run; the simulated camera asks only for the windows of recent frames).
+    ``kept_from_ps`` is the start of the oldest row kept.
+    """
 
     def __init__(self) -> None:
         self._blocks: list[np.ndarray] = []
         self._rows: list[tuple[int, ...]] = []
+        self.kept_from_ps = 0
 
     def add(self, edges: list[int], pulses: list[int], counts: list[tuple[int, ...]]) -> None:
         for i, c in enumerate(counts):
             self._rows.append((edges[i], edges[i + 1], pulses[i], *c))
         if len(self._rows) >= 4096:
             self._pack()
+            newest_ps = int(self._blocks[-1][-1, 1])
+            while len(self._blocks) > 1 and int(self._blocks[0][-1, 1]) < newest_ps - EMISSION_LOG_KEEP_PS:
+                self._blocks.pop(0)
+                self.kept_from_ps = int(self._blocks[0][0, 0])
 
     def window(self, t0_ps: int, t1_ps: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Rows overlapping ``[t0, t1)``: (start_ps, stop_ps, counts ``(rows, len(LOG_COLUMNS))``).
@@ -472,9 +492,7 @@ class _EmissionLog:
 
     def table(self) -> dict[str, np.ndarray]:
         self._pack()
-        if len(self._blocks) > 1:
-            self._blocks = [np.concatenate(self._blocks)]
-        table = self._blocks[0] if self._blocks else np.empty((0, len(_LOG_FIELDS)), np.int64)
+        table = np.concatenate(self._blocks) if self._blocks else np.empty((0, len(_LOG_FIELDS)), np.int64)
         return {name: table[:, i].copy() for i, name in enumerate(_LOG_FIELDS)}
 
     def _pack(self) -> None:

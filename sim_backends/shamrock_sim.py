@@ -26,7 +26,9 @@ Validation like the device: a bad device index returns P1INVALID, the first bad
 argument after it P2..P5INVALID, calls before ``Initialize`` NOT_INITIALIZED; a failed
 call changes nothing.  ``inject_error(function, code)`` makes the next call of
 ``function`` (logical or exported name) return ``code`` without touching any state;
-``calls`` lists the logical name of every function called.
+``calls`` lists the logical name of every function called.  Scheduled faults (option
+``faults``: fail once, always, or hang; :mod:`sim_backends.faults`) count wall seconds
+from the library's creation.
 
 Scene link: with a ``scene``, the current calibration (the same float32 values
 ``GetCalibration`` returns, as float64) is stored in ``scene.spectrograph_calibration_nm``
@@ -40,6 +42,7 @@ import ctypes
 import functools
 import math
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -55,6 +58,8 @@ from drivers.andor_shamrock.shamrock import (
     SUCCESS,
     vendor_name,
 )
+from sim_backends.ctypes_out import num as _num, store as _store
+from sim_backends.faults import FaultSchedule, nonzero_status
 
 COMMUNICATION_ERROR, NOT_INITIALIZED, NOT_AVAILABLE = 20201, 20275, 20292
 P1INVALID, P2INVALID, P3INVALID, P4INVALID, P5INVALID = 20266, 20267, 20268, 20269, 20270
@@ -129,22 +134,11 @@ def max_wavelength_nm(lines_per_mm: float, optics: dict[str, float] = SIM_OPTICS
     return 2 * d_nm * math.cos(half_deviation) * math.sin(math.radians(optics["max_rotation_deg"]))
 
 
-def _store(out: Any, value: float | int) -> None:
-    """Write an output value through ``byref(x)`` or a ``POINTER`` instance."""
-    target = out._obj if hasattr(out, "_obj") else out.contents
-    target.value = value
-
-
 def _store_text(buffer: Any, text: str, size: int | None = None) -> None:
     """Copy ``text`` into a caller's char buffer, truncated to its size (NUL-terminated)."""
     capacity = ctypes.sizeof(buffer) if size is None else min(int(size), ctypes.sizeof(buffer))
     raw = text.encode("latin-1")[: max(capacity - 1, 0)]
     ctypes.memmove(buffer, raw + b"\0", len(raw) + 1)
-
-
-def _num(arg: Any) -> Any:
-    """A Python number from a plain number or a ctypes scalar."""
-    return arg.value if isinstance(arg, ctypes._SimpleCData) else arg
 
 
 def _logical_name(name: str) -> str:
@@ -167,8 +161,11 @@ def _vendor(requires_init: bool = True, per_device: bool = True) -> Callable[[Ca
 
         @functools.wraps(func)
         def wrapper(self: "_SimSpectrographCore", *args: Any) -> int:
+            fault = self._fault_schedule.enter(logical)  # may block (mode hang), outside the lock
             with self._lock:
                 self.calls.append(logical)
+                if fault is not None:
+                    return fault.code
                 injected = self._injected.pop(logical, None)
                 if injected is not None:
                     return injected
@@ -179,6 +176,7 @@ def _vendor(requires_init: bool = True, per_device: bool = True) -> Callable[[Ca
                     return P1INVALID
                 return func(self, *values)
 
+        wrapper.returns_status = True  # type: ignore[attr-defined]
         return wrapper
 
     return decorate
@@ -192,6 +190,8 @@ class _SimSpectrographCore:
         gratings: the turret.
         serial: serial number reported.
         has_slit / has_shutter: whether the motorised input slit / shutter are fitted.
+        faults: scheduled faults (:mod:`sim_backends.faults`; ``function`` by logical or
+            exported name); the fault clock is wall seconds since the library was created.
     """
 
     generation = "shamrock"
@@ -204,6 +204,7 @@ class _SimSpectrographCore:
         serial: str = "KY193-SIM01",
         has_slit: bool = True,
         has_shutter: bool = True,
+        faults: Sequence[dict[str, Any]] = (),
     ) -> None:
         if not gratings:
             raise ValueError("SimShamrock: gratings = (): at least one grating is needed")
@@ -212,6 +213,15 @@ class _SimSpectrographCore:
         self._serial = serial
         self._has_slit = bool(has_slit)
         self._has_shutter = bool(has_shutter)
+        created_s = time.monotonic()
+        self._fault_schedule = FaultSchedule(
+            faults,
+            status_functions={_logical_name(n) for n in dir(type(self))
+                              if getattr(getattr(type(self), n), "returns_status", False)},
+            check_code=nonzero_status(SUCCESS, f"{COMMUNICATION_ERROR} (communication error)"),
+            elapsed_s=lambda: time.monotonic() - created_s,
+            canonical=_logical_name,
+        )
         self._lock = threading.RLock()
         self._injected: dict[str, int] = {}
         self.calls: list[str] = []
@@ -231,6 +241,11 @@ class _SimSpectrographCore:
     def inject_error(self, function: str, code: int) -> None:
         """Make the next call of ``function`` (``"SetGrating"`` or ``"ShamrockSetGrating"``) return ``code``."""
         self._injected[_logical_name(function)] = int(code)
+
+    @property
+    def faults_fired(self) -> list[tuple[str, str]]:
+        """(function, mode) of every scheduled fault that fired, in order (logical names)."""
+        return list(self._fault_schedule.fired)
 
     def calibration_nm(self) -> np.ndarray:
         """The current calibration exactly as GetCalibration returns it (float32 values, as float64)."""

@@ -187,7 +187,11 @@ class PhotonHDF5Writer(WriterEnding):
             self._unflushed_log: list[tuple[float, str, str]] = []
             self._t_open = time.monotonic()
             self._next_flush = self._t_open + self._flush_period_s
-            f = h5py.File(self._path, "w-", libver=L.LIBVER)
+            # rdcc_nbytes=0: no chunk cache.  The writer never reads back, and HDF5 writes an
+            # uncompressed selection straight into its chunk; the default cache (8 MiB per
+            # dataset here) only filled up with finished chunks: ~10 MB more RSS over a run's
+            # first ten minutes (benchmarks/soak.py), and was no faster.
+            f = h5py.File(self._path, "w-", libver=L.LIBVER, rdcc_nbytes=0)
             try:
                 L.create_layout(f, run, chunk_photons=self._chunk, author=self._author,
                                 description=self._description or run.description,

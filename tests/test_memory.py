@@ -1,0 +1,169 @@
+"""Memory stays flat over a long run: the structures that grew per block are bounded (issue 9, finding 9).
+
+A 3-minute default run grew ~0.15 MB/s.  The causes, found with tracemalloc
+(``benchmarks/soak.py`` prints the RSS figures):
+
+* the simulated quTAG and iXon copied each read into the caller's buffer through
+  ``np.ctypeslib.as_array(pointer, shape=(n,))``: every new ``n`` creates two ctypes
+  types (``c_int64 * n`` and a pointer to it) that ctypes caches for ever;
+* the simulated iXon's call log kept every argument object, so the driver's frame
+  buffers (behind ``ndarray.ctypes.data_as`` pointers) stayed alive for 10,000 calls;
+* the scene's emission log kept one row per 10 ms segment for the whole run;
+* the file writer's HDF5 chunk cache (8 MiB per dataset) filled with finished chunks
+  over the first ten minutes or so (bounded, but not flat);
+* glibc's dynamic mmap threshold kept the per-poll buffers in the heap after the first
+  large block was freed: its high-water mark and fragmentation grew for minutes.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import gc
+import os
+import subprocess
+import sys
+import weakref
+from ctypes import POINTER, byref, c_int32, c_uint16
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from drivers.qutag import QuTAG
+from labctl.blocks import ChannelMap, TagBlock
+from sim_backends.andor_sim import SimAndorSDK
+from sim_backends.qutag_sim import SimTDCBase
+from sim_backends.scene import EMISSION_LOG_KEEP_PS, Scene
+
+PS_PER_S = 10**12
+WIRING = ChannelMap(laser_sync=0, spad_a=1, spad_b=2, frame_marker=3)
+
+
+class SyncScene:
+    """Sync tags every microsecond on channel 0 (enough for a tagger that only copies them out)."""
+
+    def __init__(self) -> None:
+        self._until_ps = 0
+
+    def generate(self, t_stop_ps: int) -> TagBlock:
+        first = -(-self._until_ps // 1_000_000) * 1_000_000
+        ts = np.arange(first, t_stop_ps, 1_000_000, dtype=np.int64)
+        self._until_ps = t_stop_ps
+        return TagBlock(ts, np.zeros(ts.size, np.uint8))
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now_s = 0.0
+
+    def __call__(self) -> float:
+        return self.now_s
+
+
+def test_reads_of_the_simulated_tagger_create_no_ctypes_type_per_read_length():
+    clock = Clock()
+    sim = SimTDCBase(SyncScene(), clock=clock)
+    qutag = QuTAG("qutag_memory_test", library=sim)
+    try:
+        qutag.buffer_size(100_000)
+        qutag.start_stream()
+        qutag.read_tags()
+        cached = len(ctypes._pointer_type_cache)
+        n_read = 0
+        for k in range(200):  # 200 reads of 1001..1200 tags: 200 different lengths
+            clock.now_s += (1001 + k) * 1e-6
+            n_read += len(qutag.read_tags())
+        assert n_read == sum(range(1001, 1201))
+        assert len(ctypes._pointer_type_cache) - cached <= 2  # was +200: one pointer type per length
+    finally:
+        qutag.close()
+
+
+def test_the_simulated_camera_keeps_no_reference_to_the_callers_buffers():
+    scene = Scene({"emitter": {"blinking": {"enabled": False}}}, wiring=WIRING, seed=1)
+    sim = SimAndorSDK(scene, circular_buffer_frames=4)
+    sim.Initialize(b"")
+    sim.SetReadMode(0)
+    sim.SetAcquisitionMode(5)
+    sim.SetExposureTime(ctypes.c_float(0.01))
+    sim.StartAcquisition()
+    scene.generate(PS_PER_S // 10)
+    first, last = c_int32(), c_int32()
+    assert sim.GetNumberNewImages(byref(first), byref(last)) == 20002
+    buffer = np.zeros(1024 * (last.value - first.value + 1), np.uint16)
+    out_first, out_last = c_int32(), c_int32()
+    rc = sim.GetImages16(first.value, last.value, buffer.ctypes.data_as(POINTER(c_uint16)), buffer.size,
+                         byref(out_first), byref(out_last))
+    assert rc == 20002 and buffer.any()
+    alive = weakref.ref(buffer)
+    del buffer
+    gc.collect()
+    assert alive() is None  # the call log held the pointer, and the pointer the frame buffer
+    assert sim.calls[-1][0] == "GetImages16" and sim.calls[-1][1][:2] == (first.value, last.value)
+
+
+def test_the_scenes_emission_log_keeps_a_bounded_recent_window():
+    config = {"laser": {"repetition_rate_hz": 1.0e4}, "segment_ms": 10.0}
+    scene = Scene(config, wiring=WIRING, seed=3)
+    scene.set_excitation(True)
+    step_ps = 5 * PS_PER_S
+    for k in range(1, 61):  # 300 s of scene time: 30,000 segments
+        scene.generate(k * step_ps)
+    log = scene.emission_log
+    end_ps = scene.generated_until_ps
+    kept_s = (end_ps - int(log["start_ps"][0])) / PS_PER_S
+    assert EMISSION_LOG_KEEP_PS / PS_PER_S <= kept_s <= EMISSION_LOG_KEEP_PS / PS_PER_S + 60  # was 300 s: all of it
+    assert np.all(log["start_ps"][1:] == log["stop_ps"][:-1])  # what is kept still tiles time
+    recent = scene.emitted_counts(end_ps - PS_PER_S, end_ps)
+    assert recent["band_edge"] > 0
+    with pytest.raises(ValueError, match="no longer kept"):
+        scene.emitted_counts(0, PS_PER_S)
+
+
+def test_the_file_writer_keeps_no_chunk_cache(tmp_path):
+    """The default chunk cache (8 MiB per dataset) filled with finished chunks: ~10 MB over ten minutes."""
+    from labctl.storage import PhotonHDF5Writer
+    from tests.test_storage import make_blocks, make_run, make_summary
+
+    writer = PhotonHDF5Writer(tmp_path / "run.h5", flush_interval_s=0.01, min_free_bytes=0)
+    writer.open(make_run())
+    try:
+        for block in make_blocks([5000] * 3):
+            writer.write(block)
+        rdcc_nbytes = writer._file.id.get_access_plist().get_cache()[2]
+        assert rdcc_nbytes == 0  # was 8 MiB per dataset
+    finally:
+        writer.close(make_summary())
+
+
+ALLOCATOR_PROBE = """
+import os, sys
+import numpy as np
+def rss_mib():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+if sys.argv[1] == "fixed":
+    from labctl.malloc_tuning import fix_mmap_threshold
+    assert fix_mmap_threshold()
+big = np.ones(8 << 20, np.uint8); del big  # glibc raises its mmap threshold to 8 MiB (unless fixed)
+buffers, small = [], []
+for _ in range(64):  # 1 MiB buffers, as the engine's per-poll arrays, between small long-lived ones
+    buffers.append(np.ones(1 << 20, np.uint8))
+    small.append(np.ones(1000))
+before = rss_mib(); del buffers
+print(before - rss_mib())
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc mallopt")
+def test_large_buffers_freed_during_a_run_go_back_to_the_system():
+    """The engine fixes glibc's mmap threshold (``labctl.malloc_tuning``): without it, 1 MiB
+    buffers freed after an 8 MiB one stay in the heap (its high-water mark grew for minutes)."""
+    freed = {}
+    for mode in ("fixed", "dynamic"):
+        result = subprocess.run([sys.executable, "-c", ALLOCATOR_PROBE, mode], capture_output=True, text=True,
+                                timeout=60, env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+        assert result.returncode == 0, result.stderr
+        freed[mode] = float(result.stdout)
+    assert freed["fixed"] > 60  # MiB of the 64 returned
+    assert freed["dynamic"] < 8  # the glibc default keeps them
