@@ -90,8 +90,8 @@ unsigned int GetTemperature(int *temperature) {
 
 unsigned int SetReadMode(int mode) { stub_log("SetReadMode mode=%d", mode); RET("SetReadMode"); }
 unsigned int SetAcquisitionMode(int mode) { stub_log("SetAcquisitionMode mode=%d", mode); RET("SetAcquisitionMode"); }
-unsigned int SetExposureTime(float time) { stub_log("SetExposureTime time=%.9g", (double)time); RET("SetExposureTime"); }
-unsigned int SetKineticCycleTime(float time) { stub_log("SetKineticCycleTime time=%.9g", (double)time); RET("SetKineticCycleTime"); }
+unsigned int SetExposureTime(float time) { stub_log("SetExposureTime time=%.17g", (double)time); RET("SetExposureTime"); }
+unsigned int SetKineticCycleTime(float time) { stub_log("SetKineticCycleTime time=%.17g", (double)time); RET("SetKineticCycleTime"); }
 unsigned int SetNumberKinetics(int number) { stub_log("SetNumberKinetics number=%d", number); RET("SetNumberKinetics"); }
 unsigned int SetFrameTransferMode(int mode) { stub_log("SetFrameTransferMode mode=%d", mode); RET("SetFrameTransferMode"); }
 

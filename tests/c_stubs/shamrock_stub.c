@@ -122,7 +122,7 @@ unsigned int FN(GetGrating)(int device, int *g) {
 }
 
 unsigned int FN(SetWavelength)(int device, float w) {
-    stub_log("%s device=%d wavelength=%.9g", NAME(SetWavelength), device, (double)w);
+    stub_log("%s device=%d wavelength=%.17g", NAME(SetWavelength), device, (double)w);
     int rc = stub_ret(NAME(SetWavelength), SUCCESS);
     if (rc == SUCCESS) wavelength = w;
     return (unsigned int)rc;
@@ -148,7 +148,7 @@ unsigned int SLIT_PRESENT(int device, int index, int *present) {
 }
 
 unsigned int SLIT_SET(int device, int index, float width) {
-    stub_log("%s device=%d index=%d width=%.9g", SLIT_SET_NAME, device, index, (double)width);
+    stub_log("%s device=%d index=%d width=%.17g", SLIT_SET_NAME, device, index, (double)width);
     int rc = stub_ret(SLIT_SET_NAME, SUCCESS);
     if (rc == SUCCESS) slit_width = width;
     return (unsigned int)rc;
@@ -191,7 +191,7 @@ unsigned int FN(GetNumberPixels)(int device, int *NumberPixels) {
 }
 
 unsigned int FN(SetPixelWidth)(int device, float Width) {
-    stub_log("%s device=%d Width=%.9g", NAME(SetPixelWidth), device, (double)Width);
+    stub_log("%s device=%d Width=%.17g", NAME(SetPixelWidth), device, (double)Width);
     pixel_width = Width;
     RET(NAME(SetPixelWidth));
 }

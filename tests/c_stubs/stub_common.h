@@ -23,7 +23,7 @@
 static char stub_lines[STUB_MAX_LINES][STUB_LINE_LEN];
 static int stub_n_lines = 0;
 static char stub_ret_names[STUB_MAX_KEYS][64];
-static inline int stub_ret_codes[STUB_MAX_KEYS];
+static int stub_ret_codes[STUB_MAX_KEYS];
 static int stub_n_ret = 0;
 static char stub_val_names[STUB_MAX_KEYS][64];
 static long long stub_val_ints[STUB_MAX_KEYS];
