@@ -33,6 +33,7 @@ from drivers.andor_shamrock.kymera import Kymera193i
 from drivers.andor_shamrock.shamrock import ShamrockError, load_shamrock
 from drivers.qutag.driver import QuTAG
 from drivers.qutag.tdcbase import QuTAGError, load_tdcbase
+from labctl.errors import InstrumentError
 
 STUB_SOURCES = Path(__file__).parent / "c_stubs"
 STUBS: dict[str, tuple[str, list[str]]] = {
@@ -220,6 +221,21 @@ def test_qutag_refused_connection_deinitializes(stub_paths):
     assert rec.last("TDC_init") == {"deviceId": "3"}
     assert len(rec.calls("TDC_deInit")) == 1
     assert not QuTAG.exist("qutag_stub_refused")
+
+
+def test_qutag_mc_library_is_driven_with_its_own_functions(stub_paths, instruments):
+    """quTAG MC/HR tdcbase.h v1.8: TDC_enableChannels(Bln32 enStart, Int32 mask) with bit 0 = stop input 1,
+    per-channel TDC_setChannelDelay(Int32 channel, Int32 delay), and no TDC_setChannelDelays / TDC_setDeadTime."""
+    qutag, rec = make_qutag(stub_paths["tdcbase_mc"], instruments)
+    assert qutag.library_generation() == "mc"
+    assert rec.last("TDC_enableChannels") == {"enStart": "1", "channelMask": "15"}
+    assert [c["channel"] for c in rec.calls("TDC_setChannelDelay")] == ["0", "1", "2", "3", "4"]
+    qutag.enabled_channels(0b00101)
+    assert rec.last("TDC_enableChannels") == {"enStart": "1", "channelMask": "2"}
+    qutag.ch3.delay_ps(-50_000)
+    assert rec.last("TDC_setChannelDelay") == {"channel": "3", "delay": "-50000"}
+    with pytest.raises(InstrumentError, match="dead_time_ps = 77000.*TDC_setDeadTime"):
+        qutag.ch1.dead_time_ps(77_000)
 
 
 def test_a_wrong_argtypes_is_caught_by_the_stub(stub_paths, instruments):
