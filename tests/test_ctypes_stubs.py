@@ -165,10 +165,10 @@ def test_qutag_connection_and_settings_cross_the_c_boundary_exactly(stub_paths, 
     assert rec.last("TDC_setExposureTime") == {"expTime": "65535"}
 
 
-def test_qutag_stream_returns_64_bit_timestamps_and_channels_unchanged(stub_paths, instruments):
+def test_qutag_stream_returns_64_bit_timestamps_and_channels_in_labctl_numbering(stub_paths, instruments):
     qutag, rec = make_qutag(stub_paths["tdcbase"], instruments)
     timestamps = np.array([1, 2**32 + 7, 2**53 + 1, 2**62 + 3, 2**63 - 1], np.int64)
-    channels = np.array([0, 1, 4, 2, 104], np.uint8)
+    channels = np.array([0, 1, 4, 2, 104], np.uint8)  # vendor numbers: stop inputs 1, 2, start, 3; 1 ms tick
     rec.lib.stub_set_timestamps.argtypes = [ctypes.POINTER(c_int64), ctypes.POINTER(c_uint8), c_int]
     rec.lib.stub_set_timestamps(timestamps.ctypes.data_as(ctypes.POINTER(c_int64)),
                                 channels.ctypes.data_as(ctypes.POINTER(c_uint8)), timestamps.size)
@@ -180,7 +180,8 @@ def test_qutag_stream_returns_64_bit_timestamps_and_channels_unchanged(stub_path
     block = qutag.read_tags()
     assert rec.last("TDC_getLastTimestamps") == {"reset": "1", "timestamps": "ptr", "channels": "ptr", "valid": "ptr"}
     np.testing.assert_array_equal(block.timestamps, timestamps)  # exact beyond 2**32 and 2**53
-    np.testing.assert_array_equal(block.channels, channels)
+    # tdcbase.h: "Range is 0...7 for channels 1...8"; five-channel mode: the start input is "channel 5"
+    np.testing.assert_array_equal(block.channels, [1, 2, 0, 3, 104])
     assert qutag.data_lost() is False
     rec.set_value("data_lost", 1)  # the Bln32* output is read back
     assert qutag.data_lost() is True

@@ -118,13 +118,15 @@ CONSTANTS: dict[str, Any] = {
     "delay_array_length": {"standard": 8, "mc": 33},
     # Signal-conditioning codes (TDC_SignalCond).
     "signal_conditioning_codes": {"LVTTL": 1, "NIM": 2, "MISC": 3},
-    # Channel number that input N carries in the TDC_getLastTimestamps stream
-    # (*unverified*).  labctl's convention is 0 = start input, 1..4 = stop inputs, and
-    # this table maps the vendor's numbers onto it (numbers not listed pass unchanged,
-    # e.g. markers 100..104).  The v1.5 header says "Range is 0...7 for channels 1...8",
-    # i.e. input N may arrive as N-1 and the start input (five-channel mode) as 4 or 5:
-    # check on the device with a known signal on one input and correct this table.
-    "stream_channel_of_input": {0: 0, 1: 1, 2: 2, 3: 3, 4: 4},
+    # Channel number that input N carries in the TDC_getLastTimestamps stream.  labctl's
+    # convention is 0 = start input, 1..4 = stop inputs, and this table maps the vendor's
+    # numbers onto it (numbers not listed pass unchanged, e.g. markers 100..104).
+    # Sources (docs/vendor_facts.md): tdcbase.h v1.15 and qutools' own example say the
+    # stream's channels are "0...7 for channels 1...8" (MC/HR header: "0...31 for channels
+    # 1...32"), so stop input N arrives as N-1; in five-channel mode the start input is
+    # "used as regular channel 5", so it arrives as 4 (the start-input number is the one
+    # entry no source states outright: *unverified on a device*, check with a known signal).
+    "stream_channel_of_input": {0: 4, 1: 0, 2: 1, 3: 2, 4: 3},
 }
 """Facts about the library; entries marked *unverified* in the comments need checking in a lab."""
 
