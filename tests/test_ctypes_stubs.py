@@ -314,9 +314,23 @@ def test_ixon_status_code_becomes_andor_error_with_vendor_name(stub_paths, instr
         cam.em_gain(5)
     assert (info.value.function, info.value.code, info.value.code_name) == ("SetEMCCDGain", 20066, "DRV_P1INVALID")
     assert cam.em_gain() == 1
-    rec.set_return("GetTemperature", 20072)  # unsigned int status: a value above 2**15 survives
-    with pytest.raises(AndorError, match="DRV_ACQUIRING"):
+
+
+def test_ixon_temperature_during_a_run_keeps_the_last_reading(stub_paths, instruments):
+    """SDK2 manual, GetTemperature: DRV_ACQUIRING "Acquisition in progress" is one of its returns
+    (docs/vendor_facts.md): a monitor polling during a run gets the last reading, not an error."""
+    cam, rec = make_ixon(stub_paths["atmcd"], instruments)
+    rec.set_return("GetTemperature", 20072)
+    with pytest.raises(AndorError, match="DRV_ACQUIRING"):  # nothing read yet: nothing to report
         cam.read_temperature()
+    rec.lib.stub_reset()
+    cam.cooler(True)
+    assert cam.read_temperature() == (-80, "stabilized")
+    rec.set_return("GetTemperature", 20072)
+    rec.set_value("temperature", -30)  # what the int* would hold: not trusted while acquiring
+    assert cam.read_temperature() == (-80, "stabilized")
+    assert (cam.temperature_c(), cam.temperature_state()) == (-80, "stabilized")
+    assert len(rec.calls("GetTemperature")) == 4
 
 
 def test_a_wrong_float_argtypes_is_caught_by_the_stub(stub_paths, instruments):

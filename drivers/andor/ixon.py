@@ -40,6 +40,7 @@ from qcodes.validators import Bool, Enum, Ints, Numbers, Validator
 from drivers.andor import atmcd
 from drivers.andor.atmcd import (
     CONSTANTS,
+    DRV_ACQUIRING,
     DRV_IDLE,
     DRV_NO_NEW_DATA,
     DRV_SUCCESS,
@@ -370,9 +371,21 @@ class IXonUltra888(Instrument):
         return exposure, accumulate, kinetic
 
     def read_temperature(self) -> tuple[int, str]:
-        """Sensor temperature (degC) and cooler state, read from the camera; updates both caches."""
+        """Sensor temperature (degC) and cooler state, read from the camera; updates both caches.
+
+        While an acquisition runs the SDK may answer ``DRV_ACQUIRING`` instead of a reading
+        (SDK2 manual, GetTemperature): the last reading is returned then, unchanged.
+
+        Raises:
+            AndorError: another status, or ``DRV_ACQUIRING`` before any reading was made.
+        """
         value = c_int()
-        code = self._call("GetTemperature", byref(value), ok=tuple(TEMPERATURE_STATES))
+        code = self._call("GetTemperature", byref(value), ok=(*TEMPERATURE_STATES, DRV_ACQUIRING))
+        if code == DRV_ACQUIRING:
+            last = (self.temperature_c.cache.raw_value, self.temperature_state.cache.raw_value)
+            if last[0] is None or last[1] is None:
+                raise atmcd.AndorError("GetTemperature", code)
+            return int(last[0]), str(last[1])
         state = TEMPERATURE_STATES[code]
         self.temperature_c.cache.set(int(value.value))
         self.temperature_state.cache.set(state)
