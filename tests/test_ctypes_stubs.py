@@ -307,6 +307,22 @@ def test_ixon_frames_by_image_number_with_the_buffer_size_in_pixels(stub_paths, 
     np.testing.assert_array_equal(cam.read_skipped_frames(), [0, 1])  # images 1, 2 never delivered
 
 
+def test_ixon_series_overwritten_between_the_two_calls_is_read_again(stub_paths, instruments):
+    """SDK2 manual, GetImages16: an overwritten series is DRV_GENERAL_ERRORS "The series is out of range"
+    (not DRV_P1INVALID): the driver asks GetNumberNewImages again and counts the lost images."""
+    cam, rec = make_ixon(stub_paths["atmcd"], instruments)
+    cam.start_frames()
+    for key, value in (("total", 6), ("first", 2), ("last", 6), ("out_of_range_calls", 1), ("first_after", 4)):
+        rec.set_value(key, value)
+    indices, frames = cam.read_frames()
+    assert [(c["first"], c["last"]) for c in rec.calls("GetImages16")] == [("2", "6"), ("4", "6")]
+    np.testing.assert_array_equal(indices, [3, 4, 5])
+    assert frames.shape == (3, 1024)
+    assert frames[0, 7] == 4 * 1000 + 7
+    np.testing.assert_array_equal(cam.skipped_frame_indices(), [0, 1, 2])
+    assert cam.frames_skipped() == 3
+
+
 def test_ixon_status_code_becomes_andor_error_with_vendor_name(stub_paths, instruments):
     cam, rec = make_ixon(stub_paths["atmcd"], instruments)
     rec.set_return("SetEMCCDGain", 20066)

@@ -8,7 +8,8 @@
  *
  * Behaviour: outputs from stub_set_value / stub_set_double (keys named in each
  * function); GetImages16 fills arr[k] = (image number * 1000 + pixel index) & 0xFFFF
- * for the images first..last, pixels = size / (last - first + 1).
+ * for the images first..last, pixels = size / (last - first + 1); with the value
+ * out_of_range_calls > 0 it answers DRV_GENERAL_ERRORS that many times (see there).
  */
 #include "stub_common.h"
 
@@ -22,6 +23,7 @@
 
 #define DRV_SUCCESS 20002
 #define DRV_NO_NEW_DATA 20024
+#define DRV_GENERAL_ERRORS 20049
 #define DRV_TEMPERATURE_OFF 20034
 #define DRV_TEMPERATURE_STABILIZED 20036
 #define DRV_IDLE 20073
@@ -160,6 +162,15 @@ unsigned int GetNumberNewImages(at_32 *first, at_32 *last) {
 unsigned int GetImages16(at_32 first, at_32 last, unsigned short *arr, at_u32 size, at_32 *validfirst, at_32 *validlast) {
     stub_log("GetImages16 first=%lld last=%lld arr=%s size=%llu validfirst=%s validlast=%s", (long long)first,
              (long long)last, STUB_PTR(arr), (unsigned long long)size, STUB_PTR(validfirst), STUB_PTR(validlast));
+    if (stub_int("out_of_range_calls", 0) > 0) {
+        /* SDK2 manual: "If the specified series is out of range (i.e. the images have been
+         * overwritten or have not yet been acquired) then an error will be returned":
+         * DRV_GENERAL_ERRORS "The series is out of range".  The overwritten images then
+         * count as retrieved: the next GetNumberNewImages starts at "first_after". */
+        stub_set_value("out_of_range_calls", stub_int("out_of_range_calls", 0) - 1);
+        stub_set_value("first", stub_int("first_after", first));
+        return (unsigned int)DRV_GENERAL_ERRORS;
+    }
     at_32 vf = (at_32)stub_int("validfirst", first), vl = (at_32)stub_int("validlast", last);
     long long images = (long long)last - (long long)first + 1;
     if (arr && images > 0) {
