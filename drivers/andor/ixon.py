@@ -40,6 +40,8 @@ from qcodes.validators import Bool, Enum, Ints, Numbers, Validator
 from drivers.andor import atmcd
 from drivers.andor.atmcd import (
     CONSTANTS,
+    DRV_ACQUIRING,
+    DRV_GENERAL_ERRORS,
     DRV_IDLE,
     DRV_NO_NEW_DATA,
     DRV_SUCCESS,
@@ -370,9 +372,21 @@ class IXonUltra888(Instrument):
         return exposure, accumulate, kinetic
 
     def read_temperature(self) -> tuple[int, str]:
-        """Sensor temperature (degC) and cooler state, read from the camera; updates both caches."""
+        """Sensor temperature (degC) and cooler state, read from the camera; updates both caches.
+
+        While an acquisition runs the SDK may answer ``DRV_ACQUIRING`` instead of a reading
+        (SDK2 manual, GetTemperature): the last reading is returned then, unchanged.
+
+        Raises:
+            AndorError: another status, or ``DRV_ACQUIRING`` before any reading was made.
+        """
         value = c_int()
-        code = self._call("GetTemperature", byref(value), ok=tuple(TEMPERATURE_STATES))
+        code = self._call("GetTemperature", byref(value), ok=(*TEMPERATURE_STATES, DRV_ACQUIRING))
+        if code == DRV_ACQUIRING:
+            last = (self.temperature_c.cache.raw_value, self.temperature_state.cache.raw_value)
+            if last[0] is None or last[1] is None:
+                raise atmcd.AndorError("GetTemperature", code)
+            return int(last[0]), str(last[1])
         state = TEMPERATURE_STATES[code]
         self.temperature_c.cache.set(int(value.value))
         self.temperature_state.cache.set(state)
@@ -476,23 +490,29 @@ class IXonUltra888(Instrument):
             if shape is None:
                 raise InstrumentError(f"{self.name}.read_frames: no acquisition; call start_frames() first")
             empty = (np.empty(0, INDEX_DTYPE), np.empty((0, *shape), FRAME_DTYPE))
-            total = at_32()
-            self._call("GetTotalNumberImagesAcquired", byref(total))
-            first, last = at_32(), at_32()
-            code = self._call("GetNumberNewImages", byref(first), byref(last), ok=(DRV_SUCCESS, DRV_NO_NEW_DATA))
-            if code == DRV_NO_NEW_DATA:
-                # Every frame acquired before that call and not retrieved is gone.
-                self._skip_until(int(total.value) + 1)
-                return empty
-            f, l = int(first.value), int(last.value)
-            self._skip_until(f)
-            pixels = int(np.prod(shape))
-            buffer = np.empty((l - f + 1) * pixels, FRAME_DTYPE)
-            valid_first, valid_last = at_32(), at_32()
-            code = self._call(
-                "GetImages16", f, l, buffer.ctypes.data_as(POINTER(c_uint16)), buffer.size,
-                byref(valid_first), byref(valid_last), ok=(DRV_SUCCESS, DRV_NO_NEW_DATA),
-            )
+            for attempt in (1, 2):
+                total = at_32()
+                self._call("GetTotalNumberImagesAcquired", byref(total))
+                first, last = at_32(), at_32()
+                code = self._call("GetNumberNewImages", byref(first), byref(last), ok=(DRV_SUCCESS, DRV_NO_NEW_DATA))
+                if code == DRV_NO_NEW_DATA:
+                    # Every frame acquired before that call and not retrieved is gone.
+                    self._skip_until(int(total.value) + 1)
+                    return empty
+                f, l = int(first.value), int(last.value)
+                self._skip_until(f)
+                pixels = int(np.prod(shape))
+                buffer = np.empty((l - f + 1) * pixels, FRAME_DTYPE)
+                valid_first, valid_last = at_32(), at_32()
+                # SDK2 manual: a series overwritten meanwhile is DRV_GENERAL_ERRORS ("out of range"):
+                # ask again once (overwritten images then count as retrieved).
+                retry = (DRV_GENERAL_ERRORS,) if attempt == 1 else ()
+                code = self._call(
+                    "GetImages16", f, l, buffer.ctypes.data_as(POINTER(c_uint16)), buffer.size,
+                    byref(valid_first), byref(valid_last), ok=(DRV_SUCCESS, DRV_NO_NEW_DATA, *retry),
+                )
+                if code != DRV_GENERAL_ERRORS:
+                    break
             if code == DRV_NO_NEW_DATA:  # overwritten between the two calls
                 self._skip_until(l + 1)
                 return empty

@@ -78,9 +78,10 @@ class QuTAGInput(InstrumentChannel):
         self.dead_time_ps = Parameter(
             "dead_time_ps", instrument=self, label=f"Input {input_number} dead time", unit="ps",
             vals=Ints(*LIMITS["dead_time_ps"]),
-            get_cmd=None, set_cmd=lambda ps: parent._call("TDC_setDeadTime", input_number, int(ps)),
+            get_cmd=None, set_cmd=lambda ps: parent._send_dead_time(input_number, int(ps)),
         )
-        """Events on this input within this time (ps) after an event are ignored; None = device default, never set."""
+        """Events on this input within this time (ps) after an event are ignored; None = device default, never set.
+        Standard quTAG only: the MC/HR library has no dead-time function."""
 
     def _configure(self, **change: Any) -> None:
         """Send conditioning, edge and threshold together (one vendor call), with one of them changed."""
@@ -250,7 +251,19 @@ class QuTAG(Instrument):
         reconstruct = self.sync_reconstruct.cache.get() if reconstruct is None else reconstruct
         self._call("TDC_configureSyncDivider", int(divider), int(bool(reconstruct)))
 
+    def _send_dead_time(self, number: int, dead_time_ps: int) -> None:
+        if self._generation == "mc":
+            raise InstrumentError(
+                f"{self.name}.ch{number}.dead_time_ps = {dead_time_ps}: the quTAG MC/HR library has no "
+                f"dead-time function (TDC_setDeadTime is in the standard quTAG library only); nothing was sent"
+            )
+        self._call("TDC_setDeadTime", number, dead_time_ps)
+
     def _send_delays(self, change: dict[int, int]) -> None:
+        if self._generation == "mc":  # MC/HR header: TDC_setChannelDelay(channel, delay), 0 = start input
+            for number, delay_ps in change.items():
+                self._call("TDC_setChannelDelay", number, int(delay_ps))
+            return
         delays = np.zeros(CONSTANTS["delay_array_length"][self._generation], np.int32)
         for number, module in self.inputs.items():
             delays[number] = change.get(number, module.delay_ps.cache.get())

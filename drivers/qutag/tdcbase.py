@@ -42,8 +42,6 @@ PROTOTYPES: dict[str, tuple[Any, list[Any]]] = {
     "TDC_checkFeatures": (Int32, []),
     "TDC_configureSignalConditioning": (c_int, [Int32, c_int, Bln32, c_double]),
     "TDC_configureSyncDivider": (c_int, [Int32, Bln32]),
-    "TDC_setChannelDelays": (c_int, [POINTER(Int32)]),
-    "TDC_setDeadTime": (c_int, [Int32, Int32]),
     "TDC_setExposureTime": (c_int, [Int32]),
     "TDC_setTimestampBufferSize": (c_int, [Int32]),
     "TDC_getLastTimestamps": (c_int, [Bln32, POINTER(Int64), POINTER(Uint8), POINTER(Int32)]),
@@ -53,15 +51,18 @@ PROTOTYPES: dict[str, tuple[Any, list[Any]]] = {
 """Functions common to both library generations: ``{name: (restype, argtypes)}``."""
 
 GENERATION_PROTOTYPES: dict[str, dict[str, tuple[Any, list[Any]]]] = {
-    # standard quTAG, library v1.5.x
+    # standard quTAG, library v1.5.x (tdcbase.h v1.15, 2019)
     "standard": {
         "TDC_enableChannels": (c_int, [Int32]),
         "TDC_setFiveChannelMode": (c_int, [Bln32]),
+        "TDC_setChannelDelays": (c_int, [POINTER(Int32)]),
+        "TDC_setDeadTime": (c_int, [Int32, Int32]),
     },
-    # quTAG MC / HR library
+    # quTAG MC / HR library (tdcbase.h v1.8, 2022): one delay per call, no dead time
     "mc": {
         "TDC_enableChannels": (c_int, [Bln32, Int32]),
         "TDC_getChannelCount": (Int32, []),
+        "TDC_setChannelDelay": (c_int, [Int32, Int32]),
     },
 }
 """Functions whose presence or signature depends on the library generation."""
@@ -111,18 +112,21 @@ CONSTANTS: dict[str, Any] = {
                       "MARKERS": 0x20, "FILTERS": 0x40, "EXTCLK": 0x80, "DEVSYNC": 0x100, "HIRES": 0x200},
     # Inputs handled by the driver: 0 = start input, 1..4 = stop inputs.
     "inputs": (0, 1, 2, 3, 4),
-    # Length of the Int32 array given to TDC_setChannelDelays, index = input number
-    # (*unverified*: header says "at least 5", getChannelDelays "at least 8").
+    # Length of the Int32 array given to TDC_setChannelDelays (standard library), index =
+    # input number (*unverified*: header says "at least 5", getChannelDelays "at least 8").
+    # The MC/HR library sets one delay per call (TDC_setChannelDelay); "mc" sizes the sim's table.
     "delay_array_length": {"standard": 8, "mc": 33},
     # Signal-conditioning codes (TDC_SignalCond).
     "signal_conditioning_codes": {"LVTTL": 1, "NIM": 2, "MISC": 3},
-    # Channel number that input N carries in the TDC_getLastTimestamps stream
-    # (*unverified*).  labctl's convention is 0 = start input, 1..4 = stop inputs, and
-    # this table maps the vendor's numbers onto it (numbers not listed pass unchanged,
-    # e.g. markers 100..104).  The v1.5 header says "Range is 0...7 for channels 1...8",
-    # i.e. input N may arrive as N-1 and the start input (five-channel mode) as 4 or 5:
-    # check on the device with a known signal on one input and correct this table.
-    "stream_channel_of_input": {0: 0, 1: 1, 2: 2, 3: 3, 4: 4},
+    # Channel number that input N carries in the TDC_getLastTimestamps stream.  labctl's
+    # convention is 0 = start input, 1..4 = stop inputs, and this table maps the vendor's
+    # numbers onto it (numbers not listed pass unchanged, e.g. markers 100..104).
+    # Sources (docs/vendor_facts.md): tdcbase.h v1.15 and qutools' own example say the
+    # stream's channels are "0...7 for channels 1...8" (MC/HR header: "0...31 for channels
+    # 1...32"), so stop input N arrives as N-1; in five-channel mode the start input is
+    # "used as regular channel 5", so it arrives as 4 (the start-input number is the one
+    # entry no source states outright: *unverified on a device*, check with a known signal).
+    "stream_channel_of_input": {0: 4, 1: 0, 2: 1, 3: 2, 4: 3},
 }
 """Facts about the library; entries marked *unverified* in the comments need checking in a lab."""
 
