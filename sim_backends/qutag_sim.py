@@ -334,25 +334,6 @@ class _SimTDCCore:
         return OK
 
     @_vendor()
-    def TDC_setChannelDelays(self, delays: Any) -> int:
-        n = self.delays_ps.size
-        values = np.zeros(n, np.int32) if not delays else np.ctypeslib.as_array(delays, shape=(n,)).copy()
-        low, high = LIMITS["delay_ps"]
-        if np.any(values < low) or np.any(values > high):
-            return OUT_OF_RANGE
-        self._advance()
-        self.delays_ps = values.astype(np.int32)
-        return OK
-
-    @_vendor()
-    def TDC_setDeadTime(self, channel: int, dead_time_ps: int) -> int:
-        low, high = LIMITS["dead_time_ps"]
-        if not (0 <= channel < N_INPUTS and low <= dead_time_ps <= high):
-            return OUT_OF_RANGE
-        self.dead_times_ps[channel] = int(dead_time_ps)
-        return OK
-
-    @_vendor()
     def TDC_setExposureTime(self, exposure_ms: int) -> int:
         low, high = LIMITS["exposure_time_ms"]
         if not low <= exposure_ms <= high:
@@ -428,6 +409,25 @@ class SimTDCBase(_SimTDCCore):
         self.five_channel_mode = bool(on)
         return OK
 
+    @_vendor()
+    def TDC_setChannelDelays(self, delays: Any) -> int:
+        n = self.delays_ps.size
+        values = np.zeros(n, np.int32) if not delays else np.ctypeslib.as_array(delays, shape=(n,)).copy()
+        low, high = LIMITS["delay_ps"]
+        if np.any(values < low) or np.any(values > high):
+            return OUT_OF_RANGE
+        self._advance()
+        self.delays_ps = values.astype(np.int32)
+        return OK
+
+    @_vendor()
+    def TDC_setDeadTime(self, channel: int, dead_time_ps: int) -> int:
+        low, high = LIMITS["dead_time_ps"]
+        if not (0 <= channel < N_INPUTS and low <= dead_time_ps <= high):
+            return OUT_OF_RANGE
+        self.dead_times_ps[channel] = int(dead_time_ps)
+        return OK
+
 
 class SimTDCBaseMC(_SimTDCCore):
     """Simulated quTAG MC/HR library: ``TDC_enableChannels(enStart, mask)`` with mask bit 0 = stop input 1."""
@@ -441,6 +441,16 @@ class SimTDCBaseMC(_SimTDCCore):
             return OUT_OF_RANGE
         self._advance()
         self.channel_mask = (1 if enable_start else 0) | (int(stop_mask) << 1)
+        return OK
+
+    @_vendor()
+    def TDC_setChannelDelay(self, channel: int, delay_ps: int) -> int:
+        """MC/HR library (header v1.8): one input's delay per call (the standard library sets all at once)."""
+        low, high = LIMITS["delay_ps"]
+        if not (0 <= channel < N_INPUTS and low <= delay_ps <= high):
+            return OUT_OF_RANGE
+        self._advance()
+        self.delays_ps[channel] = int(delay_ps)
         return OK
 
     @_returns_value
