@@ -59,39 +59,28 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from drivers.qutag.tdcbase import CONSTANTS, LIMITS, stream_channel_tables
 from labctl.blocks import TagBlock
 from sim_backends.ctypes_out import copy_out, num as _num, store as _store
+from sim_backends import qutag_header as H
 from sim_backends.faults import FaultSchedule, nonzero_status
+from sim_backends.qutag_header import NO_DEVICE, NOT_INITIALIZED, OK, OUT_OF_RANGE, PERROR_TEXTS
 
-OK, OUT_OF_RANGE, NO_DEVICE, NOT_INITIALIZED = 0, 10, 9, 12
 SIM_DEVICE_ID = 0
 """Device id of the simulated quTAG (``TDC_init(-1)`` also finds it)."""
-
-
-PERROR_TEXTS: dict[int, str] = {
-    0: "Success",
-    -1: "Unspecified error",
-    1: "Receive timed out",
-    2: "No connection was established",
-    3: "Error accessing the USB driver",
-    7: "Can't connect device because already in use",
-    8: "Unknown error",
-    9: "Invalid device number used in call",
-    10: "Parameter in function call is out of range",
-    11: "Failed to open specified file",
-    12: "Library has not been initialized",
-    13: "Requested feature is not enabled",
-    14: "Requested feature is not available",
-}
-"""Texts returned by the simulated ``TDC_perror`` (the real library's wording may differ)."""
-
-N_INPUTS = len(CONSTANTS["inputs"])
-
-
-
+N_INPUTS = len(H.INPUTS)
 MAX_STEP_PS = 50_000_000_000
 """Device time (50 ms) pulled from the scene per step when the reader falls behind."""
+
+def _stream_channel_tables() -> tuple[np.ndarray, np.ndarray]:
+    """``(labctl_of_vendor, vendor_of_labctl)``: uint8 lookup tables (256 entries) between the
+    stream's channel numbers (``H.STREAM_CHANNEL_OF_INPUT``) and the scene's input numbers."""
+    labctl_of_vendor = np.arange(256, dtype=np.uint8)
+    vendor_of_labctl = np.arange(256, dtype=np.uint8)
+    for labctl_channel, vendor_channel in H.STREAM_CHANNEL_OF_INPUT.items():
+        labctl_of_vendor[vendor_channel] = labctl_channel
+        vendor_of_labctl[labctl_channel] = vendor_channel
+    return labctl_of_vendor, vendor_of_labctl
+
 
 class Scene(Protocol):
     """What the simulated library needs of the shared scene."""
@@ -174,7 +163,7 @@ class _SimTDCCore:
         self._time_offset_ps = 0
         self._t_generated_ps = 0
         self._sync_index = 0
-        self._labctl_of_vendor, self._vendor_of_labctl = stream_channel_tables()
+        self._labctl_of_vendor, self._vendor_of_labctl = _stream_channel_tables()
         self.initialized = False
         self._reset_device()
 
@@ -210,7 +199,7 @@ class _SimTDCCore:
         self.sync_reconstruct = False
         self.conditioning = {ch: (3, 1, 1.0) for ch in range(N_INPUTS)}
         """Per input: (conditioning code, edge 1 = rising, threshold V); vendor defaults MISC, rising, 1 V."""
-        self.delays_ps = np.zeros(CONSTANTS["delay_array_length"][self.generation], np.int32)
+        self.delays_ps = np.zeros(H.DELAY_ARRAY_LENGTH[self.generation], np.int32)
         self.dead_times_ps: dict[int, int] = {}
         self.exposure_time_ms = 100
         self.buffer_size = 0
@@ -319,7 +308,7 @@ class _SimTDCCore:
 
     @_vendor()
     def TDC_configureSignalConditioning(self, channel: int, conditioning: int, edge: int, threshold_v: float) -> int:
-        low, high = LIMITS["threshold_v"]
+        low, high = H.THRESHOLD_V
         if not (0 <= channel < N_INPUTS and conditioning in (1, 2, 3) and low <= threshold_v <= high):
             return OUT_OF_RANGE
         self.conditioning[channel] = (conditioning, 1 if edge else 0, float(threshold_v))
@@ -327,7 +316,7 @@ class _SimTDCCore:
 
     @_vendor()
     def TDC_configureSyncDivider(self, divider: int, reconstruct: int) -> int:
-        if divider not in LIMITS["sync_divider_values"]:
+        if divider not in H.SYNC_DIVIDER_VALUES:
             return OUT_OF_RANGE
         self._advance()
         self.sync_divider, self.sync_reconstruct = int(divider), bool(reconstruct)
@@ -335,7 +324,7 @@ class _SimTDCCore:
 
     @_vendor()
     def TDC_setExposureTime(self, exposure_ms: int) -> int:
-        low, high = LIMITS["exposure_time_ms"]
+        low, high = H.EXPOSURE_TIME_MS
         if not low <= exposure_ms <= high:
             return OUT_OF_RANGE
         self.exposure_time_ms = int(exposure_ms)
@@ -343,7 +332,7 @@ class _SimTDCCore:
 
     @_vendor()
     def TDC_setTimestampBufferSize(self, size: int) -> int:
-        low, high = LIMITS["buffer_size_tags"]
+        low, high = H.BUFFER_SIZE_TAGS
         if not low <= size <= high:
             return OUT_OF_RANGE
         self._advance()
@@ -397,7 +386,7 @@ class SimTDCBase(_SimTDCCore):
 
     @_vendor()
     def TDC_enableChannels(self, channel_mask: int) -> int:
-        if not 0 <= channel_mask <= LIMITS["channel_mask_max"]:
+        if not 0 <= channel_mask <= H.CHANNEL_MASK_MAX:
             return OUT_OF_RANGE
         self._advance()
         self.channel_mask = int(channel_mask)
@@ -413,7 +402,7 @@ class SimTDCBase(_SimTDCCore):
     def TDC_setChannelDelays(self, delays: Any) -> int:
         n = self.delays_ps.size
         values = np.zeros(n, np.int32) if not delays else np.ctypeslib.as_array(delays, shape=(n,)).copy()
-        low, high = LIMITS["delay_ps"]
+        low, high = H.DELAY_PS
         if np.any(values < low) or np.any(values > high):
             return OUT_OF_RANGE
         self._advance()
@@ -422,7 +411,7 @@ class SimTDCBase(_SimTDCCore):
 
     @_vendor()
     def TDC_setDeadTime(self, channel: int, dead_time_ps: int) -> int:
-        low, high = LIMITS["dead_time_ps"]
+        low, high = H.DEAD_TIME_PS
         if not (0 <= channel < N_INPUTS and low <= dead_time_ps <= high):
             return OUT_OF_RANGE
         self.dead_times_ps[channel] = int(dead_time_ps)
@@ -437,7 +426,7 @@ class SimTDCBaseMC(_SimTDCCore):
 
     @_vendor()
     def TDC_enableChannels(self, enable_start: int, stop_mask: int) -> int:
-        if not 0 <= stop_mask <= LIMITS["channel_mask_max"]:
+        if not 0 <= stop_mask <= H.CHANNEL_MASK_MAX:
             return OUT_OF_RANGE
         self._advance()
         self.channel_mask = (1 if enable_start else 0) | (int(stop_mask) << 1)
@@ -446,7 +435,7 @@ class SimTDCBaseMC(_SimTDCCore):
     @_vendor()
     def TDC_setChannelDelay(self, channel: int, delay_ps: int) -> int:
         """MC/HR library (header v1.8): one input's delay per call (the standard library sets all at once)."""
-        low, high = LIMITS["delay_ps"]
+        low, high = H.DELAY_PS
         if not (0 <= channel < N_INPUTS and low <= delay_ps <= high):
             return OUT_OF_RANGE
         self._advance()
