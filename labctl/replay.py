@@ -32,6 +32,7 @@ from labctl.errors import ConfigError
 from labctl.station import StationConfig
 from labctl.storage import PhotonHDF5Reader
 from labctl.storage import layout as L
+from labctl.storage.hdf5_open import open_hdf5
 
 REPLAY_LIBRARY = "sim_backends.replay_tagger.ReplayTDCBase"
 REPLAY_TRIGGER = "sim_backends.replay_tagger.ReplayTriggerOutput"
@@ -161,7 +162,8 @@ def scan_replay_file(path: str | Path) -> ReplayFile:
             markers = reader.markers()
         except ValueError as exc:
             raise ConfigError("--replay", path, f"cannot be read: {exc}") from None
-    with h5py.File(path, "r", swmr=True) as f:
+    f, _ = open_hdf5(str(path), swmr=True)  # opened as the reader opens it (HDF5 refuses mixed SWMR flags)
+    with f:
         frames_ds = f.get(L.SPECTRA_FRAMES)
         frames = int(frames_ds.shape[0]) if isinstance(frames_ds, h5py.Dataset) else 0
     if first_anchor is None:
