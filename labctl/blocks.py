@@ -205,3 +205,21 @@ def merge_flag_loss(flag: LossRecord | None, losses: list[LossRecord]) -> list[L
         else:
             rest.append(loss)
     return [merged, *rest]
+
+
+def tagger_flag_loss(flagged: bool, block: TagBlock, last_ps: int | None, end_ps: int | None) -> LossRecord | None:
+    """The loss the tagger flagged on a read: from the last tag read before (``last_ps``) to the
+    first tag of ``block`` (ps).
+
+    None when nothing was flagged, on the first read of a run (``last_ps`` None: the run starts
+    at the first tag read, so nothing inside it was lost), and when the range lies past the
+    run's requested end ``end_ps``.
+    """
+    if not flagged or last_ps is None:
+        return None
+    if end_ps is not None and last_ps >= end_ps:
+        return None
+    stop_ps = int(block.timestamps[0]) if len(block) else last_ps
+    if end_ps is not None:
+        stop_ps = min(stop_ps, end_ps)
+    return LossRecord(last_ps, stop_ps, "tagger_flag", -1)

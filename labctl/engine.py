@@ -37,7 +37,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from labctl.blocks import LossRecord, PhotonBlock, TagBlock, merge_flag_loss
+from labctl.blocks import LossRecord, PhotonBlock, TagBlock, merge_flag_loss, tagger_flag_loss
 from labctl.camera_path import CameraPath
 from labctl.engine_settings import EngineSettings
 from labctl.errors import AcquisitionError, ConfigError, DiskSpaceError
@@ -45,6 +45,7 @@ from labctl.interfaces import Sink
 from labctl.malloc_tuning import fix_mmap_threshold
 from labctl.photon_kernels import channel_counts
 from labctl.photons import PhotonConverter
+from labctl.rate_protection import RateProtection
 from labctl.run import RunInfo, RunSummary, SpectralInfo
 from labctl.signals import end_reason
 from labctl.sink_runner import SinkRunner
@@ -220,7 +221,7 @@ class AcquisitionEngine:
         last_ps: int | None = None
         end_ps: int | None = None
         wall_start = time.monotonic()
-        over_since: dict[int, int] = {}
+        protection = RateProtection(self.station.detectors, self.settings.rate_protection_hold_s)
         clean = True
         finished = False
         try:
@@ -239,7 +240,10 @@ class AcquisitionEngine:
                 if len(block) and first_ps is None:
                     first_ps = int(block.timestamps[0])
                     end_ps = first_ps + int(round(duration_s * 1e12)) if duration_s is not None else None
-                flag_loss = self._flagged_loss(flagged, block, last_ps, end_ps)
+                if flagged and last_ps is None:
+                    self._log("the tagger buffer overflowed before the first read; the run starts at the first tag "
+                              "read", "WARNING")
+                flag_loss = tagger_flag_loss(flagged, block, last_ps, end_ps)
                 reached_end = False
                 if end_ps is not None and len(block) and block.timestamps[-1] >= end_ps:
                     cut = int(np.searchsorted(block.timestamps, end_ps, side="left"))
@@ -260,7 +264,7 @@ class AcquisitionEngine:
                 self._dispatch(photons)
                 if reached_end:
                     self._dispatch(tail)
-                if self._protect(block, over_since):
+                if self._protect(block, protection):
                     clean = False
                     break
                 self._update_status("recording", first_ps, last_ps, wall_start)
@@ -335,25 +339,6 @@ class AcquisitionEngine:
             self._guard.close()
             self._done.set()
 
-    def _flagged_loss(self, flagged: bool, block: TagBlock, last_ps: int | None, end_ps: int | None) -> LossRecord | None:
-        """The loss the tagger flagged on this read: from the last tag read before to the first tag now.
-
-        A flag on the first read of a run is only logged: the run starts at the first
-        tag read, so nothing inside it was lost.  A flag whose range lies past the
-        requested end of the run is outside the run too.
-        """
-        if not flagged:
-            return None
-        if last_ps is None:
-            self._log("the tagger buffer overflowed before the first read; the run starts at the first tag read", "WARNING")
-            return None
-        if end_ps is not None and last_ps >= end_ps:
-            return None
-        stop_ps = int(block.timestamps[0]) if len(block) else last_ps
-        if end_ps is not None:
-            stop_ps = min(stop_ps, end_ps)
-        return LossRecord(last_ps, stop_ps, "tagger_flag", -1)
-
     def _count(self, channels: np.ndarray) -> None:
         self._counts += channel_counts(channels)  # numba; np.bincount widens uint8 to intp first (5x slower)
 
@@ -371,30 +356,16 @@ class AcquisitionEngine:
             if not loss.source.startswith("queue_full"):
                 self._log(f"loss ({loss.source}): {loss.start_ps} .. {loss.stop_ps} ps, {loss.missing_syncs} syncs missing", "WARNING")
 
-    def _protect(self, block: TagBlock, over_since: dict[int, int]) -> bool:
+    def _protect(self, block: TagBlock, protection: RateProtection) -> bool:
         """Cut the excitation if a SPAD's count rate stayed above its limit for the hold time."""
-        if len(block) < 2:
+        reason = protection.check(block)
+        if reason is None:
             return False
-        span_s = (int(block.timestamps[-1]) - int(block.timestamps[0])) * 1e-12
-        if span_s <= 0:
-            return False
-        now_ps = int(block.timestamps[-1])
-        for detector in self.station.detectors:
-            channel = detector.tagger_channel()
-            rate = np.count_nonzero(block.channels == channel) / span_s
-            limit = float(detector.max_count_rate_cps())
-            if rate <= limit:
-                over_since.pop(channel, None)
-                continue
-            since = over_since.setdefault(channel, int(block.timestamps[0]))
-            if (now_ps - since) * 1e-12 >= self.settings.rate_protection_hold_s:
-                self.station.safe_state()
-                reason = f"protection: channel {channel} at {rate:.3g} counts/s above its limit {limit:.3g} counts/s"
-                self._log(reason + "; excitation cut", "ERROR")
-                self._errors.append(reason)
-                self.stop(reason)
-                return True
-        return False
+        self.station.safe_state()
+        self._log(reason + "; excitation cut", "ERROR")
+        self._errors.append(reason)
+        self.stop(reason)
+        return True
 
     def _sink_failed(self, sink: Sink, exc: BaseException) -> None:
         self._errors.append(f"sink {sink.name}: {type(exc).__name__}: {exc}")
