@@ -120,8 +120,10 @@ def test_the_scenes_emission_log_keeps_a_bounded_recent_window():
         scene.emitted_counts(0, PS_PER_S)
 
 
-def test_the_file_writer_keeps_no_chunk_cache(tmp_path):
-    """The default chunk cache (8 MiB per dataset) filled with finished chunks: ~10 MB over ten minutes."""
+def test_the_file_writers_chunk_cache_holds_one_photon_chunk(tmp_path):
+    """The default chunk cache (8 MiB per dataset) filled with finished chunks: ~10 MB over ten minutes;
+    the writer's holds one photon chunk per dataset (no cache at all cost `labctl repair` its photons)."""
+    from labctl.storage.writer import CHUNK_CACHE_BYTES
     from labctl.storage import PhotonHDF5Writer
     from tests.test_storage import make_blocks, make_run, make_summary
 
@@ -131,7 +133,8 @@ def test_the_file_writer_keeps_no_chunk_cache(tmp_path):
         for block in make_blocks([5000] * 3):
             writer.write(block)
         rdcc_nbytes = writer._file.id.get_access_plist().get_cache()[2]
-        assert rdcc_nbytes == 0  # was 8 MiB per dataset
+        assert rdcc_nbytes == CHUNK_CACHE_BYTES == 3 * 2**20  # was 8 MiB per dataset
+        assert (2**18) * 8 <= rdcc_nbytes  # one chunk of int64 timestamps fits
     finally:
         writer.close(make_summary())
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import copy
 import os
 import subprocess
@@ -193,10 +195,10 @@ def test_a_laser_rate_the_trigger_generator_cannot_output_fails_validation_and_a
     with pytest.raises(ConfigError) as info:
         Station(StationConfig.from_dict(data, source="s.yaml"))
     assert applied == []
-    assert str(info.value) == (
-        "s.yaml: instruments.laser.settings.external_rate_hz = 80000000.0: must be a number between 1 and 30000000 (Hz) "
-        "(limited by its trigger output function_generator_ch1)"
-    )
+    # "function_generator_2" when an earlier test left a (hung, deliberately unclosed) generator of that name
+    assert re.fullmatch(
+        r"s\.yaml: instruments\.laser\.settings\.external_rate_hz = 80000000\.0: must be a number between 1 and "
+        r"30000000 \(Hz\) \(limited by its trigger output function_generator(_\d+)?_ch1\)", str(info.value)), str(info.value)
 
 
 def test_a_laser_rate_change_at_run_time_obeys_the_same_limit(make_station):

@@ -34,6 +34,9 @@ PHOTON_BYTES = L.TIMESTAMPS_DTYPE.itemsize + L.DETECTORS_DTYPE.itemsize + L.NANO
 """Bytes per photon in the file (13)."""
 
 
+CHUNK_CACHE_BYTES = 3 * 2**20
+"""HDF5 chunk cache per dataset (bytes): one default photon chunk (2^18 int64 timestamps = 2 MiB) fits."""
+
 _LIVE_PATHS = (*L.SPECTRA_FRAME_PATHS, L.SPECTRA_SKIPPED, L.MARKERS, L.LOSSES, L.RUN_LOG, L.ACQUISITION_DURATION, L.SETUP_DETECTOR_COUNTS,
                *L.STREAM_PATHS, L.WRITER_DONE)
 """Datasets written during the run, in flush order: side tables first, photons last, so that
@@ -187,11 +190,12 @@ class PhotonHDF5Writer(WriterEnding):
             self._unflushed_log: list[tuple[float, str, str]] = []
             self._t_open = time.monotonic()
             self._next_flush = self._t_open + self._flush_period_s
-            # rdcc_nbytes=0: no chunk cache.  The writer never reads back, and HDF5 writes an
-            # uncompressed selection straight into its chunk; the default cache (8 MiB per
-            # dataset here) only filled up with finished chunks: ~10 MB more RSS over a run's
-            # first ten minutes (benchmarks/soak.py), and was no faster.
-            f = h5py.File(self._path, "w-", libver=L.LIBVER, rdcc_nbytes=0)
+            # A chunk cache of one photon chunk per dataset (CHUNK_CACHE_BYTES): the default
+            # (8 MiB per dataset here) filled up with finished chunks over a run's first ten
+            # minutes (~10 MB more RSS, benchmarks/soak.py); no cache at all (0) moved HDF5's
+            # chunk index behind the data, so a truncated file lost the photons `labctl repair`
+            # recovers otherwise (tests/test_repair.py).
+            f = h5py.File(self._path, "w-", libver=L.LIBVER, rdcc_nbytes=CHUNK_CACHE_BYTES)
             try:
                 L.create_layout(f, run, chunk_photons=self._chunk, author=self._author,
                                 description=self._description or run.description,
