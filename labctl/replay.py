@@ -36,6 +36,7 @@ from labctl.errors import ConfigError
 from labctl.station import StationConfig
 from labctl.storage import PhotonHDF5Reader
 from labctl.storage import layout as L
+from labctl.storage.hdf5_open import open_hdf5
 
 REPLAY_LIBRARY = "sim_backends.replay_tagger.ReplayTDCBase"
 REPLAY_TRIGGER = "sim_backends.replay_tagger.ReplayTriggerOutput"
@@ -221,7 +222,8 @@ def _scan_spectra(path: str, markers_ps: np.ndarray) -> tuple[int, int, float, b
     The frame rate is the file's ``frame_rate_hz`` attribute, else 1 / the median marker
     spacing (NaN if neither).
     """
-    with h5py.File(path, "r", swmr=True) as f:
+    f, _ = open_hdf5(path, swmr=True)  # as PhotonHDF5Reader: a replay of this file may still hold it open
+    with f:
         frames_ds = f.get(L.SPECTRA_FRAMES)
         if not isinstance(frames_ds, h5py.Dataset) or frames_ds.shape[0] == 0:
             return 0, 0, math.nan, False
