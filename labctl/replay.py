@@ -67,6 +67,7 @@ class ReplayFile:
         frames_replayed: the frames are replayed (FVB spectra, frame rate known); else a note says why not.
         frame_rate_hz: the file's frame rate (Hz; NaN without frames): the replayed frame clock's.
         wavelength_known: the file's wavelength axis is a calibration (finite), replayed by the spectrograph.
+        exposure_s: exposure of the file's first frame (s; NaN without frames).
         unsynced_photons: photons with nanotime -1 after the first pulse (they cannot keep it).
         renamed_photons: photons whose nanotime a replay cannot keep (another photon names a pulse
             between theirs and their arrival).
@@ -88,6 +89,7 @@ class ReplayFile:
     frames_replayed: bool = False
     frame_rate_hz: float = math.nan
     wavelength_known: bool = False
+    exposure_s: float = math.nan
 
 
 def _estimate_period_ps(anchors_ps: np.ndarray) -> float | None:
@@ -174,7 +176,7 @@ def scan_replay_file(path: str | Path) -> ReplayFile:
             markers = reader.markers()
         except ValueError as exc:
             raise ConfigError("--replay", path, f"cannot be read: {exc}") from None
-    frames, frame_ndim, frame_rate_hz, wavelength_known = _scan_spectra(path, markers)
+    frames, frame_ndim, frame_rate_hz, wavelength_known, exposure_s = _scan_spectra(path, markers)
     if first_anchor is None:
         raise ConfigError("--replay", path, "has no photon with a nanotime: the laser sync cannot be regenerated")
     if rate_hz:
@@ -213,11 +215,12 @@ def scan_replay_file(path: str | Path) -> ReplayFile:
                       period_source=source, first_ps=min(first_ps, first_anchor), last_ps=last_ps,
                       markers=int(markers.size), frames=frames, unsynced_photons=unsynced,
                       renamed_photons=renamed, notes=notes, frames_replayed=frames_replayed,
-                      frame_rate_hz=frame_rate_hz if frames else math.nan, wavelength_known=wavelength_known)
+                      frame_rate_hz=frame_rate_hz if frames else math.nan, wavelength_known=wavelength_known,
+                      exposure_s=exposure_s)
 
 
-def _scan_spectra(path: str, markers_ps: np.ndarray) -> tuple[int, int, float, bool]:
-    """(frames, dimensions of the frames dataset, frame rate in Hz, wavelength axis finite) of a file.
+def _scan_spectra(path: str, markers_ps: np.ndarray) -> tuple[int, int, float, bool, float]:
+    """(frames, dimensions of the frames dataset, frame rate in Hz, wavelength axis finite, exposure in s) of a file.
 
     The frame rate is the file's ``frame_rate_hz`` attribute, else 1 / the median marker
     spacing (NaN if neither).
@@ -226,15 +229,16 @@ def _scan_spectra(path: str, markers_ps: np.ndarray) -> tuple[int, int, float, b
     with f:
         frames_ds = f.get(L.SPECTRA_FRAMES)
         if not isinstance(frames_ds, h5py.Dataset) or frames_ds.shape[0] == 0:
-            return 0, 0, math.nan, False
+            return 0, 0, math.nan, False, math.nan
         group = f[L.SPECTRA]
         rate_hz = float(group.attrs.get("frame_rate_hz", math.nan))
         axis = f.get(L.SPECTRA_WAVELENGTH)
         known = isinstance(axis, h5py.Dataset) and bool(np.all(np.isfinite(axis[()])))
         frames, ndim = int(frames_ds.shape[0]), int(frames_ds.ndim)
+        exposure_s = float(int(f[L.SPECTRA_EXPOSURE_STOP][0]) - int(f[L.SPECTRA_EXPOSURE_START][0])) * 1e-12
     if not rate_hz > 0 and markers_ps.size > 1:
         rate_hz = 1e12 / float(np.median(np.diff(markers_ps)))
-    return frames, ndim, rate_hz, known
+    return frames, ndim, rate_hz, known, exposure_s
 
 
 def _free_channel(preferred: int, taken: set[int]) -> int:
@@ -250,7 +254,9 @@ def replay_station_config(replay: ReplayFile, speed: float = 1.0, base: StationC
     Kept from ``base``: the engine settings, the tagger's driver and settings (sync divider
     forced to 1: every regenerated sync is served, so nanotimes come out exact), the
     SPADs' drivers and figures.  Their count-rate limit is raised to the maximum: a
-    replay excites nothing.
+    replay excites nothing.  With ``replay.frames_replayed`` and a camera and function
+    generator in ``base``: those and the spectrograph, serving the file's frames and
+    wavelength axis (:func:`_replay_camera`).
 
     Raises:
         ConfigError: ``speed`` is not a number > 0, or the file's laser rate is outside what
@@ -296,7 +302,7 @@ def _replay_camera(replay: ReplayFile, instruments: dict[str, Any]) -> dict[str,
 
     The camera keeps its driver and options; its library becomes the replay camera and its
     settings are the ones a frame per frame-marker needs (FVB, run till abort, external
-    trigger; the exposure is the file's, whatever ``exposure_s`` says).  The spectrograph
+    trigger; ``exposure_s`` the file's, which the replay camera reports to the ps).  The spectrograph
     comes only if the file's axis is a calibration (else the run's axis is NaN, as the
     file's).  The generator's ch2 runs at the file's frame rate (it triggers nothing: the
     frames follow the file's markers).
@@ -306,7 +312,7 @@ def _replay_camera(replay: ReplayFile, instruments: dict[str, Any]) -> dict[str,
     camera["library"] = REPLAY_CAMERA
     camera["library_options"] = {"path": path}
     camera["settings"] = {**(camera.get("settings") or {}), "read_mode": "fvb", "acquisition_mode": "run_till_abort",
-                          "trigger_mode": "external"}
+                          "trigger_mode": "external", "exposure_s": replay.exposure_s}
     generator = copy.deepcopy(instruments["function_generator"])
     settings = dict(generator.get("settings") or {})
     settings["ch2"] = {**(settings.get("ch2") or {}), "frequency_hz": float(replay.frame_rate_hz)}
