@@ -278,4 +278,7 @@ def share_source(scene: Any, source: ReplaySource) -> None:
 
 def shared_source(scene: Any) -> ReplaySource | None:
     """The replay source registered with ``scene`` by :func:`share_source` (None if none)."""
-    return None if scene is None else _SHARED.get(scene)
+    try:
+        return None if scene is None else _SHARED.get(scene)
+    except TypeError:  # not weak-referenceable: no replay tagger registered it
+        return None

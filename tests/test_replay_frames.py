@@ -108,3 +108,10 @@ def test_image_frames_are_announced_as_not_replayed(recording, tmp_path) -> None
     assert "camera" not in replay_station_config(replay).data["instruments"]
     config = replay_station_config(scan_replay_file(recording))
     assert config.data["instruments"]["camera"]["library"] == REPLAY_CAMERA
+
+
+def test_the_replay_camera_needs_the_replay_tagger_of_its_station(recording) -> None:
+    from sim_backends.replay_camera import ReplayAndorSDK
+
+    with pytest.raises(ValueError, match="no replay tagger in this station"):
+        ReplayAndorSDK(str(recording), scene=object())
