@@ -18,6 +18,8 @@ the station's scene as the simulated tagger and camera share the scene clock).  
   never stored, as the recording's lost frame was, so the driver reports it skipped;
   markers after the last frame or skip of the file (the run ended during their
   exposure) never finish exposing.
+* **Cooler.** The sensor reaches its set point at once and is stable (the frames carry
+  the recording's dark charge, whatever the replay camera's temperature).
 * **Exposure.** ``GetAcquisitionTimings`` reports the file's exposure (``exposure_stop_ps
   - exposure_start_ps`` of its first frame), so the run's ``exposure_stop_ps`` is
   ``exposure_start_ps`` + that, as in the file.
@@ -143,7 +145,8 @@ class ReplayAndorSDK(SimAndorSDK):
                              "sim_backends.replay_tagger.ReplayTDCBase, built before the camera)")
         self.recorded = RecordedFrames(str(path))
         super().__init__(_ReplayClock(source, self.recorded), clock=clock,
-                         model=replace(EmccdModel(), width_px=self.recorded.pixels),
+                         model=replace(EmccdModel(), width_px=self.recorded.pixels, thermal_rate_c_per_s=1e9,
+                                       stabilize_s=0.0),
                          circular_buffer_frames=circular_buffer_frames)
 
     def _exposure_ps(self) -> int:
