@@ -4,9 +4,13 @@
 tag); :func:`replay_station_config` turns a station file (default: the built-in
 one) into a replay station: the tagger's library becomes
 ``sim_backends.replay_tagger.ReplayTDCBase`` (named by its dotted path, as every
-library is; labctl never imports it), the laser's trigger a stand-in, and the
-instruments that would add data the file does not hold (camera, spectrograph,
-function generator) are left out.  Driver, engine, live views and GUI run unchanged.
+library is; labctl never imports it) and the laser's trigger a stand-in.  A file with
+camera frames (labctl's FVB spectra) keeps the base station's camera, spectrograph and
+function generator, with the libraries ``sim_backends.replay_camera.ReplayAndorSDK``
+(the file's frames, each started by its replayed frame marker, on the tagger's device
+time) and ``ReplayShamrock`` (the file's wavelength axis), and the generator's ch2 (the
+frame clock the engine switches) at the file's frame rate; without frames those three
+are left out.  Driver, engine, live views and GUI run unchanged.
 
 Channels: the replayed detectors keep the file's detector ids as tagger channels
 (``channels.spad_a`` / ``spad_b`` = the file's first two detector ids, the ones
@@ -36,6 +40,8 @@ from labctl.storage.hdf5_open import open_hdf5
 
 REPLAY_LIBRARY = "sim_backends.replay_tagger.ReplayTDCBase"
 REPLAY_TRIGGER = "sim_backends.replay_tagger.ReplayTriggerOutput"
+REPLAY_CAMERA = "sim_backends.replay_camera.ReplayAndorSDK"
+REPLAY_SPECTROGRAPH = "sim_backends.replay_camera.ReplayShamrock"
 REPLAY_FINISHED = "replay finished"
 """End reason of a run that reached the end of the replayed file before its duration."""
 
@@ -57,7 +63,11 @@ class ReplayFile:
             photon with a nanotime).
         last_ps: last replayed photon or marker of the file: the replay's last tag.
         markers: frame markers in the file.
-        frames: camera frames in the file (not replayed).
+        frames: camera frames in the file.
+        frames_replayed: the frames are replayed (FVB spectra, frame rate known); else a note says why not.
+        frame_rate_hz: the file's frame rate (Hz; NaN without frames): the replayed frame clock's.
+        wavelength_known: the file's wavelength axis is a calibration (finite), replayed by the spectrograph.
+        exposure_s: exposure of the file's first frame (s; NaN without frames).
         unsynced_photons: photons with nanotime -1 after the first pulse (they cannot keep it).
         renamed_photons: photons whose nanotime a replay cannot keep (another photon names a pulse
             between theirs and their arrival).
@@ -76,6 +86,10 @@ class ReplayFile:
     unsynced_photons: int
     renamed_photons: int
     notes: list[str] = field(default_factory=list)
+    frames_replayed: bool = False
+    frame_rate_hz: float = math.nan
+    wavelength_known: bool = False
+    exposure_s: float = math.nan
 
 
 def _estimate_period_ps(anchors_ps: np.ndarray) -> float | None:
@@ -162,10 +176,7 @@ def scan_replay_file(path: str | Path) -> ReplayFile:
             markers = reader.markers()
         except ValueError as exc:
             raise ConfigError("--replay", path, f"cannot be read: {exc}") from None
-    f, _ = open_hdf5(str(path), swmr=True)  # opened as the reader opens it (HDF5 refuses mixed SWMR flags)
-    with f:
-        frames_ds = f.get(L.SPECTRA_FRAMES)
-        frames = int(frames_ds.shape[0]) if isinstance(frames_ds, h5py.Dataset) else 0
+    frames, frame_ndim, frame_rate_hz, wavelength_known, exposure_s = _scan_spectra(path, markers)
     if first_anchor is None:
         raise ConfigError("--replay", path, "has no photon with a nanotime: the laser sync cannot be regenerated")
     if rate_hz:
@@ -186,8 +197,13 @@ def scan_replay_file(path: str | Path) -> ReplayFile:
         left = ", ".join(f"{i} ({counts[i]:,} photons)" for i in ids[2:])
         notes.append(f"detectors {left} not replayed: a run records two detectors (spad_a = {replayed_ids[0]}, "
                      f"spad_b = {replayed_ids[1]})")
-    if frames:
-        notes.append(f"{frames:,} camera frames in the file are not replayed (the replay station has no camera)")
+    frames_replayed = bool(frames) and frame_ndim == 2 and frame_rate_hz > 0
+    if frames and frame_ndim != 2:
+        notes.append(f"{frames:,} camera frames in the file are not replayed: they are images, the replay "
+                     "camera serves FVB spectra (frames x pixels)")
+    elif frames and not frame_rate_hz > 0:
+        notes.append(f"{frames:,} camera frames in the file are not replayed: its frame rate is unknown "
+                     "(no frame_rate_hz and fewer than two frame markers)")
     if renamed:
         notes.append(f"{renamed:,} photons have a nanotime from an earlier pulse than the latest pulse other photons "
                      "name before them (not relative to the preceding sync): the replay gives them the nanotime "
@@ -198,7 +214,31 @@ def scan_replay_file(path: str | Path) -> ReplayFile:
     return ReplayFile(path=path, photons={i: counts[i] for i in ids}, detectors=replayed_ids, period_ps=float(period_ps),
                       period_source=source, first_ps=min(first_ps, first_anchor), last_ps=last_ps,
                       markers=int(markers.size), frames=frames, unsynced_photons=unsynced,
-                      renamed_photons=renamed, notes=notes)
+                      renamed_photons=renamed, notes=notes, frames_replayed=frames_replayed,
+                      frame_rate_hz=frame_rate_hz if frames else math.nan, wavelength_known=wavelength_known,
+                      exposure_s=exposure_s)
+
+
+def _scan_spectra(path: str, markers_ps: np.ndarray) -> tuple[int, int, float, bool, float]:
+    """(frames, dimensions of the frames dataset, frame rate in Hz, wavelength axis finite, exposure in s) of a file.
+
+    The frame rate is the file's ``frame_rate_hz`` attribute, else 1 / the median marker
+    spacing (NaN if neither).
+    """
+    f, _ = open_hdf5(path, swmr=True)  # as PhotonHDF5Reader: a replay of this file may still hold it open
+    with f:
+        frames_ds = f.get(L.SPECTRA_FRAMES)
+        if not isinstance(frames_ds, h5py.Dataset) or frames_ds.shape[0] == 0:
+            return 0, 0, math.nan, False, math.nan
+        group = f[L.SPECTRA]
+        rate_hz = float(group.attrs.get("frame_rate_hz", math.nan))
+        axis = f.get(L.SPECTRA_WAVELENGTH)
+        known = isinstance(axis, h5py.Dataset) and bool(np.all(np.isfinite(axis[()])))
+        frames, ndim = int(frames_ds.shape[0]), int(frames_ds.ndim)
+        exposure_s = float(int(f[L.SPECTRA_EXPOSURE_STOP][0]) - int(f[L.SPECTRA_EXPOSURE_START][0])) * 1e-12
+    if not rate_hz > 0 and markers_ps.size > 1:
+        rate_hz = 1e12 / float(np.median(np.diff(markers_ps)))
+    return frames, ndim, rate_hz, known, exposure_s
 
 
 def _free_channel(preferred: int, taken: set[int]) -> int:
@@ -214,7 +254,9 @@ def replay_station_config(replay: ReplayFile, speed: float = 1.0, base: StationC
     Kept from ``base``: the engine settings, the tagger's driver and settings (sync divider
     forced to 1: every regenerated sync is served, so nanotimes come out exact), the
     SPADs' drivers and figures.  Their count-rate limit is raised to the maximum: a
-    replay excites nothing.
+    replay excites nothing.  With ``replay.frames_replayed`` and a camera and function
+    generator in ``base``: those and the spectrograph, serving the file's frames and
+    wavelength axis (:func:`_replay_camera`).
 
     Raises:
         ConfigError: ``speed`` is not a number > 0, or the file's laser rate is outside what
@@ -248,9 +290,40 @@ def replay_station_config(replay: ReplayFile, speed: float = 1.0, base: StationC
         spad = copy.deepcopy(instruments.get(role) or {"driver": "drivers.spad.SPAD"})
         spad["settings"] = {**(spad.get("settings") or {}), "max_count_rate_cps": 5e7}
         replayed[role] = spad
+    if replay.frames_replayed and "camera" in instruments and "function_generator" in instruments:
+        replayed.update(_replay_camera(replay, instruments))
     data["instruments"] = replayed
     data["engine"] = {**(data.get("engine") or {}), "software_sync_divider": 1}
     return StationConfig.from_dict(data, source=f"<replay of {replay.path}>")
+
+
+def _replay_camera(replay: ReplayFile, instruments: dict[str, Any]) -> dict[str, Any]:
+    """The base station's camera, spectrograph and function generator, serving the file's frames and axis.
+
+    The camera keeps its driver and options; its library becomes the replay camera and its
+    settings are the ones a frame per frame-marker needs (FVB, run till abort, external
+    trigger; ``exposure_s`` the file's, which the replay camera reports to the ps).  The spectrograph
+    comes only if the file's axis is a calibration (else the run's axis is NaN, as the
+    file's).  The generator's ch2 runs at the file's frame rate (it triggers nothing: the
+    frames follow the file's markers).
+    """
+    path = str(Path(replay.path).resolve())
+    camera = copy.deepcopy(instruments["camera"])
+    camera["library"] = REPLAY_CAMERA
+    camera["library_options"] = {"path": path}
+    camera["settings"] = {**(camera.get("settings") or {}), "read_mode": "fvb", "acquisition_mode": "run_till_abort",
+                          "trigger_mode": "external", "exposure_s": replay.exposure_s}
+    generator = copy.deepcopy(instruments["function_generator"])
+    settings = dict(generator.get("settings") or {})
+    settings["ch2"] = {**(settings.get("ch2") or {}), "frequency_hz": float(replay.frame_rate_hz)}
+    generator["settings"] = settings
+    out = {"camera": camera, "function_generator": generator}
+    if replay.wavelength_known and "spectrograph" in instruments:
+        spectrograph = copy.deepcopy(instruments["spectrograph"])
+        spectrograph["library"] = REPLAY_SPECTROGRAPH
+        spectrograph["library_options"] = {"path": path}
+        out["spectrograph"] = spectrograph
+    return out
 
 
 def overload_note(replay: ReplayFile, config: StationConfig, speed: float) -> str | None:

@@ -33,7 +33,9 @@ asked for.
 from __future__ import annotations
 
 import math
+import weakref
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -188,6 +190,11 @@ class ReplaySource:
         self.start_ps: int = min(firsts) if firsts else 0
         """Time of the first tag (ps): the replay's device clock starts here."""
 
+    @property
+    def generated_until_ps(self) -> int:
+        """Device time up to which tags have been served (ps): the replay's "now" (the file's first tag before any)."""
+        return max(self._emitted_until_ps, self.start_ps)
+
     def close(self) -> None:
         self._reader.close()
 
@@ -254,3 +261,24 @@ class ReplaySource:
         ])
         order = np.argsort(ts, kind="stable")
         return TagBlock(ts[order], ch[order])
+
+
+_SHARED: "weakref.WeakKeyDictionary[Any, ReplaySource]" = weakref.WeakKeyDictionary()
+
+
+def share_source(scene: Any, source: ReplaySource) -> None:
+    """Make ``source`` the replay clock of the station whose shared scene is ``scene``.
+
+    The replay tagger does this; the replay camera of the same station
+    (:mod:`sim_backends.replay_camera`) then runs on the tagger's device time, as the
+    simulated camera runs on the scene's ``generated_until_ps``.
+    """
+    _SHARED[scene] = source
+
+
+def shared_source(scene: Any) -> ReplaySource | None:
+    """The replay source registered with ``scene`` by :func:`share_source` (None if none)."""
+    try:
+        return None if scene is None else _SHARED.get(scene)
+    except TypeError:  # not weak-referenceable: no replay tagger registered it
+        return None

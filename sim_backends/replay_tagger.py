@@ -28,9 +28,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from sim_backends.qutag_sim import SimTDCBase
-from sim_backends.replay_source import ReplaySource
+from sim_backends.replay_source import ReplaySource, share_source
 
 
 class ReplayTDCBase(SimTDCBase):
@@ -45,11 +46,14 @@ class ReplayTDCBase(SimTDCBase):
         time_scale: device time runs this many times faster than the wall clock (``--speed``).
         chunk_photons: photons read from the file at a time.
         clock: wall clock (s), for tests.
+        scene: the station's shared scene (the station passes it): the source is registered
+            with it, so a replay camera of the same station shares the tagger's device time.
     """
 
     def __init__(self, path: str, *, detectors: Sequence[int] = (1, 2), sync_channel: int = 0,
                  marker_channel: int | None = 3, period_ps: float = 1e6, time_scale: float = 1.0,
-                 chunk_photons: int = 1 << 16, clock: Callable[[], float] = time.monotonic) -> None:
+                 chunk_photons: int = 1 << 16, clock: Callable[[], float] = time.monotonic,
+                 scene: Any = None) -> None:
         source = ReplaySource(path, detectors, sync_channel, marker_channel, period_ps, chunk_photons)
         try:
             super().__init__(source, time_scale=time_scale, clock=clock)
@@ -59,6 +63,8 @@ class ReplayTDCBase(SimTDCBase):
         self.source = source
         # The device clock starts at the file's first tag (TDC_init keeps the generated time).
         self._t_generated_ps = self._time_offset_ps = source.start_ps
+        if scene is not None:
+            share_source(scene, source)
 
 
 class ReplayTriggerOutput:
