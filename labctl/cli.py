@@ -6,10 +6,11 @@ Commands (their options are a public contract, see README):
   record the station's photon stream to a Photon-HDF5 file, with a progress
   bar and a closing summary (rates per channel, photons written, losses, file size).
 * ``labctl info FILE``: what a Photon-HDF5 file holds.
-* ``labctl analyze FILE [--detectors A [B]] [--g2-bin-ps N] [--g2-range-ps N]
+* ``labctl analyze FILE... [--detectors A [B]] [--g2-bin-ps N] [--g2-range-ps N]
   [--g2-delay-ps N] [--laser-period-ps N] [--lifetime-bin-ps N] [--trace-bin-ms X]
-  [--fit mono|bi] [--per-detector-fits] [--on-threshold N] [--json OUT] [--plots DIR]``:
-  g(2), lifetime fit, blinking trace and FLID.
+  [--fit mono|bi] [--per-detector-fits] [--on-threshold N] [--json OUT] [--plots DIR]
+  [--scheduler ADDRESS] [--workers N]``: g(2), lifetime fit, blinking trace and FLID;
+  several files: one Dask task per file (``labctl.batch``), ``--json`` a folder.
 * ``labctl import IN... --out FILE.h5 [--format ptu|pt3|pt2|ht3|ht2|qutag|sstt]
   [--sync-channel N] [--overwrite]``: another lab's time-tag file -> Photon-HDF5.
 """
@@ -65,7 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("file", type=Path)
 
     analyze = commands.add_parser("analyze", help="g(2), lifetime fit, blinking trace and FLID of a Photon-HDF5 file")
-    analyze.add_argument("file", type=Path)
+    analyze.add_argument("files", type=Path, nargs="+", metavar="FILE",
+                         help="Photon-HDF5 file(s); several: one Dask task per file, --json names a folder")
     analyze.add_argument("--detectors", type=int, nargs="+", metavar="A [B]",
                          help="detector ids; lag = t_B - t_A - delay; one id: lifetime, trace and FLID only (no g2)")
     analyze.add_argument("--g2-bin-ps", type=int, default=1000, help="g(2) bin width (ps)")
@@ -81,8 +83,14 @@ def build_parser() -> argparse.ArgumentParser:
                          help="also fit each detector's decay on its own (JSON lifetime.detector_fits)")
     analyze.add_argument("--on-threshold", type=float, default=None,
                          help="ON threshold in counts per trace bin (default: 400 per 100 ms, scaled)")
-    analyze.add_argument("--json", type=Path, default=None, help="write the results as JSON")
-    analyze.add_argument("--plots", type=Path, default=None, help="write PNG figures into this folder")
+    analyze.add_argument("--json", type=Path, default=None,
+                         help="write the results as JSON (several files: a folder, FILE stem.json each + summary.csv/.parquet)")
+    analyze.add_argument("--plots", type=Path, default=None,
+                         help="write PNG figures into this folder (several files: a subfolder per file)")
+    analyze.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                         help="several files: Dask scheduler address (default: a local cluster of processes)")
+    analyze.add_argument("--workers", type=int, default=None, metavar="N",
+                         help="several files: worker processes of the local cluster (default: min(files, CPUs))")
 
     gui = commands.add_parser("gui", help="the lab window: live views, recording (needs the 'gui' extra)")
     gui.add_argument("--config", type=Path, default=None, help="station YAML file (default: the built-in simulated microscope)")
@@ -169,8 +177,10 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         on_threshold=args.on_threshold, g2_delay_ps=args.g2_delay_ps, laser_period_ps=args.laser_period_ps,
         per_detector_fits=args.per_detector_fits,
     )
+    if len(args.files) > 1:
+        return _analyze_batch(args, options)
     try:
-        result = analyze_file(args.file, options)
+        result = analyze_file(args.files[0], options)
     except ValueError as exc:  # bad binning arguments from the accumulators
         print(f"labctl analyze: {exc}", file=sys.stderr)
         return 2
@@ -181,6 +191,35 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         for path in write_plots(result, args.plots):
             print(f"plot        {path}")
     return 0
+
+
+def _analyze_batch(args: argparse.Namespace, options: object) -> int:
+    """Several files: one Dask task per file; a line per file, the summary's paths; exit 1 if any failed."""
+    from labctl.batch import run_batch
+
+    if args.json is None:
+        print("labctl analyze: several files need --json DIR (a folder: one JSON per file + summary.csv/.parquet)",
+              file=sys.stderr)
+        return 2
+    if args.plots is not None and args.plots.exists() and not args.plots.is_dir():
+        print(f"labctl analyze: --plots {args.plots}: with several files must name a folder (it is a file)",
+              file=sys.stderr)
+        return 2
+    if args.workers is not None and args.workers < 1:
+        print(f"labctl analyze: --workers {args.workers}: must be >= 1", file=sys.stderr)
+        return 2
+    table = run_batch("analyze", args.files, args.json, options, scheduler=args.scheduler,
+                      n_workers=args.workers, plots_dir=args.plots)
+    for row in table.to_dict("records"):
+        if row["error"] is not None:
+            print(f"failed      {row['file']}: {row['error']}")
+            continue
+        g2 = "-" if row.get("g2_zero") is None or row["g2_zero"] != row["g2_zero"] else f"{row['g2_zero']:.3f}"
+        tau = "-" if row.get("tau_ns") is None or row["tau_ns"] != row["tau_ns"] else f"{row['tau_ns']:.2f} ns"
+        print(f"file        {row['file']}: {row['photons']} photons, g2(0) {g2}, tau {tau}, "
+              f"ON {row['on_fraction']:.2f} -> {row['output']}")
+    print(f"summary     {args.json / 'summary.csv'}, {args.json / 'summary.parquet'}")
+    return 1 if table["error"].notna().any() else 0
 
 
 def cmd_import(args: argparse.Namespace) -> int:
