@@ -261,7 +261,7 @@ def _level_arrays(t: np.ndarray, cuts: np.ndarray) -> tuple[np.ndarray, np.ndarr
 
 def find_levels(timestamps_ps: np.ndarray, *, confidence: float = 0.95, nanotimes_ps: np.ndarray | None = None,
                 irf_offset_ps: float = 0.0, window_photons: int = 4096, origin_ps: int | None = None,
-                max_groups: int = 8, merge_same_group: bool = True) -> list[Level]:
+                max_groups: int = 8, merge_same_group: bool = True, min_photons: int = 3) -> list[Level]:
     """Change-point levels of a photon stream, grouped into intensity states.
 
     ``timestamps_ps``: sorted photon times (int64 ps, all detectors merged);
@@ -269,6 +269,8 @@ def find_levels(timestamps_ps: np.ndarray, *, confidence: float = 0.95, nanotime
     delay after the laser pulse per photon (ps), for the levels' lifetimes;
     ``irf_offset_ps``: subtracted from the mean nanotime; ``origin_ps``: time
     zero of ``start_s``/``stop_s`` (default the first photon, like the trace);
+    ``min_photons``: fewest photon intervals a level may hold (a 1-photon
+    "level" is no intensity; the test stays valid, only more conservative);
     ``max_groups``: most intensity states tried by the BIC; ``merge_same_group``:
     join neighbouring levels that fall into the same state (the change between
     them is no change of state: most of the test's false positives, Type-I
@@ -279,7 +281,7 @@ def find_levels(timestamps_ps: np.ndarray, *, confidence: float = 0.95, nanotime
         raise ConfigError("nanotimes_ps", len(nanotimes_ps), f"must have one nanotime per photon ({len(t)})")
     if len(t) < 2:
         return []
-    cuts = change_points(t, confidence=confidence, window_photons=window_photons)
+    cuts = change_points(t, confidence=confidence, window_photons=window_photons, min_photons=min_photons)
     first, edges_ps, photons, duration_ps = _level_arrays(t, cuts)
     groups = group_levels(photons, duration_ps * 1e-12, max_groups=max_groups)
     if merge_same_group and len(cuts):  # a change between two levels of one state is no change of state
