@@ -7,10 +7,12 @@ tests/test_analyze.py, ``--seconds`` long).  Single runs: ``analyze_file`` +
 ``dump_json`` one after the other in this process (after one warm-up run, so
 numba's compilation is not counted; its cache is on disk).  Batch:
 ``labctl.batch.run_batch`` on a fresh LocalCluster of ``--workers`` processes,
-one thread each, cluster start-up and shut-down included (printed apart).
+one thread each, cluster start-up and shut-down included; and the same batch
+on 1 worker (what the parallelism alone gains).
 Printed: wall times, the speed-up, and whether every JSON is byte-identical.
 The machine's load average is printed too (2 cores shared here: a speed-up
-near 2 needs them idle).
+near 2 needs them idle; a single ``analyze_file`` already runs its g(2) on a
+second thread, so on 2 cores two workers mostly overlap the start-up costs).
 """
 
 from __future__ import annotations
@@ -52,6 +54,9 @@ def main() -> None:
             dump_json(analyze_file(path, options), single / f"{name}.json")
         single_s = time.perf_counter() - t0
         t0 = time.perf_counter()
+        run_batch("analyze", files, folder / "batch1", options, n_workers=1, progress=False)
+        one_worker_s = time.perf_counter() - t0
+        t0 = time.perf_counter()
         table = run_batch("analyze", files, folder / "batch", options, n_workers=args.workers, progress=False)
         batch_s = time.perf_counter() - t0
         tasks_s = float(table["seconds"].sum())
@@ -62,7 +67,9 @@ def main() -> None:
         print(f"single runs       {single_s:.2f} s (one after the other, warm)")
         print(f"batch, {args.workers} workers  {batch_s:.2f} s (cluster start/stop included; tasks' own time "
               f"summed {tasks_s:.2f} s)")
-        print(f"speed-up          {single_s / batch_s:.2f}x")
+        print(f"batch, 1 worker   {one_worker_s:.2f} s (the same, one process)")
+        print(f"speed-up          {single_s / batch_s:.2f}x against single runs, "
+              f"{one_worker_s / batch_s:.2f}x against 1 worker")
         print(f"JSON identical    {same} ({args.files} files)")
         print(f"errors            {int(table['error'].notna().sum())}")
 

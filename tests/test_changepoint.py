@@ -15,6 +15,7 @@ from labctl.analysis.changepoint import (
     null_critical_values,
     select_photons_by_levels,
 )
+from labctl.analysis.level_groups import agglomerate, group_levels
 from labctl.errors import ConfigError
 
 
@@ -107,3 +108,67 @@ def test_tabulated_critical_values_agree_with_a_new_simulation(n, confidence):
 def test_bad_confidence_is_refused_with_the_allowed_range():
     with pytest.raises(ConfigError, match="confidence"):
         find_levels(np.arange(10, dtype=np.int64), confidence=95)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", range(10, 20))
+def test_telegraph_campaign_over_seeds(seed):
+    rates = ((40e3, 4e3), (40e3, 15e3, 3e3), (20e3, 2e3))[seed % 3]
+    ph, edges_s, _, _ = telegraph(rates, 0.05, 20.0, seed)
+    levels = find_levels(ph, confidence=0.95, origin_ps=10**9)
+    found, false = score(levels, edges_s)
+    assert found >= 0.95 and false <= 0.05, (found, false)
+    assert len({lv.group for lv in levels}) == len(rates)
+
+
+def test_higher_confidence_finds_no_more_changes():
+    ph, _, _, _ = telegraph((30e3, 20e3), 0.05, 3.0, 6)  # low contrast: the confidence matters
+    counts = [len(change_points(ph, confidence=c)) for c in (0.69, 0.90, 0.95, 0.99)]
+    assert counts == sorted(counts, reverse=True) and counts[0] > counts[-1], counts
+
+
+def _agglomerate_reference(n, t, max_groups):
+    """Plain numpy oracle: merge the cheapest neighbouring pair in intensity order, one merge per pass."""
+    order = np.argsort(n / t, kind="stable")
+    gn, gt, members = list(n[order]), list(t[order]), [[int(i)] for i in order]
+
+    def ll(a, b):
+        return a * np.log(a / b)
+
+    out = {}
+    while True:
+        if len(gn) <= max_groups:
+            labels = np.empty(len(n), np.int64)
+            for g, m in enumerate(members):
+                labels[m] = g
+            out[len(gn)] = labels
+        if len(gn) == 1:
+            return out
+        an, at = np.array(gn), np.array(gt)
+        cost = ll(an[:-1], at[:-1]) + ll(an[1:], at[1:]) - ll(an[:-1] + an[1:], at[:-1] + at[1:])
+        i = int(np.argmin(cost))
+        gn[i:i + 2], gt[i:i + 2], members[i:i + 2] = [gn[i] + gn[i + 1]], [gt[i] + gt[i + 1]], [members[i] + members[i + 1]]
+
+
+def test_heap_agglomeration_equals_the_plain_oracle():
+    rng = np.random.default_rng(7)
+    t = rng.exponential(0.05, 600) + 1e-3
+    n = rng.poisson(np.where(rng.random(600) < 0.5, 4e3, 4e4) * t) + 1.0
+    fast, slow = agglomerate(n, t, 6), _agglomerate_reference(n, t, 6)
+    assert sorted(fast) == sorted(slow) == [1, 2, 3, 4, 5, 6]
+    for g in slow:
+        np.testing.assert_array_equal(fast[g], slow[g])
+
+
+def test_thousands_of_levels_with_mixed_outliers_keep_their_two_states():
+    """Many levels: the BIC alone would split states on a few straddling levels and on the
+    segmentation's extra spread; the state-size and separation rules keep the two."""
+    rng = np.random.default_rng(8)
+    t = rng.exponential(0.05, 8000) + 0.01
+    state = rng.random(8000) < 0.5
+    rate = np.where(state, 40e3, 4e3) * rng.normal(1.0, 0.01, 8000)  # 1 % extra spread
+    rate[:40] = 30e3  # levels straddling a missed change
+    n = rng.poisson(rate * t)
+    groups = group_levels(n, t)
+    assert set(groups.tolist()) == {0, 1}
+    assert np.array_equal(groups[40:], state[40:].astype(np.int64))
