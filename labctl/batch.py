@@ -146,10 +146,11 @@ def _progress_line(done: int, total: int, failed: int, elapsed_s: float) -> str:
 
 def run_batch(kind: str, files: Sequence[str | Path], out_dir: str | Path, options: Any,
               scheduler: str | None = None, progress: bool = True, n_workers: int | None = None,
-              processes: bool = True, plots_dir: str | Path | None = None) -> "pandas.DataFrame":  # noqa: F821
+              processes: bool = True, plots_dir: str | Path | None = None,
+              connect_timeout_s: float = 10.0) -> "pandas.DataFrame":  # noqa: F821
     """Run ``kind`` ("analyze" | "report") on every file, one Dask task per file; write and return the summary.
 
-    ``scheduler``: address of a running Dask scheduler; None: a LocalCluster of
+    ``scheduler``: address of a running Dask scheduler (waited for ``connect_timeout_s``); None: a LocalCluster of
     ``n_workers`` processes (default: min(files, CPUs)), one thread each, closed at
     the end.  ``progress``: a progress bar on stderr.  ``plots_dir`` (analyze): PNGs
     into ``plots_dir/<name>/``.  Returns the summary table (pandas DataFrame, rows
@@ -181,7 +182,7 @@ def run_batch(kind: str, files: Sequence[str | Path], out_dir: str | Path, optio
         client = Client(cluster)
     else:
         try:
-            client = Client(scheduler, timeout="10s")
+            client = Client(scheduler, timeout=f"{connect_timeout_s}s")
         except (OSError, TimeoutError) as exc:
             raise ConfigError("--scheduler", scheduler, f"no Dask scheduler answers there ({exc})") from None
     rows: list[dict[str, Any] | None] = [None] * len(files)

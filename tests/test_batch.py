@@ -14,6 +14,7 @@ import pytest
 from labctl.analyze import AnalyzeOptions, analyze_file, dump_json
 from labctl.batch import output_names, run_batch, summary_row
 from labctl.cli import main
+from labctl.errors import ConfigError
 from tests.test_analyze import write_foreign_file
 
 
@@ -57,11 +58,16 @@ def test_batch_on_a_local_dask_cluster_equals_single_runs_byte_for_byte(qd_files
             "tau_ns_2", "on_fraction", "error"} <= set(parquet.columns)
 
 
-def test_cli_analyze_several_files_writes_one_json_each_and_the_summary(qd_files, tmp_path, capsys):
+def test_cli_analyze_several_files_on_a_given_scheduler_writes_one_json_each_and_the_summary(
+        qd_files, tmp_path, capsys):
+    from dask.distributed import LocalCluster
+
     assert main(["analyze", str(qd_files[0]), "--json", str(tmp_path / "one.json")]) == 0
     single_out = capsys.readouterr().out
-    assert main(["analyze", str(qd_files[0]), str(qd_files[2]), "--json", str(tmp_path / "many"),
-                 "--workers", "1"]) == 0
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster:
+        assert main(["analyze", str(qd_files[0]), str(qd_files[2]), "--json", str(tmp_path / "many"),
+                     "--scheduler", cluster.scheduler_address]) == 0
+        assert len(cluster.scheduler.workers) == 1  # the tasks ran there, and the batch left it running
     out = capsys.readouterr().out
     assert "photons" in single_out and "summary" not in single_out  # one file: today's printout
     assert (tmp_path / "many" / "qd0.json").read_bytes() == (tmp_path / "one.json").read_bytes()
@@ -108,6 +114,12 @@ def test_report_kind_runs_report_file_and_write_report_per_file(qd_files, tmp_pa
     assert list(table["on_fraction"]) == [0.75, 0.75]
     assert list(table["regime0_trap_fraction"]) == [0.1, 0.1] and list(table["level_groups"]) == [2, 2]
     assert list(table["trap_tau_ns"]) == [57.5, 57.5]
+
+
+def test_a_scheduler_that_does_not_answer_is_a_config_error(qd_files, tmp_path):
+    with pytest.raises(ConfigError, match=r"--scheduler = 'tcp://127.0.0.1:9': no Dask scheduler answers there"):
+        run_batch("analyze", qd_files[:2], tmp_path / "o", AnalyzeOptions(), scheduler="tcp://127.0.0.1:9",
+                  connect_timeout_s=0.5, progress=False)
 
 
 def test_output_names_are_unique_stems():
