@@ -111,7 +111,6 @@ def test_bad_confidence_is_refused_with_the_allowed_range():
         find_levels(np.arange(10, dtype=np.int64), confidence=95)
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("seed", range(10, 20))
 def test_telegraph_campaign_over_seeds(seed):
     rates = ((40e3, 4e3), (40e3, 15e3, 3e3), (20e3, 2e3))[seed % 3]
