@@ -53,6 +53,12 @@ def main() -> None:
         for path, name in zip(files, output_names(files)):
             dump_json(analyze_file(path, options), single / f"{name}.json")
         single_s = time.perf_counter() - t0
+        from dask.distributed import Client, LocalCluster
+
+        t0 = time.perf_counter()
+        with LocalCluster(n_workers=args.workers, threads_per_worker=1, processes=True, dashboard_address=":0") as c:
+            Client(c).close()
+        cluster_s = time.perf_counter() - t0
         t0 = time.perf_counter()
         run_batch("analyze", files, folder / "batch1", options, n_workers=1, progress=False)
         one_worker_s = time.perf_counter() - t0
@@ -68,6 +74,7 @@ def main() -> None:
         print(f"batch, {args.workers} workers  {batch_s:.2f} s (cluster start/stop included; tasks' own time "
               f"summed {tasks_s:.2f} s)")
         print(f"batch, 1 worker   {one_worker_s:.2f} s (the same, one process)")
+        print(f"cluster alone     {cluster_s:.2f} s (start + stop of {args.workers} workers, no task)")
         print(f"speed-up          {single_s / batch_s:.2f}x against single runs, "
               f"{one_worker_s / batch_s:.2f}x against 1 worker")
         print(f"JSON identical    {same} ({args.files} files)")

@@ -17,6 +17,7 @@ A file that fails gets its row with ``error`` (the message); the others go on.
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 import time
@@ -147,13 +148,14 @@ def _progress_line(done: int, total: int, failed: int, elapsed_s: float) -> str:
 def run_batch(kind: str, files: Sequence[str | Path], out_dir: str | Path, options: Any,
               scheduler: str | None = None, progress: bool = True, n_workers: int | None = None,
               processes: bool = True, plots_dir: str | Path | None = None,
-              connect_timeout_s: float = 10.0) -> "pandas.DataFrame":  # noqa: F821
+              connect_timeout_s: float = 10.0, quiet: bool = True) -> "pandas.DataFrame":  # noqa: F821
     """Run ``kind`` ("analyze" | "report") on every file, one Dask task per file; write and return the summary.
 
     ``scheduler``: address of a running Dask scheduler (waited for ``connect_timeout_s``); None: a LocalCluster of
     ``n_workers`` processes (default: min(files, CPUs)), one thread each, closed at
     the end.  ``progress``: a progress bar on stderr.  ``plots_dir`` (analyze): PNGs
-    into ``plots_dir/<name>/``.  Returns the summary table (pandas DataFrame, rows
+    into ``plots_dir/<name>/``.  ``quiet``: Dask's own log only from ERROR up (its INFO
+    lines about starting and stopping the cluster are noise here).  Returns the summary table (pandas DataFrame, rows
     in the order of ``files``), also written as ``summary.csv`` and ``summary.parquet``.
     """
     if kind not in KINDS:
@@ -173,6 +175,9 @@ def run_batch(kind: str, files: Sequence[str | Path], out_dir: str | Path, optio
 
     import pandas as pd
     from dask.distributed import Client, LocalCluster, as_completed
+
+    if quiet:
+        logging.getLogger("distributed").setLevel(logging.ERROR)
 
     cluster = None
     if scheduler is None:

@@ -179,6 +179,9 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     )
     if len(args.files) > 1:
         return _analyze_batch(args, options)
+    if args.scheduler is not None or args.workers is not None:
+        print("labctl analyze: one file runs here, as a single run: --scheduler/--workers not used "
+              "(they apply to several files)", file=sys.stderr)
     try:
         result = analyze_file(args.files[0], options)
     except ValueError as exc:  # bad binning arguments from the accumulators
@@ -209,7 +212,7 @@ def _analyze_batch(args: argparse.Namespace, options: object) -> int:
         print(f"labctl analyze: --workers {args.workers}: must be >= 1", file=sys.stderr)
         return 2
     table = run_batch("analyze", args.files, args.json, options, scheduler=args.scheduler,
-                      n_workers=args.workers, plots_dir=args.plots)
+                      n_workers=args.workers, plots_dir=args.plots, quiet=not args.verbose)
     for row in table.to_dict("records"):
         if row["error"] is not None:
             print(f"failed      {row['file']}: {row['error']}")

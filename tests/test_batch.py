@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 import types
 from pathlib import Path
@@ -59,16 +60,27 @@ def test_batch_on_a_local_dask_cluster_equals_single_runs_byte_for_byte(qd_files
 
 
 def test_cli_analyze_several_files_on_a_given_scheduler_writes_one_json_each_and_the_summary(
-        qd_files, tmp_path, capsys):
+        qd_files, tmp_path, capfd):
     from dask.distributed import LocalCluster
 
-    assert main(["analyze", str(qd_files[0]), "--json", str(tmp_path / "one.json")]) == 0
-    single_out = capsys.readouterr().out
+    assert main(["analyze", str(qd_files[0]), "--json", str(tmp_path / "one.json"), "--workers", "3"]) == 0
+    single_out, single_err = capfd.readouterr()
+    assert single_err.strip() == ("labctl analyze: one file runs here, as a single run: --scheduler/--workers not "
+                                  "used (they apply to several files)")
+    proc = subprocess.run([sys.executable, "-m", "labctl.cli", "analyze", str(qd_files[0]), str(qd_files[2]),
+                           "--json", str(tmp_path / "many"), "--workers", "1"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
     with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster:
-        assert main(["analyze", str(qd_files[0]), str(qd_files[2]), "--json", str(tmp_path / "many"),
-                     "--scheduler", cluster.scheduler_address]) == 0
+        table = run_batch("analyze", qd_files[1:3], tmp_path / "there", AnalyzeOptions(),
+                          scheduler=cluster.scheduler_address, progress=False)
         assert len(cluster.scheduler.workers) == 1  # the tasks ran there, and the batch left it running
-    out = capsys.readouterr().out
+    assert (tmp_path / "there" / "qd0.json").read_bytes() == (tmp_path / "many" / "qd0-2.json").read_bytes()
+    assert list(table["file"]) == [str(qd_files[1]), str(qd_files[2])]
+    out, err = proc.stdout, proc.stderr
+    assert err.splitlines() == ["[..............................] 0/2 files, 0 s",  # Dask's INFO lines: not here
+                                f"[###############...............] 1/2 files, {err.splitlines()[1].split()[-2]} s",
+                                f"[##############################] 2/2 files, {err.splitlines()[2].split()[-2]} s"]
     assert "photons" in single_out and "summary" not in single_out  # one file: today's printout
     assert (tmp_path / "many" / "qd0.json").read_bytes() == (tmp_path / "one.json").read_bytes()
     assert json.loads((tmp_path / "many" / "qd0-2.json").read_text())["file"] == str(qd_files[2])
