@@ -22,9 +22,12 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from labctl.errors import ConfigError
+
+if TYPE_CHECKING:
+    import pandas
 
 __all__ = ["KINDS", "output_names", "run_batch", "run_reports", "summary_row", "run_one"]
 
@@ -148,7 +151,7 @@ def _progress_line(done: int, total: int, failed: int, elapsed_s: float) -> str:
 def run_batch(kind: str, files: Sequence[str | Path], out_dir: str | Path, options: Any,
               scheduler: str | None = None, progress: bool = True, n_workers: int | None = None,
               processes: bool = True, plots_dir: str | Path | None = None,
-              connect_timeout_s: float = 10.0, quiet: bool = True) -> "pandas.DataFrame":  # noqa: F821
+              connect_timeout_s: float = 10.0, quiet: bool = True) -> "pandas.DataFrame":
     """Run ``kind`` ("analyze" | "report") on every file, one Dask task per file; write and return the summary.
 
     ``scheduler``: address of a running Dask scheduler (waited for ``connect_timeout_s``); None: a LocalCluster of
@@ -225,6 +228,6 @@ def _make_printer() -> Callable[[str, bool], None]:
 
 
 def run_reports(files: Sequence[str | Path], out_dir: str | Path, options: Any,
-                scheduler: str | None = None, progress: bool = True) -> "pandas.DataFrame":  # noqa: F821
+                scheduler: str | None = None, progress: bool = True) -> "pandas.DataFrame":
     """``labctl report FILE... --out DIR``: ``run_batch("report", ...)``; each file's report in ``DIR/<name>/``."""
     return run_batch("report", files, out_dir, options, scheduler=scheduler, progress=progress)

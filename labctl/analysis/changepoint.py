@@ -21,8 +21,9 @@ once by ``null_critical_values`` (60 000 segments per ``N``, seed 20050101;
 ``tests/test_changepoint.py`` simulates a few again and compares), made
 non-decreasing in ``N`` (conservative where the simulation wobbles),
 interpolated linearly in ``ln N`` and, beyond 8192, extrapolated along the
-slope of the points N ≥ 1000 (checked against a simulation at 32768).  Another confidence is simulated on first
-use (20 000 segments per grid point, a few seconds) and cached.
+slope of the points N ≥ 1000 (checked against a simulation at 32768).
+Another confidence is simulated on first use (20 000 segments per grid
+point, a few seconds) and cached.
 
 Segmentation: recursive binary segmentation (the most significant change of
 a segment splits it; both halves are tested again).  Long streams are cut
@@ -31,9 +32,17 @@ is segmented, the next window starts at the last change found in it (or half
 a window further when it has none), so every change is tested with the
 photons on both sides that the window holds, and a window never has more
 photons than the tabulated ``N``.  Finally every change is tested again on
-the photons between its two neighbouring changes (at its own position,
-against the same critical value): a change found in a window that a later
-window made redundant is dropped.
+all the photons between its two neighbouring changes (at its own position,
+against the critical value of that segment's ``N``): a change that held only
+within a window's or a split's part of the data is dropped, the weakest
+first, until every change holds.
+
+False changes: each test that finds nothing still had probability ``α`` of a
+Type-I error, so at 95 % about 5 % of the final levels get one spurious split;
+almost all of them split one state into two levels of the same intensity and
+disappear when ``find_levels`` joins neighbouring levels of the same state
+(``merge_same_group``).  Measured on simulated telegraphs (tests): ≤ 5 % false
+changes, ≥ 95 % of the switches between levels > 10 ms found within 1 ms.
 
 The change's time is the maximum-likelihood time given the photon after
 which it falls: at the brighter side's end photon (a bright → dim change just
@@ -73,7 +82,7 @@ CRITICAL_GRID_N = np.array([2, 3, 4, 6, 7, 10, 12, 16, 21, 27, 35, 45, 59, 76, 9
 """Segment sizes (inter-photon intervals) of the tabulated critical values."""
 
 # {confidence: τ_N at CRITICAL_GRID_N}: quantiles of max_k 2 ln L_k without change (see the module docstring).
-_RAW_CRITICAL_VALUES: dict[float, list[float]] = {  # null_critical_values(N, ..., 60_000, rng(20050101)), N in the grid
+CRITICAL_VALUES: dict[float, list[float]] = {  # null_critical_values(N, ..., 60_000, rng(20050101)), N in the grid
     0.69: [1.287, 2.086, 2.542, 3.089, 3.27, 3.713, 3.891, 4.146, 4.398, 4.618, 4.81, 5.0, 5.199, 5.368, 5.546, 5.712, 5.842, 5.933, 6.103, 6.196, 6.333, 6.487, 6.564, 6.655, 6.766, 6.851, 6.953, 7.058, 7.149, 7.219, 7.293, 7.367],
     0.9: [3.314, 4.308, 4.887, 5.49, 5.744, 6.19, 6.433, 6.669, 6.995, 7.198, 7.428, 7.632, 7.797, 7.994, 8.206, 8.379, 8.548, 8.652, 8.787, 8.874, 9.098, 9.238, 9.243, 9.352, 9.481, 9.579, 9.668, 9.779, 9.88, 9.958, 10.022, 10.152],
     0.95: [4.631, 5.766, 6.314, 6.96, 7.19, 7.615, 7.866, 8.18, 8.512, 8.704, 8.963, 9.184, 9.322, 9.481, 9.734, 9.865, 10.083, 10.174, 10.374, 10.386, 10.638, 10.781, 10.761, 10.906, 11.03, 11.13, 11.202, 11.355, 11.408, 11.6, 11.634, 11.664],
@@ -122,7 +131,7 @@ def null_critical_values(n: int, confidences: tuple[float, ...], replicates: int
 
 @functools.lru_cache(maxsize=16)
 def _critical_table(confidence: float) -> np.ndarray:
-    raw = _RAW_CRITICAL_VALUES.get(round(confidence, 6))
+    raw = CRITICAL_VALUES.get(round(confidence, 6))
     if raw is None:
         rng = np.random.default_rng(20050101)
         raw = [float(null_critical_values(int(n), (confidence,), 20_000, rng)[0]) for n in CRITICAL_GRID_N]
