@@ -39,7 +39,7 @@ from labctl.blocks import PhotonBlock
 from labctl.errors import ConfigError
 from labctl.storage import PhotonHDF5Reader
 
-__all__ = ["AnalyzeOptions", "analyze_file", "format_result", "write_plots", "dump_json", "parse_detectors"]
+__all__ = ["AnalyzeOptions", "analyze_file", "check_options", "format_result", "write_plots", "dump_json", "parse_detectors"]
 
 PAPER_ON_THRESHOLD_PER_100MS = 400
 """The paper's ON selection: more than 400 counts per 100 ms (both SPADs)."""
@@ -157,12 +157,17 @@ class _OnThread:
             self._thread.join()
 
 
-def analyze_file(path: str | Path, options: AnalyzeOptions = AnalyzeOptions()) -> dict[str, Any]:
-    """Run g(2), lifetime (+ fit), intensity trace and FLID over ``path``; return the JSON-ready result."""
+def check_options(options: AnalyzeOptions) -> None:
+    """Refuse options no file could satisfy (ConfigError), before any file is read."""
     if options.fit not in ("mono", "bi"):
         raise ConfigError("--fit", options.fit, "must be one of 'mono', 'bi'")
     if options.laser_period_ps is not None and not options.laser_period_ps > 0:
         raise ConfigError("--laser-period-ps", options.laser_period_ps, "must be a period > 0 (ps)")
+
+
+def analyze_file(path: str | Path, options: AnalyzeOptions = AnalyzeOptions()) -> dict[str, Any]:
+    """Run g(2), lifetime (+ fit), intensity trace and FLID over ``path``; return the JSON-ready result."""
+    check_options(options)
     fit_module = _BackgroundImport("labctl.analysis.fit")
     try:
         result, acc = _accumulate(path, options, fit_module)

@@ -169,6 +169,10 @@ def run_batch(kind: str, files: Sequence[str | Path], out_dir: str | Path, optio
     missing = [str(f) for f in files if not f.is_file()]
     if missing:
         raise ConfigError("FILE", missing[0], f"no such file ({len(missing)} of {len(files)} missing)")
+    if kind == "analyze":
+        from labctl.analyze import check_options
+
+        check_options(options)  # a bad option fails every file: say it once, before the cluster starts
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise ConfigError("--out" if kind == "report" else "--json", str(out_dir),
@@ -201,7 +205,11 @@ def run_batch(kind: str, files: Sequence[str | Path], out_dir: str | Path, optio
         show: Callable[[str, bool], None] = _make_printer() if progress else (lambda line, last: None)
         show(_progress_line(0, len(files), 0, 0.0), False)
         for done, future in enumerate(as_completed(futures), start=1):
-            row = future.result()
+            try:
+                row = future.result()
+            except Exception as exc:  # noqa: BLE001 - the worker itself failed (killed, out of memory)
+                row = {"file": str(files[futures[future]]), "output": None,
+                       "error": f"worker: {type(exc).__name__}: {exc}"}
             rows[futures[future]] = row
             failed += row["error"] is not None
             show(_progress_line(done, len(files), failed, time.perf_counter() - started), done == len(files))

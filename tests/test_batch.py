@@ -136,3 +136,10 @@ def test_a_scheduler_that_does_not_answer_is_a_config_error(qd_files, tmp_path):
 
 def test_output_names_are_unique_stems():
     assert output_names(["x/a.h5", "y/a.h5", "a-2.h5", "b.h5"]) == ["a", "a-2", "a-2-b", "b"]
+
+
+def test_an_option_no_file_can_satisfy_is_one_line_exit_2_before_any_cluster(qd_files, tmp_path, capsys):
+    assert main(["analyze", str(qd_files[0]), str(qd_files[1]), "--json", str(tmp_path / "o"),
+                 "--laser-period-ps", "0"]) == 2
+    assert capsys.readouterr().err.strip() == ("labctl analyze: --laser-period-ps = 0: must be a period > 0 (ps)")
+    assert not (tmp_path / "o").exists()
