@@ -92,23 +92,36 @@ CRITICAL_VALUES: dict[float, list[float]] = {  # null_critical_values(N, ..., 60
 MAX_WINDOW_PHOTONS = int(CRITICAL_GRID_N[-1])
 
 
+@functools.lru_cache(maxsize=4)
+def _log_table(size: int) -> np.ndarray:
+    """ln k for k = 0 ... size - 1 (ln 0 set to 0: never used with a factor k = 0)."""
+    table = np.zeros(size, np.float64)
+    table[1:] = np.log(np.arange(1, size, dtype=np.float64))
+    return table
+
+
 def llr_curve(times: np.ndarray) -> np.ndarray:
     """``2 ln L_k`` for k = 1 .. N-1 of one segment.
 
     ``times``: the segment's photon times (float or int, any unit), ``times[0]``
     its start and ``times[-1]`` its end: N = len(times) - 1 intervals.
     """
-    t = np.asarray(times, np.float64)
+    t = np.asarray(times)
     n = len(t) - 1
     if n < 2:
         return np.zeros(0, np.float64)
-    span = t[-1] - t[0]
+    span = float(t[-1] - t[0])
     if not span > 0:
         return np.zeros(n - 1, np.float64)
+    log_k = _log_table(max(MAX_WINDOW_PHOTONS + 1, 1 << int(n).bit_length()))[: n + 1]
     k = np.arange(1, n, dtype=np.float64)
     eps = 0.5 / max(span, 1.0)  # identical timestamps: half a time unit, not a zero time
     v = np.clip((t[1:-1] - t[0]) / span, eps, 1.0 - eps)
-    return 2.0 * (xlogy(k, k / v) + xlogy(n - k, (n - k) / (1.0 - v)) - n * np.log(n))
+    # k ln(k/v) + (n-k) ln((n-k)/(1-v)) - n ln n, with k and n - k >= 1 (no 0 ln 0)
+    out = k * (log_k[1:n] - np.log(v)) + (n - k) * (log_k[n - 1:0:-1] - np.log1p(-v))
+    out -= n * log_k[n]
+    out *= 2.0
+    return out
 
 
 def null_critical_values(n: int, confidences: tuple[float, ...], replicates: int,
@@ -129,13 +142,19 @@ def null_critical_values(n: int, confidences: tuple[float, ...], replicates: int
     return np.quantile(out, confidences)
 
 
+_LOG_GRID_N = np.log(CRITICAL_GRID_N.astype(np.float64))
+
+
 @functools.lru_cache(maxsize=16)
-def _critical_table(confidence: float) -> np.ndarray:
+def _critical_table(confidence: float) -> tuple[np.ndarray, float]:
+    """(τ_N on the grid, made non-decreasing; slope dτ/d ln N of the points N ≥ 1000)."""
     raw = CRITICAL_VALUES.get(round(confidence, 6))
     if raw is None:
         rng = np.random.default_rng(20050101)
         raw = [float(null_critical_values(int(n), (confidence,), 20_000, rng)[0]) for n in CRITICAL_GRID_N]
-    return np.maximum.accumulate(np.asarray(raw, np.float64))
+    table = np.maximum.accumulate(np.asarray(raw, np.float64))
+    tail = CRITICAL_GRID_N >= 1000
+    return table, float(np.polyfit(_LOG_GRID_N[tail], table[tail], 1)[0])
 
 
 def critical_value(n: int | np.ndarray, confidence: float) -> np.ndarray:
@@ -145,13 +164,10 @@ def critical_value(n: int | np.ndarray, confidence: float) -> np.ndarray:
     between two changes, which may hold more than a window) extrapolated along the
     least-squares slope in ln N of the grid points N ≥ 1000 (τ grows ~0.3 per e-fold there)."""
     _check_confidence(confidence)
-    table = _critical_table(float(confidence))
-    log_grid = np.log(CRITICAL_GRID_N.astype(np.float64))
+    table, slope = _critical_table(float(confidence))
     log_n = np.log(np.maximum(np.asarray(n, np.float64), 2.0))
-    tail = CRITICAL_GRID_N >= 1000
-    slope = np.polyfit(log_grid[tail], table[tail], 1)[0]
-    inside = np.interp(log_n, log_grid, table)
-    return np.where(log_n > log_grid[-1], table[-1] + slope * (log_n - log_grid[-1]), inside)
+    inside = np.interp(log_n, _LOG_GRID_N, table)
+    return np.where(log_n > _LOG_GRID_N[-1], table[-1] + slope * (log_n - _LOG_GRID_N[-1]), inside)
 
 
 def _check_confidence(confidence: float) -> None:
