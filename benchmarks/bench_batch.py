@@ -1,6 +1,6 @@
 """Many QDs on Dask: ``run_batch("analyze", 20 files)`` on 2 local workers against 20 single runs.
 
-    python benchmarks/bench_batch.py [--files 20] [--seconds 4] [--workers 2]
+    python benchmarks/bench_batch.py [--files 20] [--seconds 4] [--workers 2] [--fit bi] [--per-detector-fits]
 
 Each file: 2 detectors, ~60 kcps, 20 ns decay, nanotimes (the test files of
 tests/test_analyze.py, ``--seconds`` long).  Single runs: ``analyze_file`` +
@@ -36,8 +36,10 @@ def main() -> None:
     parser.add_argument("--files", type=int, default=20)
     parser.add_argument("--seconds", type=float, default=4.0)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--fit", choices=("mono", "bi"), default="mono")
+    parser.add_argument("--per-detector-fits", action="store_true", help="more work per file (the fits hold the GIL)")
     args = parser.parse_args()
-    options = AnalyzeOptions()
+    options = AnalyzeOptions(fit=args.fit, per_detector_fits=args.per_detector_fits)
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         files = []
@@ -69,6 +71,7 @@ def main() -> None:
         same = all((folder / "batch" / f"{n}.json").read_bytes() == (single / f"{n}.json").read_bytes()
                    for n in output_names(files))
         print(f"load average      {os.getloadavg()[0]:.1f} (2 cores)")
+        print(f"options           fit {args.fit}, per-detector fits {args.per_detector_fits}")
         print(f"files             {args.files} x {int(table['photons'].iloc[0]):,} photons ({args.seconds:g} s each)")
         print(f"single runs       {single_s:.2f} s (one after the other, warm)")
         print(f"batch, {args.workers} workers  {batch_s:.2f} s (cluster start/stop included; tasks' own time "

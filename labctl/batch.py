@@ -13,6 +13,12 @@ Outputs in ``out_dir``: per file ``<name>.json`` (analyze) or the folder
 when stems repeat); ``summary.csv`` and ``summary.parquet``: one row per file
 with the headline numbers (columns: README, "Several files").
 A file that fails gets its row with ``error`` (the message); the others go on.
+
+Byte-identity needs the same machine type and the same BLAS threading: the fits'
+linear algebra (OpenBLAS) rounds differently in the last bits with another number
+of threads.  The local cluster's workers therefore keep this process's
+``OMP/MKL/OPENBLAS_NUM_THREADS`` (Dask would set them to 1); the workers of a
+cluster at ``scheduler`` have whatever their own start-up gave them.
 """
 
 from __future__ import annotations
@@ -32,6 +38,9 @@ if TYPE_CHECKING:
 __all__ = ["KINDS", "output_names", "run_batch", "run_reports", "summary_row", "run_one"]
 
 KINDS = ("analyze", "report")
+
+BLAS_THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+"""Thread counts of the linear-algebra libraries: they change a fit's last bits (see ``run_batch``)."""
 
 
 def output_names(files: Sequence[str | Path]) -> list[str]:
@@ -180,6 +189,7 @@ def run_batch(kind: str, files: Sequence[str | Path], out_dir: str | Path, optio
     out_dir.mkdir(parents=True, exist_ok=True)
     names = output_names(files)
 
+    import dask
     import pandas as pd
     from dask.distributed import Client, LocalCluster, as_completed
 
@@ -189,8 +199,14 @@ def run_batch(kind: str, files: Sequence[str | Path], out_dir: str | Path, optio
     cluster = None
     if scheduler is None:
         workers = n_workers or max(1, min(len(files), os.cpu_count() or 1))
-        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=processes,
-                               dashboard_address=":0")
+        # Dask's nanny sets OMP/MKL/OPENBLAS_NUM_THREADS=1 in its workers; the fits' linear algebra
+        # then rounds differently in the last bits from a run in this process (measured: lifetime
+        # fit fractions_err).  The workers keep this process's settings: results byte-identical.
+        environ = {k: v for k, v in dask.config.get("distributed.nanny.pre-spawn-environ", {}).items()
+                   if k not in BLAS_THREAD_VARIABLES}
+        with dask.config.set({"distributed.nanny.pre-spawn-environ": environ}):
+            cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=processes,
+                                   dashboard_address=":0")
         client = Client(cluster)
     else:
         try:
