@@ -68,8 +68,9 @@ def main() -> None:
         table = run_batch("analyze", files, folder / "batch", options, n_workers=args.workers, progress=False)
         batch_s = time.perf_counter() - t0
         tasks_s = float(table["seconds"].sum())
-        same = all((folder / "batch" / f"{n}.json").read_bytes() == (single / f"{n}.json").read_bytes()
-                   for n in output_names(files))
+        differ = [n for n in output_names(files)
+                  if (folder / "batch" / f"{n}.json").read_bytes() != (single / f"{n}.json").read_bytes()]
+        same = not differ
         print(f"load average      {os.getloadavg()[0]:.1f} (2 cores)")
         print(f"options           fit {args.fit}, per-detector fits {args.per_detector_fits}")
         print(f"files             {args.files} x {int(table['photons'].iloc[0]):,} photons ({args.seconds:g} s each)")
@@ -80,7 +81,12 @@ def main() -> None:
         print(f"cluster alone     {cluster_s:.2f} s (start + stop of {args.workers} workers, no task)")
         print(f"speed-up          {single_s / batch_s:.2f}x against single runs, "
               f"{one_worker_s / batch_s:.2f}x against 1 worker")
-        print(f"JSON identical    {same} ({args.files} files)")
+        print(f"JSON identical    {same} ({args.files} files{'; differ: ' + ', '.join(differ) if differ else ''})")
+        for n in differ[:3]:
+            a = (single / f"{n}.json").read_bytes()
+            b = (folder / "batch" / f"{n}.json").read_bytes()
+            at = next(i for i, (x, y) in enumerate(zip(a, b)) if x != y)
+            print(f"  {n}: first difference at byte {at}: {a[max(0, at - 80):at + 20]!r} vs {b[at:at + 20]!r}")
         print(f"errors            {int(table['error'].notna().sum())}")
 
 

@@ -16,13 +16,14 @@ A file that fails gets its row with ``error`` (the message); the others go on.
 
 Byte-identity needs the same machine type and the same BLAS threading: the fits'
 linear algebra (OpenBLAS) rounds differently in the last bits with another number
-of threads.  The local cluster's workers therefore keep this process's
-``OMP/MKL/OPENBLAS_NUM_THREADS`` (Dask would set them to 1); the workers of a
-cluster at ``scheduler`` have whatever their own start-up gave them.
+of threads, and Dask starts its workers with ``OPENBLAS_NUM_THREADS=1`` (and leaves
+that in this process's ``os.environ``).  So every task runs with the BLAS thread
+count this process's BLAS has (``threadpoolctl``), as a single run here would.
 """
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import sys
@@ -35,12 +36,10 @@ from labctl.errors import ConfigError
 if TYPE_CHECKING:
     import pandas
 
-__all__ = ["KINDS", "output_names", "run_batch", "run_reports", "summary_row", "run_one"]
+__all__ = ["KINDS", "blas_threads", "output_names", "run_batch", "run_reports", "summary_row", "run_one"]
 
 KINDS = ("analyze", "report")
 
-BLAS_THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
-"""Thread counts of the linear-algebra libraries: they change a fit's last bits (see ``run_batch``)."""
 
 
 def output_names(files: Sequence[str | Path]) -> list[str]:
@@ -120,10 +119,16 @@ def summary_row(kind: str, result: dict[str, Any]) -> dict[str, Any]:
 
 
 def run_one(kind: str, path: str | Path, out_dir: str | Path, name: str, options: Any,
-            plots_dir: str | Path | None = None) -> dict[str, Any]:
+            plots_dir: str | Path | None = None, blas_threads: int | None = None) -> dict[str, Any]:
     """One file, as a single run would do it; returns its summary row (``error`` set if it failed).
 
-    Runs on a Dask worker; imports lazily (the report's module only for reports)."""
+    Runs on a Dask worker; imports lazily (the report's module only for reports).
+    ``blas_threads``: BLAS thread count during the work (that of the submitting process)."""
+    if blas_threads is not None:
+        from threadpoolctl import threadpool_limits
+
+        with threadpool_limits(limits=blas_threads, user_api="blas"):
+            return run_one(kind, path, out_dir, name, options, plots_dir)
     out_dir = Path(out_dir)
     row: dict[str, Any] = {"file": str(path), "output": None, "error": None}
     start = time.perf_counter()
@@ -148,6 +153,16 @@ def run_one(kind: str, path: str | Path, out_dir: str | Path, name: str, options
         row["error"] = f"{type(exc).__name__}: {exc}"
     row["seconds"] = time.perf_counter() - start
     return row
+
+
+def blas_threads() -> int | None:
+    """Threads of this process's BLAS (the most over the BLAS libraries loaded with numpy and scipy)."""
+    from threadpoolctl import threadpool_info
+
+    importlib.import_module("scipy.linalg")  # loads scipy's own BLAS, which the fits use
+
+    counts = [int(i["num_threads"]) for i in threadpool_info() if i.get("user_api") == "blas"]
+    return max(counts) if counts else None
 
 
 def _progress_line(done: int, total: int, failed: int, elapsed_s: float) -> str:
@@ -189,7 +204,6 @@ def run_batch(kind: str, files: Sequence[str | Path], out_dir: str | Path, optio
     out_dir.mkdir(parents=True, exist_ok=True)
     names = output_names(files)
 
-    import dask
     import pandas as pd
     from dask.distributed import Client, LocalCluster, as_completed
 
@@ -199,14 +213,7 @@ def run_batch(kind: str, files: Sequence[str | Path], out_dir: str | Path, optio
     cluster = None
     if scheduler is None:
         workers = n_workers or max(1, min(len(files), os.cpu_count() or 1))
-        # Dask's nanny sets OMP/MKL/OPENBLAS_NUM_THREADS=1 in its workers; the fits' linear algebra
-        # then rounds differently in the last bits from a run in this process (measured: lifetime
-        # fit fractions_err).  The workers keep this process's settings: results byte-identical.
-        environ = {k: v for k, v in dask.config.get("distributed.nanny.pre-spawn-environ", {}).items()
-                   if k not in BLAS_THREAD_VARIABLES}
-        with dask.config.set({"distributed.nanny.pre-spawn-environ": environ}):
-            cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=processes,
-                                   dashboard_address=":0")
+        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=processes, dashboard_address=":0")
         client = Client(cluster)
     else:
         try:
@@ -215,7 +222,8 @@ def run_batch(kind: str, files: Sequence[str | Path], out_dir: str | Path, optio
             raise ConfigError("--scheduler", scheduler, f"no Dask scheduler answers there ({exc})") from None
     rows: list[dict[str, Any] | None] = [None] * len(files)
     try:
-        futures = {client.submit(run_one, kind, f, out_dir, n, options, plots_dir, pure=False): i
+        threads = blas_threads()
+        futures = {client.submit(run_one, kind, f, out_dir, n, options, plots_dir, threads, pure=False): i
                    for i, (f, n) in enumerate(zip(files, names))}
         started, failed = time.perf_counter(), 0
         show: Callable[[str, bool], None] = _make_printer() if progress else (lambda line, last: None)
