@@ -19,6 +19,9 @@ linear algebra (OpenBLAS) rounds differently in the last bits with another numbe
 of threads, and Dask starts its workers with ``OPENBLAS_NUM_THREADS=1`` (and leaves
 that in this process's ``os.environ``).  So every task runs with the BLAS thread
 count this process's BLAS has (``threadpoolctl``), as a single run here would.
+The local workers also start without Dask's ``MALLOC_TRIM_THRESHOLD_`` (the fits
+ran 2-3x slower with it); a lab cluster's workers are started by their own
+configuration (``distributed.nanny.pre-spawn-environ``: leave it out there too).
 """
 
 from __future__ import annotations
@@ -35,10 +38,14 @@ from labctl.errors import ConfigError
 
 if TYPE_CHECKING:
     import pandas
+    from dask.distributed import LocalCluster
 
-__all__ = ["KINDS", "blas_threads", "output_names", "run_batch", "run_reports", "summary_row", "run_one"]
+__all__ = ["KINDS", "blas_threads", "local_cluster", "output_names", "run_batch", "run_reports", "summary_row", "run_one"]
 
 KINDS = ("analyze", "report")
+
+NANNY_ENVIRON_LEFT_OUT = ("MALLOC_TRIM_THRESHOLD_", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+"""Variables Dask would set in the local workers (and in this process) that labctl leaves out (``run_batch``)."""
 
 
 
@@ -155,6 +162,23 @@ def run_one(kind: str, path: str | Path, out_dir: str | Path, name: str, options
     return row
 
 
+def local_cluster(n_workers: int, processes: bool = True) -> "LocalCluster":
+    """A LocalCluster of ``n_workers`` (processes, one thread each) without Dask's worker environment.
+
+    Dask's nanny sets MALLOC_TRIM_THRESHOLD_=65536 and OMP/MKL/OPENBLAS_NUM_THREADS=1 in its
+    workers (and, as it does so, in this process's os.environ).  The malloc setting fixes glibc's
+    mmap threshold: every large temporary array is mapped and unmapped again, and the lifetime
+    fits ran 2-3x slower (measured); the BLAS threads are set per task (``run_one``).
+    """
+    import dask
+    from dask.distributed import LocalCluster
+
+    environ = {k: v for k, v in dask.config.get("distributed.nanny.pre-spawn-environ", {}).items()
+               if k not in NANNY_ENVIRON_LEFT_OUT}
+    with dask.config.set({"distributed.nanny.pre-spawn-environ": environ}):
+        return LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=processes, dashboard_address=":0")
+
+
 def blas_threads() -> int | None:
     """Threads of this process's BLAS (the most over the BLAS libraries loaded with numpy and scipy)."""
     from threadpoolctl import threadpool_info
@@ -205,7 +229,7 @@ def run_batch(kind: str, files: Sequence[str | Path], out_dir: str | Path, optio
     names = output_names(files)
 
     import pandas as pd
-    from dask.distributed import Client, LocalCluster, as_completed
+    from dask.distributed import Client, as_completed
 
     if quiet:
         logging.getLogger("distributed").setLevel(logging.ERROR)
@@ -213,7 +237,7 @@ def run_batch(kind: str, files: Sequence[str | Path], out_dir: str | Path, optio
     cluster = None
     if scheduler is None:
         workers = n_workers or max(1, min(len(files), os.cpu_count() or 1))
-        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=processes, dashboard_address=":0")
+        cluster = local_cluster(workers, processes)
         client = Client(cluster)
     else:
         try:

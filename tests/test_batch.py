@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from labctl.analyze import AnalyzeOptions, analyze_file, dump_json
-from labctl.batch import output_names, run_batch, summary_row
+from labctl.batch import NANNY_ENVIRON_LEFT_OUT, local_cluster, output_names, run_batch, summary_row
 from labctl.cli import main
 from labctl.errors import ConfigError
 from tests.test_analyze import write_foreign_file
@@ -148,3 +148,17 @@ def test_an_option_no_file_can_satisfy_is_one_line_exit_2_before_any_cluster(qd_
                  "--laser-period-ps", "0"]) == 2
     assert capsys.readouterr().err.strip() == ("labctl analyze: --laser-period-ps = 0: must be a period > 0 (ps)")
     assert not (tmp_path / "o").exists()
+
+
+def test_local_workers_start_without_dasks_malloc_and_blas_settings(monkeypatch):
+    """Dask's MALLOC_TRIM_THRESHOLD_ made the fits 2-3x slower in the workers; its BLAS=1 leaked into os.environ."""
+    import os
+
+    from dask.distributed import Client
+
+    for key in NANNY_ENVIRON_LEFT_OUT:
+        monkeypatch.delenv(key, raising=False)
+    with local_cluster(1) as cluster, Client(cluster) as client:
+        worker_env = client.run(lambda: {k: os.environ.get(k) for k in NANNY_ENVIRON_LEFT_OUT})
+    assert list(worker_env.values()) == [dict.fromkeys(NANNY_ENVIRON_LEFT_OUT)]
+    assert not [k for k in NANNY_ENVIRON_LEFT_OUT if k in os.environ]
