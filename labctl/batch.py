@@ -131,7 +131,7 @@ def run_one(kind: str, path: str | Path, out_dir: str | Path, name: str, options
 
     Runs on a Dask worker; imports lazily (the report's module only for reports).
     ``blas_threads``: BLAS thread count during the work (that of the submitting process)."""
-    if blas_threads is not None:
+    if blas_threads is not None and _blas_counts() != {blas_threads}:  # e.g. a Dask worker started with 1
         from threadpoolctl import threadpool_limits
 
         with threadpool_limits(limits=blas_threads, user_api="blas"):
@@ -168,25 +168,33 @@ def local_cluster(n_workers: int, processes: bool = True) -> "LocalCluster":
     Dask's nanny sets MALLOC_TRIM_THRESHOLD_=65536 and OMP/MKL/OPENBLAS_NUM_THREADS=1 in its
     workers (and, as it does so, in this process's os.environ).  The malloc setting fixes glibc's
     mmap threshold: every large temporary array is mapped and unmapped again, and the lifetime
-    fits ran 2-3x slower (measured); the BLAS threads are set per task (``run_one``).
+    fits ran 2-3x slower (measured).  The workers' BLAS starts with this process's thread count
+    (``OPENBLAS_NUM_THREADS``/``MKL_NUM_THREADS``): the fits round alike, and ``run_one`` need not
+    raise the count per task (which made them 2-3x slower again, measured).
     """
     import dask
     from dask.distributed import LocalCluster
 
     environ = {k: v for k, v in dask.config.get("distributed.nanny.pre-spawn-environ", {}).items()
                if k not in NANNY_ENVIRON_LEFT_OUT}
+    threads = blas_threads()
+    if threads is not None:  # the workers' BLAS starts as this process's (raising it later, per task, is slow)
+        environ["OPENBLAS_NUM_THREADS"] = environ["MKL_NUM_THREADS"] = str(threads)
     with dask.config.set({"distributed.nanny.pre-spawn-environ": environ}):
         return LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=processes, dashboard_address=":0")
 
 
 def blas_threads() -> int | None:
     """Threads of this process's BLAS (the most over the BLAS libraries loaded with numpy and scipy)."""
+    counts = _blas_counts()
+    return max(counts) if counts else None
+
+
+def _blas_counts() -> set[int]:
     from threadpoolctl import threadpool_info
 
     importlib.import_module("scipy.linalg")  # loads scipy's own BLAS, which the fits use
-
-    counts = [int(i["num_threads"]) for i in threadpool_info() if i.get("user_api") == "blas"]
-    return max(counts) if counts else None
+    return {int(i["num_threads"]) for i in threadpool_info() if i.get("user_api") == "blas"}
 
 
 def _progress_line(done: int, total: int, failed: int, elapsed_s: float) -> str:
