@@ -24,6 +24,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from labctl.analyze import AnalyzeOptions, analyze_file, dump_json  # noqa: E402
@@ -77,6 +79,9 @@ def main() -> None:
         print(f"single runs       {single_s:.2f} s (one after the other, warm)")
         print(f"batch, {args.workers} workers  {batch_s:.2f} s (cluster start/stop included; tasks' own time "
               f"summed {tasks_s:.2f} s)")
+        secs = table["seconds"].to_numpy()
+        print(f"  per task        median {np.median(secs):.2f} s, max {secs.max():.2f} s (a worker's first task "
+              "imports labctl, scipy and loads the numba kernels)")
         print(f"batch, 1 worker   {one_worker_s:.2f} s (the same, one process)")
         print(f"cluster alone     {cluster_s:.2f} s (start + stop of {args.workers} workers, no task)")
         print(f"speed-up          {single_s / batch_s:.2f}x against single runs, "
