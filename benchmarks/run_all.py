@@ -8,7 +8,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 BENCHMARKS = ["bench_scene.py", "bench_storage.py", "bench_engine.py", "bench_analysis.py", "bench_spectral.py", "bench_report.py",
-              "bench_import.py", "bench_gui.py", "bench_replay.py"]
+              "bench_import.py", "bench_gui.py", "bench_replay.py", "bench_batch.py"]
 
 if __name__ == "__main__":
     sys.path.insert(0, str(HERE.parent))

@@ -40,7 +40,7 @@ from labctl.blocks import PhotonBlock
 from labctl.errors import ConfigError
 from labctl.storage import PhotonHDF5Reader
 
-__all__ = ["AnalyzeOptions", "analyze_file", "format_result", "write_plots", "dump_json", "parse_detectors"]
+__all__ = ["AnalyzeOptions", "analyze_file", "check_options", "format_result", "write_plots", "dump_json", "parse_detectors"]
 
 PAPER_ON_THRESHOLD_PER_100MS = 400
 """The paper's ON selection: more than 400 counts per 100 ms (both SPADs)."""
@@ -161,13 +161,36 @@ class _OnThread:
             self._thread.join()
 
 
-def analyze_file(path: str | Path, options: AnalyzeOptions = AnalyzeOptions()) -> dict[str, Any]:
-    """Run g(2), lifetime (+ fit), intensity trace and FLID over ``path``; return the JSON-ready result."""
+def check_options(options: AnalyzeOptions) -> None:
+    """Refuse options no file could satisfy, before any file is read: unknown fit, non-finite or
+    non-positive values, a g(2) of more than ``MAX_HISTOGRAM_BINS`` bins.
+
+    Raises:
+        ConfigError: names the option, its value and what is allowed (with the number of bins).
+    """
     if options.fit not in ("mono", "bi"):
         raise ConfigError("--fit", options.fit, "must be one of 'mono', 'bi'")
     if options.laser_period_ps is not None and not options.laser_period_ps > 0:
         raise ConfigError("--laser-period-ps", options.laser_period_ps, "must be a period > 0 (ps)")
-    warnings = check_options(path, options)
+    for option, value in (("--g2-bin-ps", options.g2_bin_ps), ("--g2-range-ps", options.g2_range_ps),
+                          ("--lifetime-bin-ps", options.lifetime_bin_ps)):
+        if value < 1:
+            raise ConfigError(option, value, "must be a whole number of ps >= 1")
+    g2_bins = 2 * (options.g2_range_ps // options.g2_bin_ps)
+    if g2_bins > MAX_HISTOGRAM_BINS:
+        raise ConfigError("--g2-range-ps", options.g2_range_ps,
+                          f"with --g2-bin-ps {options.g2_bin_ps} that is {g2_bins:,} bins of g(2); at most "
+                          f"{MAX_HISTOGRAM_BINS:,} fit in memory (narrow the range or widen the bins)")
+    if not (math.isfinite(options.trace_bin_ms) and options.trace_bin_ms > 0):
+        raise ConfigError("--trace-bin-ms", options.trace_bin_ms, "must be a finite number of ms > 0")
+    if options.on_threshold is not None and not (math.isfinite(options.on_threshold) and options.on_threshold >= 0):
+        raise ConfigError("--on-threshold", options.on_threshold, "must be a finite number of counts >= 0")
+
+
+def analyze_file(path: str | Path, options: AnalyzeOptions = AnalyzeOptions()) -> dict[str, Any]:
+    """Run g(2), lifetime (+ fit), intensity trace and FLID over ``path``; return the JSON-ready result."""
+    check_options(options)
+    warnings = check_file_options(path, options)
     fit_module = _BackgroundImport("labctl.analysis.fit")
     try:
         result, acc = _accumulate(path, options, fit_module)
@@ -182,27 +205,13 @@ def analyze_file(path: str | Path, options: AnalyzeOptions = AnalyzeOptions()) -
     return result
 
 
-def check_options(path: str | Path, options: AnalyzeOptions) -> list[str]:
-    """Refuse options that cannot work before any photon is read: non-finite or non-positive values,
-    histograms of more than ``MAX_HISTOGRAM_BINS`` bins (the trace's count needs the file's time span).
-    Return the file's warnings (``PhotonHDF5Reader.warnings``: unequal photon datasets, truncation).
+def check_file_options(path: str | Path, options: AnalyzeOptions) -> list[str]:
+    """Refuse a trace of more than ``MAX_HISTOGRAM_BINS`` bins over ``path``'s time span; return the
+    file's warnings (``PhotonHDF5Reader.warnings``: unequal photon datasets, truncation).
 
     Raises:
-        ConfigError: names the option, its value and what is allowed (with the number of bins).
+        ConfigError: names the option, its value and the number of bins it would make.
     """
-    for option, value in (("--g2-bin-ps", options.g2_bin_ps), ("--g2-range-ps", options.g2_range_ps),
-                          ("--lifetime-bin-ps", options.lifetime_bin_ps)):
-        if value < 1:
-            raise ConfigError(option, value, "must be a whole number of ps >= 1")
-    g2_bins = 2 * (options.g2_range_ps // options.g2_bin_ps)
-    if g2_bins > MAX_HISTOGRAM_BINS:
-        raise ConfigError("--g2-range-ps", options.g2_range_ps,
-                          f"with --g2-bin-ps {options.g2_bin_ps} that is {g2_bins:,} bins of g(2); at most "
-                          f"{MAX_HISTOGRAM_BINS:,} fit in memory (narrow the range or widen the bins)")
-    if not (math.isfinite(options.trace_bin_ms) and options.trace_bin_ms > 0):
-        raise ConfigError("--trace-bin-ms", options.trace_bin_ms, "must be a finite number of ms > 0")
-    if options.on_threshold is not None and not (math.isfinite(options.on_threshold) and options.on_threshold >= 0):
-        raise ConfigError("--on-threshold", options.on_threshold, "must be a finite number of counts >= 0")
     with PhotonHDF5Reader(path) as reader:
         ends = reader.first_last_ps()
         span_s = max(reader.acquisition_duration_s or 0.0, (ends[1] - ends[0]) * 1e-12 if ends else 0.0)

@@ -8,10 +8,11 @@ Commands (their options are a public contract, see README):
   With ``--replay FILE [--speed X]`` the station's tagger serves a recorded or
   imported file instead (:mod:`labctl.replay`).
 * ``labctl info FILE``: what a Photon-HDF5 file holds.
-* ``labctl analyze FILE [--detectors A [B]] [--g2-bin-ps N] [--g2-range-ps N]
+* ``labctl analyze FILE... [--detectors A [B]] [--g2-bin-ps N] [--g2-range-ps N]
   [--g2-delay-ps N] [--laser-period-ps N] [--lifetime-bin-ps N] [--trace-bin-ms X]
-  [--fit mono|bi] [--per-detector-fits] [--on-threshold N] [--json OUT] [--plots DIR]``:
-  g(2), lifetime fit, blinking trace and FLID.
+  [--fit mono|bi] [--per-detector-fits] [--on-threshold N] [--json OUT] [--plots DIR]
+  [--scheduler ADDRESS] [--workers N]``: g(2), lifetime fit, blinking trace and FLID;
+  several files: one Dask task per file (``labctl.batch``), ``--json`` a folder.
 * ``labctl report FILE... --out DIR [--on-threshold N] [--bin-ms X] [--regimes LO-HI,LO-HI,...]``:
   the paper's single-QD analysis (Fig. 4): DIR/report.json, report.html and PNGs; several
   files go to ``labctl.batch.run_reports`` (one sub-folder per file).
@@ -24,67 +25,17 @@ Commands (their options are a public contract, see README):
 from __future__ import annotations
 
 import argparse
-import functools
 import logging
 import sys
-import threading
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from typing import Any, Sequence
 
 from labctl import __version__
-from labctl.errors import ConfigError, LabctlError
+from labctl.cli_acquire import cmd_acquire
+from labctl.cli_common import _positive_seconds, _positive_speed
+from labctl.cli_files import cmd_analyze, cmd_import, cmd_info, cmd_repair, cmd_report
+from labctl.errors import LabctlError
 from labctl.formats.import_sources import FORMATS
-from labctl.signals import EndOnSignals, end_reason, signal_name
-
-if TYPE_CHECKING:
-    from labctl.outputs import Recording
-    from labctl.replay import ReplayFile
-    from labctl.run import RunSummary
-    from labctl.station import StationConfig
-
-
-def positive_number(option: str, what: str) -> Callable[[str], float]:
-    """An argparse type: a finite number > 0 for ``option`` (``what`` names it in the message)."""
-
-    def parse(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            value = float("nan")
-        if not value > 0 or value == float("inf"):
-            raise argparse.ArgumentTypeError(f"{option} {text!r}: must be {what} > 0")
-        return value
-
-    return parse
-
-
-_positive_seconds = positive_number("--duration", "a number of seconds")
-_positive_speed = positive_number("--speed", "a number")
-
-
-def station_config(args: argparse.Namespace, command: str) -> tuple[StationConfig, ReplayFile | None]:
-    """The station config of ``acquire``/``gui`` (a replay station with ``--replay``) and the ReplayFile or None."""
-    from labctl.station import StationConfig
-
-    if args.replay is None:
-        if args.speed is not None:
-            raise ConfigError("--speed", args.speed, "only with --replay FILE")
-        config = StationConfig.load(args.config)
-        return (config.with_seed(args.seed) if command == "acquire" else config), None
-    if getattr(args, "seed", None) is not None:
-        raise ConfigError("--seed", args.seed, "only without --replay (a replay's photons come from the file)")
-    from labctl.replay import overload_note, replay_station_config, scan_replay_file
-
-    replay = scan_replay_file(args.replay)
-    for note in replay.notes:
-        print(f"labctl {command}: replay: {note}", file=sys.stderr)
-    base = StationConfig.load(args.config) if args.config is not None else None
-    speed = 1.0 if args.speed is None else args.speed
-    config = replay_station_config(replay, speed, base)
-    overload = overload_note(replay, config, speed)
-    if overload:
-        print(f"labctl {command}: replay: {overload}", file=sys.stderr)
-    return config, replay
 
 
 COMMANDS_GROUP = "labctl.commands"
@@ -136,7 +87,8 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("file", type=Path)
 
     analyze = commands.add_parser("analyze", help="g(2), lifetime fit, blinking trace and FLID of a Photon-HDF5 file")
-    analyze.add_argument("file", type=Path)
+    analyze.add_argument("files", type=Path, nargs="+", metavar="FILE",
+                         help="Photon-HDF5 file(s); several: one Dask task per file, --json names a folder")
     analyze.add_argument("--detectors", type=int, nargs="+", metavar="A [B]",
                          help="detector ids; lag = t_B - t_A - delay; one id: lifetime, trace and FLID only (no g2)")
     analyze.add_argument("--g2-bin-ps", type=int, default=1000, help="g(2) bin width (ps)")
@@ -152,8 +104,14 @@ def build_parser() -> argparse.ArgumentParser:
                          help="also fit each detector's decay on its own (JSON lifetime.detector_fits)")
     analyze.add_argument("--on-threshold", type=float, default=None,
                          help="ON threshold in counts per trace bin (default: 400 per 100 ms, scaled)")
-    analyze.add_argument("--json", type=Path, default=None, help="write the results as JSON")
-    analyze.add_argument("--plots", type=Path, default=None, help="write PNG figures into this folder")
+    analyze.add_argument("--json", type=Path, default=None,
+                         help="write the results as JSON (several files: a folder, FILE stem.json each + summary.csv/.parquet)")
+    analyze.add_argument("--plots", type=Path, default=None,
+                         help="write PNG figures into this folder (several files: a subfolder per file)")
+    analyze.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                         help="several files: Dask scheduler address (default: a local cluster of processes)")
+    analyze.add_argument("--workers", type=int, default=None, metavar="N",
+                         help="several files: worker processes of the local cluster (default: min(files, CPUs))")
 
     repair = commands.add_parser("repair", help="copy what a crashed or truncated file still holds into a clean file")
     repair.add_argument("file", type=Path)
@@ -173,254 +131,6 @@ def build_parser() -> argparse.ArgumentParser:
     for command in plugin_commands():
         command.add_parser(commands).set_defaults(run=command.run)
     return parser
-
-
-def cmd_acquire(args: argparse.Namespace) -> int:
-    from labctl.outputs import Recording, check_output_file
-    from labctl.summary import format_summary
-
-    # Everything is checked before anything is touched; --overwrite replaces the old file only at the end.
-    check_output_file("--out", args.out, inputs=[("--config", args.config), ("--replay", args.replay)],
-                      overwrite=args.overwrite, make_folders=True)
-    with EndOnSignals("labctl acquire") as signals:
-        try:
-            config, replay = station_config(args, "acquire")
-            record = Recording(args.out)
-            try:
-                summary, live = _record(args, config, replay, record, signals)
-            finally:
-                record.commit()
-        except KeyboardInterrupt as exc:  # before the run started: the station (if built) is closed, excitation safe
-            signals.hold()
-            print(f"labctl acquire: {signal_name(exc)} during set-up, before the run started: "
-                  "nothing recorded, excitation in safe state", file=sys.stderr)
-            return 1
-        signals.hold()
-        summary.file_path = str(record.commit())
-        try:
-            if summary.errors:  # one line on stderr; every error is in the summary and the run log
-                print(f"labctl acquire: {summary.errors[0]}", file=sys.stderr)
-            print(format_summary(summary, config.channels, origin_ps=summary.start_ps))
-            print(format_live(live))
-        except OSError:  # stdout gone (SIGHUP from a closed terminal): the file and its run_end say it all
-            pass
-    return exit_code(summary)
-
-
-def exit_code(summary: RunSummary) -> int:
-    """``labctl acquire``'s exit code: 0 clean, 1 not clean (with or without losses), 3 clean with losses."""
-    if not summary.clean:
-        return 1
-    return 3 if summary.losses else 0
-
-
-def _record(args: argparse.Namespace, config: StationConfig, replay: ReplayFile | None, record: Recording,
-            signals: EndOnSignals) -> tuple[RunSummary, list]:
-    """Build the station, record, return the summary; every end goes through the engine's one end path."""
-    from labctl.analysis import live_set
-    from labctl.engine import AcquisitionEngine
-    from labctl.station import Station
-    from labctl.summary import format_progress
-    from labctl.warmup import warm_up
-
-    show_progress = not args.no_progress
-    live = live_set()
-    speed = 1.0 if args.speed is None else args.speed
-    replayed = "" if replay is None else f" --replay {replay.path} --speed {speed:g}"
-    description = f"labctl acquire --duration {args.duration}{replayed}"
-    # any exception other than a signal: leaving the engine's block ends the run through its end path
-    with Station(config) as station, AcquisitionEngine(station, record.recording_path, sinks=live,
-                                                       description=description) as engine:
-        warm_up(station.channels)  # compiles now (interruptible), so the deferred start below is short
-        done = threading.Event()
-
-        def progress() -> None:
-            tty = sys.stderr.isatty()
-            while not done.wait(0.25 if tty else 2.0):
-                line = format_progress(engine.status(), args.duration, station.channels)
-                try:
-                    print(("\r" + line) if tty else line, end="" if tty else "\n", file=sys.stderr, flush=True)
-                except OSError:  # the terminal is gone (SIGHUP)
-                    return
-
-        ticker = threading.Thread(target=progress, daemon=True)
-        try:
-            with signals.deferred():  # a signal now is raised once the run has started, then ends it
-                engine.start(args.duration)
-            if replay is not None and replay.first_ps + args.duration * 1e12 > replay.last_ps:
-                from labctl.replay import stop_at_file_end
-
-                stop_at_file_end(engine, replay, speed)  # "replay finished"
-            if show_progress:
-                ticker.start()
-            summary = engine.wait()
-        except KeyboardInterrupt as exc:
-            if not engine.started:
-                raise
-            engine.stop(end_reason(exc))
-            summary = engine.wait()
-        finally:
-            signals.hold()  # the run is over: closing the station must not be cut short
-            done.set()
-            if ticker.is_alive():
-                ticker.join()
-                try:
-                    print(file=sys.stderr)
-                except OSError:
-                    pass
-    return summary, live
-
-
-def format_live(live: list) -> str:
-    """The live views' numbers at the end of a run (g2(0), mean delay, trace)."""
-    g2, lifetime, trace = live[0].snapshot(), live[1].snapshot(), live[2].snapshot()
-    lines = []
-    if g2.g2_zero is not None:
-        lines.append(f"g2(0) live       {g2.g2_zero:.4f} ± {g2.g2_zero_err:.4f}")
-    summed = lifetime.summed
-    if summed.sum():
-        centres = 0.5 * (lifetime.bin_edges_ps[:-1] + lifetime.bin_edges_ps[1:])
-        lines.append(f"mean delay live  {float((summed * centres).sum() / summed.sum()) * 1e-3:.2f} ns after the laser pulse")
-    if trace.n_complete_bins:
-        total = trace.total[: trace.n_complete_bins]
-        lines.append(f"trace live       {total.mean():.1f} counts per {trace.bin_ms:g} ms bin (max {total.max()})")
-    return "\n".join(lines)
-
-
-_INPUT_ERRORS = (OSError, ValueError, KeyError, RuntimeError, TypeError, IndexError, MemoryError, ArithmeticError)
-"""What h5py and numpy raise on a file damaged in a way no check foresaw."""
-
-
-def _one_line_on_damage(command: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
-    """A command reading ``args.file``: an unforeseen error from a damaged file is one line, exit 2
-    (labctl's own errors are left to ``main``; the traceback goes to the debug log)."""
-
-    @functools.wraps(command)
-    def run(args: argparse.Namespace) -> int:
-        try:
-            return command(args)
-        except LabctlError:
-            raise
-        except _INPUT_ERRORS as exc:
-            text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            print(f"labctl {args.command}: {args.file}: {text}", file=sys.stderr)
-            logging.getLogger("labctl.cli").debug("labctl %s %s", args.command, args.file, exc_info=True)
-            return 2
-
-    return run
-
-
-@_one_line_on_damage
-def cmd_info(args: argparse.Namespace) -> int:
-    from labctl.storage import describe_file
-
-    print(describe_file(args.file))
-    return 0
-
-
-@_one_line_on_damage
-def cmd_analyze(args: argparse.Namespace) -> int:
-    from labctl.analyze import (AnalyzeOptions, PLOT_NAMES, analyze_file, format_result, parse_detectors,
-                                result_json, write_plots)
-    from labctl.outputs import check_output_file, check_output_folder, write_text_atomic
-
-    inputs = [("FILE", args.file)]
-    if args.json is not None:  # outputs checked before the (long) analysis; never onto the input
-        check_output_file("--json", args.json, inputs=inputs)
-    if args.plots is not None:
-        check_output_folder("--plots", args.plots, inputs=inputs, file_names=PLOT_NAMES)
-    options = AnalyzeOptions(
-        detectors=parse_detectors(args.detectors), g2_bin_ps=args.g2_bin_ps, g2_range_ps=args.g2_range_ps,
-        lifetime_bin_ps=args.lifetime_bin_ps, trace_bin_ms=args.trace_bin_ms, fit=args.fit,
-        on_threshold=args.on_threshold, g2_delay_ps=args.g2_delay_ps, laser_period_ps=args.laser_period_ps,
-        per_detector_fits=args.per_detector_fits,
-    )
-    try:
-        result = analyze_file(args.file, options)
-    except ValueError as exc:  # bad binning arguments from the accumulators
-        print(f"labctl analyze: {exc}", file=sys.stderr)
-        return 2
-    for warning in result.get("warnings", []):
-        print(f"labctl analyze: warning: {warning}", file=sys.stderr)
-    print(format_result(result))
-    if args.json is not None:
-        write_text_atomic(args.json, result_json(result))
-    if args.plots is not None:
-        for path in write_plots(result, args.plots):
-            print(f"plot        {path}")
-    return 0
-
-
-def cmd_report(args: argparse.Namespace) -> int:
-    from labctl.analysis.fig4 import ReportOptions, parse_regimes, report_file, write_report
-    from labctl.outputs import check_output_folder
-
-    regimes = parse_regimes(args.regimes) if args.regimes is not None else None
-    options = ReportOptions(bin_ms=args.bin_ms, on_threshold=args.on_threshold, regimes_ns=regimes)
-    missing = [str(f) for f in args.files if not f.is_file()]
-    if missing:
-        print(f"labctl report: FILE = {missing[0]}: no such file", file=sys.stderr)
-        return 2
-    check_output_folder("--out", args.out, inputs=[("FILE", f) for f in args.files],
-                        file_names=("report.json", "report.html"))
-    if len(args.files) == 1:
-        try:
-            result = report_file(args.files[0], options)
-        except (OSError, ValueError) as exc:  # not an HDF5 file; bad binning (ConfigError: in main)
-            if isinstance(exc, LabctlError):
-                raise
-            print(f"labctl report: {args.files[0]}: {exc}", file=sys.stderr)
-            return 2
-        write_report(result, args.out)
-        print(f"report      {args.out / 'report.html'}")
-        return 0
-    try:
-        from labctl.batch import run_reports  # type: ignore[import-not-found]
-    except ImportError:
-        print(f"labctl report: {len(args.files)} files: several files need labctl.batch (the Dask batch), which "
-              "is not installed here; give one FILE", file=sys.stderr)
-        return 2
-    run_reports(list(args.files), args.out, options, scheduler=None)
-    print(f"reports     {args.out}")
-    return 0
-
-
-def cmd_import(args: argparse.Namespace) -> int:
-    from labctl.formats.common import FormatError
-    from labctl.formats.importer import import_files
-    from labctl.outputs import check_output_file
-
-    check_output_file("--out", args.out, inputs=[("IN", path) for path in args.inputs], overwrite=args.overwrite,
-                      make_folders=True)
-    try:
-        result = import_files(list(args.inputs), args.out, fmt=args.format, sync_channel=args.sync_channel,
-                              overwrite=args.overwrite)
-    except FormatError as exc:
-        print(f"labctl import: {exc}", file=sys.stderr)
-        return 2
-    per = ", ".join(f"ch{d} {n}" for d, n in result.counts.items()) or "none"
-    print(f"format      {result.format_name}")
-    print(f"photons     {result.photons} ({per})")
-    sync = "none (no nanotimes)" if result.sync_channel is None else f"channel {result.sync_channel}"
-    print(f"sync        {'in the records (T3: nanotimes from dtime)' if result.t3 else sync}")
-    print(f"markers     {result.markers}")
-    if result.overflow_records is not None:
-        print(f"overflows   {result.overflow_records} records (not photons)")
-    print(f"duration    {result.duration_s:.3f} s")
-    for note in result.notes:
-        print(f"note        {note}")
-    print(f"file        {result.out}")
-    return 0
-
-
-@_one_line_on_damage
-def cmd_repair(args: argparse.Namespace) -> int:
-    from labctl.storage.repair import default_repair_path, format_report, repair_file
-
-    out = args.out if args.out is not None else default_repair_path(args.file)
-    report = repair_file(args.file, out, overwrite=args.overwrite)
-    print(format_report(report))
-    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -17,6 +17,10 @@ For ``labctl analyze`` of finished files: ``g2_comb`` (period, phase and
 zero-delay tooth of the pulsed g(2) comb), ``lifetime_align`` (partial last
 bin, per-detector IRF alignment), ``analyze_parts`` (the JSON of each view,
 with sources and left-out counts), ``report`` (printout and plots).
+
+Levels: ``changepoint`` (Watkins & Yang change points on the photon times,
+``find_levels``, the level table and selection by level group) and
+``level_groups`` (the levels' intensity states by clustering, EM and BIC).
 """
 
 from labctl.analysis.g2 import G2Accumulator, G2Snapshot
