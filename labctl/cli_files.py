@@ -6,6 +6,7 @@ import argparse
 import functools
 import logging
 import sys
+from pathlib import Path
 from typing import Callable
 
 from labctl.errors import LabctlError
@@ -62,7 +63,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         per_detector_fits=args.per_detector_fits,
     )
     if len(args.files) > 1:
-        return _analyze_batch(args, options)
+        return 2 if _refuse_repeated("analyze", args.files) else _analyze_batch(args, options)
     if args.scheduler is not None or args.workers is not None:
         print("labctl analyze: one file runs here, as a single run: --scheduler/--workers not used "
               "(they apply to several files)", file=sys.stderr)
@@ -82,9 +83,25 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     return 0
 
 
+def _refuse_repeated(command: str, files: list[Path]) -> bool:
+    """One line and True if a file is given twice (its results would be made twice, under two names)."""
+    seen: dict[Path, Path] = {}
+    for path in files:
+        key = path.resolve()
+        if key in seen:
+            print(f"labctl {command}: FILE = {path}: given twice (also as {seen[key]}); give each file once",
+                  file=sys.stderr)
+            return True
+        seen[key] = path
+    return False
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from labctl.analysis.fig4 import ReportOptions, parse_regimes, report_file, write_report
     from labctl.outputs import check_output_folder
+
+    if _refuse_repeated("report", args.files):
+        return 2
 
     regimes = parse_regimes(args.regimes) if args.regimes is not None else None
     options = ReportOptions(bin_ms=args.bin_ms, on_threshold=args.on_threshold, regimes_ns=regimes)

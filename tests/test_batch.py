@@ -66,8 +66,9 @@ def test_cli_analyze_several_files_on_a_given_scheduler_writes_one_json_each_and
 
     assert main(["analyze", str(qd_files[0]), "--json", str(tmp_path / "one.json"), "--workers", "3"]) == 0
     single_out, single_err = capfd.readouterr()
-    assert single_err.strip() == ("labctl analyze: one file runs here, as a single run: --scheduler/--workers not "
-                                  "used (they apply to several files)")
+    assert single_err.splitlines()[0] == ("labctl analyze: one file runs here, as a single run: --scheduler/--workers "
+                                          "not used (they apply to several files)")
+    assert all(line.startswith("labctl analyze: warning: ") for line in single_err.splitlines()[1:])
     proc = subprocess.run([sys.executable, "-m", "labctl.cli", "analyze", str(qd_files[0]), str(qd_files[2]),
                            "--json", str(tmp_path / "many"), "--workers", "1"],
                           capture_output=True, text=True, timeout=300)

@@ -158,7 +158,7 @@ def test_regimes_option_and_cli_errors(tmp_path, capsys):
     assert "--regimes = '60-50'" in capsys.readouterr().err
     assert main(["report", str(path), str(path), "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err
-    assert "labctl.batch" in err and err.count("\n") == 1
+    assert "given twice" in err and err.count("\n") == 1
     assert main(["report", str(tmp_path / "none.h5"), "--out", str(tmp_path / "o")]) == 2
     assert main(["report", str(path), "--out", str(tmp_path / "o"), "--bin-ms", "5000"]) == 2
     assert "--bin-ms" in capsys.readouterr().err
