@@ -166,7 +166,7 @@ def local_cluster(n_workers: int, processes: bool = True) -> "LocalCluster":
     """A LocalCluster of ``n_workers`` (processes, one thread each) without Dask's worker environment.
 
     Dask's nanny sets MALLOC_TRIM_THRESHOLD_=65536 and OMP/MKL/OPENBLAS_NUM_THREADS=1 in its
-    workers (and, as it does so, in this process's os.environ).  The malloc setting fixes glibc's
+    workers (and, as it does so, in this process's os.environ, which is restored here).  The malloc setting fixes glibc's
     mmap threshold: every large temporary array is mapped and unmapped again, and the lifetime
     fits ran 2-3x slower (measured).  The workers' BLAS starts with this process's thread count
     (``OPENBLAS_NUM_THREADS``/``MKL_NUM_THREADS``): the fits round alike, and ``run_one`` need not
@@ -180,8 +180,14 @@ def local_cluster(n_workers: int, processes: bool = True) -> "LocalCluster":
     threads = blas_threads()
     if threads is not None:  # the workers' BLAS starts as this process's (raising it later, per task, is slow)
         environ["OPENBLAS_NUM_THREADS"] = environ["MKL_NUM_THREADS"] = str(threads)
-    with dask.config.set({"distributed.nanny.pre-spawn-environ": environ}):
-        return LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=processes, dashboard_address=":0")
+    saved = dict(os.environ)  # the nanny's settings must not stay in this process (its malloc, its BLAS)
+    try:
+        with dask.config.set({"distributed.nanny.pre-spawn-environ": environ}):
+            return LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=processes, dashboard_address=":0")
+    finally:
+        for key in set(os.environ) - set(saved):
+            del os.environ[key]
+        os.environ.update(saved)
 
 
 def blas_threads() -> int | None:

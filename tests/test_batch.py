@@ -165,3 +165,16 @@ def test_local_workers_start_without_dasks_malloc_and_blas_settings(monkeypatch)
     assert list(worker_env.values()) == [{"MALLOC_TRIM_THRESHOLD_": None, "OMP_NUM_THREADS": None,
                                           "MKL_NUM_THREADS": threads, "OPENBLAS_NUM_THREADS": threads}]
     assert "MALLOC_TRIM_THRESHOLD_" not in os.environ and "OMP_NUM_THREADS" not in os.environ
+
+
+def test_a_local_cluster_leaves_this_process_environment_as_it_was():
+    import os
+
+    from labctl.batch import local_cluster
+
+    before = dict(os.environ)
+    cluster = local_cluster(1)
+    try:
+        assert dict(os.environ) == before  # Dask's nanny sets MALLOC_TRIM_THRESHOLD_ etc. in os.environ
+    finally:
+        cluster.close()
