@@ -20,11 +20,17 @@ from labctl.formats.picoquant_ptu import open_ptu
 from labctl.formats.picoquant_records import HT2_SYNC_CHANNEL
 from tests import format_writers as W
 
-REAL = Path("/work/shared/data/real")
+REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "real"
+"""The workplace's real recordings (``../shared/data/real`` beside the checkout, as in CI)."""
 HT3_SAMPLE = REAL / "libpicoquant-format-samples" / "v20.ht3"
 PTU_SAMPLE = REAL / "libpicoquant-format-samples" / "v30_t2.ptu"
 DOTD = REAL / "nanocluster-pcfs-qd-ht2" / "DotD_run_one0.stream"
-needs_real = pytest.mark.skipif(not DOTD.exists() or not PTU_SAMPLE.exists(), reason="real samples not present")
+needs_real = pytest.mark.real_samples  # they must be there: a missing sample fails (test below), never skips
+
+
+def test_the_real_samples_are_beside_the_checkout():
+    missing = [str(p) for p in (HT3_SAMPLE, PTU_SAMPLE, DOTD) if not p.is_file()]
+    assert not missing, f"real recordings missing (expected in ../shared/data/real): {missing}"
 
 
 def read_out(path: Path) -> dict:
