@@ -78,7 +78,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from drivers.andor.atmcd import CODE_OF_NAME, CONSTANTS
+from sim_backends import atmcd_header as H
 from sim_backends.andor_acquisition import (
     TRIGGER_EXTERNAL,
     TRIGGER_EXTERNAL_EXPOSURE,
@@ -111,17 +111,17 @@ from sim_backends.ctypes_out import copy_out, num as _num, store as _store
 from sim_backends.faults import FaultSchedule, nonzero_status
 from sim_backends.spectra import HC_EV_NM
 
-OK = CODE_OF_NAME["DRV_SUCCESS"]
-NO_NEW_DATA = CODE_OF_NAME["DRV_NO_NEW_DATA"]
-ACQUIRING = CODE_OF_NAME["DRV_ACQUIRING"]
-IDLE = CODE_OF_NAME["DRV_IDLE"]
-NOT_INITIALIZED = CODE_OF_NAME["DRV_NOT_INITIALIZED"]
-INVALID_MODE = CODE_OF_NAME["DRV_INVALID_MODE"]
-P_INVALID = {n: CODE_OF_NAME[f"DRV_P{n}INVALID"] for n in range(1, 7)}
+OK = H.DRV_SUCCESS
+NO_NEW_DATA = H.DRV_NO_NEW_DATA
+ACQUIRING = H.DRV_ACQUIRING
+IDLE = H.DRV_IDLE
+NOT_INITIALIZED = H.DRV_NOT_INITIALIZED
+INVALID_MODE = H.DRV_INVALID_MODE
+P_INVALID = dict(H.DRV_P_INVALID)
 
 READ_FVB, READ_SINGLE_TRACK, READ_IMAGE = 0, 3, 4
 ACQ_SINGLE, ACQ_KINETIC, ACQ_RUN_TILL_ABORT = 1, 3, 5
-SHUTTER_CLOSED = CONSTANTS["shutter_modes"]["closed"]
+SHUTTER_CLOSED = H.SHUTTER_MODE_CLOSED
 
 
 class Scene(Protocol):
@@ -213,7 +213,7 @@ class SimAndorSDK:
         self._fault_schedule = FaultSchedule(
             faults,
             status_functions=[n for n in dir(type(self)) if getattr(getattr(type(self), n), "returns_status", False)],
-            check_code=nonzero_status(OK, f"{CODE_OF_NAME['DRV_ERROR_ACK']} (DRV_ERROR_ACK: no acknowledge from the camera)"),
+            check_code=nonzero_status(OK, f"{H.DRV_ERROR_ACK} (DRV_ERROR_ACK: no acknowledge from the camera)"),
             elapsed_s=self._fault_clock_s,
         )
         self._lock = threading.RLock()
@@ -294,7 +294,7 @@ class SimAndorSDK:
         self.em_advanced = False
         self.em_gain = 1
         self.trigger_mode = TRIGGER_INTERNAL
-        self.shutter = (CONSTANTS["shutter_ttl_type"], 0, 0, 0)
+        self.shutter = (H.SHUTTER_TTL_HIGH_OPEN, 0, 0, 0)
         """(typ, mode, closing ms, opening ms)."""
 
     # --- geometry and timing -----------------------------------------------------------

@@ -47,3 +47,23 @@ def test_the_contract_sees_an_import_inside_a_function(tmp_path: Path) -> None:
     module = tmp_path / "lazy.py"
     module.write_text("def run():\n    from gui.main_window import run_app\n    import PyQt6.QtCore\n")
     assert imported_modules(module) == [(2, "gui.main_window"), (3, "PyQt6.QtCore")]
+
+
+def test_driver_and_simulator_transcriptions_of_the_vendor_headers_agree() -> None:
+    """Each simulated library holds its own copy of its header's facts (nothing from drivers/): where
+    both copies name the same fact, they must agree, or one of them is wrong."""
+    from drivers.andor.atmcd import CODE_OF_NAME, CONSTANTS as ANDOR
+    from drivers.qutag.tdcbase import CONSTANTS as QUTAG, LIMITS
+    from sim_backends import atmcd_header as A, qutag_header as Q
+
+    for name in ("DRV_SUCCESS", "DRV_ERROR_ACK", "DRV_NO_NEW_DATA", "DRV_GENERAL_ERRORS", "DRV_ACQUIRING", "DRV_IDLE",
+                 "DRV_NOT_INITIALIZED", "DRV_INVALID_MODE"):
+        assert getattr(A, name) == CODE_OF_NAME[name], name
+    assert A.DRV_P_INVALID == {n: CODE_OF_NAME[f"DRV_P{n}INVALID"] for n in range(1, 7)}
+    assert (A.SHUTTER_MODE_CLOSED, A.SHUTTER_TTL_HIGH_OPEN) == (ANDOR["shutter_modes"]["closed"], ANDOR["shutter_ttl_type"])
+    assert Q.STREAM_CHANNEL_OF_INPUT == QUTAG["stream_channel_of_input"]
+    assert Q.INPUTS == QUTAG["inputs"] and Q.DELAY_ARRAY_LENGTH == QUTAG["delay_array_length"]
+    assert (Q.SYNC_DIVIDER_VALUES, Q.THRESHOLD_V, Q.DELAY_PS, Q.EXPOSURE_TIME_MS, Q.BUFFER_SIZE_TAGS, Q.CHANNEL_MASK_MAX,
+            Q.DEAD_TIME_PS) == tuple(LIMITS[k] for k in ("sync_divider_values", "threshold_v", "delay_ps",
+                                                          "exposure_time_ms", "buffer_size_tags", "channel_mask_max",
+                                                          "dead_time_ps"))
