@@ -120,10 +120,11 @@ def test_the_scenes_emission_log_keeps_a_bounded_recent_window():
         scene.emitted_counts(0, PS_PER_S)
 
 
-def test_the_file_writers_chunk_cache_holds_one_photon_chunk(tmp_path):
-    """The default chunk cache (8 MiB per dataset) filled with finished chunks: ~10 MB over ten minutes;
-    the writer's holds one photon chunk per dataset (no cache at all cost `labctl repair` its photons)."""
-    from labctl.storage.writer import CHUNK_CACHE_BYTES
+def test_each_growing_dataset_caches_one_of_its_own_chunks(tmp_path):
+    """The default chunk cache (8 MiB per dataset) filled with finished chunks: ~10 MB over ten minutes.
+    One 3 MiB size for all still held 12 detector chunks (full after ~3 minutes) and 96 marker or
+    frame-time chunks (filling for hours at 10 frames/s); no cache at all cost `labctl repair` its
+    photons.  Each growing dataset holds one of its own chunks, never two."""
     from labctl.storage import PhotonHDF5Writer
     from tests.test_storage import make_blocks, make_run, make_summary
 
@@ -132,9 +133,15 @@ def test_the_file_writers_chunk_cache_holds_one_photon_chunk(tmp_path):
     try:
         for block in make_blocks([5000] * 3):
             writer.write(block)
-        rdcc_nbytes = writer._file.id.get_access_plist().get_cache()[2]
-        assert rdcc_nbytes == CHUNK_CACHE_BYTES == 3 * 2**20  # was 8 MiB per dataset
-        assert (2**18) * 8 <= rdcc_nbytes  # one chunk of int64 timestamps fits
+        checked = []
+        for path, dataset in writer._ds.items():
+            if dataset.chunks is None:
+                continue
+            chunk_bytes = int(np.prod(dataset.chunks)) * dataset.dtype.itemsize
+            cache_bytes = dataset.id.get_access_plist().get_chunk_cache()[1]
+            assert chunk_bytes <= cache_bytes < 2 * chunk_bytes, (path, chunk_bytes, cache_bytes)
+            checked.append(path)
+        assert {"/photon_data/timestamps", "/photon_data/detectors", "/user/labctl/markers"} <= set(checked)
     finally:
         writer.close(make_summary())
 
