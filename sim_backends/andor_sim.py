@@ -21,7 +21,6 @@ what a test can rely on; this module is the SDK2 function table in front of it.
 
 from __future__ import annotations
 
-import functools
 import math
 import time
 from collections import deque
@@ -51,6 +50,7 @@ from sim_backends.andor_camera import (
 from sim_backends.ctypes_out import copy_out, num as _num, store as _store
 from sim_backends.emccd_frames import EmccdModel
 from sim_backends.faults import FaultSchedule, nonzero_status
+from sim_backends.vendor_entry import SimVendorLibrary, status_function, status_functions
 
 OK = H.DRV_SUCCESS
 NO_NEW_DATA = H.DRV_NO_NEW_DATA
@@ -73,35 +73,18 @@ def _logged(arg: Any) -> Any:
     return f"<{type(arg).__name__}>"
 
 
+def _idle(library: "SimAndorSDK", values: list[Any]) -> int | None:
+    """Entry check of the setters that need an idle camera: DRV_ACQUIRING during an acquisition."""
+    library._advance()
+    return ACQUIRING if library.acquiring else None
+
+
 def _vendor(requires_init: bool = True, idle_only: bool = False) -> Callable[[Callable[..., int]], Callable[..., int]]:
-    """Common entry of every SDK2 function: scheduled fault, lock, call log, injected error, init and idle checks."""
-
-    def decorate(func: Callable[..., int]) -> Callable[..., int]:
-        @functools.wraps(func)
-        def wrapper(self: "SimAndorSDK", *args: Any) -> int:
-            fault = self._fault_schedule.enter(func.__name__)  # may block (mode hang), outside the lock
-            with self._lock:
-                self.calls.append((func.__name__, tuple(_logged(a) for a in args)))
-                if fault is not None:
-                    return fault.code
-                injected = self._injected.pop(func.__name__, None)
-                if injected is not None:
-                    return injected
-                if requires_init and not self.initialized:
-                    return NOT_INITIALIZED
-                if idle_only:
-                    self._advance()
-                    if self.acquiring:
-                        return ACQUIRING
-                return func(self, *[_num(a) for a in args])
-
-        wrapper.returns_status = True  # type: ignore[attr-defined]
-        return wrapper
-
-    return decorate
+    """The common entry (:mod:`sim_backends.vendor_entry`); ``idle_only``: refused during an acquisition."""
+    return status_function(requires_init, _idle if idle_only else None)
 
 
-class SimAndorSDK(SimIXonCamera):
+class SimAndorSDK(SimIXonCamera, SimVendorLibrary):
     """Simulated Andor SDK2 library of an iXon Ultra 888 (see the module docstring).
 
     Args:
@@ -110,6 +93,8 @@ class SimAndorSDK(SimIXonCamera):
         faults: scheduled faults (:mod:`sim_backends.faults`); the fault clock is scene
             seconds since the last ``StartAcquisition`` (0 before the first).
     """
+
+    NOT_INITIALIZED = NOT_INITIALIZED
 
     def __init__(
         self,
@@ -124,7 +109,7 @@ class SimAndorSDK(SimIXonCamera):
         super().__init__(scene, drop_frame_indices, clock, model, circular_buffer_frames)
         self._fault_schedule = FaultSchedule(
             faults,
-            status_functions=[n for n in dir(type(self)) if getattr(getattr(type(self), n), "returns_status", False)],
+            status_functions=status_functions(type(self)),
             check_code=nonzero_status(OK, f"{H.DRV_ERROR_ACK} (DRV_ERROR_ACK: no acknowledge from the camera)"),
             elapsed_s=self._run_elapsed_s,
         )
@@ -133,15 +118,8 @@ class SimAndorSDK(SimIXonCamera):
         """Every vendor call as (name, arguments), newest last."""
         self.initialized = False
 
-    # --- test hooks and read-only views ---------------------------------------------
-    def inject_error(self, function: str, code: int) -> None:
-        """Make the next call of ``function`` return ``code`` and change nothing."""
-        self._injected[function] = int(code)
-
-    @property
-    def faults_fired(self) -> list[tuple[str, str]]:
-        """(function, mode) of every scheduled fault that fired, in order."""
-        return list(self._fault_schedule.fired)
+    def _log_call(self, name: str, args: tuple[Any, ...]) -> None:
+        self.calls.append((name, tuple(_logged(a) for a in args)))
 
     # --- vendor functions: lifetime and identity ------------------------------------
     @_vendor(requires_init=False)

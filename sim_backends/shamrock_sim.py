@@ -25,8 +25,6 @@ pixel width changes.  The simulated camera reads it.
 
 from __future__ import annotations
 
-import ctypes
-import functools
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -35,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from sim_backends import shamrock_header as H
-from sim_backends.ctypes_out import copy_out, num as _num, store as _store
+from sim_backends.ctypes_out import copy_out, store as _store, store_text
 from sim_backends.faults import FaultSchedule, nonzero_status
 from sim_backends.kymera_optics import (
     CAMERA_NUMBER_PIXELS,
@@ -46,6 +44,7 @@ from sim_backends.kymera_optics import (
     calibration_nm,
     max_wavelength_nm,
 )
+from sim_backends.vendor_entry import SimVendorLibrary, status_function, status_functions
 
 SUCCESS, NOT_INITIALIZED, NOT_AVAILABLE = H.SUCCESS, H.NOT_INITIALIZED, H.NOT_AVAILABLE
 P1INVALID, P2INVALID, P3INVALID = H.P_INVALID[1], H.P_INVALID[2], H.P_INVALID[3]
@@ -56,13 +55,6 @@ NUMBER_PIXELS_RANGE = (1, 16384)
 PIXEL_WIDTH_UM_RANGE = (1.0, 100.0)
 """What the simulated SetNumberPixels / SetPixelWidth accept (the headers state no limit: sanity
 bounds of this simulator, an *assumption*)."""
-
-
-def _store_text(buffer: Any, text: str, size: int | None = None) -> None:
-    """Copy ``text`` into a caller's char buffer, truncated to its size (NUL-terminated)."""
-    capacity = ctypes.sizeof(buffer) if size is None else min(int(size), ctypes.sizeof(buffer))
-    raw = text.encode("latin-1")[: max(capacity - 1, 0)]
-    ctypes.memmove(buffer, raw + b"\0", len(raw) + 1)
 
 
 def _logical_name(name: str) -> str:
@@ -76,39 +68,18 @@ def _logical_name(name: str) -> str:
     return name
 
 
+def _one_device(library: Any, values: list[Any]) -> int | None:
+    """Entry check of the per-device functions: a device index other than the one simulated is P1INVALID."""
+    return None if values and values[0] == SIM_DEVICE else P1INVALID
+
+
 def _vendor(requires_init: bool = True, per_device: bool = True) -> Callable[[Callable[..., int]], Callable[..., int]]:
-    """Common entry of every function: lock, injected error, init check, device index, ctypes unwrapped.
-
-    ``per_device``: the first argument is the device index; any but 0 returns P1INVALID.
-    """
-
-    def decorate(func: Callable[..., int]) -> Callable[..., int]:
-        logical = _logical_name(func.__name__)
-
-        @functools.wraps(func)
-        def wrapper(self: "_SimSpectrographCore", *args: Any) -> int:
-            fault = self._fault_schedule.enter(logical)  # may block (mode hang), outside the lock
-            with self._lock:
-                self.calls.append(logical)
-                if fault is not None:
-                    return fault.code
-                injected = self._injected.pop(logical, None)
-                if injected is not None:
-                    return injected
-                if requires_init and not self.initialized:
-                    return NOT_INITIALIZED
-                values = [_num(a) for a in args]
-                if per_device and (not values or values[0] != SIM_DEVICE):
-                    return P1INVALID
-                return func(self, *values)
-
-        wrapper.returns_status = True  # type: ignore[attr-defined]
-        return wrapper
-
-    return decorate
+    """The common entry (:mod:`sim_backends.vendor_entry`) under the logical name; ``per_device``: the
+    first argument is the device index, and any but 0 returns P1INVALID."""
+    return status_function(requires_init, _one_device if per_device else None)
 
 
-class _SimSpectrographCore:
+class _SimSpectrographCore(SimVendorLibrary):
     """The Kymera 193i behind logical function names (``_SetGrating``...); see the module docstring.
 
     Args:
@@ -121,6 +92,7 @@ class _SimSpectrographCore:
     """
 
     generation = "shamrock"
+    NOT_INITIALIZED = NOT_INITIALIZED
 
     def __init__(
         self,
@@ -142,8 +114,7 @@ class _SimSpectrographCore:
         created_s = time.monotonic()
         self._fault_schedule = FaultSchedule(
             faults,
-            status_functions={_logical_name(n) for n in dir(type(self))
-                              if getattr(getattr(type(self), n), "returns_status", False)},
+            status_functions={_logical_name(n) for n in status_functions(type(self))},
             check_code=nonzero_status(SUCCESS, f"{H.COMMUNICATION_ERROR} (communication error)"),
             elapsed_s=lambda: time.monotonic() - created_s,
             canonical=_logical_name,
@@ -163,15 +134,12 @@ class _SimSpectrographCore:
         self.number_pixels = CAMERA_NUMBER_PIXELS
         self.pixel_width_um = CAMERA_PIXEL_WIDTH_UM
 
-    # --- test hooks and read-only views -------------------------------------------------
-    def inject_error(self, function: str, code: int) -> None:
-        """Make the next call of ``function`` (``"SetGrating"`` or ``"ShamrockSetGrating"``) return ``code``."""
-        self._injected[_logical_name(function)] = int(code)
+    # --- the entry under logical names, and read-only views ----------------------------
+    def _entry_name(self, function: str) -> str:
+        return _logical_name(function)
 
-    @property
-    def faults_fired(self) -> list[tuple[str, str]]:
-        """(function, mode) of every scheduled fault that fired, in order (logical names)."""
-        return list(self._fault_schedule.fired)
+    def _log_call(self, name: str, args: tuple[Any, ...]) -> None:
+        self.calls.append(name)
 
     def calibration_nm(self) -> np.ndarray:
         """The current calibration exactly as GetCalibration returns it (float32 values, as float64)."""
@@ -207,12 +175,12 @@ class _SimSpectrographCore:
     def _GetFunctionReturnDescription(self, code: int, text: Any, size: int) -> int:
         if code not in H.RETURN_DESCRIPTIONS:
             return P1INVALID
-        _store_text(text, H.RETURN_DESCRIPTIONS[code], size)
+        store_text(text, H.RETURN_DESCRIPTIONS[code], size)
         return SUCCESS
 
     @_vendor()
     def _GetSerialNumber(self, device: int, serial: Any, size: int | None = None) -> int:
-        _store_text(serial, self._serial, size)
+        store_text(serial, self._serial, size)
         return SUCCESS
 
     @_vendor()
@@ -252,7 +220,7 @@ class _SimSpectrographCore:
             return P2INVALID
         info = self._gratings[grating - 1]
         _store(lines, info.lines_per_mm)
-        _store_text(blaze, info.blaze, size)
+        store_text(blaze, info.blaze, size)
         _store(home, info.home)
         _store(offset, info.offset)
         return SUCCESS
