@@ -10,13 +10,13 @@ The camera head itself (settings, timing, acquisition state machine, circular bu
 frames, cooler) is :class:`sim_backends.andor_camera.SimIXonCamera`, whose docstring says
 what a test can rely on; this module is the SDK2 function table in front of it.
 
-* **Errors.** Out-of-range arguments return ``DRV_P<n>INVALID``; calls before
-  ``Initialize`` ``DRV_NOT_INITIALIZED``; most setters during an acquisition
-  ``DRV_ACQUIRING``; ``AbortAcquisition`` when idle ``DRV_IDLE``.
-  ``inject_error(name, code)`` makes the next call of ``name`` return ``code`` and
-  change nothing.  Scheduled faults (option ``faults``: fail once, always, or hang;
-  :mod:`sim_backends.faults`) count scene seconds from the last ``StartAcquisition``.  Every call is logged in ``calls`` (the last 1000; pointer and buffer
-  arguments by their type name only, so the log keeps no caller's buffer alive).
+Errors: out-of-range arguments return ``DRV_P<n>INVALID``; calls before ``Initialize``
+``DRV_NOT_INITIALIZED``; most setters during an acquisition ``DRV_ACQUIRING``;
+``AbortAcquisition`` when idle ``DRV_IDLE``.  ``inject_error(name, code)`` makes the next
+call of ``name`` return ``code`` and change nothing.  Scheduled faults (option ``faults``:
+fail once, always, or hang; :mod:`sim_backends.faults`) count scene seconds from the last
+``StartAcquisition``.  Every call is logged in ``calls`` (the last 1000; pointer and buffer
+arguments by their type name only, so the log keeps no caller's buffer alive).
 """
 
 from __future__ import annotations

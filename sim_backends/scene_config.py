@@ -3,8 +3,8 @@
 Every physical number of the scene is a key here.  Numbers come from Vonk et al.,
 Nat. Commun. 16 (2025) (Fig. 4 and Methods) unless the comment says *assumed*.
 ``validate_scene_config`` checks a whole user config before anything is built (and
-``check_wiring`` the tagger channels the scene writes), and raises ``ConfigError`` naming the full key path (``scene.spads.a.dead_time_ns``), the
-value and what is allowed.
+``check_wiring`` the tagger channels the scene writes), and raises ``ConfigError``
+naming the full key path (``scene.spads.a.dead_time_ns``), the value and what is allowed.
 """
 
 from __future__ import annotations
