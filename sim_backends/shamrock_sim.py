@@ -130,7 +130,7 @@ class _SimSpectrographCore(SimVendorLibrary):
         self.grating = 1
         self.center_nm = 600.0
         self.slit_width_um = {index: 100.0 for index in H.SLIT_INDICES.values()}
-        self.shutter_mode = 0
+        self.shutter_mode = H.SHUTTER_MODES["closed"]
         self.number_pixels = CAMERA_NUMBER_PIXELS
         self.pixel_width_um = CAMERA_PIXEL_WIDTH_UM
 
