@@ -10,7 +10,7 @@ scene time ("now") and the frame-clock edges, it says which exposures have start
 * ``internal``: at arming time + k x the internal cycle;
 * ``software``: at each ``SendSoftwareTrigger`` the camera is ready for.
 
-Pure bookkeeping in integer ps; ``SimAndorSDK`` (``andor_sim``) turns the starts into frames.
+Pure bookkeeping in integer ps; ``SimIXonCamera`` (``andor_camera``) turns the starts into frames.
 """
 
 from __future__ import annotations

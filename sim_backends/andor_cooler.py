@@ -9,7 +9,7 @@ STABILIZED; DRIFT after ``perturb`` moved a stabilised sensor off its set point.
 The state is physical: it survives the library's Initialize/ShutDown.
 Dark current follows this temperature (``EmccdModel.dark_e_per_px_s``): frames exposed
 during the ramp (e.g. the first run right after a station switched the cooler on) have
-genuinely more dark charge; ``andor_sim`` evaluates it over each frame's exposure window.
+genuinely more dark charge; ``andor_camera`` evaluates it over each frame's exposure window.
 """
 
 from __future__ import annotations

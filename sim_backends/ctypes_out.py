@@ -1,6 +1,7 @@
 """ctypes arguments of the simulated vendor libraries: scalars in, values and arrays out.
 
-``num`` and ``store`` are the scalar conventions every simulated library shares.
+``num`` and ``store`` are the scalar conventions every simulated library shares;
+``store_text`` fills a caller's char buffer.
 ``copy_out`` copies an output array into the caller's ctypes array.
 
 ``np.ctypeslib.as_array(pointer, shape=(n,))`` would be the obvious way, but every
@@ -26,6 +27,17 @@ def store(out: Any, value: float | int) -> None:
     """Write an output value through ``byref(x)`` or a ``POINTER`` instance."""
     target = out._obj if hasattr(out, "_obj") else out.contents
     target.value = value
+
+
+def store_text(buffer: Any, text: str, size: int | None = None) -> None:
+    """Copy ``text`` into a caller's char buffer, truncated to its size (NUL-terminated).
+
+    ``size``: the buffer size the caller declares (the C API's max-length argument); None = the
+    buffer's own size.
+    """
+    capacity = ctypes.sizeof(buffer) if size is None else min(int(size), ctypes.sizeof(buffer))
+    raw = text.encode("latin-1")[: max(capacity - 1, 0)]
+    ctypes.memmove(buffer, raw + b"\0", len(raw) + 1)
 
 
 def copy_out(pointer: Any, values: np.ndarray) -> None:

@@ -6,7 +6,7 @@ dark current (temperature dependent) and clock-induced charge, the read-out geom
 (full vertical binning, a single track of rows, or a cropped and binned image, the
 QD's image being a Gaussian spot along y), Poisson photo-electrons, stochastic EM
 gain (gamma, shape = electrons, scale = gain), read noise, baseline and 16-bit clip.
-Pure functions of their arguments; ``SimAndorSDK`` (``andor_sim``) holds the state.
+Pure functions of their arguments; ``SimIXonCamera`` (``andor_camera``) holds the state.
 """
 
 from __future__ import annotations

@@ -64,6 +64,7 @@ from sim_backends.ctypes_out import copy_out, num as _num, store as _store
 from sim_backends import qutag_header as H
 from sim_backends.faults import FaultSchedule, nonzero_status
 from sim_backends.qutag_header import NO_DEVICE, NOT_INITIALIZED, OK, OUT_OF_RANGE, PERROR_TEXTS
+from sim_backends.vendor_entry import SimVendorLibrary, status_function
 
 SIM_DEVICE_ID = 0
 """Device id of the simulated quTAG (``TDC_init(-1)`` also finds it)."""
@@ -90,26 +91,8 @@ class Scene(Protocol):
 
 
 def _vendor(requires_init: bool = True) -> Callable[[Callable[..., int]], Callable[..., int]]:
-    """Common entry of every status-returning function: scheduled fault, lock, injected error, init check."""
-
-    def decorate(func: Callable[..., int]) -> Callable[..., int]:
-        @functools.wraps(func)
-        def wrapper(self: "_SimTDCCore", *args: Any) -> int:
-            fault = self._fault_schedule.enter(func.__name__)  # may block (mode hang), outside the lock
-            with self._lock:
-                if fault is not None:
-                    return fault.code
-                injected = self._injected.pop(func.__name__, None)
-                if injected is not None:
-                    return injected
-                if requires_init and not self.initialized:
-                    return NOT_INITIALIZED
-                return func(self, *[_num(a) for a in args])
-
-        wrapper.returns_status = True  # type: ignore[attr-defined]
-        return wrapper
-
-    return decorate
+    """The common entry of every status-returning function (:mod:`sim_backends.vendor_entry`)."""
+    return status_function(requires_init)
 
 
 def _returns_value(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -124,10 +107,11 @@ def _returns_value(func: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
-class _SimTDCCore:
+class _SimTDCCore(SimVendorLibrary):
     """Functions common to both library generations (see the module docstring)."""
 
     generation = "standard"
+    NOT_INITIALIZED = NOT_INITIALIZED
     version = 1.5
     features = 0x1 | 0x2 | 0x20
     """Feature flags returned by TDC_checkFeatures (HBT, LIFETIME, MARKERS)."""
@@ -168,15 +152,6 @@ class _SimTDCCore:
         self._reset_device()
 
     # --- test hooks and read-only views ------------------------------------------
-    def inject_error(self, function: str, code: int) -> None:
-        """Make the next call of ``function`` return ``code`` and change nothing."""
-        self._injected[function] = code
-
-    @property
-    def faults_fired(self) -> list[tuple[str, str]]:
-        """(function, mode) of every scheduled fault that fired, in order."""
-        return list(self._fault_schedule.fired)
-
     def _fault_clock_s(self) -> float:
         """Device seconds since the timestamp buffer was last (re)started; 0 before it ever was."""
         if self._stream_start_ps is None:

@@ -14,20 +14,18 @@ the next segment boundary not yet generated.
 
 Two additions serve the spectral path (camera + spectrograph):
 
-* **Frame clock** (function generator ch2): while enabled, a rising edge at
-  ``origin + floor(k * 1e12 / rate_hz)`` (k >= 0, origin = the segment boundary where it
-  was enabled or its rate changed).  Each edge triggers a camera frame and appears in
-  the tag stream as a marker tag on ``wiring.frame_marker`` (none if that is ``None``),
-  merged like the syncs (ties by channel).  ``frame_edges_ps`` lists the edges.
+* **Frame clock** (function generator ch2, :mod:`sim_backends.frame_clock`): each edge
+  triggers a camera frame and appears in the tag stream as a marker tag on
+  ``wiring.frame_marker`` (none if that is ``None``).  ``frame_edges_ps`` lists the edges.
 * **Spectra**: ``emitted_spectrum`` turns the emission log of a time window into
-  expected photons per pixel at the spectrograph (``sim_backends.spectra``).  The
+  expected photons per pixel at the spectrograph (``sim_backends.spectra``; the log:
+  :mod:`sim_backends.emission_log`).  The
   simulated spectrograph publishes its pixel calibration in
   ``spectrograph_calibration_nm``; the simulated camera reads it.
 """
 
 from __future__ import annotations
 
-import math
 import threading
 from collections.abc import Mapping
 from typing import Any
@@ -38,10 +36,13 @@ from labctl.blocks import ChannelMap, TagBlock
 from labctl.errors import ConfigError
 from sim_backends._kernels import merge_tags
 from sim_backends.emitter_state import EmitterState
+from sim_backends.emission_log import EMISSION_LOG_KEEP_PS, EmissionLog
 from sim_backends.emitters import LOG_COLUMNS, PoissonianSource, SingleQd, pulsed_poisson
+from sim_backends.frame_clock import FrameClock, pulse_times_ps
 from sim_backends.scene_config import (
     check_frame_clock_rate_hz,
     check_repetition_rate_hz,
+    check_wiring,
     default_scene_config,
     validate_scene_config,
 )
@@ -49,9 +50,6 @@ from sim_backends.spad_physics import Spad
 from sim_backends.spectra import SPECTRAL_KINDS, SpectralModel, prorated_counts
 
 _EMPTY = np.empty(0, np.int64)
-_LOG_FIELDS = ("start_ps", "stop_ps", "pulses", *LOG_COLUMNS)
-EMISSION_LOG_KEEP_PS = 60 * 10**12
-"""The emission log keeps at least the last 60 s of generated segments (older rows are dropped)."""
 
 
 class Scene:
@@ -70,13 +68,12 @@ class Scene:
 
     def __init__(self, config: Mapping[str, Any] | None = None, *, wiring: ChannelMap, seed: int = 0) -> None:
         params = validate_scene_config(config)
-        _check_wiring(wiring)
+        check_wiring(wiring)
         if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
             raise ConfigError("seed", seed, "must be an integer >= 0")
         self._params = params
         self._seed = int(seed)
         self._channels = (wiring.laser_sync, wiring.spad_a, wiring.spad_b)
-        self._marker_channel = wiring.frame_marker
         laser = params["laser"]
         self._excitation = bool(laser["enabled"])
         self._rate_hz = float(laser["repetition_rate_hz"])
@@ -101,15 +98,11 @@ class Scene:
         self._released_until_ps = self._horizon_offset_ps
         self._buffer: list[tuple[np.ndarray, np.ndarray]] = []
         self._until_ps = 0
-        self._log = _EmissionLog()
+        self._log = EmissionLog()
         self._streams = _SegmentStreams(self._seed)
         # frame clock (function generator ch2) and spectra
         frame_clock = params["frame_clock"]
-        self._frame_clock = (bool(frame_clock["enabled"]), float(frame_clock["rate_hz"]))
-        self._frame_segment_settings: tuple[bool, float] | None = None
-        self._frame_origin_ps = 0
-        self._marker_carry = _EMPTY
-        self._edge_chunks: list[np.ndarray] = []
+        self._frame_clock = FrameClock(frame_clock["enabled"], frame_clock["rate_hz"], wiring.frame_marker)
         self._spectra = SpectralModel(emitter, params["spectrometer_collection_efficiency"])
         # Simulated instruments may be polled from different threads (tagger, camera):
         # generation and the readers of what it produced take this lock.
@@ -200,11 +193,11 @@ class Scene:
         rate = check_frame_clock_rate_hz(rate_hz)
         if not isinstance(enabled, (bool, np.bool_)):
             raise ConfigError("scene.frame_clock.enabled", enabled, "must be true or false")
-        self._frame_clock = (bool(enabled), rate)
+        self._frame_clock.setting = (bool(enabled), rate)
 
     def frame_clock(self) -> tuple[float, bool]:
         """``(rate_hz, enabled)`` of the frame clock (the latest setting)."""
-        enabled, rate = self._frame_clock
+        enabled, rate = self._frame_clock.setting
         return rate, enabled
 
     def frame_edges_ps(self, t0_ps: int, t1_ps: int) -> np.ndarray:
@@ -214,11 +207,7 @@ class Scene:
         listed too; ask only up to ``generated_until_ps`` for edges that have "happened".
         """
         with self._lock:
-            if len(self._edge_chunks) > 1:
-                self._edge_chunks = [np.concatenate(self._edge_chunks)]
-            edges = self._edge_chunks[0] if self._edge_chunks else _EMPTY
-            lo, hi = np.searchsorted(edges, [int(t0_ps), int(t1_ps)], side="left")
-            return edges[lo:hi].copy()
+            return self._frame_clock.edges_ps(t0_ps, t1_ps)
 
     def emitted_counts(self, t0_ps: int, t1_ps: int) -> dict[str, float]:
         """Photons emitted in ``[t0, t1)`` by kind: the emission-log columns ``band_edge``,
@@ -313,9 +302,8 @@ class Scene:
         det_b = self._spads[1].detect(rng, photons_b, start, stop, horizon)
         ch_sync, ch_a, ch_b = self._channels
         times, channels = merge_tags(self._syncs_before(pulses, horizon), ch_sync, det_a, ch_a, det_b, ch_b)
-        markers = self._markers_before(self._frame_edges(start, stop), horizon)
-        if markers.size:
-            times, channels = insert_tags(times, channels, markers, self._marker_channel)
+        frame_edges = self._frame_clock.segment_edges(start, stop)
+        times, channels = self._frame_clock.add_markers(times, channels, frame_edges, horizon)
         self._buffer.append((times, channels))
         self._released_until_ps = horizon
         self._next_segment = k + 1
@@ -353,29 +341,6 @@ class Scene:
                 photons_b = np.concatenate((photons_b, background_b))
         return photons_a, photons_b, log_rows
 
-    def _frame_edges(self, start_ps: int, stop_ps: int) -> np.ndarray:
-        """Frame-clock edges of the segment [start, stop) (recorded for ``frame_edges_ps``)."""
-        settings = self._frame_clock
-        if settings != self._frame_segment_settings:  # the clock (re)starts its grid here
-            self._frame_origin_ps = start_ps
-            self._frame_segment_settings = settings
-        enabled, rate_hz = settings
-        if not enabled:
-            return _EMPTY
-        edges = pulse_times_ps(start_ps, stop_ps, self._frame_origin_ps, rate_hz)
-        if edges.size:
-            self._edge_chunks.append(edges)
-        return edges
-
-    def _markers_before(self, edges: np.ndarray, horizon_ps: int) -> np.ndarray:
-        """Marker tags (carried + this segment's edges) before the horizon; keep the rest for later."""
-        if self._marker_channel is None:
-            return _EMPTY
-        markers = np.concatenate((self._marker_carry, edges)) if self._marker_carry.size else edges
-        cut = int(np.searchsorted(markers, horizon_ps))
-        self._marker_carry = markers[cut:]
-        return markers[:cut]
-
     def _syncs_before(self, pulses: np.ndarray, horizon_ps: int) -> np.ndarray:
         """Sync tags (carried + this segment's) before the horizon; keep the rest for later."""
         syncs = pulses + self._sync_delay_ps if self._sync_delay_ps else pulses
@@ -387,39 +352,6 @@ class Scene:
         else:
             self._sync_carry = _EMPTY
         return syncs
-
-
-def pulse_times_ps(start_ps: int, stop_ps: int, origin_ps: int, rate_hz: float) -> np.ndarray:
-    """Laser pulse times in ``[start, stop)`` of the grid ``origin + floor(k * 1e12 / rate)``, k >= 0."""
-    period = 1e12 / rate_hz
-    if period.is_integer():
-        p = int(period)
-        k_lo = max(0, -((origin_ps - start_ps) // p))
-        k_hi = max(0, -((origin_ps - stop_ps) // p))
-        return np.arange(origin_ps + k_lo * p, origin_ps + k_hi * p, p, dtype=np.int64)
-
-    def first_at_or_after(t: int) -> int:
-        k = max(0, math.ceil((t - origin_ps) / period))
-        while k > 0 and origin_ps + math.floor((k - 1) * period) >= t:
-            k -= 1
-        while origin_ps + math.floor(k * period) < t:
-            k += 1
-        return k
-
-    ks = np.arange(first_at_or_after(start_ps), first_at_or_after(stop_ps), dtype=np.float64)
-    return origin_ps + np.floor(ks * period).astype(np.int64)
-
-
-def insert_tags(times: np.ndarray, channels: np.ndarray, new_ps: np.ndarray, channel: int) -> tuple[np.ndarray, np.ndarray]:
-    """Insert sorted tags ``new_ps`` on ``channel`` into a sorted stream, ties ordered by channel ascending.
-
-    Made for few new tags (frame markers): a Python step only for the rare equal times.
-    """
-    pos = np.searchsorted(times, new_ps, side="left")
-    tie_end = np.searchsorted(times, new_ps, side="right")
-    for i in np.flatnonzero(tie_end > pos):  # equal times: only the lower channels go first
-        pos[i] += int(np.count_nonzero(channels[pos[i] : tie_end[i]] < channel))
-    return np.insert(times, pos, new_ps), np.insert(channels, pos, np.uint8(channel))
 
 
 class _SegmentStreams:
@@ -443,75 +375,6 @@ class _SegmentStreams:
         self._bit_generator.state = self._origin
         self._bit_generator.advance((k * self.JUMP) % (1 << 128))
         return self._generator
-
-
-class _EmissionLog:
-    """Append-only table of emission-log rows, kept as Python tuples and packed in blocks.
-
-    Only the recent past is kept: a packed block whose rows all end more than
-    ``EMISSION_LOG_KEEP_PS`` before the newest row is dropped (bounded memory over a
-    long run; the simulated camera asks only for the windows of recent frames).
-    ``kept_from_ps`` is the start of the oldest row kept.
-    """
-
-    def __init__(self) -> None:
-        self._blocks: list[np.ndarray] = []
-        self._rows: list[tuple[int, ...]] = []
-        self.kept_from_ps = 0
-
-    def add(self, edges: list[int], pulses: list[int], counts: list[tuple[int, ...]]) -> None:
-        for i, c in enumerate(counts):
-            self._rows.append((edges[i], edges[i + 1], pulses[i], *c))
-        if len(self._rows) >= 4096:
-            self._pack()
-            newest_ps = int(self._blocks[-1][-1, 1])
-            while len(self._blocks) > 1 and int(self._blocks[0][-1, 1]) < newest_ps - EMISSION_LOG_KEEP_PS:
-                self._blocks.pop(0)
-                self.kept_from_ps = int(self._blocks[0][0, 0])
-
-    def window(self, t0_ps: int, t1_ps: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Rows overlapping ``[t0, t1)``: (start_ps, stop_ps, counts ``(rows, len(LOG_COLUMNS))``).
-
-        Searches the packed blocks from the newest back (windows are usually recent) and
-        the rows not packed yet, without packing them (a query must not fragment the table).
-        """
-        parts = []
-        if self._rows:
-            pending = np.array(self._rows, np.int64).reshape(-1, len(_LOG_FIELDS))
-            parts.append(pending[(pending[:, 1] > t0_ps) & (pending[:, 0] < t1_ps)])
-        for block in reversed(self._blocks):
-            if block.shape[0] == 0 or block[-1, 1] <= t0_ps:
-                break
-            if block[0, 0] >= t1_ps:
-                continue
-            lo = int(np.searchsorted(block[:, 1], t0_ps, side="right"))
-            hi = int(np.searchsorted(block[:, 0], t1_ps, side="left"))
-            parts.append(block[lo:hi])
-        rows = np.concatenate(parts[::-1]) if parts else np.empty((0, len(_LOG_FIELDS)), np.int64)
-        return rows[:, 0], rows[:, 1], rows[:, 3:]
-
-    def table(self) -> dict[str, np.ndarray]:
-        self._pack()
-        table = np.concatenate(self._blocks) if self._blocks else np.empty((0, len(_LOG_FIELDS)), np.int64)
-        return {name: table[:, i].copy() for i, name in enumerate(_LOG_FIELDS)}
-
-    def _pack(self) -> None:
-        if self._rows:
-            self._blocks.append(np.array(self._rows, np.int64).reshape(-1, len(_LOG_FIELDS)))
-            self._rows = []
-
-
-def _check_wiring(wiring: ChannelMap) -> None:
-    if not isinstance(wiring, ChannelMap):
-        raise ConfigError("wiring", wiring, "must be a labctl.blocks.ChannelMap")
-    used = {"laser_sync": wiring.laser_sync, "spad_a": wiring.spad_a, "spad_b": wiring.spad_b}
-    if wiring.frame_marker is not None:
-        used["frame_marker"] = wiring.frame_marker
-    for name, ch in used.items():
-        if isinstance(ch, bool) or not isinstance(ch, (int, np.integer)) or not 0 <= ch <= 255:
-            raise ConfigError(f"wiring.{name}", ch, "must be a tagger channel number between 0 and 255")
-    if len(set(used.values())) != len(used):
-        raise ConfigError("wiring", wiring.as_dict(), "must use distinct channels for " + ", ".join(used))
 
 
 _kernels_warm = False

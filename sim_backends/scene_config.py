@@ -2,9 +2,9 @@
 
 Every physical number of the scene is a key here.  Numbers come from Vonk et al.,
 Nat. Commun. 16 (2025) (Fig. 4 and Methods) unless the comment says *assumed*.
-``validate_scene_config`` checks a whole user config before anything is built, and
-raises ``ConfigError`` naming the full key path (``scene.spads.a.dead_time_ns``), the
-value and what is allowed.
+``validate_scene_config`` checks a whole user config before anything is built (and
+``check_wiring`` the tagger channels the scene writes), and raises ``ConfigError``
+naming the full key path (``scene.spads.a.dead_time_ns``), the value and what is allowed.
 """
 
 from __future__ import annotations
@@ -13,6 +13,9 @@ import copy
 from collections.abc import Mapping
 from typing import Any
 
+import numpy as np
+
+from labctl.blocks import ChannelMap
 from labctl.errors import ConfigError
 from labctl.validation import Choice, Flag, Number, NumberList, Pair, check_section, format_number
 
@@ -184,6 +187,20 @@ def check_repetition_rate_hz(value: Any) -> float:
 def check_frame_clock_rate_hz(value: Any) -> float:
     """Validate a frame-clock rate (Hz) as the config does; return it as float."""
     return float(SCHEMA["frame_clock"]["rate_hz"].check(value, f"{ROOT}.frame_clock.rate_hz", ""))
+
+
+def check_wiring(wiring: ChannelMap) -> None:
+    """Refuse a wiring that is no ``ChannelMap``, names a channel outside 0..255 or uses one twice."""
+    if not isinstance(wiring, ChannelMap):
+        raise ConfigError("wiring", wiring, "must be a labctl.blocks.ChannelMap")
+    used = {"laser_sync": wiring.laser_sync, "spad_a": wiring.spad_a, "spad_b": wiring.spad_b}
+    if wiring.frame_marker is not None:
+        used["frame_marker"] = wiring.frame_marker
+    for name, ch in used.items():
+        if isinstance(ch, bool) or not isinstance(ch, (int, np.integer)) or not 0 <= ch <= 255:
+            raise ConfigError(f"wiring.{name}", ch, "must be a tagger channel number between 0 and 255")
+    if len(set(used.values())) != len(used):
+        raise ConfigError("wiring", wiring.as_dict(), "must use distinct channels for " + ", ".join(used))
 
 
 def _merge_over(defaults: Mapping[str, Any], checked: Mapping[str, Any]) -> dict[str, Any]:

@@ -2,25 +2,12 @@
 
 ``SimShamrock`` (``ShamrockCIF64.dll`` names) and ``SimATSpectrograph``
 (``atspectrograph.dll`` names, output strings with a size argument) implement the
-functions declared in ``drivers.andor_shamrock.shamrock.FUNCTIONS`` with the same
+functions of ``ShamrockCIF.h`` / ``atspectrograph.h`` that labctl uses, with the same
 ctypes-level conventions as the real library: status codes as return values, outputs
 written through ``byref(...)`` objects, char buffers and float arrays the caller owns.
-
-Optics (what a test can rely on):
-
-* Czerny-Turner geometry with focal length ``focal_length_mm`` (193 mm) for both
-  mirrors and a full deviation angle ``deviation_angle_deg`` between the incident and
-  the diffracted central ray (26 deg = 2 x 13 deg, an *assumption*: Andor does not
-  publish the Kymera 193i's angle; it sets the dispersion only through cos(beta)).
-* Grating equation, first order: ``lambda = d (sin(alpha) + sin(beta))`` with groove
-  spacing ``d = 1e6 / lines_per_mm`` nm.  For the centre wavelength the grating turns
-  to ``psi = asin(lambda_c / (2 d cos(D/2)))``; ``alpha = psi + D/2``, ``beta_c = psi - D/2``.
-* Pixel ``i`` (0-based) of ``N`` lies at ``x_i = (i - (N - 1) / 2) * pixel_width`` from
-  the detector centre (no detector tilt); its diffraction angle is
-  ``beta_c + atan(x_i / f)``; wavelength grows with pixel index.
-* Wavelength limits per grating: 0 nm (zero order) to the wavelength reached at the
-  largest grating rotation ``max_rotation_deg`` (40 deg, an *assumption*).
-* ``GetCalibration`` returns that axis as float32, as the SDK does.
+Codes, names, slit indices and ranges come from the simulator's own transcription of
+the headers (:mod:`sim_backends.shamrock_header`); the optics from
+:mod:`sim_backends.kymera_optics`.
 
 Validation like the device: a bad device index returns P1INVALID, the first bad
 argument after it P2..P5INVALID, calls before ``Initialize`` NOT_INITIALIZED; a failed
@@ -38,151 +25,61 @@ pixel width changes.  The simulated camera reads it.
 
 from __future__ import annotations
 
-import ctypes
-import functools
-import math
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from drivers.andor_shamrock.shamrock import (
-    CONSTANTS,
-    FUNCTIONS,
-    LIMITS,
-    PREFIXES,
-    STATUS_SUFFIXES,
-    SUCCESS,
-    vendor_name,
-)
-from sim_backends.ctypes_out import num as _num, store as _store
+from sim_backends import shamrock_header as H
+from sim_backends.ctypes_out import copy_out, store as _store, store_text
 from sim_backends.faults import FaultSchedule, nonzero_status
+from sim_backends.kymera_optics import (
+    CAMERA_NUMBER_PIXELS,
+    CAMERA_PIXEL_WIDTH_UM,
+    KYMERA_193I_GRATINGS,
+    SIM_OPTICS,
+    SimGrating,
+    calibration_nm,
+    max_wavelength_nm,
+)
+from sim_backends.vendor_entry import SimVendorLibrary, status_function, status_functions
 
-COMMUNICATION_ERROR, NOT_INITIALIZED, NOT_AVAILABLE = 20201, 20275, 20292
-P1INVALID, P2INVALID, P3INVALID, P4INVALID, P5INVALID = 20266, 20267, 20268, 20269, 20270
+SUCCESS, NOT_INITIALIZED, NOT_AVAILABLE = H.SUCCESS, H.NOT_INITIALIZED, H.NOT_AVAILABLE
+P1INVALID, P2INVALID, P3INVALID = H.P_INVALID[1], H.P_INVALID[2], H.P_INVALID[3]
 SIM_DEVICE = 0
 """Index of the one simulated spectrograph."""
 
-DESCRIPTIONS: dict[int, str] = {
-    20201: "Communication error",
-    20202: "Success",
-    20249: "The command failed",
-    20266: "The first parameter was out of range",
-    20267: "The second parameter was out of range",
-    20268: "The third parameter was out of range",
-    20269: "The fourth parameter was out of range",
-    20270: "The fifth parameter was out of range",
-    20275: "The requested spectrograph was not initialized",
-    20292: "The requested spectrograph was not available",
-}
-"""Texts of the simulated GetFunctionReturnDescription (the real SDK's wording may differ)."""
-
-
-@dataclass(frozen=True)
-class SimGrating:
-    """One grating of the turret."""
-
-    lines_per_mm: float
-    blaze: str
-    home: int = 0
-    offset: int = 0
-
-
-KYMERA_193I_GRATINGS = (
-    SimGrating(150.0, "500nm", home=10000, offset=0),
-    SimGrating(600.0, "500nm", home=20000, offset=0),
-    SimGrating(1200.0, "500nm", home=30000, offset=0),
-)
-"""The simulated turret: 150, 600 and 1200 l/mm, blazed at 500 nm."""
-
-SIM_OPTICS = {
-    "focal_length_mm": 193.0,
-    "deviation_angle_deg": 26.0,  # assumption: 2 x 13 deg (see the module docstring)
-    "focal_tilt_deg": 0.0,
-    "max_rotation_deg": 40.0,  # assumption: largest grating rotation of the wavelength drive
-}
-
-
-def calibration_nm(
-    lines_per_mm: float,
-    center_nm: float,
-    number_pixels: int,
-    pixel_width_um: float,
-    focal_length_mm: float = SIM_OPTICS["focal_length_mm"],
-    deviation_angle_deg: float = SIM_OPTICS["deviation_angle_deg"],
-) -> np.ndarray:
-    """Wavelength (nm, float64) of each pixel centre, from the grating equation (first order).
-
-    See the module docstring for the geometry.  Pure function of its arguments.
-    """
-    d_nm = 1e6 / lines_per_mm
-    half_deviation = math.radians(deviation_angle_deg) / 2
-    psi = math.asin(center_nm / (2 * d_nm * math.cos(half_deviation)))
-    alpha, beta_c = psi + half_deviation, psi - half_deviation
-    x_mm = (np.arange(number_pixels, dtype=np.float64) - (number_pixels - 1) / 2) * pixel_width_um * 1e-3
-    beta = beta_c + np.arctan(x_mm / focal_length_mm)
-    return d_nm * (math.sin(alpha) + np.sin(beta))
-
-
-def max_wavelength_nm(lines_per_mm: float, optics: dict[str, float] = SIM_OPTICS) -> float:
-    """Longest centre wavelength the drive reaches with a grating (nm)."""
-    d_nm = 1e6 / lines_per_mm
-    half_deviation = math.radians(optics["deviation_angle_deg"]) / 2
-    return 2 * d_nm * math.cos(half_deviation) * math.sin(math.radians(optics["max_rotation_deg"]))
-
-
-def _store_text(buffer: Any, text: str, size: int | None = None) -> None:
-    """Copy ``text`` into a caller's char buffer, truncated to its size (NUL-terminated)."""
-    capacity = ctypes.sizeof(buffer) if size is None else min(int(size), ctypes.sizeof(buffer))
-    raw = text.encode("latin-1")[: max(capacity - 1, 0)]
-    ctypes.memmove(buffer, raw + b"\0", len(raw) + 1)
+NUMBER_PIXELS_RANGE = (1, 16384)
+PIXEL_WIDTH_UM_RANGE = (1.0, 100.0)
+"""What the simulated SetNumberPixels / SetPixelWidth accept (the headers state no limit: sanity
+bounds of this simulator, an *assumption*)."""
 
 
 def _logical_name(name: str) -> str:
     """``"_SetGrating"``, ``"ShamrockSetGrating"``, ``"ATSpectrographSetGrating"`` -> ``"SetGrating"``."""
     name = name.lstrip("_")
-    for prefix in PREFIXES.values():
+    for generation, prefix in H.PREFIXES.items():
         if name.startswith(prefix):
-            return name[len(prefix):]
+            suffix = name[len(prefix):]
+            renamed = {vendor: logical for logical, vendor in H.RENAMED.get(generation, {}).items()}
+            return renamed.get(suffix, suffix)
     return name
 
 
+def _one_device(library: Any, values: list[Any]) -> int | None:
+    """Entry check of the per-device functions: a device index other than the one simulated is P1INVALID."""
+    return None if values and values[0] == SIM_DEVICE else P1INVALID
+
+
 def _vendor(requires_init: bool = True, per_device: bool = True) -> Callable[[Callable[..., int]], Callable[..., int]]:
-    """Common entry of every function: lock, injected error, init check, device index, ctypes unwrapped.
-
-    ``per_device``: the first argument is the device index; any but 0 returns P1INVALID.
-    """
-
-    def decorate(func: Callable[..., int]) -> Callable[..., int]:
-        logical = _logical_name(func.__name__)
-
-        @functools.wraps(func)
-        def wrapper(self: "_SimSpectrographCore", *args: Any) -> int:
-            fault = self._fault_schedule.enter(logical)  # may block (mode hang), outside the lock
-            with self._lock:
-                self.calls.append(logical)
-                if fault is not None:
-                    return fault.code
-                injected = self._injected.pop(logical, None)
-                if injected is not None:
-                    return injected
-                if requires_init and not self.initialized:
-                    return NOT_INITIALIZED
-                values = [_num(a) for a in args]
-                if per_device and (not values or values[0] != SIM_DEVICE):
-                    return P1INVALID
-                return func(self, *values)
-
-        wrapper.returns_status = True  # type: ignore[attr-defined]
-        return wrapper
-
-    return decorate
+    """The common entry (:mod:`sim_backends.vendor_entry`) under the logical name; ``per_device``: the
+    first argument is the device index, and any but 0 returns P1INVALID."""
+    return status_function(requires_init, _one_device if per_device else None)
 
 
-class _SimSpectrographCore:
+class _SimSpectrographCore(SimVendorLibrary):
     """The Kymera 193i behind logical function names (``_SetGrating``...); see the module docstring.
 
     Args:
@@ -195,6 +92,7 @@ class _SimSpectrographCore:
     """
 
     generation = "shamrock"
+    NOT_INITIALIZED = NOT_INITIALIZED
 
     def __init__(
         self,
@@ -216,9 +114,8 @@ class _SimSpectrographCore:
         created_s = time.monotonic()
         self._fault_schedule = FaultSchedule(
             faults,
-            status_functions={_logical_name(n) for n in dir(type(self))
-                              if getattr(getattr(type(self), n), "returns_status", False)},
-            check_code=nonzero_status(SUCCESS, f"{COMMUNICATION_ERROR} (communication error)"),
+            status_functions={_logical_name(n) for n in status_functions(type(self))},
+            check_code=nonzero_status(SUCCESS, f"{H.COMMUNICATION_ERROR} (communication error)"),
             elapsed_s=lambda: time.monotonic() - created_s,
             canonical=_logical_name,
         )
@@ -232,20 +129,17 @@ class _SimSpectrographCore:
         # Device state (persists across Initialize/Close, as the instrument's does).
         self.grating = 1
         self.center_nm = 600.0
-        self.slit_width_um = {index: 100.0 for index in CONSTANTS["slit_indices"].values()}
-        self.shutter_mode = 0
-        self.number_pixels = CONSTANTS["camera_number_pixels"]
-        self.pixel_width_um = CONSTANTS["camera_pixel_width_um"]
+        self.slit_width_um = {index: 100.0 for index in H.SLIT_INDICES.values()}
+        self.shutter_mode = H.SHUTTER_MODES["closed"]
+        self.number_pixels = CAMERA_NUMBER_PIXELS
+        self.pixel_width_um = CAMERA_PIXEL_WIDTH_UM
 
-    # --- test hooks and read-only views -------------------------------------------------
-    def inject_error(self, function: str, code: int) -> None:
-        """Make the next call of ``function`` (``"SetGrating"`` or ``"ShamrockSetGrating"``) return ``code``."""
-        self._injected[_logical_name(function)] = int(code)
+    # --- the entry under logical names, and read-only views ----------------------------
+    def _entry_name(self, function: str) -> str:
+        return _logical_name(function)
 
-    @property
-    def faults_fired(self) -> list[tuple[str, str]]:
-        """(function, mode) of every scheduled fault that fired, in order (logical names)."""
-        return list(self._fault_schedule.fired)
+    def _log_call(self, name: str, args: tuple[Any, ...]) -> None:
+        self.calls.append(name)
 
     def calibration_nm(self) -> np.ndarray:
         """The current calibration exactly as GetCalibration returns it (float32 values, as float64)."""
@@ -279,26 +173,26 @@ class _SimSpectrographCore:
 
     @_vendor(requires_init=False, per_device=False)
     def _GetFunctionReturnDescription(self, code: int, text: Any, size: int) -> int:
-        if code not in STATUS_SUFFIXES:
+        if code not in H.RETURN_DESCRIPTIONS:
             return P1INVALID
-        _store_text(text, DESCRIPTIONS[code], size)
+        store_text(text, H.RETURN_DESCRIPTIONS[code], size)
         return SUCCESS
 
     @_vendor()
     def _GetSerialNumber(self, device: int, serial: Any, size: int | None = None) -> int:
-        _store_text(serial, self._serial, size)
+        store_text(serial, self._serial, size)
         return SUCCESS
 
     @_vendor()
     def _EepromGetOpticalParams(self, device: int, focal_length: Any, deviation: Any, tilt: Any) -> int:
-        _store(focal_length, self.optics["focal_length_mm"] * 1e-3 / CONSTANTS["focal_length_unit_m"])
+        _store(focal_length, self.optics["focal_length_mm"] * 1e-3 / H.FOCAL_LENGTH_UNIT_M)
         _store(deviation, self.optics["deviation_angle_deg"])
         _store(tilt, self.optics["focal_tilt_deg"])
         return SUCCESS
 
     # --- gratings and wavelength --------------------------------------------------------
     def _valid_grating(self, grating: int) -> bool:
-        return 1 <= grating <= len(self._gratings)
+        return H.GRATING_MIN <= grating < H.GRATING_MIN + len(self._gratings)
 
     @_vendor()
     def _GetNumberGratings(self, device: int, count: Any) -> int:
@@ -326,7 +220,7 @@ class _SimSpectrographCore:
             return P2INVALID
         info = self._gratings[grating - 1]
         _store(lines, info.lines_per_mm)
-        _store_text(blaze, info.blaze, size)
+        store_text(blaze, info.blaze, size)
         _store(home, info.home)
         _store(offset, info.offset)
         return SUCCESS
@@ -368,7 +262,7 @@ class _SimSpectrographCore:
     def _SetAutoSlitWidth(self, device: int, index: int, width_um: float) -> int:
         if not self._valid_slit(index) or not self._has_slit:
             return P2INVALID
-        low, high = LIMITS["slit_width_um"]
+        low, high = H.SLIT_WIDTH_UM
         if not low <= width_um <= high:
             return P3INVALID
         self.slit_width_um[index] = float(width_um)
@@ -390,7 +284,7 @@ class _SimSpectrographCore:
     def _SetShutter(self, device: int, mode: int) -> int:
         if not self._has_shutter:
             return NOT_AVAILABLE
-        if mode not in CONSTANTS["shutter_modes"].values():
+        if mode not in H.SHUTTER_MODES.values():
             return P2INVALID
         self.shutter_mode = int(mode)
         return SUCCESS
@@ -405,7 +299,7 @@ class _SimSpectrographCore:
     # --- calibration --------------------------------------------------------------------
     @_vendor()
     def _SetNumberPixels(self, device: int, number: int) -> int:
-        low, high = LIMITS["number_pixels"]
+        low, high = NUMBER_PIXELS_RANGE
         if not low <= number <= high:
             return P2INVALID
         self.number_pixels = int(number)
@@ -419,7 +313,7 @@ class _SimSpectrographCore:
 
     @_vendor()
     def _SetPixelWidth(self, device: int, width_um: float) -> int:
-        low, high = LIMITS["pixel_width_um"]
+        low, high = PIXEL_WIDTH_UM_RANGE
         if not low <= width_um <= high:
             return P2INVALID
         self.pixel_width_um = float(width_um)
@@ -435,7 +329,7 @@ class _SimSpectrographCore:
     def _GetCalibration(self, device: int, values: Any, number: int) -> int:
         if number != self.number_pixels:  # strict: the array must hold exactly the pixels set
             return P3INVALID
-        np.ctypeslib.as_array(values, shape=(number,))[:] = self.calibration_nm()
+        copy_out(values, self.calibration_nm().astype(np.float32))
         return SUCCESS
 
 
@@ -450,11 +344,15 @@ def _exported(logical: str) -> Callable[..., int]:
 
 
 def _with_vendor_names(cls: type) -> type:
-    """Give a generation class the exported names of every function in its table."""
-    for logical in FUNCTIONS[cls.generation]:
-        name = vendor_name(cls.generation, logical)
-        if name not in cls.__dict__:
-            setattr(cls, name, _exported(logical))
+    """Give a generation class the exported name (prefix, renames: ``shamrock_header``) of every vendor
+    function of the core (the ``_<Logical>`` methods)."""
+    prefix, renamed = H.PREFIXES[cls.generation], H.RENAMED.get(cls.generation, {})
+    for attribute in dir(_SimSpectrographCore):
+        if attribute[1:2].isupper() and getattr(getattr(_SimSpectrographCore, attribute), "returns_status", False):
+            logical = attribute[1:]
+            name = prefix + renamed.get(logical, logical)
+            if name not in cls.__dict__:
+                setattr(cls, name, _exported(logical))
     return cls
 
 

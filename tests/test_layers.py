@@ -14,7 +14,7 @@ QT = {"PyQt6", "pyqtgraph"}
 FORBIDDEN = {
     "labctl": QT | {"gui", "drivers", "sim_backends"},
     "drivers": QT | {"gui", "sim_backends"},
-    "sim_backends": QT | {"gui"},
+    "sim_backends": QT | {"gui", "drivers"},
 }
 """Top-level packages each layer may not import (gui may import anything)."""
 
@@ -53,8 +53,9 @@ def test_driver_and_simulator_transcriptions_of_the_vendor_headers_agree() -> No
     """Each simulated library holds its own copy of its header's facts (nothing from drivers/): where
     both copies name the same fact, they must agree, or one of them is wrong."""
     from drivers.andor.atmcd import CODE_OF_NAME, CONSTANTS as ANDOR
+    from drivers.andor_shamrock import shamrock as S
     from drivers.qutag.tdcbase import CONSTANTS as QUTAG, LIMITS
-    from sim_backends import atmcd_header as A, qutag_header as Q
+    from sim_backends import atmcd_header as A, qutag_header as Q, shamrock_header as SH
 
     for name in ("DRV_SUCCESS", "DRV_ERROR_ACK", "DRV_NO_NEW_DATA", "DRV_GENERAL_ERRORS", "DRV_ACQUIRING", "DRV_IDLE",
                  "DRV_NOT_INITIALIZED", "DRV_INVALID_MODE"):
@@ -67,3 +68,13 @@ def test_driver_and_simulator_transcriptions_of_the_vendor_headers_agree() -> No
             Q.DEAD_TIME_PS) == tuple(LIMITS[k] for k in ("sync_divider_values", "threshold_v", "delay_ps",
                                                           "exposure_time_ms", "buffer_size_tags", "channel_mask_max",
                                                           "dead_time_ps"))
+    code_of_suffix = {suffix: code for code, suffix in S.STATUS_SUFFIXES.items()}
+    assert set(SH.RETURN_DESCRIPTIONS) == set(S.STATUS_SUFFIXES)
+    assert (SH.SUCCESS, SH.COMMUNICATION_ERROR, SH.ERROR, SH.NOT_INITIALIZED, SH.NOT_AVAILABLE) == (
+        S.SUCCESS, *(code_of_suffix[n] for n in ("COMMUNICATION_ERROR", "ERROR", "NOT_INITIALIZED", "NOT_AVAILABLE")))
+    assert SH.P_INVALID == {n: code_of_suffix[f"P{n}INVALID"] for n in range(1, 6)}
+    assert SH.PREFIXES == S.PREFIXES
+    assert {g: SH.RENAMED.get(g, {}) for g in S.RENAMED} == S.RENAMED
+    assert (SH.SLIT_INDICES, SH.SHUTTER_MODES, SH.SLIT_WIDTH_UM, SH.FOCAL_LENGTH_UNIT_M) == (
+        S.CONSTANTS["slit_indices"], S.CONSTANTS["shutter_modes"], S.LIMITS["slit_width_um"],
+        S.CONSTANTS["focal_length_unit_m"])

@@ -277,6 +277,16 @@ def test_atspectrograph_library_works_the_same_with_its_own_names(make_rig):
         rig.kymera.center_wavelength_nm(610)
 
 
+def test_atspectrograph_renamed_function_takes_an_injected_error_by_its_exported_name(make_rig):
+    """``ATSpectrographSetSlitWidth`` is ``ShamrockSetAutoSlitWidth`` renamed (atspectrograph.h): an error
+    injected under the exported name must reach that function (it once waited under "SetSlitWidth")."""
+    rig = make_rig(SimATSpectrograph)
+    rig.sim.inject_error("ATSpectrographSetSlitWidth", 20249)
+    with pytest.raises(ShamrockError, match=r"ATSpectrographSetSlitWidth: ATSPECTROGRAPH_ERROR \(20249\)"):
+        rig.kymera.slit_width_um(50)
+    assert rig.sim.slit_width_um[2] == 100.0
+
+
 def test_prototypes_sim_and_driver_use_the_same_function_names():
     source = Path(kymera_module.__file__).read_text()
     called = set(re.findall(r'call\(\s*"(\w+)"', source))
