@@ -263,7 +263,7 @@ def test_a_wrong_argtypes_is_caught_by_the_stub(stub_paths, instruments):
     """tdcbase.h: ``double threshold``. Declared as c_float, the stub receives another number."""
     qutag, rec = make_qutag(stub_paths["tdcbase"], instruments)
     check_threshold_marshalling(qutag, rec, 0.73)  # the real prototype passes
-    func = qutag._lib.TDC_configureSignalConditioning
+    func = qutag._sdk.lib.TDC_configureSignalConditioning
     func.argtypes = [ctypes.c_int32, c_int, ctypes.c_int32, c_float]  # the deliberate mistake
     with pytest.raises(AssertionError, match="stub received threshold") as info:
         check_threshold_marshalling(qutag, rec, 0.73)
@@ -373,7 +373,7 @@ def test_a_wrong_float_argtypes_is_caught_by_the_stub(stub_paths, instruments):
     """atmcdLXd.h: ``SetExposureTime(float time)``. Declared as c_double, the stub receives garbage."""
     cam, rec = make_ixon(stub_paths["atmcd"], instruments)
     check_exposure_marshalling(cam, rec, 0.05)
-    cam._lib.SetExposureTime.argtypes = [c_double]
+    cam._sdk.lib.SetExposureTime.argtypes = [c_double]
     with pytest.raises(AssertionError, match="stub received exposure"):
         check_exposure_marshalling(cam, rec, 0.05)
 

@@ -1,8 +1,8 @@
 """QCoDeS driver of the Andor iXon Ultra 888 EMCCD (Andor SDK2), a labctl ``Camera``.
 
-The driver calls the SDK2 functions with ctypes arguments, exactly as for the real
-``atmcd64d.dll`` / ``libandor.so``; its library object is injected (the real one,
-loaded by :func:`drivers.andor.atmcd.load_atmcd`, or
+The driver calls the SDK2 functions through :class:`drivers.andor.atmcd.AndorSDK` with
+Python values; its library object is injected (the real ``atmcd64d.dll`` /
+``libandor.so``, loaded by :func:`drivers.andor.atmcd.load_atmcd`, or
 ``sim_backends.andor_sim.SimAndorSDK``), and it never knows which.
 
 Settings are QCoDeS parameters whose value is cached: a set validates, sends the
@@ -15,8 +15,8 @@ camera to the parameters' initial values (FVB, run till abort, external trigger,
 
 Frames (the :class:`labctl.interfaces.Camera` protocol, polled by the engine):
 ``start_frames`` arms the acquisition; ``read_frames`` reads the camera's circular
-buffer BY IMAGE NUMBER (``GetNumberNewImages`` + ``GetImages16``), so a frame that
-was overwritten or never delivered leaves a gap in the numbers: it is counted in
+buffer BY IMAGE NUMBER (:mod:`drivers.andor.ixon_frames`), so a frame that was
+overwritten or never delivered leaves a gap in the numbers: it is counted in
 ``frames_skipped`` and its index reported by ``read_skipped_frames()`` /
 ``skipped_frame_indices()``, never silently shifted.  Frame index = SDK image number
 - 1: 0-based, counted from ``start_frames``.  In external trigger mode frame i was
@@ -26,93 +26,36 @@ exposed from the i-th frame-clock edge after ``start_frames`` for ``actual_expos
 from __future__ import annotations
 
 import logging
-import math
 import threading
 import time
-from ctypes import POINTER, byref, c_float, c_int, c_uint16, create_string_buffer
 from typing import Any
 
 import numpy as np
 from qcodes.instrument import Instrument
 from qcodes.parameters import Parameter
-from qcodes.validators import Bool, Enum, Ints, Numbers, Validator
+from qcodes.validators import Bool, Enum, Ints, Numbers
 
 from drivers.andor import atmcd
 from drivers.andor.atmcd import (
     CONSTANTS,
     DRV_ACQUIRING,
-    DRV_GENERAL_ERRORS,
     DRV_IDLE,
-    DRV_NO_NEW_DATA,
     DRV_SUCCESS,
     LIMITS,
     TEMPERATURE_STATES,
-    at_32,
+    AndorSDK,
     default_init_dir,
     load_atmcd,
 )
+from drivers.andor.ixon_frames import FRAME_DTYPE, INDEX_DTYPE, FrameBuffer
+from drivers.andor.ixon_settings import CameraSettingError, EmGain, PositiveNumber
 from labctl.errors import InstrumentError
 
 log = logging.getLogger(__name__)
 
-FRAME_DTYPE = np.dtype(np.uint16)
-INDEX_DTYPE = np.dtype(np.int64)
+__all__ = ["IXonUltra888", "CameraSettingError", "FRAME_DTYPE", "INDEX_DTYPE"]
+
 _IMAGE_KEYS = ("hbin", "vbin", "hstart", "hend", "vstart", "vend")
-
-
-class CameraSettingError(InstrumentError, ValueError):
-    """A camera setting was refused by the driver before anything was sent."""
-
-    def __str__(self) -> str:
-        # QCoDeS appends context ("setting cam_x to 3") to args; show it readably.
-        return "; ".join(str(a) for a in self.args)
-
-
-class _PositiveNumber(Validator[float]):
-    """A finite number > 0 and <= ``max_value``."""
-
-    is_numeric = True
-
-    def __init__(self, max_value: float, unit: str) -> None:
-        self._max = float(max_value)
-        self._unit = unit
-        self._valid_values = (min(1.0, self._max),)
-
-    def validate(self, value: float, context: str = "") -> None:
-        ok_type = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
-        if not (ok_type and math.isfinite(value) and 0 < value <= self._max):
-            raise ValueError(f"{value!r} is invalid: must be > 0 and <= {self._max:g} ({self._unit}); {context}")
-
-    def __repr__(self) -> str:
-        return f"a number > 0 and <= {self._max:g}"
-
-
-class _EmGain(Validator[int]):
-    """EM gain in ``[low, 1000]``; above 300 only while ``em_advanced`` is on (sensor damage risk)."""
-
-    is_numeric = True
-
-    def __init__(self, low: int, advanced: Any) -> None:
-        self._low = int(low)
-        self._advanced = advanced
-        self._valid_values = (self._low, LIMITS["em_gain_safe_max"])
-
-    def validate(self, value: int, context: str = "") -> None:
-        safe, top = LIMITS["em_gain_safe_max"], LIMITS["em_gain_max_advanced"]
-        Ints(self._low, top).validate(value, context)
-        if value > safe and not self._advanced():
-            raise ValueError(
-                f"em_gain = {value}: above {safe} needs em_advanced = True, set explicitly first. "
-                f"EM gains above {safe} can permanently damage the sensor under strong light, and the "
-                f"manual advises against more than {top} and against more gain than needed to beat "
-                f"the read noise; nothing was sent to the camera; {context}"
-            )
-
-    def __repr__(self) -> str:
-        return (
-            f"an integer between {self._low} and {LIMITS['em_gain_safe_max']} "
-            f"(up to {LIMITS['em_gain_max_advanced']} with em_advanced = True)"
-        )
 
 
 class IXonUltra888(Instrument):
@@ -151,19 +94,17 @@ class IXonUltra888(Instrument):
     ) -> None:
         if library is None:
             library = load_atmcd(library_path)
+        sdk = AndorSDK(library)
         directory = default_init_dir() if init_dir is None else init_dir
         # Initialize before registering with QCoDeS, so a failure leaves nothing behind.
-        atmcd.call(library, "Initialize", directory.encode())
+        sdk.call("Initialize", directory)
         super().__init__(name, **kwargs)
-        self._lib: Any = library
+        self._sdk = sdk
         self._initialized = True
         self._lock = threading.RLock()
         self._warmup = (float(warmup_target_c), float(warmup_timeout_s), float(warmup_poll_s))
         self._streaming = False
-        self._armed_shape: tuple[int, ...] | None = None
-        self._next_number = 1
-        self._skipped_all: list[np.ndarray] = []
-        self._skipped_unread: list[np.ndarray] = []
+        self._frames = FrameBuffer(sdk, name)
         try:
             self._build()
         except BaseException:
@@ -172,14 +113,13 @@ class IXonUltra888(Instrument):
 
     # --- construction -----------------------------------------------------------------
     def _build(self) -> None:
-        width, height = self._get_ints("GetDetector", 2)
-        pixel_x, _ = self._get_floats("GetPixelSize", 2)
-        model = create_string_buffer(256)
-        self._call("GetHeadModel", model)
-        (serial,) = self._get_ints("GetCameraSerialNumber", 1)
-        t_min, t_max = self._get_ints("GetTemperatureRange", 2)
-        gain_low, _ = self._get_ints("GetEMGainRange", 2)
-        (cooler_on,) = self._get_ints("IsCoolerOn", 1)
+        width, height = self._call("GetDetector")
+        pixel_x, _ = self._call("GetPixelSize")
+        model = self._call("GetHeadModel")
+        serial = self._call("GetCameraSerialNumber")
+        t_min, t_max = self._call("GetTemperatureRange")
+        gain_low, _ = self._call("GetEMGainRange")
+        cooler_on = self._call("IsCoolerOn")
         self._serial = serial
 
         def fixed(name: str, value: Any, **kw: Any) -> Parameter:
@@ -191,7 +131,7 @@ class IXonUltra888(Instrument):
         self.pixel_width_um = fixed("pixel_width_um", float(pixel_x), unit="um")
         """Pixel pitch along x (the dispersion axis) from GetPixelSize: 13 um."""
 
-        self.head_model = fixed("head_model", model.value.decode("latin-1", errors="replace"))
+        self.head_model = fixed("head_model", model)
         """Head model string from GetHeadModel."""
 
         self.temperature_range_c = fixed("temperature_range_c", (t_min, t_max), unit="degC")
@@ -224,7 +164,7 @@ class IXonUltra888(Instrument):
 
         self.exposure_s = Parameter(
             "exposure_s", instrument=self, label="Exposure", unit="s",
-            vals=_PositiveNumber(LIMITS["exposure_s_max"], "s"), initial_cache_value=0.05,
+            vals=PositiveNumber(LIMITS["exposure_s_max"], "s"), initial_cache_value=0.05,
             get_cmd=None, set_cmd=lambda s: self._call("SetExposureTime", float(s)),
         )
         """Exposure time per frame in s (> 0); the camera rounds it: see actual_exposure_s."""
@@ -267,7 +207,7 @@ class IXonUltra888(Instrument):
 
         self.em_gain = Parameter(
             "em_gain", instrument=self, label="EM gain",
-            vals=_EmGain(gain_low, lambda: bool(self.em_advanced.cache.get())), initial_cache_value=gain_low,
+            vals=EmGain(gain_low, lambda: bool(self.em_advanced.cache.get())), initial_cache_value=gain_low,
             get_cmd=None, set_cmd=lambda g: self._call("SetEMCCDGain", int(g)),
         )
         """EM gain; above 300 needs em_advanced (sensor damage risk); the manual advises <= 1000."""
@@ -333,7 +273,7 @@ class IXonUltra888(Instrument):
         """Shutter: auto (open while exposing), open or closed (dark frames)."""
 
         self.frames_skipped = Parameter(
-            "frames_skipped", instrument=self, initial_cache_value=0, get_cmd=None, set_cmd=False,
+            "frames_skipped", instrument=self, get_cmd=lambda: self._frames.skipped_count, set_cmd=False,
         )
         """Frames lost since start_frames (overwritten in the circular buffer or never delivered)."""
 
@@ -351,24 +291,14 @@ class IXonUltra888(Instrument):
         self._send_single_track()
 
     # --- vendor calls -----------------------------------------------------------------
-    def _call(self, function: str, *args: Any, ok: tuple[int, ...] = (DRV_SUCCESS,)) -> int:
-        """Call an SDK2 function; raise AndorError unless its status is one of ``ok``."""
+    def _call(self, function: str, *inputs: Any, ok: tuple[int, ...] = (DRV_SUCCESS,)) -> Any:
+        """Call an SDK2 function; return its outputs; raise AndorError unless its status is one of ``ok``."""
         with self._lock:
-            return atmcd.call(self._lib, function, *args, ok=ok)
-
-    def _get_ints(self, function: str, n: int) -> list[int]:
-        values = [c_int() for _ in range(n)]
-        self._call(function, *(byref(v) for v in values))
-        return [int(v.value) for v in values]
-
-    def _get_floats(self, function: str, n: int) -> list[float]:
-        values = [c_float() for _ in range(n)]
-        self._call(function, *(byref(v) for v in values))
-        return [float(v.value) for v in values]
+            return self._sdk.call(function, *inputs, ok=ok)
 
     def _acquisition_timings(self) -> tuple[float, float, float]:
         """(exposure, accumulate, kinetic cycle) in s as the camera will run them."""
-        exposure, accumulate, kinetic = self._get_floats("GetAcquisitionTimings", 3)
+        exposure, accumulate, kinetic = self._call("GetAcquisitionTimings")
         return exposure, accumulate, kinetic
 
     def read_temperature(self) -> tuple[int, str]:
@@ -380,17 +310,17 @@ class IXonUltra888(Instrument):
         Raises:
             AndorError: another status, or ``DRV_ACQUIRING`` before any reading was made.
         """
-        value = c_int()
-        code = self._call("GetTemperature", byref(value), ok=(*TEMPERATURE_STATES, DRV_ACQUIRING))
+        with self._lock:
+            code, value = self._sdk.call_status("GetTemperature", ok=(*TEMPERATURE_STATES, DRV_ACQUIRING))
         if code == DRV_ACQUIRING:
             last = (self.temperature_c.cache.raw_value, self.temperature_state.cache.raw_value)
             if last[0] is None or last[1] is None:
                 raise atmcd.AndorError("GetTemperature", code)
             return int(last[0]), str(last[1])
         state = TEMPERATURE_STATES[code]
-        self.temperature_c.cache.set(int(value.value))
+        self.temperature_c.cache.set(int(value))
         self.temperature_state.cache.set(state)
-        return int(value.value), state
+        return int(value), state
 
     def _set_em_advanced(self, on: bool) -> None:
         safe = LIMITS["em_gain_safe_max"]
@@ -471,10 +401,7 @@ class IXonUltra888(Instrument):
                 raise InstrumentError(f"{self.name}.start_frames: already acquiring; call stop_frames() first")
             shape = self._frame_shape()
             self._call("StartAcquisition")
-            self._armed_shape = shape
-            self._next_number = 1
-            self._skipped_all, self._skipped_unread = [], []
-            self.frames_skipped.cache.set(0)
+            self._frames.start(shape)
             self._streaming = True
 
     def read_frames(self) -> tuple[np.ndarray, np.ndarray]:
@@ -486,66 +413,19 @@ class IXonUltra888(Instrument):
             ``(n, *frame_shape)``.  Allowed after stop_frames (drains what is left).
         """
         with self._lock:
-            shape = self._armed_shape
-            if shape is None:
+            if self._frames.shape is None:
                 raise InstrumentError(f"{self.name}.read_frames: no acquisition; call start_frames() first")
-            empty = (np.empty(0, INDEX_DTYPE), np.empty((0, *shape), FRAME_DTYPE))
-            for attempt in (1, 2):
-                total = at_32()
-                self._call("GetTotalNumberImagesAcquired", byref(total))
-                first, last = at_32(), at_32()
-                code = self._call("GetNumberNewImages", byref(first), byref(last), ok=(DRV_SUCCESS, DRV_NO_NEW_DATA))
-                if code == DRV_NO_NEW_DATA:
-                    # Every frame acquired before that call and not retrieved is gone.
-                    self._skip_until(int(total.value) + 1)
-                    return empty
-                f, l = int(first.value), int(last.value)
-                self._skip_until(f)
-                pixels = int(np.prod(shape))
-                buffer = np.empty((l - f + 1) * pixels, FRAME_DTYPE)
-                valid_first, valid_last = at_32(), at_32()
-                # SDK2 manual: a series overwritten meanwhile is DRV_GENERAL_ERRORS ("out of range"):
-                # ask again once (overwritten images then count as retrieved).
-                retry = (DRV_GENERAL_ERRORS,) if attempt == 1 else ()
-                code = self._call(
-                    "GetImages16", f, l, buffer.ctypes.data_as(POINTER(c_uint16)), buffer.size,
-                    byref(valid_first), byref(valid_last), ok=(DRV_SUCCESS, DRV_NO_NEW_DATA, *retry),
-                )
-                if code != DRV_GENERAL_ERRORS:
-                    break
-            if code == DRV_NO_NEW_DATA:  # overwritten between the two calls
-                self._skip_until(l + 1)
-                return empty
-            vf, vl = int(valid_first.value), int(valid_last.value)
-            self._skip_until(vf)
-            self._next_number = vl + 1
-            frames = buffer[: (vl - vf + 1) * pixels].reshape((vl - vf + 1, *shape))
-            return np.arange(vf - 1, vl, dtype=INDEX_DTYPE), frames
-
-    def _skip_until(self, number: int) -> None:
-        """Record the frames from the next expected number up to ``number`` (exclusive) as lost."""
-        if number <= self._next_number:
-            return
-        lost = np.arange(self._next_number - 1, number - 1, dtype=INDEX_DTYPE)
-        self._next_number = number
-        self._skipped_all.append(lost)
-        self._skipped_unread.append(lost)
-        count = int(self.frames_skipped.cache.get()) + lost.size
-        self.frames_skipped.cache.set(count)
-        log.warning("%s: %d frame(s) lost (indices %d..%d); %d lost since start_frames",
-                    self.name, lost.size, lost[0], lost[-1], count)
+            return self._frames.read()
 
     def read_skipped_frames(self) -> np.ndarray:
         """Indices (int64) of the frames found lost since the previous call; clears them."""
         with self._lock:
-            lost = np.concatenate(self._skipped_unread) if self._skipped_unread else np.empty(0, INDEX_DTYPE)
-            self._skipped_unread = []
-            return lost
+            return self._frames.read_skipped()
 
     def skipped_frame_indices(self) -> np.ndarray:
         """Indices (int64) of every frame found lost since start_frames."""
         with self._lock:
-            return np.concatenate(self._skipped_all) if self._skipped_all else np.empty(0, INDEX_DTYPE)
+            return self._frames.skipped_indices()
 
     def stop_frames(self) -> None:
         """Abort the acquisition (AbortAcquisition); frames already acquired stay readable."""
