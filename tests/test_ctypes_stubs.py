@@ -432,3 +432,19 @@ def test_kymera_status_code_becomes_shamrock_error_with_vendor_name_and_descript
         "error": "20267", "description": "ptr", "MaxDescStrLen": "64"
     }
     assert kymera.grating() == 1
+
+
+def test_a_buffer_that_does_not_fit_its_c_type_is_refused_before_the_call(stub_paths):
+    """The layer passes the caller's numpy array as ``WORD*``; an int32 array would be read as pairs of pixels."""
+    lib = load_atmcd(stub_paths["atmcd"])
+    rec = Recorder(lib)
+    sdk = atmcd.AndorSDK(lib)
+    with pytest.raises(TypeError, match=r"GetImages16: argument 3 must be a C-contiguous numpy array of 2-byte "
+                                        r"elements \(c_ushort\); got int32 array"):
+        sdk.call_status("GetImages16", 1, 2, np.empty(8, np.int32))
+    with pytest.raises(TypeError, match="GetImages16: argument 3 must be a C-contiguous"):
+        sdk.call_status("GetImages16", 1, 2, np.empty((4, 4), np.uint16)[:, ::2])  # strided view
+    assert rec.calls("GetImages16") == []
+    frames = np.zeros(6, np.uint16)
+    assert sdk.call_status("GetImages16", 1, 2, frames) == (atmcd.DRV_SUCCESS, (1, 2))
+    assert rec.last("GetImages16")["size"] == "6"  # the layer passes the array's size itself
