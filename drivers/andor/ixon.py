@@ -47,15 +47,12 @@ from drivers.andor.atmcd import (
     default_init_dir,
     load_atmcd,
 )
-from drivers.andor.ixon_frames import FRAME_DTYPE, INDEX_DTYPE, FrameBuffer
-from drivers.andor.ixon_settings import CameraSettingError, EmGain, PositiveNumber
+from drivers.andor.ixon_area import ReadoutArea
+from drivers.andor.ixon_frames import FrameBuffer
+from drivers.andor.ixon_settings import CameraSettingError, EmGain, PositiveNumber  # noqa: F401 - re-exported
 from labctl.errors import InstrumentError
 
 log = logging.getLogger(__name__)
-
-__all__ = ["IXonUltra888", "CameraSettingError", "FRAME_DTYPE", "INDEX_DTYPE"]
-
-_IMAGE_KEYS = ("hbin", "vbin", "hstart", "hend", "vstart", "vend")
 
 
 class IXonUltra888(Instrument):
@@ -218,39 +215,7 @@ class IXonUltra888(Instrument):
         )
         """fvb (full vertical binning: one spectrum), single_track (rows of the track binned) or image."""
 
-        self.single_track_centre_row = Parameter(
-            "single_track_centre_row", instrument=self, unit="row", vals=Ints(1, height),
-            initial_cache_value=height // 2, get_cmd=None,
-            set_cmd=lambda row: self._send_single_track(centre=row),
-        )
-        """Centre row (1-based) of the single track binned in read_mode single_track."""
-
-        self.single_track_height_rows = Parameter(
-            "single_track_height_rows", instrument=self, unit="rows", vals=Ints(1, height),
-            initial_cache_value=20, get_cmd=None,
-            set_cmd=lambda rows: self._send_single_track(height=rows),
-        )
-        """Height (rows) of the single track; it must fit on the sensor around its centre."""
-
-        limits = {"hbin": width, "vbin": height, "hstart": width, "hend": width, "vstart": height, "vend": height}
-        initial = {"hbin": 1, "vbin": 1, "hstart": 1, "hend": width, "vstart": 1, "vend": height}
-        docs = {
-            "hbin": "Columns binned per image pixel (read_mode image); must divide the crop width.",
-            "vbin": "Rows binned per image pixel (read_mode image); must divide the crop height.",
-            "hstart": "First column of the image crop (1-based, inclusive).",
-            "hend": "Last column of the image crop (1-based, inclusive).",
-            "vstart": "First row of the image crop (1-based, inclusive).",
-            "vend": "Last row of the image crop (1-based, inclusive).",
-        }
-        self._image_params: dict[str, Parameter] = {}
-        for key in _IMAGE_KEYS:
-            param = Parameter(
-                f"image_{key}", instrument=self, unit="px", vals=Ints(1, limits[key]),
-                initial_cache_value=initial[key], docstring=docs[key], get_cmd=None,
-                set_cmd=lambda value, key=key: self._send_image(**{key: value}),
-            )
-            setattr(self, f"image_{key}", param)
-            self._image_params[key] = param
+        self._area = ReadoutArea(self, width, height)
 
         self.acquisition_mode = Parameter(
             "acquisition_mode", instrument=self, val_mapping=CONSTANTS["acquisition_modes"],
@@ -287,8 +252,8 @@ class IXonUltra888(Instrument):
                       self.kinetic_cycle_time_s, self.number_kinetics, self.frame_transfer,
                       self.em_advanced, self.em_gain, self.shutter, self.temperature_setpoint_c):
             param.set(param.cache.get())
-        self._send_image()
-        self._send_single_track()
+        self._area.send_image()
+        self._area.send_single_track()
 
     # --- vendor calls -----------------------------------------------------------------
     def _call(self, function: str, *inputs: Any, ok: tuple[int, ...] = (DRV_SUCCESS,)) -> Any:
@@ -338,34 +303,6 @@ class IXonUltra888(Instrument):
             CONSTANTS["shutter_closing_ms"], CONSTANTS["shutter_opening_ms"],
         )
 
-    def _send_single_track(self, centre: int | None = None, height: int | None = None) -> None:
-        centre = self.single_track_centre_row.cache.get() if centre is None else int(centre)
-        height = self.single_track_height_rows.cache.get() if height is None else int(height)
-        rows = self.detector_shape.cache.get()[1]
-        top = centre - height // 2
-        if top < 1 or top + height - 1 > rows:
-            raise CameraSettingError(
-                f"{self.name}: single track centre row {centre}, height {height}: rows {top}..{top + height - 1} "
-                f"must lie within 1..{rows}; nothing was sent to the camera"
-            )
-        self._call("SetSingleTrack", centre, height)
-
-    def _send_image(self, **change: int) -> None:
-        area = {key: int(change.get(key, self._image_params[key].cache.get())) for key in _IMAGE_KEYS}
-        problems = []
-        for axis, start, end, binning in (("h", "hstart", "hend", "hbin"), ("v", "vstart", "vend", "vbin")):
-            size = area[end] - area[start] + 1
-            if size < 1:
-                problems.append(f"image_{start} = {area[start]} must be <= image_{end} = {area[end]}")
-            elif size % area[binning]:
-                problems.append(f"crop {'width' if axis == 'h' else 'height'} {size} must be a multiple of "
-                                f"image_{binning} = {area[binning]}")
-        if problems:
-            raise CameraSettingError(
-                f"{self.name}: image area {area}: " + "; ".join(problems) + "; nothing was sent to the camera"
-            )
-        self._call("SetImage", *(area[key] for key in _IMAGE_KEYS))
-
     def set_image_area(self, **area: int) -> None:
         """Set several of hbin, vbin, hstart, hend, vstart, vend at once (one SetImage call).
 
@@ -373,21 +310,10 @@ class IXonUltra888(Instrument):
             CameraSettingError / ValueError: unknown key, value out of range, or crop not a
                 multiple of the binning; nothing is sent and no parameter changes.
         """
-        unknown = set(area) - set(_IMAGE_KEYS)
-        if unknown:
-            raise CameraSettingError(f"{self.name}.set_image_area: unknown {sorted(unknown)}; allowed: {_IMAGE_KEYS}")
-        for key, value in area.items():
-            self._image_params[key].validate(value)
-        self._send_image(**area)
-        for key, value in area.items():
-            self._image_params[key].cache.set(int(value))
+        self._area.set_image_area(**area)
 
     def _frame_shape(self) -> tuple[int, ...]:
-        width, _ = self.detector_shape.cache.get()
-        if self.read_mode.cache.get() != "image":
-            return (width,)
-        p = {key: self._image_params[key].cache.get() for key in _IMAGE_KEYS}
-        return ((p["vend"] - p["vstart"] + 1) // p["vbin"], (p["hend"] - p["hstart"] + 1) // p["hbin"])
+        return self._area.frame_shape(self.read_mode.cache.get())
 
     # --- labctl.interfaces.Camera ------------------------------------------------------
     def start_frames(self) -> None:
