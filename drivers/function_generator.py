@@ -28,6 +28,7 @@ from qcodes.instrument import InstrumentChannel, VisaInstrument
 from qcodes.parameters import Parameter
 from qcodes.validators import Bool, Enum, Ints, Numbers
 
+from drivers.errors import DriverError
 from labctl.errors import InstrumentError
 
 log = logging.getLogger(__name__)
@@ -56,7 +57,7 @@ _NO_ERROR = re.compile(r"^\s*\+?0\s*,")
 _INFINITE_LOAD_OHM = 9.9e37
 
 
-class FunctionGeneratorError(InstrumentError):
+class FunctionGeneratorError(DriverError):
     """The generator queued an error after a command.
 
     Attributes:
@@ -68,10 +69,6 @@ class FunctionGeneratorError(InstrumentError):
         self.command = command
         self.errors = errors
         super().__init__(f"{instrument}: the generator reported {'; '.join(errors)} after {command!r}")
-
-    def __str__(self) -> str:
-        # QCoDeS appends context ("setting fg_ch1_frequency_hz to ...") to args; show it readably.
-        return "; ".join(str(a) for a in self.args)
 
 
 def _format_number(value: float) -> str:

@@ -20,20 +20,52 @@ import logging
 from typing import Any
 
 from qcodes.instrument import Instrument
-from qcodes.validators import Enum, Numbers, Strings
+from qcodes.validators import Enum, Numbers, Strings, Validator
 
 from labctl.errors import InstrumentError
 from labctl.interfaces import TriggerOutput
 
 log = logging.getLogger(__name__)
 
-# Facts not confirmed against a primary source (instruments.md marks them *unverified*).
+# Facts not confirmed against a primary source (instruments.md marks them *unverified*;
+# docs/vendor_facts.md, "PDL 800-D", says what each rests on).
 PDL800D_UNVERIFIED = {
     "internal_rate_range_hz": (31.25e3, 80e6),
+    # The internal rates: the 80 MHz base clock (the top of the -D's range) divided by
+    # 1, 2, 4, 8, 16 (the PDL 800 family's divider, PDL 800-B manual).  The quoted lower
+    # end of the range, 31.25 kHz, is not reached this way: the unit has lower rates no
+    # public source lists.  Add them here from the lab's front panel.
+    "internal_rates_hz": (5e6, 10e6, 20e6, 40e6, 80e6),
     "external_trigger_max_hz": 80e6,
     "external_trigger_delay_ns": 12.0,
     "head_wavelength_nm": 405.0,
 }
+
+
+DEFAULT_INTERNAL_RATE_HZ = 5e6
+"""The lowest listed internal rate: nearest the paper's 1 MHz, and the lightest sync load on the tagger."""
+
+
+class InternalRate(Validator[float]):
+    """One of the PDL 800-D's internal repetition rates (Hz), from ``PDL800D_UNVERIFIED["internal_rates_hz"]``."""
+
+    is_numeric = True
+
+    def __init__(self, rates_hz: tuple[float, ...]) -> None:
+        self._rates_hz = tuple(sorted(float(rate) for rate in rates_hz))
+        self._valid_values = self._rates_hz
+
+    def validate(self, value: float, context: str = "") -> None:
+        ok_type = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if not (ok_type and float(value) in self._rates_hz):
+            allowed = ", ".join(f"{rate:g}" for rate in self._rates_hz)
+            raise ValueError(
+                f"{value!r} Hz is not an internal rate of the PDL 800-D; allowed: {allowed} Hz "
+                f"(other rates: trigger_source external); {context}"
+            )
+
+    def __repr__(self) -> str:
+        return f"<one of {', '.join(f'{rate:g}' for rate in self._rates_hz)} Hz>"
 
 
 def _external_rate_validator(trigger_output: TriggerOutput | None) -> Numbers:
@@ -65,7 +97,6 @@ class PDL800D(Instrument):
     def __init__(self, name: str, trigger_output: TriggerOutput | None = None, **kwargs: Any) -> None:
         super().__init__(name, **kwargs)
         self._trigger_output = trigger_output
-        low, high = PDL800D_UNVERIFIED["internal_rate_range_hz"]
 
         self.trigger_source = self.add_parameter(
             "trigger_source", initial_value="external" if trigger_output is not None else "internal",
@@ -73,9 +104,10 @@ class PDL800D(Instrument):
         )
         """Front-panel trigger source: internal clock or external trigger input."""
         self.internal_rate_hz = self.add_parameter(
-            "internal_rate_hz", unit="Hz", initial_value=1e6, vals=Numbers(low, high), set_cmd=None, get_cmd=None,
+            "internal_rate_hz", unit="Hz", initial_value=DEFAULT_INTERNAL_RATE_HZ,
+            vals=InternalRate(PDL800D_UNVERIFIED["internal_rates_hz"]), set_cmd=None, get_cmd=None,
         )
-        """Front-panel internal repetition rate (recorded; set by the operator)."""
+        """Front-panel internal repetition rate in Hz, one of its internal rates (recorded; set by the operator)."""
         self.external_rate_hz = self.add_parameter(
             "external_rate_hz", unit="Hz", initial_value=1e6, vals=_external_rate_validator(trigger_output),
             set_cmd=self._set_external_rate, get_cmd=None,

@@ -263,7 +263,7 @@ def test_a_wrong_argtypes_is_caught_by_the_stub(stub_paths, instruments):
     """tdcbase.h: ``double threshold``. Declared as c_float, the stub receives another number."""
     qutag, rec = make_qutag(stub_paths["tdcbase"], instruments)
     check_threshold_marshalling(qutag, rec, 0.73)  # the real prototype passes
-    func = qutag._lib.TDC_configureSignalConditioning
+    func = qutag._sdk.lib.TDC_configureSignalConditioning
     func.argtypes = [ctypes.c_int32, c_int, ctypes.c_int32, c_float]  # the deliberate mistake
     with pytest.raises(AssertionError, match="stub received threshold") as info:
         check_threshold_marshalling(qutag, rec, 0.73)
@@ -373,7 +373,7 @@ def test_a_wrong_float_argtypes_is_caught_by_the_stub(stub_paths, instruments):
     """atmcdLXd.h: ``SetExposureTime(float time)``. Declared as c_double, the stub receives garbage."""
     cam, rec = make_ixon(stub_paths["atmcd"], instruments)
     check_exposure_marshalling(cam, rec, 0.05)
-    cam._lib.SetExposureTime.argtypes = [c_double]
+    cam._sdk.lib.SetExposureTime.argtypes = [c_double]
     with pytest.raises(AssertionError, match="stub received exposure"):
         check_exposure_marshalling(cam, rec, 0.05)
 
@@ -432,3 +432,19 @@ def test_kymera_status_code_becomes_shamrock_error_with_vendor_name_and_descript
         "error": "20267", "description": "ptr", "MaxDescStrLen": "64"
     }
     assert kymera.grating() == 1
+
+
+def test_a_buffer_that_does_not_fit_its_c_type_is_refused_before_the_call(stub_paths):
+    """The layer passes the caller's numpy array as ``WORD*``; an int32 array would be read as pairs of pixels."""
+    lib = load_atmcd(stub_paths["atmcd"])
+    rec = Recorder(lib)
+    sdk = atmcd.AndorSDK(lib)
+    with pytest.raises(TypeError, match=r"GetImages16: argument 3 must be a C-contiguous numpy array of 2-byte "
+                                        r"elements \(c_ushort\); got int32 array"):
+        sdk.call_status("GetImages16", 1, 2, np.empty(8, np.int32))
+    with pytest.raises(TypeError, match="GetImages16: argument 3 must be a C-contiguous"):
+        sdk.call_status("GetImages16", 1, 2, np.empty((4, 4), np.uint16)[:, ::2])  # strided view
+    assert rec.calls("GetImages16") == []
+    frames = np.zeros(6, np.uint16)
+    assert sdk.call_status("GetImages16", 1, 2, frames) == (atmcd.DRV_SUCCESS, (1, 2))
+    assert rec.last("GetImages16")["size"] == "6"  # the layer passes the array's size itself

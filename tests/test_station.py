@@ -93,7 +93,7 @@ def test_station_file_errors_name_the_file(tmp_path):
 def test_runtime_change_with_one_bad_value_changes_nothing(make_station):
     station = make_station()
     tagger = station.tagger
-    device = tagger._lib  # the simulated tdcbase: what the "device" holds
+    device = tagger._sdk.lib  # the simulated tdcbase: what the "device" holds
     assert (tagger.sync_divider(), device.sync_divider, tagger.ch1.threshold_v()) == (4, 4, 1.0)
     with pytest.raises(ConfigError, match=r"buffer_size = 0: must be an integer between 1 and 1000000"):
         station.configure("tagger", {"sync_divider": 2, "ch1": {"threshold_v": 0.5}, "buffer_size": 0})

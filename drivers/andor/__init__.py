@@ -4,6 +4,7 @@ Importing this package never loads the vendor library; ``IXonUltra888(name)`` do
 """
 
 from drivers.andor.atmcd import AndorError, load_atmcd
-from drivers.andor.ixon import CameraSettingError, IXonUltra888
+from drivers.andor.ixon import IXonUltra888
+from drivers.andor.ixon_settings import CameraSettingError
 
 __all__ = ["IXonUltra888", "AndorError", "CameraSettingError", "load_atmcd"]

@@ -3,7 +3,8 @@
 Three things live here and nowhere else:
 
 * ``PROTOTYPES``: the C prototypes of the SDK2 functions the driver calls, as
-  ``{name: (restype, argtypes)}`` (every SDK2 function returns ``unsigned int``);
+  ``{name: (restype, argument specs)}`` (every SDK2 function returns ``unsigned int``;
+  specs as in :mod:`drivers.vendor_library`);
 * ``STATUS_NAMES`` and ``check()``: the one error check, which turns a status other
   than the accepted ones into an :class:`AndorError` carrying the function name and
   the vendor's name for the code (``DRV_P1INVALID``).  The temperature codes
@@ -12,6 +13,8 @@ Three things live here and nowhere else:
 * ``CONSTANTS`` / ``LIMITS``: facts about the library and the camera, the *unverified*
   ones marked so, in one place so that a lab can correct them.
 
+:class:`AndorSDK` calls a function with Python values and returns its outputs as
+Python values (and fills the caller's numpy arrays); the driver never touches ctypes.
 The library is loaded lazily by :func:`load_atmcd`; importing this module never
 touches the vendor library.  The simulated library (``sim_backends.andor_sim.SimAndorSDK``)
 implements the same function names.
@@ -20,35 +23,47 @@ implements the same function names.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from ctypes import POINTER, c_char_p, c_float, c_int, c_int32, c_uint, c_uint16, c_uint32
+from ctypes import c_char_p, c_float, c_int, c_int32, c_uint, c_uint16, c_uint32
 from typing import Any
 
-from drivers._platform import library_candidates, load_first, platform_key
-from labctl.errors import InstrumentError, VendorLibraryNotFound
+from drivers.errors import DriverError
+from drivers.vendor_library import (
+    Buffer,
+    Length,
+    Out,
+    OutText,
+    Prototype,
+    VendorLibrary,
+    apply_prototypes as apply_table,
+    load_library,
+    platform_key,
+    require_functions,
+)
 
-# --- C types of atmcd32d.h ----------------------------------------------------------
+# --- C types of atmcdLXd.h / ATMCD32D.h ------------------------------------------------
 at_32 = c_int32
-"""``at_32``: ``long`` in the Windows header (32-bit on Win64); ``int`` in the Linux header (*unverified*)."""
+"""``at_32``: ``long`` in the Windows header (32-bit on Win64); ``int`` in the Linux header."""
 at_u32 = c_uint32
 """``at_u32`` / ``unsigned long`` of the Windows header (32-bit on Win64)."""
 WORD = c_uint16
 
-_NONE: list[Any] = []
+HEAD_MODEL_BYTES = 256
+"""Size of the buffer given to ``GetHeadModel(char* name)`` (the header passes no size)."""
 
 # --- prototypes --------------------------------------------------------------------
-PROTOTYPES: dict[str, tuple[Any, list[Any]]] = {
+PROTOTYPES: dict[str, Prototype] = {
     "Initialize": (c_uint, [c_char_p]),
-    "ShutDown": (c_uint, _NONE),
-    "GetDetector": (c_uint, [POINTER(c_int), POINTER(c_int)]),
-    "GetPixelSize": (c_uint, [POINTER(c_float), POINTER(c_float)]),
-    "GetHeadModel": (c_uint, [c_char_p]),
-    "GetCameraSerialNumber": (c_uint, [POINTER(c_int)]),
-    "GetTemperatureRange": (c_uint, [POINTER(c_int), POINTER(c_int)]),
+    "ShutDown": (c_uint, []),
+    "GetDetector": (c_uint, [Out(c_int), Out(c_int)]),
+    "GetPixelSize": (c_uint, [Out(c_float), Out(c_float)]),
+    "GetHeadModel": (c_uint, [OutText(HEAD_MODEL_BYTES)]),
+    "GetCameraSerialNumber": (c_uint, [Out(c_int)]),
+    "GetTemperatureRange": (c_uint, [Out(c_int), Out(c_int)]),
     "SetTemperature": (c_uint, [c_int]),
-    "CoolerON": (c_uint, _NONE),
-    "CoolerOFF": (c_uint, _NONE),
-    "IsCoolerOn": (c_uint, [POINTER(c_int)]),
-    "GetTemperature": (c_uint, [POINTER(c_int)]),
+    "CoolerON": (c_uint, []),
+    "CoolerOFF": (c_uint, []),
+    "IsCoolerOn": (c_uint, [Out(c_int)]),
+    "GetTemperature": (c_uint, [Out(c_int)]),
     "SetReadMode": (c_uint, [c_int]),
     "SetAcquisitionMode": (c_uint, [c_int]),
     "SetExposureTime": (c_uint, [c_float]),
@@ -57,22 +72,24 @@ PROTOTYPES: dict[str, tuple[Any, list[Any]]] = {
     "SetFrameTransferMode": (c_uint, [c_int]),
     "SetImage": (c_uint, [c_int, c_int, c_int, c_int, c_int, c_int]),
     "SetSingleTrack": (c_uint, [c_int, c_int]),
-    "GetEMGainRange": (c_uint, [POINTER(c_int), POINTER(c_int)]),
+    "GetEMGainRange": (c_uint, [Out(c_int), Out(c_int)]),
     "SetEMAdvanced": (c_uint, [c_int]),
     "SetEMCCDGain": (c_uint, [c_int]),
     "SetTriggerMode": (c_uint, [c_int]),
     "SetShutter": (c_uint, [c_int, c_int, c_int, c_int]),
-    "GetAcquisitionTimings": (c_uint, [POINTER(c_float), POINTER(c_float), POINTER(c_float)]),
-    "StartAcquisition": (c_uint, _NONE),
-    "AbortAcquisition": (c_uint, _NONE),
-    "GetStatus": (c_uint, [POINTER(c_int)]),
-    "SendSoftwareTrigger": (c_uint, _NONE),
-    "GetSizeOfCircularBuffer": (c_uint, [POINTER(at_32)]),
-    "GetTotalNumberImagesAcquired": (c_uint, [POINTER(at_32)]),
-    "GetNumberNewImages": (c_uint, [POINTER(at_32), POINTER(at_32)]),
-    "GetImages16": (c_uint, [at_32, at_32, POINTER(WORD), at_u32, POINTER(at_32), POINTER(at_32)]),
+    "GetAcquisitionTimings": (c_uint, [Out(c_float), Out(c_float), Out(c_float)]),
+    "StartAcquisition": (c_uint, []),
+    "AbortAcquisition": (c_uint, []),
+    "GetStatus": (c_uint, [Out(c_int)]),
+    "SendSoftwareTrigger": (c_uint, []),
+    "GetSizeOfCircularBuffer": (c_uint, [Out(at_32)]),
+    "GetTotalNumberImagesAcquired": (c_uint, [Out(at_32)]),
+    "GetNumberNewImages": (c_uint, [Out(at_32), Out(at_32)]),
+    # GetImages16(first, last, WORD* arr, at_u32 size, at_32* validfirst, at_32* validlast): the
+    # caller's uint16 array, its size in pixels passed by the layer.
+    "GetImages16": (c_uint, [at_32, at_32, Buffer(WORD), Length(at_u32), Out(at_32), Out(at_32)]),
 }
-"""SDK2 functions the driver calls: ``{name: (restype, argtypes)}`` (atmcd32d.h)."""
+"""SDK2 functions the driver calls: ``{name: (restype, argument specs)}`` (atmcdLXd.h)."""
 
 # --- status codes ------------------------------------------------------------------
 STATUS_NAMES: dict[int, str] = {
@@ -230,7 +247,7 @@ LIMITS: dict[str, Any] = {
 
 
 # --- errors ------------------------------------------------------------------------
-class AndorError(InstrumentError):
+class AndorError(DriverError):
     """An SDK2 function returned a status other than the accepted ones.
 
     Attributes:
@@ -246,10 +263,6 @@ class AndorError(InstrumentError):
         hint = STATUS_HINTS.get(self.code_name)
         super().__init__(f"{function}: {self.code_name} ({self.code})" + (f": {hint}" if hint else ""))
 
-    def __str__(self) -> str:
-        # QCoDeS appends context ("setting cam_x to 3") to args; show it readably.
-        return "; ".join(str(a) for a in self.args)
-
 
 def check(function: str, code: int, ok: Iterable[int] = (DRV_SUCCESS,)) -> int:
     """Return ``code`` if it is one of ``ok``; otherwise raise :class:`AndorError`."""
@@ -259,9 +272,29 @@ def check(function: str, code: int, ok: Iterable[int] = (DRV_SUCCESS,)) -> int:
     return code
 
 
-def call(lib: Any, function: str, *args: Any, ok: Iterable[int] = (DRV_SUCCESS,)) -> int:
-    """Call ``lib.<function>(*args)`` and check its status; return the status (one of ``ok``)."""
-    return check(function, getattr(lib, function)(*args), ok)
+class AndorSDK(VendorLibrary):
+    """The SDK2 library (real or simulated) behind Python values: inputs in, outputs out, status checked.
+
+    ``sdk.call("GetDetector")`` returns ``(1024, 1024)``; ``sdk.call_status("GetTemperature",
+    ok=...)`` returns ``(status, temperature)`` when the status itself carries information.
+    Arrays are the caller's numpy arrays (``GetImages16`` fills a ``uint16`` array).
+
+    Raises:
+        InstrumentError: the library lacks a function of :data:`PROTOTYPES`.
+    """
+
+    def __init__(self, lib: Any) -> None:
+        require_functions(lib, PROTOTYPES, "Andor library", REQUIREMENT)
+        super().__init__(lib, PROTOTYPES)
+
+    def call_status(self, function: str, *inputs: Any, ok: Iterable[int] = (DRV_SUCCESS,)) -> tuple[int, Any]:
+        """Call ``function``; return ``(status, outputs)``; raise :class:`AndorError` unless the status is in ``ok``."""
+        code, outputs = self.invoke(function, *inputs)
+        return check(function, code, ok), outputs
+
+    def call(self, function: str, *inputs: Any, ok: Iterable[int] = (DRV_SUCCESS,)) -> Any:
+        """Call ``function``; return its outputs (None, one value or a tuple); raise :class:`AndorError` on failure."""
+        return self.call_status(function, *inputs, ok=ok)[1]
 
 
 # --- loading -----------------------------------------------------------------------
@@ -275,22 +308,17 @@ def default_init_dir() -> str:
     return CONSTANTS["init_dir"][platform_key()]
 
 
+REQUIREMENT = "an Andor SDK2 library (atmcd64d.dll / libandor.so) is required"
+
+
 def apply_prototypes(lib: Any) -> None:
     """Set ``restype``/``argtypes`` of every declared function on a loaded library.
 
     Raises:
         InstrumentError: the library lacks a function the driver needs (not an SDK2 library).
     """
-    missing = [name for name in PROTOTYPES if not hasattr(lib, name)]
-    if missing:
-        raise InstrumentError(
-            f"Andor library {getattr(lib, '_name', lib)!r} lacks {', '.join(sorted(missing))}: "
-            "an Andor SDK2 library (atmcd64d.dll / libandor.so) is required"
-        )
-    for name, (restype, argtypes) in PROTOTYPES.items():
-        func = getattr(lib, name)
-        func.restype = restype
-        func.argtypes = argtypes
+    require_functions(lib, PROTOTYPES, "Andor library", REQUIREMENT)
+    apply_table(lib, PROTOTYPES)
 
 
 def load_atmcd(path: str | None = None) -> Any:
@@ -304,15 +332,10 @@ def load_atmcd(path: str | None = None) -> Any:
         VendorLibraryNotFound: nothing could be loaded; the message names the library
             file, the place tried and how to fix it.
     """
-    name = default_library_name()
-    env_var = CONSTANTS["library_env_var"]
-    lib, failures = load_first(library_candidates(path, env_var, [name]))
-    if lib is None:
-        raise VendorLibraryNotFound(
-            f"Andor SDK2 library {name!r} could not be loaded: tried {'; '.join(failures)}. "
-            f"Install Andor SDK2 (Windows: atmcd64d.dll in the SDK folder; Linux: libandor.so), then pass "
-            f"library_path='/path/to/{name}', or set {env_var}=/path/to/{name}, or put its folder on the "
-            f"library search path; for a simulated camera pass library=SimAndorSDK(scene)"
-        )
+    lib = load_library(
+        path, CONSTANTS["library_env_var"], (default_library_name(),), "Andor SDK2 library",
+        "Install Andor SDK2 (Windows: atmcd64d.dll in the SDK folder; Linux: libandor.so)",
+        "library=SimAndorSDK(scene)",
+    )
     apply_prototypes(lib)
     return lib

@@ -1,8 +1,8 @@
 """QCoDeS driver of the Andor iXon Ultra 888 EMCCD (Andor SDK2), a labctl ``Camera``.
 
-The driver calls the SDK2 functions with ctypes arguments, exactly as for the real
-``atmcd64d.dll`` / ``libandor.so``; its library object is injected (the real one,
-loaded by :func:`drivers.andor.atmcd.load_atmcd`, or
+The driver calls the SDK2 functions through :class:`drivers.andor.atmcd.AndorSDK` with
+Python values; its library object is injected (the real ``atmcd64d.dll`` /
+``libandor.so``, loaded by :func:`drivers.andor.atmcd.load_atmcd`, or
 ``sim_backends.andor_sim.SimAndorSDK``), and it never knows which.
 
 Settings are QCoDeS parameters whose value is cached: a set validates, sends the
@@ -15,8 +15,8 @@ camera to the parameters' initial values (FVB, run till abort, external trigger,
 
 Frames (the :class:`labctl.interfaces.Camera` protocol, polled by the engine):
 ``start_frames`` arms the acquisition; ``read_frames`` reads the camera's circular
-buffer BY IMAGE NUMBER (``GetNumberNewImages`` + ``GetImages16``), so a frame that
-was overwritten or never delivered leaves a gap in the numbers: it is counted in
+buffer BY IMAGE NUMBER (:mod:`drivers.andor.ixon_frames`), so a frame that was
+overwritten or never delivered leaves a gap in the numbers: it is counted in
 ``frames_skipped`` and its index reported by ``read_skipped_frames()`` /
 ``skipped_frame_indices()``, never silently shifted.  Frame index = SDK image number
 - 1: 0-based, counted from ``start_frames``.  In external trigger mode frame i was
@@ -26,93 +26,33 @@ exposed from the i-th frame-clock edge after ``start_frames`` for ``actual_expos
 from __future__ import annotations
 
 import logging
-import math
 import threading
 import time
-from ctypes import POINTER, byref, c_float, c_int, c_uint16, create_string_buffer
 from typing import Any
 
 import numpy as np
 from qcodes.instrument import Instrument
 from qcodes.parameters import Parameter
-from qcodes.validators import Bool, Enum, Ints, Numbers, Validator
+from qcodes.validators import Bool, Enum, Ints, Numbers
 
 from drivers.andor import atmcd
 from drivers.andor.atmcd import (
     CONSTANTS,
     DRV_ACQUIRING,
-    DRV_GENERAL_ERRORS,
     DRV_IDLE,
-    DRV_NO_NEW_DATA,
     DRV_SUCCESS,
     LIMITS,
     TEMPERATURE_STATES,
-    at_32,
+    AndorSDK,
     default_init_dir,
     load_atmcd,
 )
+from drivers.andor.ixon_area import ReadoutArea
+from drivers.andor.ixon_frames import FrameBuffer
+from drivers.andor.ixon_settings import CameraSettingError, EmGain, PositiveNumber  # noqa: F401 - re-exported
 from labctl.errors import InstrumentError
 
 log = logging.getLogger(__name__)
-
-FRAME_DTYPE = np.dtype(np.uint16)
-INDEX_DTYPE = np.dtype(np.int64)
-_IMAGE_KEYS = ("hbin", "vbin", "hstart", "hend", "vstart", "vend")
-
-
-class CameraSettingError(InstrumentError, ValueError):
-    """A camera setting was refused by the driver before anything was sent."""
-
-    def __str__(self) -> str:
-        # QCoDeS appends context ("setting cam_x to 3") to args; show it readably.
-        return "; ".join(str(a) for a in self.args)
-
-
-class _PositiveNumber(Validator[float]):
-    """A finite number > 0 and <= ``max_value``."""
-
-    is_numeric = True
-
-    def __init__(self, max_value: float, unit: str) -> None:
-        self._max = float(max_value)
-        self._unit = unit
-        self._valid_values = (min(1.0, self._max),)
-
-    def validate(self, value: float, context: str = "") -> None:
-        ok_type = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
-        if not (ok_type and math.isfinite(value) and 0 < value <= self._max):
-            raise ValueError(f"{value!r} is invalid: must be > 0 and <= {self._max:g} ({self._unit}); {context}")
-
-    def __repr__(self) -> str:
-        return f"a number > 0 and <= {self._max:g}"
-
-
-class _EmGain(Validator[int]):
-    """EM gain in ``[low, 1000]``; above 300 only while ``em_advanced`` is on (sensor damage risk)."""
-
-    is_numeric = True
-
-    def __init__(self, low: int, advanced: Any) -> None:
-        self._low = int(low)
-        self._advanced = advanced
-        self._valid_values = (self._low, LIMITS["em_gain_safe_max"])
-
-    def validate(self, value: int, context: str = "") -> None:
-        safe, top = LIMITS["em_gain_safe_max"], LIMITS["em_gain_max_advanced"]
-        Ints(self._low, top).validate(value, context)
-        if value > safe and not self._advanced():
-            raise ValueError(
-                f"em_gain = {value}: above {safe} needs em_advanced = True, set explicitly first. "
-                f"EM gains above {safe} can permanently damage the sensor under strong light, and the "
-                f"manual advises against more than {top} and against more gain than needed to beat "
-                f"the read noise; nothing was sent to the camera; {context}"
-            )
-
-    def __repr__(self) -> str:
-        return (
-            f"an integer between {self._low} and {LIMITS['em_gain_safe_max']} "
-            f"(up to {LIMITS['em_gain_max_advanced']} with em_advanced = True)"
-        )
 
 
 class IXonUltra888(Instrument):
@@ -151,19 +91,17 @@ class IXonUltra888(Instrument):
     ) -> None:
         if library is None:
             library = load_atmcd(library_path)
+        sdk = AndorSDK(library)
         directory = default_init_dir() if init_dir is None else init_dir
         # Initialize before registering with QCoDeS, so a failure leaves nothing behind.
-        atmcd.call(library, "Initialize", directory.encode())
+        sdk.call("Initialize", directory)
         super().__init__(name, **kwargs)
-        self._lib: Any = library
+        self._sdk = sdk
         self._initialized = True
         self._lock = threading.RLock()
         self._warmup = (float(warmup_target_c), float(warmup_timeout_s), float(warmup_poll_s))
         self._streaming = False
-        self._armed_shape: tuple[int, ...] | None = None
-        self._next_number = 1
-        self._skipped_all: list[np.ndarray] = []
-        self._skipped_unread: list[np.ndarray] = []
+        self._frames = FrameBuffer(sdk, name)
         try:
             self._build()
         except BaseException:
@@ -172,14 +110,13 @@ class IXonUltra888(Instrument):
 
     # --- construction -----------------------------------------------------------------
     def _build(self) -> None:
-        width, height = self._get_ints("GetDetector", 2)
-        pixel_x, _ = self._get_floats("GetPixelSize", 2)
-        model = create_string_buffer(256)
-        self._call("GetHeadModel", model)
-        (serial,) = self._get_ints("GetCameraSerialNumber", 1)
-        t_min, t_max = self._get_ints("GetTemperatureRange", 2)
-        gain_low, _ = self._get_ints("GetEMGainRange", 2)
-        (cooler_on,) = self._get_ints("IsCoolerOn", 1)
+        width, height = self._call("GetDetector")
+        pixel_x, _ = self._call("GetPixelSize")
+        model = self._call("GetHeadModel")
+        serial = self._call("GetCameraSerialNumber")
+        t_min, t_max = self._call("GetTemperatureRange")
+        gain_low, _ = self._call("GetEMGainRange")
+        cooler_on = self._call("IsCoolerOn")
         self._serial = serial
 
         def fixed(name: str, value: Any, **kw: Any) -> Parameter:
@@ -191,7 +128,7 @@ class IXonUltra888(Instrument):
         self.pixel_width_um = fixed("pixel_width_um", float(pixel_x), unit="um")
         """Pixel pitch along x (the dispersion axis) from GetPixelSize: 13 um."""
 
-        self.head_model = fixed("head_model", model.value.decode("latin-1", errors="replace"))
+        self.head_model = fixed("head_model", model)
         """Head model string from GetHeadModel."""
 
         self.temperature_range_c = fixed("temperature_range_c", (t_min, t_max), unit="degC")
@@ -224,7 +161,7 @@ class IXonUltra888(Instrument):
 
         self.exposure_s = Parameter(
             "exposure_s", instrument=self, label="Exposure", unit="s",
-            vals=_PositiveNumber(LIMITS["exposure_s_max"], "s"), initial_cache_value=0.05,
+            vals=PositiveNumber(LIMITS["exposure_s_max"], "s"), initial_cache_value=0.05,
             get_cmd=None, set_cmd=lambda s: self._call("SetExposureTime", float(s)),
         )
         """Exposure time per frame in s (> 0); the camera rounds it: see actual_exposure_s."""
@@ -267,7 +204,7 @@ class IXonUltra888(Instrument):
 
         self.em_gain = Parameter(
             "em_gain", instrument=self, label="EM gain",
-            vals=_EmGain(gain_low, lambda: bool(self.em_advanced.cache.get())), initial_cache_value=gain_low,
+            vals=EmGain(gain_low, lambda: bool(self.em_advanced.cache.get())), initial_cache_value=gain_low,
             get_cmd=None, set_cmd=lambda g: self._call("SetEMCCDGain", int(g)),
         )
         """EM gain; above 300 needs em_advanced (sensor damage risk); the manual advises <= 1000."""
@@ -278,39 +215,7 @@ class IXonUltra888(Instrument):
         )
         """fvb (full vertical binning: one spectrum), single_track (rows of the track binned) or image."""
 
-        self.single_track_centre_row = Parameter(
-            "single_track_centre_row", instrument=self, unit="row", vals=Ints(1, height),
-            initial_cache_value=height // 2, get_cmd=None,
-            set_cmd=lambda row: self._send_single_track(centre=row),
-        )
-        """Centre row (1-based) of the single track binned in read_mode single_track."""
-
-        self.single_track_height_rows = Parameter(
-            "single_track_height_rows", instrument=self, unit="rows", vals=Ints(1, height),
-            initial_cache_value=20, get_cmd=None,
-            set_cmd=lambda rows: self._send_single_track(height=rows),
-        )
-        """Height (rows) of the single track; it must fit on the sensor around its centre."""
-
-        limits = {"hbin": width, "vbin": height, "hstart": width, "hend": width, "vstart": height, "vend": height}
-        initial = {"hbin": 1, "vbin": 1, "hstart": 1, "hend": width, "vstart": 1, "vend": height}
-        docs = {
-            "hbin": "Columns binned per image pixel (read_mode image); must divide the crop width.",
-            "vbin": "Rows binned per image pixel (read_mode image); must divide the crop height.",
-            "hstart": "First column of the image crop (1-based, inclusive).",
-            "hend": "Last column of the image crop (1-based, inclusive).",
-            "vstart": "First row of the image crop (1-based, inclusive).",
-            "vend": "Last row of the image crop (1-based, inclusive).",
-        }
-        self._image_params: dict[str, Parameter] = {}
-        for key in _IMAGE_KEYS:
-            param = Parameter(
-                f"image_{key}", instrument=self, unit="px", vals=Ints(1, limits[key]),
-                initial_cache_value=initial[key], docstring=docs[key], get_cmd=None,
-                set_cmd=lambda value, key=key: self._send_image(**{key: value}),
-            )
-            setattr(self, f"image_{key}", param)
-            self._image_params[key] = param
+        self._area = ReadoutArea(self, width, height)
 
         self.acquisition_mode = Parameter(
             "acquisition_mode", instrument=self, val_mapping=CONSTANTS["acquisition_modes"],
@@ -333,7 +238,7 @@ class IXonUltra888(Instrument):
         """Shutter: auto (open while exposing), open or closed (dark frames)."""
 
         self.frames_skipped = Parameter(
-            "frames_skipped", instrument=self, initial_cache_value=0, get_cmd=None, set_cmd=False,
+            "frames_skipped", instrument=self, get_cmd=lambda: self._frames.skipped_count, set_cmd=False,
         )
         """Frames lost since start_frames (overwritten in the circular buffer or never delivered)."""
 
@@ -347,28 +252,18 @@ class IXonUltra888(Instrument):
                       self.kinetic_cycle_time_s, self.number_kinetics, self.frame_transfer,
                       self.em_advanced, self.em_gain, self.shutter, self.temperature_setpoint_c):
             param.set(param.cache.get())
-        self._send_image()
-        self._send_single_track()
+        self._area.send_image()
+        self._area.send_single_track()
 
     # --- vendor calls -----------------------------------------------------------------
-    def _call(self, function: str, *args: Any, ok: tuple[int, ...] = (DRV_SUCCESS,)) -> int:
-        """Call an SDK2 function; raise AndorError unless its status is one of ``ok``."""
+    def _call(self, function: str, *inputs: Any, ok: tuple[int, ...] = (DRV_SUCCESS,)) -> Any:
+        """Call an SDK2 function; return its outputs; raise AndorError unless its status is one of ``ok``."""
         with self._lock:
-            return atmcd.call(self._lib, function, *args, ok=ok)
-
-    def _get_ints(self, function: str, n: int) -> list[int]:
-        values = [c_int() for _ in range(n)]
-        self._call(function, *(byref(v) for v in values))
-        return [int(v.value) for v in values]
-
-    def _get_floats(self, function: str, n: int) -> list[float]:
-        values = [c_float() for _ in range(n)]
-        self._call(function, *(byref(v) for v in values))
-        return [float(v.value) for v in values]
+            return self._sdk.call(function, *inputs, ok=ok)
 
     def _acquisition_timings(self) -> tuple[float, float, float]:
         """(exposure, accumulate, kinetic cycle) in s as the camera will run them."""
-        exposure, accumulate, kinetic = self._get_floats("GetAcquisitionTimings", 3)
+        exposure, accumulate, kinetic = self._call("GetAcquisitionTimings")
         return exposure, accumulate, kinetic
 
     def read_temperature(self) -> tuple[int, str]:
@@ -380,17 +275,17 @@ class IXonUltra888(Instrument):
         Raises:
             AndorError: another status, or ``DRV_ACQUIRING`` before any reading was made.
         """
-        value = c_int()
-        code = self._call("GetTemperature", byref(value), ok=(*TEMPERATURE_STATES, DRV_ACQUIRING))
+        with self._lock:
+            code, value = self._sdk.call_status("GetTemperature", ok=(*TEMPERATURE_STATES, DRV_ACQUIRING))
         if code == DRV_ACQUIRING:
             last = (self.temperature_c.cache.raw_value, self.temperature_state.cache.raw_value)
             if last[0] is None or last[1] is None:
                 raise atmcd.AndorError("GetTemperature", code)
             return int(last[0]), str(last[1])
         state = TEMPERATURE_STATES[code]
-        self.temperature_c.cache.set(int(value.value))
+        self.temperature_c.cache.set(int(value))
         self.temperature_state.cache.set(state)
-        return int(value.value), state
+        return int(value), state
 
     def _set_em_advanced(self, on: bool) -> None:
         safe = LIMITS["em_gain_safe_max"]
@@ -408,34 +303,6 @@ class IXonUltra888(Instrument):
             CONSTANTS["shutter_closing_ms"], CONSTANTS["shutter_opening_ms"],
         )
 
-    def _send_single_track(self, centre: int | None = None, height: int | None = None) -> None:
-        centre = self.single_track_centre_row.cache.get() if centre is None else int(centre)
-        height = self.single_track_height_rows.cache.get() if height is None else int(height)
-        rows = self.detector_shape.cache.get()[1]
-        top = centre - height // 2
-        if top < 1 or top + height - 1 > rows:
-            raise CameraSettingError(
-                f"{self.name}: single track centre row {centre}, height {height}: rows {top}..{top + height - 1} "
-                f"must lie within 1..{rows}; nothing was sent to the camera"
-            )
-        self._call("SetSingleTrack", centre, height)
-
-    def _send_image(self, **change: int) -> None:
-        area = {key: int(change.get(key, self._image_params[key].cache.get())) for key in _IMAGE_KEYS}
-        problems = []
-        for axis, start, end, binning in (("h", "hstart", "hend", "hbin"), ("v", "vstart", "vend", "vbin")):
-            size = area[end] - area[start] + 1
-            if size < 1:
-                problems.append(f"image_{start} = {area[start]} must be <= image_{end} = {area[end]}")
-            elif size % area[binning]:
-                problems.append(f"crop {'width' if axis == 'h' else 'height'} {size} must be a multiple of "
-                                f"image_{binning} = {area[binning]}")
-        if problems:
-            raise CameraSettingError(
-                f"{self.name}: image area {area}: " + "; ".join(problems) + "; nothing was sent to the camera"
-            )
-        self._call("SetImage", *(area[key] for key in _IMAGE_KEYS))
-
     def set_image_area(self, **area: int) -> None:
         """Set several of hbin, vbin, hstart, hend, vstart, vend at once (one SetImage call).
 
@@ -443,21 +310,10 @@ class IXonUltra888(Instrument):
             CameraSettingError / ValueError: unknown key, value out of range, or crop not a
                 multiple of the binning; nothing is sent and no parameter changes.
         """
-        unknown = set(area) - set(_IMAGE_KEYS)
-        if unknown:
-            raise CameraSettingError(f"{self.name}.set_image_area: unknown {sorted(unknown)}; allowed: {_IMAGE_KEYS}")
-        for key, value in area.items():
-            self._image_params[key].validate(value)
-        self._send_image(**area)
-        for key, value in area.items():
-            self._image_params[key].cache.set(int(value))
+        self._area.set_image_area(**area)
 
     def _frame_shape(self) -> tuple[int, ...]:
-        width, _ = self.detector_shape.cache.get()
-        if self.read_mode.cache.get() != "image":
-            return (width,)
-        p = {key: self._image_params[key].cache.get() for key in _IMAGE_KEYS}
-        return ((p["vend"] - p["vstart"] + 1) // p["vbin"], (p["hend"] - p["hstart"] + 1) // p["hbin"])
+        return self._area.frame_shape(self.read_mode.cache.get())
 
     # --- labctl.interfaces.Camera ------------------------------------------------------
     def start_frames(self) -> None:
@@ -471,10 +327,7 @@ class IXonUltra888(Instrument):
                 raise InstrumentError(f"{self.name}.start_frames: already acquiring; call stop_frames() first")
             shape = self._frame_shape()
             self._call("StartAcquisition")
-            self._armed_shape = shape
-            self._next_number = 1
-            self._skipped_all, self._skipped_unread = [], []
-            self.frames_skipped.cache.set(0)
+            self._frames.start(shape)
             self._streaming = True
 
     def read_frames(self) -> tuple[np.ndarray, np.ndarray]:
@@ -486,66 +339,19 @@ class IXonUltra888(Instrument):
             ``(n, *frame_shape)``.  Allowed after stop_frames (drains what is left).
         """
         with self._lock:
-            shape = self._armed_shape
-            if shape is None:
+            if self._frames.shape is None:
                 raise InstrumentError(f"{self.name}.read_frames: no acquisition; call start_frames() first")
-            empty = (np.empty(0, INDEX_DTYPE), np.empty((0, *shape), FRAME_DTYPE))
-            for attempt in (1, 2):
-                total = at_32()
-                self._call("GetTotalNumberImagesAcquired", byref(total))
-                first, last = at_32(), at_32()
-                code = self._call("GetNumberNewImages", byref(first), byref(last), ok=(DRV_SUCCESS, DRV_NO_NEW_DATA))
-                if code == DRV_NO_NEW_DATA:
-                    # Every frame acquired before that call and not retrieved is gone.
-                    self._skip_until(int(total.value) + 1)
-                    return empty
-                f, l = int(first.value), int(last.value)
-                self._skip_until(f)
-                pixels = int(np.prod(shape))
-                buffer = np.empty((l - f + 1) * pixels, FRAME_DTYPE)
-                valid_first, valid_last = at_32(), at_32()
-                # SDK2 manual: a series overwritten meanwhile is DRV_GENERAL_ERRORS ("out of range"):
-                # ask again once (overwritten images then count as retrieved).
-                retry = (DRV_GENERAL_ERRORS,) if attempt == 1 else ()
-                code = self._call(
-                    "GetImages16", f, l, buffer.ctypes.data_as(POINTER(c_uint16)), buffer.size,
-                    byref(valid_first), byref(valid_last), ok=(DRV_SUCCESS, DRV_NO_NEW_DATA, *retry),
-                )
-                if code != DRV_GENERAL_ERRORS:
-                    break
-            if code == DRV_NO_NEW_DATA:  # overwritten between the two calls
-                self._skip_until(l + 1)
-                return empty
-            vf, vl = int(valid_first.value), int(valid_last.value)
-            self._skip_until(vf)
-            self._next_number = vl + 1
-            frames = buffer[: (vl - vf + 1) * pixels].reshape((vl - vf + 1, *shape))
-            return np.arange(vf - 1, vl, dtype=INDEX_DTYPE), frames
-
-    def _skip_until(self, number: int) -> None:
-        """Record the frames from the next expected number up to ``number`` (exclusive) as lost."""
-        if number <= self._next_number:
-            return
-        lost = np.arange(self._next_number - 1, number - 1, dtype=INDEX_DTYPE)
-        self._next_number = number
-        self._skipped_all.append(lost)
-        self._skipped_unread.append(lost)
-        count = int(self.frames_skipped.cache.get()) + lost.size
-        self.frames_skipped.cache.set(count)
-        log.warning("%s: %d frame(s) lost (indices %d..%d); %d lost since start_frames",
-                    self.name, lost.size, lost[0], lost[-1], count)
+            return self._frames.read()
 
     def read_skipped_frames(self) -> np.ndarray:
         """Indices (int64) of the frames found lost since the previous call; clears them."""
         with self._lock:
-            lost = np.concatenate(self._skipped_unread) if self._skipped_unread else np.empty(0, INDEX_DTYPE)
-            self._skipped_unread = []
-            return lost
+            return self._frames.read_skipped()
 
     def skipped_frame_indices(self) -> np.ndarray:
         """Indices (int64) of every frame found lost since start_frames."""
         with self._lock:
-            return np.concatenate(self._skipped_all) if self._skipped_all else np.empty(0, INDEX_DTYPE)
+            return self._frames.skipped_indices()
 
     def stop_frames(self) -> None:
         """Abort the acquisition (AbortAcquisition); frames already acquired stay readable."""

@@ -11,10 +11,10 @@ the slit and shutter-mode functions differently (``SetSlitWidth`` for
 What lives here and nowhere else:
 
 * ``FUNCTIONS``: one declarative table per generation, ``{logical name: argument
-  specs}``.  An argument spec is a ctypes type (an input), :class:`Out` (a pointer
-  the layer allocates and whose value it returns), :class:`OutText` (a char buffer
-  returned as ``str``), :data:`TEXT_LENGTH` (the size of the preceding buffer) or
-  :class:`OutArray` (a float array whose length is the next input).  Every function
+  specs}`` (specs of :mod:`drivers.vendor_library`: a ctypes type is an input,
+  ``Out`` a pointer the layer allocates and whose value it returns, ``OutText`` a char
+  buffer returned as ``str``, :data:`TEXT_LENGTH` the size of the preceding buffer,
+  ``OutArray`` a float array whose length is the next input).  Every function
   returns ``unsigned int`` (a status code).
 * ``STATUS_NAMES`` and :func:`check`: the one error check, which turns a status other
   than ``SUCCESS`` (20202) into a :class:`ShamrockError` carrying the vendor's name
@@ -32,45 +32,27 @@ same function names.
 
 from __future__ import annotations
 
-import ctypes
-import threading
-from ctypes import POINTER, c_char_p, c_float, c_int, c_uint
-from dataclasses import dataclass
+from ctypes import c_char_p, c_float, c_int, c_uint
 from typing import Any
 
-from drivers._platform import library_candidates, load_first, platform_key
-from labctl.errors import InstrumentError, VendorLibraryNotFound
+from drivers.errors import DriverError
+from drivers.vendor_library import (
+    Length,
+    Out,
+    OutArray,
+    OutText,
+    Prototype,
+    VendorLibrary,
+    apply_prototypes as apply_table,
+    library_name,
+    load_library,
+    platform_key,
+    require_functions,
+)
+from labctl.errors import InstrumentError
 
-
-# --- argument specs ----------------------------------------------------------------------
-@dataclass(frozen=True)
-class Out:
-    """An output scalar: the layer passes ``byref(ctype())`` and returns its value."""
-
-    ctype: Any
-
-
-@dataclass(frozen=True)
-class OutText:
-    """An output string: the layer passes a char buffer of ``size`` bytes and returns it decoded."""
-
-    size: int = 256
-
-
-@dataclass(frozen=True)
-class _TextLength:
-    """An ``int`` input: the size of the preceding :class:`OutText` buffer (atspectrograph only)."""
-
-
-TEXT_LENGTH = _TextLength()
-
-
-@dataclass(frozen=True)
-class OutArray:
-    """An output ``float`` array; its length is the next ``int`` input of the call."""
-
-    ctype: Any = c_float
-
+TEXT_LENGTH = Length(c_int)
+"""An ``int`` input: the size of the preceding :class:`OutText` buffer (atspectrograph only)."""
 
 DEVICE = c_int
 """The device index argument (0-based) of every per-device function."""
@@ -139,21 +121,9 @@ def vendor_names(generation: str) -> set[str]:
     return {vendor_name(generation, f) for f in FUNCTIONS[generation]}
 
 
-def argtypes_of(specs: list[Any]) -> list[Any]:
-    """ctypes ``argtypes`` of an argument-spec list."""
-    types = []
-    for spec in specs:
-        if isinstance(spec, Out):
-            types.append(POINTER(spec.ctype))
-        elif isinstance(spec, OutText):
-            types.append(c_char_p)
-        elif isinstance(spec, _TextLength):
-            types.append(c_int)
-        elif isinstance(spec, OutArray):
-            types.append(POINTER(spec.ctype))
-        else:
-            types.append(spec)
-    return types
+def prototypes_of(generation: str) -> dict[str, Prototype]:
+    """``{exported name: (restype, argument specs)}`` of one generation (every function returns ``unsigned int``)."""
+    return {vendor_name(generation, function): (c_uint, specs) for function, specs in FUNCTIONS[generation].items()}
 
 
 # --- status codes --------------------------------------------------------------------------
@@ -222,7 +192,7 @@ HC_EV_NM = 1239.84198
 
 
 # --- errors -----------------------------------------------------------------------------------
-class ShamrockError(InstrumentError):
+class ShamrockError(DriverError):
     """A spectrograph SDK function returned a status other than SUCCESS.
 
     Attributes:
@@ -239,10 +209,6 @@ class ShamrockError(InstrumentError):
         self.text = text
         detail = f": {text}" if text else ""
         super().__init__(f"{function}: {code_name} ({code}){detail}")
-
-    def __str__(self) -> str:
-        # QCoDeS appends context ("setting spec_grating to 2") to args; show it readably.
-        return "; ".join(str(a) for a in self.args)
 
 
 def check(sdk: "ShamrockSDK", function: str, code: int) -> None:
@@ -265,12 +231,19 @@ def detect_generation(lib: Any) -> str:
         if hasattr(lib, vendor_name(generation, "Initialize")):
             return generation
     raise InstrumentError(
-        f"spectrograph library {getattr(lib, '_name', lib)!r} exports neither ATSpectrographInitialize "
+        f"spectrograph library {library_name(lib)} exports neither ATSpectrographInitialize "
         f"nor ShamrockInitialize: it is not Andor's atspectrograph / ShamrockCIF library"
     )
 
 
-class ShamrockSDK:
+REQUIREMENT = "a newer Andor spectrograph SDK is required"
+
+
+def _require(lib: Any, generation: str) -> None:
+    require_functions(lib, vendor_names(generation), f"spectrograph library ({generation})", REQUIREMENT)
+
+
+class ShamrockSDK(VendorLibrary):
     """The vendor library behind logical names: inputs in, outputs out, status checked.
 
     ``sdk.call("GetWavelengthLimits", device, grating)`` returns ``(min_nm, max_nm)``;
@@ -282,77 +255,23 @@ class ShamrockSDK:
     """
 
     def __init__(self, lib: Any) -> None:
-        self.lib = lib
         self.generation = detect_generation(lib)
-        self._table = FUNCTIONS[self.generation]
-        self._lock = threading.RLock()
-        missing = sorted(n for n in vendor_names(self.generation) if not hasattr(lib, n))
-        if missing:
-            raise InstrumentError(
-                f"spectrograph library {getattr(lib, '_name', lib)!r} ({self.generation}) lacks "
-                f"{', '.join(missing)}: a newer Andor spectrograph SDK is required"
-            )
+        _require(lib, self.generation)
+        super().__init__(lib, prototypes_of(self.generation))
 
     def call(self, function: str, *inputs: Any) -> Any:
         """Call a logical function with its inputs; return its outputs; raise ShamrockError on failure."""
-        specs = self._table[function]
-        args, outputs = self._arguments(function, specs, list(inputs))
-        with self._lock:
-            code = getattr(self.lib, vendor_name(self.generation, function))(*args)
+        code, outputs = self.invoke(vendor_name(self.generation, function), *inputs)
         check(self, function, code)
-        values = [_output_value(o) for o in outputs]
-        if not values:
-            return None
-        return values[0] if len(values) == 1 else tuple(values)
+        return outputs
 
     def describe(self, code: int) -> str:
         """The SDK's description of a status code; "" if it has none.  Never raises."""
-        buffer = ctypes.create_string_buffer(64)
         try:
-            name = vendor_name(self.generation, "GetFunctionReturnDescription")
-            status = getattr(self.lib, name)(c_int(code), buffer, c_int(len(buffer)))
+            status, text = self.invoke(vendor_name(self.generation, "GetFunctionReturnDescription"), int(code))
         except Exception:  # noqa: BLE001 - the error path must not hide the original error
             return ""
-        if int(status) != SUCCESS:
-            return ""
-        return buffer.value.decode("latin-1", errors="replace").strip()
-
-    @staticmethod
-    def _arguments(function: str, specs: list[Any], inputs: list[Any]) -> tuple[list[Any], list[Any]]:
-        n_inputs = sum(1 for s in specs if not isinstance(s, (Out, OutText, _TextLength, OutArray)))
-        if len(inputs) != n_inputs:
-            raise TypeError(f"{function} takes {n_inputs} inputs, got {len(inputs)}")
-        args: list[Any] = []
-        outputs: list[Any] = []
-        pending = list(inputs)
-        for i, spec in enumerate(specs):
-            if isinstance(spec, Out):
-                value = spec.ctype()
-                outputs.append(value)
-                args.append(ctypes.byref(value))
-            elif isinstance(spec, OutText):
-                buffer = ctypes.create_string_buffer(spec.size)
-                outputs.append(buffer)
-                args.append(buffer)
-            elif isinstance(spec, _TextLength):
-                args.append(c_int(len(args[-1])))
-            elif isinstance(spec, OutArray):
-                length = int(pending[0])  # the next input is the array length
-                array = (spec.ctype * max(length, 0))()
-                outputs.append(array)
-                args.append(array)
-            else:
-                value = pending.pop(0)
-                args.append(value if spec is c_char_p else spec(value))
-        return args, outputs
-
-
-def _output_value(output: Any) -> Any:
-    if isinstance(output, ctypes.Array) and output._type_ is ctypes.c_char:
-        return output.value.decode("latin-1", errors="replace").strip()
-    if isinstance(output, ctypes.Array):
-        return list(output)
-    return output.value
+        return text if int(status) == SUCCESS else ""
 
 
 # --- loading ------------------------------------------------------------------------------------
@@ -371,16 +290,8 @@ def apply_prototypes(lib: Any) -> str:
         InstrumentError: not a spectrograph library, or one lacking a needed function.
     """
     generation = detect_generation(lib)
-    missing = sorted(n for n in vendor_names(generation) if not hasattr(lib, n))
-    if missing:
-        raise InstrumentError(
-            f"spectrograph library {getattr(lib, '_name', lib)!r} ({generation}) lacks "
-            f"{', '.join(missing)}: a newer Andor spectrograph SDK is required"
-        )
-    for function, specs in FUNCTIONS[generation].items():
-        func = getattr(lib, vendor_name(generation, function))
-        func.restype = c_uint
-        func.argtypes = argtypes_of(specs)
+    _require(lib, generation)
+    apply_table(lib, prototypes_of(generation))
     return generation
 
 
@@ -396,17 +307,10 @@ def load_shamrock(path: str | None = None) -> Any:
         VendorLibraryNotFound: nothing could be loaded; the message names the library
             files looked for, every place tried and how to fix it.
     """
-    names = default_library_names()
-    env_var = CONSTANTS["library_env_var"]
-    lib, failures = load_first(library_candidates(path, env_var, names))
-    if lib is not None:
-        apply_prototypes(lib)
-        return lib
-    wanted = " or ".join(repr(n) for n in names)
-    raise VendorLibraryNotFound(
-        f"Andor spectrograph library {wanted} could not be loaded: tried {'; '.join(failures)}. "
-        f"Install Andor's spectrograph SDK (or Solis; the library sits in its installation folder), "
-        f"then pass library_path='/path/to/{names[0]}', or set {env_var}=/path/to/{names[0]}, "
-        f"or put its folder on the library search path; for a simulated Kymera pass "
-        f"library=SimShamrock(scene)"
+    lib = load_library(
+        path, CONSTANTS["library_env_var"], default_library_names(), "Andor spectrograph library",
+        "Install Andor's spectrograph SDK (or Solis; the library sits in its installation folder)",
+        "library=SimShamrock(scene)",
     )
+    apply_prototypes(lib)
+    return lib

@@ -1,9 +1,10 @@
 """QCoDeS driver of the qutools quTAG time-to-digital converter.
 
-The driver calls the vendor's ``TDC_*`` functions with ctypes arguments, exactly as
-for the real ``tdcbase`` library; its library object is injected (the real one,
-loaded by :func:`drivers.qutag.tdcbase.load_tdcbase`, or
-``sim_backends.qutag_sim.SimTDCBase``), and it never knows which.
+The driver calls the vendor's ``TDC_*`` functions through
+:class:`drivers.qutag.tdcbase.TDCBase` with Python values and numpy arrays; its library
+object is injected (the real ``tdcbase``, loaded by
+:func:`drivers.qutag.tdcbase.load_tdcbase`, or ``sim_backends.qutag_sim.SimTDCBase``),
+and it never knows which.
 
 Settings are QCoDeS parameters whose value is cached: a set sends the value to
 the device and, only if the device accepts it, stores it; a get returns the
@@ -21,7 +22,6 @@ from __future__ import annotations
 
 import logging
 import threading
-from ctypes import POINTER, byref, c_double, c_int32, c_int64, c_uint8
 from typing import Any
 
 import numpy as np
@@ -30,7 +30,7 @@ from qcodes.parameters import Parameter
 from qcodes.validators import Bool, Enum, Ints, Numbers
 
 from drivers.qutag import tdcbase
-from drivers.qutag.tdcbase import CONSTANTS, LIMITS, QuTAGError, load_tdcbase, stream_channel_tables
+from drivers.qutag.tdcbase import CONSTANTS, LIMITS, QuTAGError, TDCBase, load_tdcbase, stream_channel_tables
 from labctl.blocks import CHANNEL_DTYPE, TIMESTAMP_DTYPE, TagBlock
 from labctl.errors import InstrumentError
 
@@ -123,16 +123,17 @@ class QuTAG(Instrument):
     ) -> None:
         if library is None:
             library = load_tdcbase(library_path)
+        sdk = TDCBase(library)
         # Connect before registering with QCoDeS, so a failure leaves nothing behind.
         try:
-            tdcbase.call(library, "TDC_init", int(device_id))
+            sdk.call("TDC_init", int(device_id))
         except QuTAGError:
-            library.TDC_deInit()  # type: ignore[attr-defined]
+            sdk.value("TDC_deInit")
             raise
         super().__init__(name, **kwargs)
-        self._lib: Any = library
+        self._sdk = sdk
         self._lock = threading.RLock()
-        self._generation = tdcbase.detect_generation(library)
+        self._generation = sdk.generation
         self._streaming = False
         self._ts_buffer: np.ndarray | None = None
         self._ch_buffer: np.ndarray | None = None
@@ -146,11 +147,10 @@ class QuTAG(Instrument):
 
     # --- construction -----------------------------------------------------------------
     def _build(self) -> None:
-        timebase_s = c_double()
-        self._call("TDC_getTimebase", byref(timebase_s))
-        timebase_ps = round(timebase_s.value * 1e12, 9)
+        timebase_s = self._call("TDC_getTimebase")
+        timebase_ps = round(timebase_s * 1e12, 9)
         self._ps_per_unit: int | float = int(timebase_ps) if timebase_ps == int(timebase_ps) else timebase_ps
-        features = int(self._lib.TDC_checkFeatures())
+        features = int(self._sdk.value("TDC_checkFeatures"))
         has_five_channel_mode = self._generation == "standard" and bool(
             features & CONSTANTS["feature_flags"]["5_CHAN"]
         )
@@ -162,7 +162,7 @@ class QuTAG(Instrument):
         """Duration of one timestamp unit in ps (1 on a quTAG), read from the device at connection."""
 
         self.library_version = Parameter(
-            "library_version", instrument=self, initial_cache_value=float(self._lib.TDC_getVersion()),
+            "library_version", instrument=self, initial_cache_value=float(self._sdk.value("TDC_getVersion")),
             get_cmd=None, set_cmd=False,
         )
         """Version of the tdcbase library (TDC_getVersion)."""
@@ -235,10 +235,10 @@ class QuTAG(Instrument):
             param.set(param.cache.get())
 
     # --- vendor calls -----------------------------------------------------------------
-    def _call(self, function: str, *args: Any) -> None:
-        """Call a status-returning vendor function; raise QuTAGError on a non-zero status."""
+    def _call(self, function: str, *inputs: Any) -> Any:
+        """Call a status-returning vendor function; return its outputs; raise QuTAGError on a non-zero status."""
         with self._lock:
-            tdcbase.call(self._lib, function, *args)
+            return self._sdk.call(function, *inputs)
 
     def _send_enabled_channels(self, mask: int) -> None:
         if self._generation == "mc":
@@ -267,7 +267,7 @@ class QuTAG(Instrument):
         delays = np.zeros(CONSTANTS["delay_array_length"][self._generation], np.int32)
         for number, module in self.inputs.items():
             delays[number] = change.get(number, module.delay_ps.cache.get())
-        self._call("TDC_setChannelDelays", delays.ctypes.data_as(POINTER(c_int32)))
+        self._call("TDC_setChannelDelays", delays)
 
     def _check_buffer_size_change(self, size: int) -> None:
         if self._streaming:
@@ -277,9 +277,7 @@ class QuTAG(Instrument):
             )
 
     def _read_vendor_lost(self) -> bool:
-        lost = c_int32(0)
-        self._call("TDC_getDataLost", byref(lost))
-        return bool(lost.value)
+        return bool(self._call("TDC_getDataLost"))
 
     # --- labctl.interfaces.TimeTagger -----------------------------------------------------
     def start_stream(self) -> None:
@@ -291,8 +289,6 @@ class QuTAG(Instrument):
             size = int(self.buffer_size.cache.get())
             self._ts_buffer = np.empty(size, np.int64)
             self._ch_buffer = np.empty(size, np.uint8)
-            self._ts_pointer = self._ts_buffer.ctypes.data_as(POINTER(c_int64))
-            self._ch_pointer = self._ch_buffer.ctypes.data_as(POINTER(c_uint8))
             self._call("TDC_freezeBuffers", 0)
             self._call("TDC_setTimestampBufferSize", size)
             self._read_vendor_lost()  # clear a latch left from before this stream
@@ -307,9 +303,7 @@ class QuTAG(Instrument):
         with self._lock:
             if self._ts_buffer is None or self._ch_buffer is None:
                 raise InstrumentError(f"{self.name}.read_tags: the stream is not started; call start_stream() first")
-            valid = c_int32(0)
-            self._call("TDC_getLastTimestamps", 1, self._ts_pointer, self._ch_pointer, byref(valid))
-            n = int(valid.value)
+            n = int(self._call("TDC_getLastTimestamps", 1, self._ts_buffer, self._ch_buffer))
             if n >= self._ts_buffer.size:
                 self._full_read_since_check = True
             if isinstance(self._ps_per_unit, int):
@@ -351,8 +345,7 @@ class QuTAG(Instrument):
 
     def close(self) -> None:
         """Disconnect (``TDC_deInit``) and release the QCoDeS instrument."""
-        lib = getattr(self, "_lib", None)
-        if lib is not None:
+        if getattr(self, "_sdk", None) is not None:
             try:
                 self._call("TDC_deInit")
             except QuTAGError as exc:

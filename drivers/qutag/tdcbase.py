@@ -3,27 +3,38 @@
 Three things live here and nowhere else:
 
 * ``PROTOTYPES`` / ``GENERATION_PROTOTYPES``: the C prototypes of the vendor
-  functions the driver calls, as ``{name: (restype, argtypes)}``;
+  functions the driver calls, as ``{name: (restype, argument specs)}``;
 * ``STATUS_NAMES`` and ``check()``: the one error check, which turns a non-zero
   status into a :class:`QuTAGError` carrying the function name, the vendor's name
   for the code and the text of ``TDC_perror(rc)``;
 * ``CONSTANTS`` / ``LIMITS``: facts about the library and the device, the
   *unverified* ones marked so, in one place so that a lab can correct them.
 
-The library is loaded lazily by :func:`load_tdcbase`; importing this module never
-touches the vendor library.  The simulated library
+:class:`TDCBase` calls a function with Python values and returns its outputs (and
+fills the caller's numpy arrays); the driver never touches ctypes.  The library is
+loaded lazily by :func:`load_tdcbase`; importing this module never touches the vendor
+library.  The simulated library
 (``sim_backends.qutag_sim.SimTDCBase``) implements the same function names.
 """
 
 from __future__ import annotations
 
-from ctypes import POINTER, c_char_p, c_double, c_int, c_int32, c_int64, c_uint8
+from ctypes import c_char_p, c_double, c_int, c_int32, c_int64, c_uint8
 from typing import Any
 
 import numpy as np
 
-from drivers._platform import library_candidates, load_first, platform_key
-from labctl.errors import InstrumentError, VendorLibraryNotFound
+from drivers.errors import DriverError
+from drivers.vendor_library import (
+    Buffer,
+    Out,
+    Prototype,
+    VendorLibrary,
+    apply_prototypes as apply_table,
+    load_library,
+    platform_key,
+    require_functions,
+)
 
 # --- C types of tdcdecl.h -------------------------------------------------------
 Int32 = c_int32
@@ -32,30 +43,31 @@ Uint8 = c_uint8
 Bln32 = c_int32
 """``Bln32`` is a 32-bit int used as a boolean (0 = false)."""
 
-# --- prototypes --------------------------------------------------------------------
-PROTOTYPES: dict[str, tuple[Any, list[Any]]] = {
+# --- prototypes (argument specs as in drivers.vendor_library) --------------------------
+PROTOTYPES: dict[str, Prototype] = {
     "TDC_getVersion": (c_double, []),
     "TDC_perror": (c_char_p, [c_int]),
     "TDC_init": (c_int, [c_int]),
     "TDC_deInit": (c_int, []),
-    "TDC_getTimebase": (c_int, [POINTER(c_double)]),
+    "TDC_getTimebase": (c_int, [Out(c_double)]),
     "TDC_checkFeatures": (Int32, []),
     "TDC_configureSignalConditioning": (c_int, [Int32, c_int, Bln32, c_double]),
     "TDC_configureSyncDivider": (c_int, [Int32, Bln32]),
     "TDC_setExposureTime": (c_int, [Int32]),
     "TDC_setTimestampBufferSize": (c_int, [Int32]),
-    "TDC_getLastTimestamps": (c_int, [Bln32, POINTER(Int64), POINTER(Uint8), POINTER(Int32)]),
-    "TDC_getDataLost": (c_int, [POINTER(Bln32)]),
+    # the caller's int64 / uint8 arrays of the buffer size, filled by the library
+    "TDC_getLastTimestamps": (c_int, [Bln32, Buffer(Int64), Buffer(Uint8), Out(Int32)]),
+    "TDC_getDataLost": (c_int, [Out(Bln32)]),
     "TDC_freezeBuffers": (c_int, [Bln32]),
 }
 """Functions common to both library generations: ``{name: (restype, argtypes)}``."""
 
-GENERATION_PROTOTYPES: dict[str, dict[str, tuple[Any, list[Any]]]] = {
+GENERATION_PROTOTYPES: dict[str, dict[str, Prototype]] = {
     # standard quTAG, library v1.5.x (tdcbase.h v1.15, 2019)
     "standard": {
         "TDC_enableChannels": (c_int, [Int32]),
         "TDC_setFiveChannelMode": (c_int, [Bln32]),
-        "TDC_setChannelDelays": (c_int, [POINTER(Int32)]),
+        "TDC_setChannelDelays": (c_int, [Buffer(Int32)]),
         "TDC_setDeadTime": (c_int, [Int32, Int32]),
     },
     # quTAG MC / HR library (tdcbase.h v1.8, 2022): one delay per call, no dead time
@@ -161,7 +173,7 @@ def stream_channel_tables() -> tuple[np.ndarray, np.ndarray]:
 
 
 # --- errors ------------------------------------------------------------------------
-class QuTAGError(InstrumentError):
+class QuTAGError(DriverError):
     """A ``TDC_*`` function returned a non-zero status.
 
     Attributes:
@@ -177,10 +189,6 @@ class QuTAGError(InstrumentError):
         self.code_name = STATUS_NAMES.get(code, "unknown status")
         self.text = text
         super().__init__(f"{function}: {self.code_name} ({code}): {text}")
-
-    def __str__(self) -> str:
-        # QCoDeS appends context ("setting q_x to 3") to args; show it readably.
-        return "; ".join(str(a) for a in self.args)
 
 
 def perror_text(lib: Any, code: int) -> str:
@@ -200,14 +208,48 @@ def check(lib: Any, function: str, rc: int) -> None:
         raise QuTAGError(function, int(rc), perror_text(lib, int(rc)))
 
 
-def call(lib: Any, function: str, *args: Any) -> None:
-    """Call ``lib.<function>(*args)`` (a status-returning function) and check its status."""
-    check(lib, function, getattr(lib, function)(*args))
-
-
 def detect_generation(lib: Any) -> str:
     """``"mc"`` for the quTAG MC/HR library, ``"standard"`` otherwise (rule in ``CONSTANTS``)."""
     return "mc" if hasattr(lib, CONSTANTS["generation_marker_mc"]) else "standard"
+
+
+def prototypes_of(generation: str) -> dict[str, Prototype]:
+    """Every function the driver calls in a library of ``generation``."""
+    return {**PROTOTYPES, **GENERATION_PROTOTYPES[generation]}
+
+
+REQUIREMENT = "a tdcbase library of version 1.5 or newer is required"
+
+
+class TDCBase(VendorLibrary):
+    """The tdcbase library (real or simulated) behind Python values: inputs in, outputs out, status checked.
+
+    ``tdc.call("TDC_getTimebase")`` returns the timebase in s; ``tdc.value("TDC_getVersion")``
+    returns a function's own return value.  Arrays are the caller's numpy arrays
+    (``TDC_getLastTimestamps`` fills an ``int64`` and a ``uint8`` array).
+
+    Attributes:
+        generation: ``"standard"`` or ``"mc"`` (:func:`detect_generation`).
+
+    Raises:
+        InstrumentError: the library lacks a function of its generation.
+    """
+
+    def __init__(self, lib: Any) -> None:
+        self.generation = detect_generation(lib)
+        table = prototypes_of(self.generation)
+        require_functions(lib, table, f"quTAG library ({self.generation} generation)", REQUIREMENT)
+        super().__init__(lib, table)
+
+    def call(self, function: str, *inputs: Any) -> Any:
+        """Call a status-returning function; return its outputs (None, one value or a tuple); raise QuTAGError."""
+        code, outputs = self.invoke(function, *inputs)
+        check(self.lib, function, code)
+        return outputs
+
+    def value(self, function: str, *inputs: Any) -> Any:
+        """Call a function that returns a value (``TDC_getVersion``, ``TDC_checkFeatures``); return it unchecked."""
+        return self.invoke(function, *inputs)[0]
 
 
 # --- loading -----------------------------------------------------------------------
@@ -226,17 +268,9 @@ def apply_prototypes(lib: Any) -> str:
         InstrumentError: the library lacks a function the driver needs (wrong version).
     """
     generation = detect_generation(lib)
-    table = {**PROTOTYPES, **GENERATION_PROTOTYPES[generation]}
-    missing = [name for name in table if not hasattr(lib, name)]
-    if missing:
-        raise InstrumentError(
-            f"quTAG library {getattr(lib, '_name', lib)!r} (generation {generation!r}) lacks "
-            f"{', '.join(sorted(missing))}: a tdcbase library of version 1.5 or newer is required"
-        )
-    for name, (restype, argtypes) in table.items():
-        func = getattr(lib, name)
-        func.restype = restype
-        func.argtypes = argtypes
+    table = prototypes_of(generation)
+    require_functions(lib, table, f"quTAG library ({generation} generation)", REQUIREMENT)
+    apply_table(lib, table)
     return generation
 
 
@@ -253,16 +287,11 @@ def load_tdcbase(path: str | None = None) -> Any:
             library file, every place tried and how to fix it.
     """
     name = default_library_name()
-    env_var = CONSTANTS["library_env_var"]
-    lib, failures = load_first(library_candidates(path, env_var, [name]))
-    if lib is not None:
-        apply_prototypes(lib)
-        return lib
     dependency = CONSTANTS["library_dependencies"].get(platform_key(), "")
-    raise VendorLibraryNotFound(
-        f"quTAG vendor library {name!r} could not be loaded: tried {'; '.join(failures)}. "
-        f"Install the quTAG software (its userlib/lib folder holds {name}"
-        f"{' and ' + dependency if dependency else ''}), then pass library_path='/path/to/{name}', "
-        f"or set {env_var}=/path/to/{name}, or put its folder on the library search path; "
-        f"for a simulated quTAG pass library=SimTDCBase(scene)"
+    lib = load_library(
+        path, CONSTANTS["library_env_var"], (name,), "quTAG vendor library",
+        f"Install the quTAG software (its userlib/lib folder holds {name}{' and ' + dependency if dependency else ''})",
+        "library=SimTDCBase(scene)",
     )
+    apply_prototypes(lib)
+    return lib
