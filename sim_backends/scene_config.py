@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from labctl.errors import ConfigError
-from labctl.validation import Choice, Flag, Number, NumberList, Pair, check_section, format_number
+from labctl.station.validation import Choice, Flag, Number, NumberList, Pair, check_section, format_number
 
 ROOT = "scene"
 
