@@ -45,7 +45,7 @@ import numpy as np
 
 from labctl.analysis import FlidAccumulator, G2Accumulator, IntensityTrace, LifetimeAccumulator
 from labctl.blocks import ChannelMap, PhotonBlock, TagBlock
-from labctl.photons import PhotonConverter
+from labctl.acquisition.photons import PhotonConverter
 from labctl.run import RunInfo, RunSummary
 from labctl.storage import PhotonHDF5Writer
 

@@ -6,7 +6,7 @@ Each file: 2 detectors, ~60 kcps, 20 ns decay, nanotimes (the test files of
 tests/test_analyze.py, ``--seconds`` long).  Single runs: ``analyze_file`` +
 ``dump_json`` one after the other in this process (after one warm-up run, so
 numba's compilation is not counted; its cache is on disk).  Batch:
-``labctl.batch.run_batch`` on a fresh LocalCluster of ``--workers`` processes,
+``labctl.analysis.batch.run_batch`` on a fresh LocalCluster of ``--workers`` processes,
 one thread each, cluster start-up and shut-down included; and the same batch
 on 1 worker (what the parallelism alone gains).
 Printed: wall times, the speed-up, and whether every JSON is byte-identical.
@@ -28,8 +28,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from labctl.analyze import AnalyzeOptions, analyze_file, dump_json  # noqa: E402
-from labctl.batch import output_names, run_batch  # noqa: E402
+from labctl.analysis.analyze import AnalyzeOptions, analyze_file, dump_json  # noqa: E402
+from labctl.analysis.batch import output_names, run_batch  # noqa: E402
 from tests.test_analyze import write_foreign_file  # noqa: E402
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from labctl.blocks import ChannelMap, TagBlock
-from labctl.photons import PhotonConverter
+from labctl.acquisition.photons import PhotonConverter
 from labctl.run import RunInfo, RunSummary
 from labctl.storage import PhotonHDF5Writer
 
@@ -73,8 +73,8 @@ def peak_memory_mb(duration_s: float, time_scale: float) -> dict[str, float]:
     """Peak RSS (MiB) of a whole simulated run of ``duration_s`` (tagger time), in a fresh process."""
     code = f"""
 import resource, json, time, tempfile, pathlib
-from labctl.station import Station, StationConfig
-from labctl.engine import AcquisitionEngine
+from labctl.station.station import Station, StationConfig
+from labctl.acquisition.engine import AcquisitionEngine
 cfg = StationConfig.load()
 data = cfg.data
 data['instruments']['tagger']['library_options'] = {{'time_scale': {time_scale}}}

@@ -38,7 +38,7 @@ import numpy as np  # noqa: E402
 from PyQt6 import QtCore, QtWidgets  # noqa: E402
 
 from gui.main_window import MainWindow  # noqa: E402
-from labctl.station import StationConfig  # noqa: E402
+from labctl.station.station import StationConfig  # noqa: E402
 
 
 def wait_for(app: QtWidgets.QApplication, condition, timeout_s: float) -> None:
@@ -110,7 +110,7 @@ def payload_bytes(seconds: float) -> dict[str, float]:
     import pickle
 
     from gui.main_window import LIVE_SINKS, SINK_NAMES
-    from labctl.station_process import StationProcess
+    from labctl.processes.station_process import StationProcess
 
     sizes: list[dict[str, int]] = []
     with StationProcess(StationConfig.load()) as process:

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import h5py
 
-from labctl.engine import AcquisitionEngine
-from labctl.station import Station, StationConfig
+from labctl.acquisition.engine import AcquisitionEngine
+from labctl.station.station import Station, StationConfig
 
 CASES = [
     # (label, camera settings, frame rate Hz)

@@ -23,8 +23,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 def one_start() -> tuple[float, float]:
     """(s to the station ready, s to the first live data) for one start."""
-    from labctl.station import StationConfig
-    from labctl.station_process import StationProcess
+    from labctl.station.station import StationConfig
+    from labctl.processes.station_process import StationProcess
 
     started = time.perf_counter()
     process = StationProcess(StationConfig.load())

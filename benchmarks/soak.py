@@ -22,8 +22,8 @@ import tracemalloc
 from pathlib import Path
 
 from labctl.analysis import FlidAccumulator, IntensityTrace, live_set
-from labctl.engine import AcquisitionEngine
-from labctl.station import Station, StationConfig
+from labctl.acquisition.engine import AcquisitionEngine
+from labctl.station.station import Station, StationConfig
 
 FLAT_FRACTION = 0.03
 

@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from PyQt6 import QtCore, QtWidgets  # noqa: E402
 
 from gui.main_window import MainWindow  # noqa: E402
-from labctl.station import StationConfig  # noqa: E402
+from labctl.station.station import StationConfig  # noqa: E402
 
 
 def wait(app: QtWidgets.QApplication, condition, timeout_s: float) -> None:

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from labctl.cli_common import positive_number, station_config
+from labctl.cli.common import positive_number, station_config
 
 NAME = "gui"
 """The sub-command's name on the command line."""

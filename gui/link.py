@@ -16,8 +16,8 @@ from typing import Any, Callable, Sequence
 
 from PyQt6 import QtCore
 
-from labctl.station import StationConfig
-from labctl.station_process import StationProcess
+from labctl.station.station import StationConfig
+from labctl.processes.station_process import StationProcess
 
 _CLOSE = object()
 SHOW_PREPARING_AFTER_S = 0.5

@@ -12,7 +12,7 @@ from typing import Sequence
 
 from PyQt6 import QtCore, QtWidgets
 
-from labctl.analyze import PAPER_ON_THRESHOLD_PER_100MS
+from labctl.analysis.analyze import PAPER_ON_THRESHOLD_PER_100MS
 
 
 class LiveBox(QtWidgets.QGroupBox):

@@ -1,7 +1,7 @@
 """The lab's main window: instrument panels, live views, recording, status bar.
 
 Presentation only.  The station is built once in a child process
-(:class:`~labctl.station_process.StationProcess`) and every round trip to it
+(:class:`~labctl.processes.station_process.StationProcess`) and every round trip to it
 runs on the :class:`~gui.link.StationLink` worker thread.  A QTimer on the GUI
 thread (50 Hz) draws the latest poll (25 Hz: status, accumulator snapshots, the
 live fit, monitors) with one ``setData`` / ``setImage`` per view, half of the
@@ -32,7 +32,7 @@ from gui.persistence import WindowSettings
 from gui.record_panel import RecordPanel
 from gui.status_bar import MessageLine, StatusLine, format_rate  # noqa: F401 - format_rate: public here too
 from gui.views import LiveViews
-from labctl.station import StationConfig
+from labctl.station.station import StationConfig
 
 LIVE_SINKS: list[tuple[str, dict]] = [
     ("labctl.analysis.G2Accumulator", {}),

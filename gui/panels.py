@@ -1,10 +1,10 @@
 """Instrument panels: one form per instrument, built from its parameters.
 
 Presentation only.  A panel shows what
-:func:`labctl.station_process.describe_instrument` reports (value, unit, what
+:func:`labctl.processes.station_process.describe_instrument` reports (value, unit, what
 is allowed) and asks for a change with ``change_requested(role, path, value)``;
 the window sends it to the station process, whose validation is the station's
-own (:meth:`labctl.station.Station.configure`).  A refused value is shown in red
+own (:meth:`labctl.station.station.Station.configure`).  A refused value is shown in red
 under its field, with the station's message, and the field goes back to the
 instrument's value.  The error stays until the field holds a valid value again (an
 applied change, or the user confirming the instrument's value) or a run starts.
@@ -78,7 +78,7 @@ class InstrumentPanel(QtWidgets.QWidget):
 
     Args:
         role: the station role (``"camera"``...).
-        infos: its parameters (:class:`labctl.station_process.ParameterInfo`).
+        infos: its parameters (:class:`labctl.processes.station_process.ParameterInfo`).
     """
 
     change_requested = QtCore.pyqtSignal(str, str, object)

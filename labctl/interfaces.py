@@ -14,7 +14,7 @@ class attribute, the functions that object must define, per library flavour::
     vendor_library_functions = {"standard": ("TDC_init", "TDC_deInit", ...), "mc": (...)}
 
 The station checks a ``library:`` class of a station file against it before calling
-anything (see :mod:`labctl.station_classes`).  A trigger output may also offer
+anything (see :mod:`labctl.station.classes`).  A trigger output may also offer
 ``frequency_range_hz() -> (low, high)``; a laser driver then validates its rate against it.
 """
 

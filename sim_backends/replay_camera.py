@@ -6,7 +6,7 @@ detection, cooler) whose frames come from a labctl file's ``/user/labctl/spectra
 instead of the scene, and whose clock is the replay tagger's device time
 (:meth:`sim_backends.replay_source.ReplaySource.generated_until_ps`, shared through
 the station's scene as the simulated tagger and camera share the scene clock).  So
-``drivers.andor.IXonUltra888`` and ``labctl.camera_path`` run unchanged on a recording:
+``drivers.andor.IXonUltra888`` and ``labctl.acquisition.camera_path`` run unchanged on a recording:
 
 * **Triggers.** The file's frame markers are the frame-clock edges: a frame starts when
   the replay tagger has served its marker (external trigger) and is read out at the end
@@ -26,7 +26,7 @@ the station's scene as the simulated tagger and camera share the scene clock).  
 
 ``ReplayShamrock`` is the simulated Shamrock library whose ``GetCalibration`` gives the
 file's ``wavelength_nm`` axis (as float32, the SDK's type: a labctl recording's axis came
-from that call, so it comes back exactly).  ``labctl.replay`` builds the station.
+from that call, so it comes back exactly).  ``labctl.station.replay`` builds the station.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@
 scene, ``generate(t_stop_ps)``, so :class:`sim_backends.replay_tagger.ReplayTDCBase`
 serves a recording through the quTAG API (see that module).
 
-The sync stream is rebuilt from the photons (``labctl.photons`` conventions):
+The sync stream is rebuilt from the photons (``labctl.acquisition.photons`` conventions):
 
 * **Anchors.** A photon with nanotime ``n >= 0`` at ``t`` says a laser pulse (a sync
   tag) was at ``t - n``.  Every such pulse time is a sync tag of the replay, so the
@@ -218,7 +218,7 @@ class ReplaySource:
         self._ph_ch = np.concatenate([self._ph_ch, block.detectors[keep].astype(CHANNEL_DTYPE)])
         anchors, last = pulse_anchors(block.timestamps, block.nanotimes)
         late = anchors < self._emitted_until_ps  # named after later tags were served: inconsistent
-        if late.any():                           # nanotimes (labctl.replay counts those photons)
+        if late.any():                           # nanotimes (labctl.station.replay counts those photons)
             anchors, last = anchors[~late], last[~late]
         if self._anchors.size and anchors.size and anchors[0] <= self._anchors[-1]:
             # Pulses named across the chunk boundary: merge (rare beyond the shared last one).

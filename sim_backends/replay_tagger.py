@@ -17,7 +17,7 @@ recording.  A station names it like any simulated library::
 Device time is the file's clock: it starts at the file's first tag when the stream is
 first enabled and runs ``time_scale`` times faster than the wall clock.  After the
 file's last tag no more tags come (a run asked to last longer is stopped by
-``labctl.replay.stop_at_file_end``).  ``labctl.replay`` builds such a station.
+``labctl.station.replay.stop_at_file_end``).  ``labctl.station.replay`` builds such a station.
 
 ``ReplayTriggerOutput`` stands in for the function-generator channel that would
 trigger the laser: the replay's pulses come from the file, so it only records

@@ -17,7 +17,7 @@ import numpy as np
 
 from labctl.blocks import ChannelMap
 from labctl.errors import ConfigError
-from labctl.validation import Choice, Flag, Number, NumberList, Pair, check_section, format_number
+from labctl.station.validation import Choice, Flag, Number, NumberList, Pair, check_section, format_number
 
 ROOT = "scene"
 

@@ -7,7 +7,7 @@ from typing import Any, Callable
 
 import pytest
 
-from labctl.station import Station, StationConfig
+from labctl.station.station import Station, StationConfig
 
 
 def sim_config(time_scale: float = 4.0, seed: int = 1, scene: dict | None = None,

@@ -23,7 +23,7 @@ from labctl.analysis.lifetime import _numpy_histogram
 from labctl.analysis.flid import _numpy_time_bins
 from labctl.blocks import ChannelMap, PhotonBlock
 from labctl.interfaces import Sink
-from labctl.photons import PhotonConverter
+from labctl.acquisition.photons import PhotonConverter
 from labctl.run import RunInfo, RunSummary
 from sim_backends.scene import Scene
 

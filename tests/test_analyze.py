@@ -10,7 +10,7 @@ import h5py
 import numpy as np
 import pytest
 
-from labctl.analyze import AnalyzeOptions, analyze_file
+from labctl.analysis.analyze import AnalyzeOptions, analyze_file
 
 TAU_NS = 20.0
 PERIOD_PS = 1_000_000
@@ -129,7 +129,7 @@ def test_bad_options_fail_clearly(tmp_path):
 
 def test_live_views_during_a_run_equal_the_offline_analysis_of_its_file(make_station, tmp_path):
     from labctl.analysis import live_set
-    from labctl.engine import AcquisitionEngine
+    from labctl.acquisition.engine import AcquisitionEngine
 
     station = make_station(scene={"emitter": {"kind": "single_qd"}, "collection_efficiency": 0.5})
     live = live_set()

@@ -17,7 +17,7 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from labctl.analyze import AnalyzeOptions, analyze_file, format_result
+from labctl.analysis.analyze import AnalyzeOptions, analyze_file, format_result
 from labctl.storage import PhotonHDF5Reader
 from tests.photon_hdf5_files import pulsed_emitter, to_t3, write_ps_h5py, write_t3_h5py, write_t3_phconvert
 

@@ -1,4 +1,4 @@
-"""Many QDs on Dask (labctl.batch): a batch = the single runs, number for number, byte for byte."""
+"""Many QDs on Dask (labctl.analysis.batch): a batch = the single runs, number for number, byte for byte."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from labctl.analyze import AnalyzeOptions, analyze_file, dump_json
-from labctl.batch import NANNY_ENVIRON_LEFT_OUT, blas_threads, local_cluster, output_names, run_batch, summary_row
+from labctl.analysis.analyze import AnalyzeOptions, analyze_file, dump_json
+from labctl.analysis.batch import NANNY_ENVIRON_LEFT_OUT, blas_threads, local_cluster, output_names, run_batch, summary_row
 from labctl.cli import main
 from labctl.errors import ConfigError
 from tests.test_analyze import write_foreign_file
@@ -170,7 +170,7 @@ def test_local_workers_start_without_dasks_malloc_and_blas_settings(monkeypatch)
 def test_a_local_cluster_leaves_this_process_environment_as_it_was():
     import os
 
-    from labctl.batch import local_cluster
+    from labctl.analysis.batch import local_cluster
 
     before = dict(os.environ)
     cluster = local_cluster(1)

@@ -11,7 +11,7 @@ import time
 
 import yaml
 
-from labctl.station import StationConfig
+from labctl.station.station import StationConfig
 from labctl.storage import PhotonHDF5Reader
 
 

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from labctl.blocks import PhotonBlock
-from labctl.engine import AcquisitionEngine
-from labctl.engine_process import EngineProcess
+from labctl.acquisition.engine import AcquisitionEngine
+from labctl.processes.engine_process import EngineProcess
 from labctl.run import RunInfo, RunSummary
 from labctl.storage import PhotonHDF5Reader
 from tests.conftest import sim_config
@@ -74,7 +74,7 @@ def test_reader_too_slow_for_the_tagger_buffer_gives_a_flagged_loss_with_its_ran
     with PhotonHDF5Reader(out) as reader:
         stored = reader.losses()
     assert [(l.start_ps, l.stop_ps, l.source) for l in stored] == [(l.start_ps, l.stop_ps, l.source) for l in summary.losses]
-    from labctl.summary import format_summary
+    from labctl.cli.summary import format_summary
 
     text = format_summary(summary, station.channels, summary.start_ps)
     assert "LOSSES" in text and "tagger_flag" in text
@@ -200,7 +200,7 @@ def test_engine_in_its_own_process_records_the_same_file(tmp_path):
         assert status["state"] in ("starting", "recording", "done")
         summary = engine.wait()
     assert summary.clean and summary.losses == []
-    from labctl.station import Station
+    from labctl.station.station import Station
 
     with Station(config) as station:
         with AcquisitionEngine(station, tmp_path / "inproc.h5") as local:

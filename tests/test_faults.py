@@ -3,7 +3,7 @@
 Issue 9: "a fault on TDC_setTimestampBufferSize never fires"; a call fails once, always,
 or hangs (``sim_backends.faults``); the engine notices a hung call within ``watchdog_s``,
 stops cleanly, records why and makes the excitation and the camera safe
-(``labctl.watchdog``); a tagger fault shows one line, its traceback goes to the run log
+(``labctl.station.watchdog``); a tagger fault shows one line, its traceback goes to the run log
 at DEBUG (finding 7).
 """
 
@@ -26,9 +26,9 @@ from pyvisa.errors import VisaIOError
 
 from drivers.qutag import QuTAG, QuTAGError
 from labctl.blocks import ChannelMap
-from labctl.engine import AcquisitionEngine
+from labctl.acquisition.engine import AcquisitionEngine
 from labctl.errors import ConfigError
-from labctl.station import Station, StationConfig
+from labctl.station.station import Station, StationConfig
 from labctl.storage import PhotonHDF5Reader
 from sim_backends.andor_sim import SimAndorSDK
 from sim_backends.fgen_sim import SIM_ADDRESS, SimFunctionGeneratorLibrary
@@ -296,6 +296,6 @@ def test_the_cli_exits_1_with_one_line_when_the_tagger_hangs_for_ever(tmp_path):
     assert result.returncode == 1, result.stderr
     assert "Traceback" not in result.stderr
     errors = [line for line in result.stderr.splitlines() if line.startswith(("ERROR", "CRITICAL"))]
-    assert errors == [f"ERROR labctl.engine: acquisition failed: tagger call read_tags hung for > {WATCHDOG_S:g} s"]
+    assert errors == [f"ERROR labctl.acquisition.engine: acquisition failed: tagger call read_tags hung for > {WATCHDOG_S:g} s"]
     with PhotonHDF5Reader(tmp_path / "run.h5") as reader:
         assert reader.run_end()["end_reason"] == f"error: tagger call read_tags hung for > {WATCHDOG_S:g} s"

@@ -24,7 +24,7 @@ from labctl.analysis.fit import (
     measured_irf_kernel,
 )
 from labctl.blocks import ChannelMap
-from labctl.photons import PhotonConverter
+from labctl.acquisition.photons import PhotonConverter
 from sim_backends.scene import Scene
 
 PERIOD_PS = 1_000_000  # 1 MHz laser

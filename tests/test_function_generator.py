@@ -353,7 +353,7 @@ def test_station_can_pass_the_library_as_library_or_visalib_not_both():
 
 
 def test_station_builds_the_generator_on_the_shared_scene():
-    station_module = pytest.importorskip("labctl.station")
+    station_module = pytest.importorskip("labctl.station.station")
     scene_module = pytest.importorskip("sim_backends.scene")
     if not hasattr(scene_module.Scene, "set_frame_clock"):
         pytest.skip("sim_backends.scene.Scene has no set_frame_clock yet (another engineer is adding it)")

@@ -29,11 +29,11 @@ import yaml
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-import labctl.station as station_module
-import labctl.station_classes as station_classes
+import labctl.station.station as station_module
+import labctl.station.classes as station_classes
 from labctl.errors import ConfigError, LabctlError
-from labctl.station import Station, StationConfig
-from labctl.yaml_loading import parse_station_text
+from labctl.station.station import Station, StationConfig
+from labctl.station.yaml_loading import parse_station_text
 
 SOURCE = "s.yaml"
 FAST = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -112,7 +112,7 @@ scalars = st.one_of(
     st.none(), st.booleans(), st.integers(min_value=-(10**30), max_value=10**30),
     st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=40),
     st.sampled_from(["fast", "1e6", "os.system", "drivers.spad.SPAD", "sim_backends.qutag_sim.SimTDCBase",
-                     "labctl.station.Station", "..", "", "\x00", "é", "-1", ".nan"]),
+                     "labctl.station.station.Station", "..", "", "\x00", "é", "-1", ".nan"]),
 )
 structures = st.recursive(
     scalars,

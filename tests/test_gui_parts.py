@@ -123,7 +123,7 @@ def test_field_labels_for_people() -> None:
 def test_poll_sends_an_unchanged_fit_or_spectrum_once() -> None:
     import time
 
-    from labctl.station_process import StationProcess
+    from labctl.processes.station_process import StationProcess
     from tests.conftest import sim_config
 
     sinks = [("labctl.analysis.LifetimeAccumulator", {}),

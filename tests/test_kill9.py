@@ -34,7 +34,7 @@ MAX_LOST_S = 1.0
 
 _WRAPPER = """
 import sys, threading, time
-import labctl.engine as engine_module
+import labctl.acquisition.engine as engine_module
 start = engine_module.AcquisitionEngine.start
 def reporting_start(self, *args, **kwargs):
     start(self, *args, **kwargs)

@@ -49,6 +49,54 @@ def test_the_contract_sees_an_import_inside_a_function(tmp_path: Path) -> None:
     assert imported_modules(module) == [(2, "gui.main_window"), (3, "PyQt6.QtCore")]
 
 
+SHARED = {"__init__", "errors", "blocks", "run", "interfaces", "signals"}
+"""The only modules at labctl/'s top level: what every room uses (README, "Layout")."""
+ROOMS = {
+    "storage": set(),
+    "analysis": {"storage"},
+    "station": {"storage"},
+    "acquisition": {"station", "storage", "analysis"},
+    "formats": {"acquisition", "storage"},
+    "processes": {"acquisition", "analysis", "station", "storage"},
+    "cli": {"acquisition", "analysis", "formats", "processes", "station", "storage"},
+}
+"""The rooms of labctl/ and the rooms each may import (the shared top-level modules: all of them)."""
+
+
+def room_crossings(core: Path) -> list[str]:
+    """``file:line imports module`` for every import in ``core`` (a labctl/ tree) that its room may not make."""
+    found = []
+    for path in sorted(core.rglob("*.py")):
+        parts = path.relative_to(core).parts
+        room = parts[0] if len(parts) > 1 else None  # None: a shared top-level module
+        allowed = SHARED if room is None else SHARED | ROOMS.get(room, set()) | {room}
+        for line, module in imported_modules(path):
+            names = module.split(".")
+            if names[0] == "labctl" and len(names) > 1 and names[1] not in allowed:
+                found.append(f"{path.relative_to(core.parent)}:{line} imports {module}")
+    return found
+
+
+def test_labctl_top_level_holds_only_the_shared_modules() -> None:
+    """Everything else lives in its room, so a newcomer finds it from the tree."""
+    core = ROOT / "labctl"
+    assert sorted(p.stem for p in core.glob("*.py")) == sorted(SHARED)
+    assert sorted(p.name for p in core.iterdir() if (p / "__init__.py").is_file()) == sorted(set(ROOMS) | {"stations"})
+
+
+def test_each_room_imports_only_the_rooms_below_it() -> None:
+    assert room_crossings(ROOT / "labctl") == []
+
+
+def test_the_room_contract_sees_an_upward_import(tmp_path: Path) -> None:
+    core = tmp_path / "labctl"
+    (core / "station").mkdir(parents=True)
+    (core / "station" / "station.py").write_text("def build():\n    from labctl.acquisition.engine import AcquisitionEngine\n")
+    (core / "blocks.py").write_text("from labctl.station.station import Station\n")
+    assert room_crossings(core) == ["labctl/blocks.py:1 imports labctl.station.station",
+                                    "labctl/station/station.py:2 imports labctl.acquisition.engine"]
+
+
 def test_driver_and_simulator_transcriptions_of_the_vendor_headers_agree() -> None:
     """Each simulated library holds its own copy of its header's facts (nothing from drivers/): where
     both copies name the same fact, they must agree, or one of them is wrong."""

@@ -153,7 +153,7 @@ def rss_mib():
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 if sys.argv[1] == "fixed":
-    from labctl.malloc_tuning import fix_mmap_threshold
+    from labctl.acquisition.malloc_tuning import fix_mmap_threshold
     assert fix_mmap_threshold()
 big = np.ones(8 << 20, np.uint8); del big  # glibc raises its mmap threshold to 8 MiB (unless fixed)
 buffers, small = [], []
@@ -167,7 +167,7 @@ print(before - rss_mib())
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc mallopt")
 def test_large_buffers_freed_during_a_run_go_back_to_the_system():
-    """The engine fixes glibc's mmap threshold (``labctl.malloc_tuning``): without it, 1 MiB
+    """The engine fixes glibc's mmap threshold (``labctl.acquisition.malloc_tuning``): without it, 1 MiB
     buffers freed after an 8 MiB one stay in the heap (its high-water mark grew for minutes)."""
     freed = {}
     for mode in ("fixed", "dynamic"):

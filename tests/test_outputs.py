@@ -12,7 +12,7 @@ import h5py
 import pytest
 
 from labctl.errors import ConfigError
-from labctl.outputs import Recording, check_output_file, check_output_folder, write_text_atomic
+from labctl.storage.outputs import Recording, check_output_file, check_output_folder, write_text_atomic
 from labctl.storage import PhotonHDF5Reader
 from tests.test_damaged_files import assert_refused, labctl, run_main
 from tests.test_storage import make_blocks, write_file

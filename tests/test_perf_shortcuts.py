@@ -37,7 +37,7 @@ def test_flid_trace_snapshot_equals_an_intensity_trace(seed, cuts, last_n_bins):
 def test_background_import_loads_the_module_and_restores_the_switch_interval(tmp_path, monkeypatch):
     import sys
 
-    from labctl.analyze import _BackgroundImport
+    from labctl.analysis.analyze import _BackgroundImport
 
     (tmp_path / "labctl_perf_probe_ok.py").write_text("VALUE = 7\n")
     (tmp_path / "labctl_perf_probe_bad.py").write_text("raise RuntimeError('probe')\n")
@@ -63,7 +63,7 @@ def test_background_import_loads_the_module_and_restores_the_switch_interval(tmp
 def test_an_accumulator_on_its_own_thread_gets_every_block_in_order_and_reports_its_error():
     import pytest
 
-    from labctl.analyze import _OnThread
+    from labctl.analysis.analyze import _OnThread
 
     class Recorder:
         def __init__(self, fail_at: int | None = None) -> None:

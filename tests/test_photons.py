@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from labctl.blocks import NO_NANOTIME, ChannelMap, TagBlock
-from labctl.photons import PhotonConverter
+from labctl.acquisition.photons import PhotonConverter
 
 CHANNELS = ChannelMap(laser_sync=0, spad_a=1, spad_b=2, frame_marker=3)
 
@@ -116,7 +116,7 @@ def test_held_back_photons_stay_bounded_when_syncs_stop():
 
 
 def test_fast_floor_division_equals_integer_division():
-    from labctl.photons import _floor_div
+    from labctl.acquisition.photons import _floor_div
 
     rng = np.random.default_rng(11)
     denominator = rng.integers(1, 5_000_000, 200_000)
@@ -130,7 +130,7 @@ def test_fast_floor_division_equals_integer_division():
 @settings(max_examples=30, deadline=None)
 @given(st.integers(0, 2**32), st.sampled_from([1, 2, 3, 5]), st.integers(0, 255), st.sampled_from([-1, 3, 4, 5]))
 def test_split_kernel_equals_numpy_reference(seed, software, sync_index, marker):
-    from labctl.photon_kernels import split_tags, split_tags_reference
+    from labctl.acquisition.photon_kernels import split_tags, split_tags_reference
 
     rng = np.random.default_rng(seed)
     ts = np.sort(rng.integers(0, 10_000, 3000)).astype(np.int64)  # many ties

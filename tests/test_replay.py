@@ -15,10 +15,10 @@ import pytest
 
 from labctl.blocks import ChannelMap, TagBlock
 from labctl.cli import main
-from labctl.engine import AcquisitionEngine
-from labctl.photons import PhotonConverter
-from labctl.replay import REPLAY_FINISHED, overload_note, replay_station_config, scan_replay_file
-from labctl.station import Station
+from labctl.acquisition.engine import AcquisitionEngine
+from labctl.acquisition.photons import PhotonConverter
+from labctl.station.replay import REPLAY_FINISHED, overload_note, replay_station_config, scan_replay_file
+from labctl.station.station import Station
 from labctl.storage import PhotonHDF5Reader
 from sim_backends.replay_source import ReplaySource, gap_fillers, pulse_anchors, tail_fillers
 from tests.conftest import sim_config

@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 
 from labctl.cli import main
-from labctl.engine import AcquisitionEngine
-from labctl.replay import REPLAY_CAMERA, REPLAY_FINISHED, replay_station_config, scan_replay_file
-from labctl.station import Station
+from labctl.acquisition.engine import AcquisitionEngine
+from labctl.station.replay import REPLAY_CAMERA, REPLAY_FINISHED, replay_station_config, scan_replay_file
+from labctl.station.station import Station
 from labctl.storage import PhotonHDF5Reader
 from labctl.storage import layout as L
 from tests.conftest import sim_config

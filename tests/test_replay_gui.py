@@ -16,7 +16,7 @@ pytest.importorskip("pytestqt")
 
 from gui.main_window import MainWindow  # noqa: E402
 from labctl.cli import main  # noqa: E402
-from labctl.replay import replay_station_config, scan_replay_file  # noqa: E402
+from labctl.station.replay import replay_station_config, scan_replay_file  # noqa: E402
 from tests.test_replay import write_imported_like  # noqa: E402
 
 

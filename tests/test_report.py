@@ -194,7 +194,7 @@ def test_scene_cycle_levels_are_validated():
 
 
 def test_report_of_a_run_recorded_through_the_engine(make_station, tmp_path):
-    from labctl.engine import AcquisitionEngine
+    from labctl.acquisition.engine import AcquisitionEngine
 
     scene = {"seed": 4, **qd_scene(p_trap={"mode": "two_level", "levels": [0.0, 0.6], "dwell_s": 0.5})}
     station = make_station(time_scale=2.0, scene=scene)

@@ -85,7 +85,7 @@ class _Interrupt:
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_a_signal_during_set_up_exits_1_with_one_line_and_excitation_off(tmp_path, monkeypatch, capsys, sig):
-    from labctl.station import Station
+    from labctl.station.station import Station
 
     interrupt = _Interrupt(sig)
     original = Station._build
@@ -109,7 +109,7 @@ def test_a_signal_during_set_up_exits_1_with_one_line_and_excitation_off(tmp_pat
 
 _PARENT = """
 import sys, time
-from labctl.engine_process import EngineProcess
+from labctl.processes.engine_process import EngineProcess
 from tests.conftest import sim_config
 engine = EngineProcess(sim_config(), sys.argv[1])
 engine.start(60)
@@ -160,7 +160,7 @@ import errno  # noqa: E402
 import h5py  # noqa: E402
 import numpy as np  # noqa: E402
 
-from labctl.engine import AcquisitionEngine  # noqa: E402
+from labctl.acquisition.engine import AcquisitionEngine  # noqa: E402
 from labctl.storage import layout as L  # noqa: E402
 from labctl.storage import h5_io  # noqa: E402
 
@@ -266,7 +266,7 @@ def test_a_disk_filled_by_another_process_ends_the_run_cleanly(tmp_path, small_t
 
     import yaml
 
-    from labctl.station import StationConfig
+    from labctl.station.station import StationConfig
 
     data = copy.deepcopy(StationConfig.load().data)
     data["engine"]["min_free_mb"] = 1

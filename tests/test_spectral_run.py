@@ -6,7 +6,7 @@ import h5py
 import numpy as np
 import pytest
 
-from labctl.engine import AcquisitionEngine
+from labctl.acquisition.engine import AcquisitionEngine
 from labctl.errors import ConfigError
 from labctl.storage import layout as L
 

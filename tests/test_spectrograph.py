@@ -19,7 +19,7 @@ from drivers.andor_shamrock import Kymera193i, ShamrockError
 from drivers.andor_shamrock.shamrock import FUNCTIONS, vendor_names
 from labctl.errors import InstrumentError, VendorLibraryNotFound
 from labctl.interfaces import Spectrograph
-from labctl.station import Station, StationConfig
+from labctl.station.station import Station, StationConfig
 from sim_backends.shamrock_sim import SimATSpectrograph, SimShamrock
 
 # The Kymera 193i as the test sees it: focal length, full deviation angle (2 x 13 deg),

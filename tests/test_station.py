@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from labctl.errors import ConfigError, VendorLibraryNotFound
-from labctl.station import Station, StationConfig
+from labctl.station.station import Station, StationConfig
 
 
 def default_data() -> dict:

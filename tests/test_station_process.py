@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from labctl.errors import AcquisitionError, ConfigError
-from labctl.station_process import StationProcess
+from labctl.processes.station_process import StationProcess
 from tests.conftest import sim_config
 
 LIVE = [("labctl.analysis.IntensityTrace", {}), ("labctl.analysis.spectrum_live.LiveSpectrum", {"history": 50})]

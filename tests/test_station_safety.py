@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-import labctl.station_classes as station_classes
+import labctl.station.classes as station_classes
 from labctl.errors import ConfigError
-from labctl.station import Station, StationConfig
+from labctl.station.station import Station, StationConfig
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -40,7 +40,7 @@ def no_construction(monkeypatch):
         return original(cls, *args, **kwargs)
 
     monkeypatch.setattr(station_classes, "construct", recording)
-    monkeypatch.setattr("labctl.station.construct", recording)
+    monkeypatch.setattr("labctl.station.station.construct", recording)
     return calls
 
 
@@ -72,9 +72,9 @@ def test_a_station_built_from_data_directly_is_checked_the_same(tmp_path, no_con
 
 
 WRONG_KIND = [
-    ("tagger", "driver", "labctl.station.Station", "is not a QCoDeS Instrument: must be a driver class implementing TimeTagger"),
+    ("tagger", "driver", "labctl.station.station.Station", "is not a QCoDeS Instrument: must be a driver class implementing TimeTagger"),
     ("laser", "driver", "drivers.spad.SPAD", "is not a PulsedLaser driver: it has none of"),
-    ("tagger", "driver", "labctl.station.resolve_instrument", "is a function, not a class"),
+    ("tagger", "driver", "labctl.station.station.resolve_instrument", "is a function, not a class"),
     ("tagger", "driver", "drivers.qutag.driver.Instrument", "is defined in 'qcodes"),
     ("tagger", "driver", "drivers.function_generator._format_number", "names a private object"),
     ("tagger", "driver", "drivers.qutag..QuTAG", "must be a dotted path like package.module.ClassName"),
@@ -188,7 +188,7 @@ def test_a_laser_rate_the_trigger_generator_cannot_output_fails_validation_and_a
     data = default_data()
     data["instruments"]["laser"]["settings"]["external_rate_hz"] = 8e7
     applied: list[str] = []
-    import labctl.station as station_module
+    import labctl.station.station as station_module
 
     monkeypatch.setattr(station_module, "apply_settings", lambda inst, settings, *args: applied.append(inst.name))
     with pytest.raises(ConfigError) as info:

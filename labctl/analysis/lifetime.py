@@ -3,7 +3,7 @@
 Conventions:
 
 * A photon's nanotime is its delay after the preceding laser pulse (int32 ps,
-  see ``labctl.photons``).  Bins are left-closed, ``[k w, (k + 1) w)``, with
+  see ``labctl.acquisition.photons``).  Bins are left-closed, ``[k w, (k + 1) w)``, with
   ``bin_edges_ps = np.arange(0, n w + 1, w)`` and ``n = ceil(period / w)``: they
   cover ``[0, period)`` (the last bin reaches past the period if the period is
   not a whole number of bins).

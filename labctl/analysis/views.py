@@ -38,7 +38,7 @@ def default_on_threshold(counts: np.ndarray, bin_ms: float) -> tuple[float, str]
     the OFF level's Poisson noise.  Otherwise (too few bins, or one level only) the
     paper's 400 counts per 100 ms, scaled to the bin.
     """
-    from labctl.analyze import PAPER_ON_THRESHOLD_PER_100MS
+    from labctl.analysis.analyze import PAPER_ON_THRESHOLD_PER_100MS
 
     paper = PAPER_ON_THRESHOLD_PER_100MS * bin_ms / 100.0
     counts = np.asarray(counts, dtype=np.float64)

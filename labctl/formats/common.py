@@ -5,7 +5,7 @@ Two shapes, because the files come in two kinds:
 * ``T2Records``: absolute time tags (PicoQuant T2, quTAG, SSTT).  Every event
   of every input, the laser sync included where the file recorded it, with its
   time in integer picoseconds.  Photons get nanotimes later, from the sync
-  channel (``labctl.photons.PhotonConverter``).
+  channel (``labctl.acquisition.photons.PhotonConverter``).
 * ``T3Records``: photons already referred to the laser sync (PicoQuant T3):
   the sync count ``nsync`` and the delay bin ``dtime``.  The photon time is
   ``rint(nsync * sync_period_ps) + dtime * resolution_ps`` (see ``macrotimes_ps``).

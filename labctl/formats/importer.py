@@ -15,7 +15,7 @@ What becomes what:
   the record's channel.  ``tcspc_num_bins`` = the sync period in whole ps.
 * T2 with a sync channel (the file's own, e.g. the HT2 sync events on channel
   64, or ``--sync-channel N``): sync events are not photons; every other
-  channel's events are photons with nanotimes from ``labctl.photons.PhotonConverter``
+  channel's events are photons with nanotimes from ``labctl.acquisition.photons.PhotonConverter``
   (pulses reconstructed between kept syncs when the file holds only every
   D-th sync, D = the file's sync divider).  Without a sync: no nanotimes
   (``/photon_data/nanotimes`` is removed, ``/setup/lifetime`` = 0) and no laser
@@ -55,7 +55,7 @@ from labctl.formats.common import FormatError, T2Records, T3Records
 from labctl.formats.import_sources import (
     ImportSource, concat_records, open_source, records_source, sort_t2, sort_t3, t3_memory_source,
 )
-from labctl.photons import PhotonConverter
+from labctl.acquisition.photons import PhotonConverter
 from labctl.run import RunInfo, RunSummary
 from labctl.storage import layout as L
 

@@ -27,7 +27,7 @@ import h5py
 import numpy as np
 
 from labctl.errors import DataFileError
-from labctl.outputs import check_output_file, replaced
+from labctl.storage.outputs import check_output_file, replaced
 from labctl.storage import layout as L
 from labctl.storage.hdf5_open import h5py_open, h5py_message, partial_chunk, read_superblock, readable_length
 from labctl.storage.repair_record import REPAIR

@@ -3,12 +3,12 @@
 With a ``camera`` (and the ``function_generator`` whose ch2 is the frame clock) in
 the station, a run also records spectra.  The camera is armed before the frame
 clock starts, so frame i belongs to the i-th frame-marker tag of the run
-(:mod:`labctl.frames`); frames travel to the sinks inside the photon blocks
+(:mod:`labctl.acquisition.frames`); frames travel to the sinks inside the photon blocks
 (``PhotonBlock.frames``), lost frames as ``skipped_frames`` plus a ``camera_skip``
 loss record with their marker window.  At the end the frame clock stops and the
 tagger is read on until the frame of the last marker of the run is read out.
 
-:class:`CameraPath` does only that; the acquisition engine (:mod:`labctl.engine`)
+:class:`CameraPath` does only that; the acquisition engine (:mod:`labctl.acquisition.engine`)
 calls it from its reader thread and keeps the excitation, the sinks and the losses.
 """
 
@@ -20,12 +20,12 @@ from typing import Any, Callable
 import numpy as np
 
 from labctl.blocks import LossRecord, PhotonBlock, TagBlock
-from labctl.engine_settings import EngineSettings
+from labctl.station.engine_settings import EngineSettings
 from labctl.errors import ConfigError
-from labctl.frames import FrameMatcher
+from labctl.acquisition.frames import FrameMatcher
 from labctl.run import SpectralInfo
-from labctl.station import Station
-from labctl.watchdog import CallGuard
+from labctl.station.station import Station
+from labctl.station.watchdog import CallGuard
 
 
 class CameraPath:
@@ -35,7 +35,7 @@ class CameraPath:
         station: the built station; without an ``instruments.camera`` every method does nothing.
         settings: engine settings (``poll_interval_ms`` paces the final read-out wait).
         log: ``log(message, level)`` with a logging level name ("INFO", "WARNING", ...).
-        calls: makes every instrument call (the engine's :class:`labctl.watchdog.CallGuard`: a
+        calls: makes every instrument call (the engine's :class:`labctl.station.watchdog.CallGuard`: a
             hung call raises ``InstrumentHung``; the safe-state calls of :meth:`stop` are
             attempted even on a hung camera); None: plain calls.
 

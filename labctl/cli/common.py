@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING, Callable
 from labctl.errors import ConfigError
 
 if TYPE_CHECKING:
-    from labctl.replay import ReplayFile
-    from labctl.station import StationConfig
+    from labctl.station.replay import ReplayFile
+    from labctl.station.station import StationConfig
 
 
 def positive_number(option: str, what: str) -> Callable[[str], float]:
@@ -34,7 +34,7 @@ _positive_speed = positive_number("--speed", "a number")
 
 def station_config(args: argparse.Namespace, command: str) -> tuple[StationConfig, ReplayFile | None]:
     """The station config of ``acquire``/``gui`` (a replay station with ``--replay``) and the ReplayFile or None."""
-    from labctl.station import StationConfig
+    from labctl.station.station import StationConfig
 
     if args.replay is None:
         if args.speed is not None:
@@ -43,7 +43,7 @@ def station_config(args: argparse.Namespace, command: str) -> tuple[StationConfi
         return (config.with_seed(args.seed) if command == "acquire" else config), None
     if getattr(args, "seed", None) is not None:
         raise ConfigError("--seed", args.seed, "only without --replay (a replay's photons come from the file)")
-    from labctl.replay import overload_note, replay_station_config, scan_replay_file
+    from labctl.station.replay import overload_note, replay_station_config, scan_replay_file
 
     replay = scan_replay_file(args.replay)
     for note in replay.notes:

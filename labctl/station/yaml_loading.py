@@ -23,7 +23,7 @@ from typing import Any
 import yaml
 
 from labctl.errors import ConfigError
-from labctl.validation import key_path as join_key
+from labctl.station.validation import key_path as join_key
 
 MAX_DOCUMENT_BYTES = 1_000_000
 """Largest station file accepted (bytes)."""

@@ -11,7 +11,7 @@ from labctl.blocks import PhotonBlock
 from labctl.interfaces import Sink
 from labctl.run import RunSummary
 
-log = logging.getLogger("labctl.engine")
+log = logging.getLogger("labctl.acquisition.engine")
 
 _END = object()  # end-of-run marker in sink queues
 _IDLE_S = 0.05  # a sink thread with no block for this long lets its sink flush on schedule

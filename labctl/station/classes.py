@@ -11,7 +11,7 @@ path.  Before anything is imported or called, each path must:
 3. be of the kind its key expects:
 
    * ``driver``: a subclass of QCoDeS ``Instrument`` that implements the role's
-     interface (:data:`labctl.station.ROLES`, e.g. ``TimeTagger`` for the tagger);
+     interface (:data:`labctl.station.station.ROLES`, e.g. ``TimeTagger`` for the tagger);
    * ``library``: the driver must declare ``vendor_library_functions`` (see
      :mod:`labctl.interfaces`) and the class must define every function of one of
      the declared flavours (e.g. all ``TDC_*`` functions of ``tdcbase``);
@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from labctl.errors import ConfigError, short_text
-from labctl.validation import key_path as join_key
+from labctl.station.validation import key_path as join_key
 
 BUILTIN_PACKAGES = ("labctl", "drivers", "sim_backends")
 """Top-level packages a station file may always name classes from."""

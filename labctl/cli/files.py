@@ -47,9 +47,9 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 @_one_line_on_damage
 def cmd_analyze(args: argparse.Namespace) -> int:
-    from labctl.analyze import (AnalyzeOptions, PLOT_NAMES, analyze_file, format_result, parse_detectors,
+    from labctl.analysis.analyze import (AnalyzeOptions, PLOT_NAMES, analyze_file, format_result, parse_detectors,
                                 result_json, write_plots)
-    from labctl.outputs import check_output_file, check_output_folder, write_text_atomic
+    from labctl.storage.outputs import check_output_file, check_output_folder, write_text_atomic
 
     inputs = [("FILE", path) for path in args.files]
     if len(args.files) == 1 and args.json is not None:  # checked before the (long) analysis; never onto the input
@@ -98,7 +98,7 @@ def _refuse_repeated(command: str, files: list[Path]) -> bool:
 
 def cmd_report(args: argparse.Namespace) -> int:
     from labctl.analysis.fig4 import ReportOptions, parse_regimes, report_file, write_report
-    from labctl.outputs import check_output_folder
+    from labctl.storage.outputs import check_output_folder
 
     if _refuse_repeated("report", args.files):
         return 2
@@ -123,9 +123,9 @@ def cmd_report(args: argparse.Namespace) -> int:
         print(f"report      {args.out / 'report.html'}")
         return 0
     try:
-        from labctl.batch import run_reports  # type: ignore[import-not-found]
+        from labctl.analysis.batch import run_reports  # type: ignore[import-not-found]
     except ImportError:
-        print(f"labctl report: {len(args.files)} files: several files need labctl.batch (the Dask batch), which "
+        print(f"labctl report: {len(args.files)} files: several files need labctl.analysis.batch (the Dask batch), which "
               "is not installed here; give one FILE", file=sys.stderr)
         return 2
     run_reports(list(args.files), args.out, options, scheduler=None)
@@ -135,7 +135,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def _analyze_batch(args: argparse.Namespace, options: object) -> int:
     """Several files: one Dask task per file; a line per file, the summary's paths; exit 1 if any failed."""
-    from labctl.batch import run_batch
+    from labctl.analysis.batch import run_batch
 
     if args.json is None:
         print("labctl analyze: several files need --json DIR (a folder: one JSON per file + summary.csv/.parquet)",
@@ -165,7 +165,7 @@ def _analyze_batch(args: argparse.Namespace, options: object) -> int:
 def cmd_import(args: argparse.Namespace) -> int:
     from labctl.formats.common import FormatError
     from labctl.formats.importer import import_files
-    from labctl.outputs import check_output_file
+    from labctl.storage.outputs import check_output_file
 
     check_output_file("--out", args.out, inputs=[("IN", path) for path in args.inputs], overwrite=args.overwrite,
                       make_folders=True)

@@ -1,7 +1,7 @@
 """The acquisition engine: tagger -> photons -> sinks (file writer, live views), in threads.
 
 One reader thread polls the time tagger every ``poll_interval_ms``, converts the
-tags to photons (:mod:`labctl.photons`), finds losses and hands each block to
+tags to photons (:mod:`labctl.acquisition.photons`), finds losses and hands each block to
 every sink through the sink's own bounded queue and thread.  Nothing here
 loops over tags in Python.
 
@@ -15,9 +15,9 @@ a full disk, an error in the tagger or a sink) takes one path, the reader thread
 excitation to its safe state (read back into the run log), tagger stopped, sinks closed.
 
 With a ``camera`` (and the ``function_generator`` whose ch2 is the frame clock) in
-the station, the run also records spectra (:mod:`labctl.camera_path`): the camera is
+the station, the run also records spectra (:mod:`labctl.acquisition.camera_path`): the camera is
 armed before the frame clock starts, so frame i belongs to the i-th frame-marker tag
-of the run (:mod:`labctl.frames`); frames travel to the sinks inside the photon blocks
+of the run (:mod:`labctl.acquisition.frames`); frames travel to the sinks inside the photon blocks
 (``PhotonBlock.frames``), lost frames as ``skipped_frames`` plus a ``camera_skip``
 loss record with their marker window.  At the end the frame clock stops and the
 tagger is read on until the frame of the last marker of the run is read out.
@@ -38,20 +38,20 @@ from typing import Any, Sequence
 import numpy as np
 
 from labctl.blocks import LossRecord, PhotonBlock, TagBlock, merge_flag_loss, tagger_flag_loss
-from labctl.camera_path import CameraPath
-from labctl.engine_settings import EngineSettings
+from labctl.acquisition.camera_path import CameraPath
+from labctl.station.engine_settings import EngineSettings
 from labctl.errors import AcquisitionError, ConfigError, DiskSpaceError
 from labctl.interfaces import Sink
-from labctl.malloc_tuning import fix_mmap_threshold
-from labctl.photon_kernels import channel_counts
-from labctl.photons import PhotonConverter
-from labctl.rate_protection import RateProtection
+from labctl.acquisition.malloc_tuning import fix_mmap_threshold
+from labctl.acquisition.photon_kernels import channel_counts
+from labctl.acquisition.photons import PhotonConverter
+from labctl.acquisition.rate_protection import RateProtection
 from labctl.run import RunInfo, RunSummary, SpectralInfo
 from labctl.signals import end_reason
-from labctl.sink_runner import SinkRunner
-from labctl.station import Station
-from labctl.warmup import warm_up
-from labctl.watchdog import CallGuard, InstrumentHung, call_with_timeout
+from labctl.acquisition.sink_runner import SinkRunner
+from labctl.station.station import Station
+from labctl.acquisition.warmup import warm_up
+from labctl.station.watchdog import CallGuard, InstrumentHung, call_with_timeout
 
 log = logging.getLogger(__name__)
 

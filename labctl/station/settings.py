@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any, Iterator, Mapping
 
 from labctl.errors import ConfigError, InstrumentError, LabctlError, short_repr, short_text
-from labctl.validation import expect_mapping, format_number, key_path as join_key
+from labctl.station.validation import expect_mapping, format_number, key_path as join_key
 
 
 def _walk(instrument: Any, settings: Mapping[str, Any], path: str, source: str) -> Iterator[tuple[Any, Any, str]]:

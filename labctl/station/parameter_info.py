@@ -45,7 +45,7 @@ class ParameterInfo:
 
 def describe_instrument(instrument: Any) -> list[ParameterInfo]:
     """Every parameter of ``instrument`` and its submodules, as :class:`ParameterInfo`."""
-    from labctl.settings import describe_allowed
+    from labctl.station.settings import describe_allowed
 
     infos: list[ParameterInfo] = []
 

@@ -11,7 +11,7 @@ What the parent can do (each a method, each one round trip over a pipe):
 * ``describe()``: every instrument's parameters (value, unit, what is allowed),
   for instrument panels;
 * ``configure(role, settings)``: the station's own validation
-  (:meth:`labctl.station.Station.configure`): all settings are checked before
+  (:meth:`labctl.station.station.Station.configure`): all settings are checked before
   any is applied, a :class:`~labctl.errors.ConfigError` comes back unchanged.
   During a live run without a file the run is stopped, the settings applied
   and the run restarted with the same sinks; during a recording it is refused
@@ -20,7 +20,7 @@ What the parent can do (each a method, each one round trip over a pipe):
   (status + count rates + sink snapshots + monitors in one trip), ``close()``.
 
 While the child builds the station, a thread makes the photon path's numba
-kernels ready (:func:`labctl.warmup.warm_up`): on the first start after an
+kernels ready (:func:`labctl.acquisition.warmup.warm_up`): on the first start after an
 install they compile (seconds) while the instruments connect, and
 ``open(progress=...)`` reports the steps.
 
@@ -36,12 +36,12 @@ import threading
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
-from labctl.engine_settings import EngineSettings
+from labctl.station.engine_settings import EngineSettings
 from labctl.errors import AcquisitionError
-from labctl.parameter_info import ParameterInfo, describe_instrument  # noqa: F401 - public here too
+from labctl.station.parameter_info import ParameterInfo, describe_instrument  # noqa: F401 - public here too
 from labctl.run import RunSummary
-from labctl.station import StationConfig
-from labctl.station_child import MONITOR_INTERVAL_S, PREPARING_AFTER_S, RunRequest, child_main  # noqa: F401
+from labctl.station.station import StationConfig
+from labctl.processes.station_child import MONITOR_INTERVAL_S, PREPARING_AFTER_S, RunRequest, child_main  # noqa: F401
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """The station process's child side: the station, its runs and the command loop.
 
-:class:`~labctl.station_process.StationProcess` (the parent side) starts
+:class:`~labctl.processes.station_process.StationProcess` (the parent side) starts
 :func:`child_main` in a process of its own and sends it commands; see that module
 for what each command does.
 """
@@ -16,13 +16,13 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
 from labctl.analysis.count_rates import CountRateMeter
-from labctl.engine_settings import EngineSettings
+from labctl.station.engine_settings import EngineSettings
 from labctl.errors import AcquisitionError
-from labctl.parameter_info import ParameterInfo, _nest, _plain, describe_instrument
+from labctl.station.parameter_info import ParameterInfo, _nest, _plain, describe_instrument
 from labctl.run import RunSummary
 from labctl.signals import EndOnSignals, Interrupted
-from labctl.station import StationConfig
-from labctl.warmup import start_warm_up_thread
+from labctl.station.station import StationConfig
+from labctl.acquisition.warmup import start_warm_up_thread
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +52,7 @@ class _ChildStation:
     """The child's state: the station, the current engine, the live sinks."""
 
     def __init__(self, config: StationConfig) -> None:
-        from labctl.station import Station
+        from labctl.station.station import Station
 
         self.station = Station(config)
         self.engine: Any = None
@@ -72,8 +72,8 @@ class _ChildStation:
 
     # -- runs ------------------------------------------------------------------------
     def start_run(self, request: RunRequest) -> None:
-        from labctl.engine import AcquisitionEngine
-        from labctl.station import import_dotted
+        from labctl.acquisition.engine import AcquisitionEngine
+        from labctl.station.station import import_dotted
 
         if self.engine is not None and self.engine.running:
             raise AcquisitionError("a run is already going; stop it before starting another")
@@ -110,7 +110,7 @@ class _ChildStation:
             raise AcquisitionError(
                 f"instruments.{role}.settings.{first}: cannot be changed while recording to "
                 f"{self.request.out_path}; stop the recording first (the file records one set of settings)")
-        from labctl.settings import validate_settings
+        from labctl.station.settings import validate_settings
 
         if role in self.station.instruments:  # refuse before touching the run
             validate_settings(self.station.instruments[role], nested, f"instruments.{role}.settings", "runtime")
@@ -143,7 +143,7 @@ class _ChildStation:
             raise AcquisitionError(f"clear: a recording to {self.request.out_path} is going; its views "
                                    "cannot be cleared without ending the file")
         if sink_specs is not None:
-            from labctl.station import import_dotted
+            from labctl.station.station import import_dotted
 
             specs = [(path, dict(kwargs)) for path, kwargs in sink_specs]
             source = self.station.config.source
@@ -169,7 +169,7 @@ class _ChildStation:
         return dict(self._monitors)
 
     def poll(self, names: Sequence[str], fit_after: int | None = None) -> dict[str, Any]:
-        """See :meth:`labctl.station_process.StationProcess.poll`; with ``fit_after`` (a caller that
+        """See :meth:`labctl.processes.station_process.StationProcess.poll`; with ``fit_after`` (a caller that
         keeps what it received) an unchanged fit or spectrum is not sent again."""
         engine = self.engine
         status = engine.status() if engine is not None else {"state": "idle"}

@@ -7,19 +7,19 @@ import sys
 import threading
 from typing import TYPE_CHECKING
 
-from labctl.cli_common import station_config
+from labctl.cli.common import station_config
 from labctl.signals import EndOnSignals, end_reason, signal_name
 
 if TYPE_CHECKING:
-    from labctl.outputs import Recording
-    from labctl.replay import ReplayFile
+    from labctl.storage.outputs import Recording
+    from labctl.station.replay import ReplayFile
     from labctl.run import RunSummary
-    from labctl.station import StationConfig
+    from labctl.station.station import StationConfig
 
 
 def cmd_acquire(args: argparse.Namespace) -> int:
-    from labctl.outputs import Recording, check_output_file
-    from labctl.summary import format_summary
+    from labctl.storage.outputs import Recording, check_output_file
+    from labctl.cli.summary import format_summary
 
     # Everything is checked before anything is touched; --overwrite replaces the old file only at the end.
     check_output_file("--out", args.out, inputs=[("--config", args.config), ("--replay", args.replay)],
@@ -60,10 +60,10 @@ def _record(args: argparse.Namespace, config: StationConfig, replay: ReplayFile 
             signals: EndOnSignals) -> tuple[RunSummary, list]:
     """Build the station, record, return the summary; every end goes through the engine's one end path."""
     from labctl.analysis import live_set
-    from labctl.engine import AcquisitionEngine
-    from labctl.station import Station
-    from labctl.summary import format_progress
-    from labctl.warmup import warm_up
+    from labctl.acquisition.engine import AcquisitionEngine
+    from labctl.station.station import Station
+    from labctl.cli.summary import format_progress
+    from labctl.acquisition.warmup import warm_up
 
     show_progress = not args.no_progress
     live = live_set()
@@ -90,7 +90,7 @@ def _record(args: argparse.Namespace, config: StationConfig, replay: ReplayFile 
             with signals.deferred():  # a signal now is raised once the run has started, then ends it
                 engine.start(args.duration)
             if replay is not None and replay.first_ps + args.duration * 1e12 > replay.last_ps:
-                from labctl.replay import stop_at_file_end
+                from labctl.station.replay import stop_at_file_end
 
                 stop_at_file_end(engine, replay, speed)  # "replay finished"
             if show_progress:

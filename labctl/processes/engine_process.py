@@ -1,6 +1,6 @@
 """One acquisition in a process of its own, behind the AcquisitionEngine API.
 
-:class:`EngineProcess` is a :class:`~labctl.station_process.StationProcess`
+:class:`EngineProcess` is a :class:`~labctl.processes.station_process.StationProcess`
 used for a single run: ``start`` builds the station in a child process and
 starts recording, ``wait`` returns the summary and closes the child.  Only
 commands and small snapshots cross the boundary, never the photon stream.
@@ -12,12 +12,12 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
-from labctl.engine_settings import EngineSettings
+from labctl.station.engine_settings import EngineSettings
 from labctl.errors import AcquisitionError
 from labctl.run import RunSummary
 from labctl.signals import end_reason
-from labctl.station import StationConfig
-from labctl.station_process import StationProcess
+from labctl.station.station import StationConfig
+from labctl.processes.station_process import StationProcess
 
 
 class EngineProcess:

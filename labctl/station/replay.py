@@ -33,7 +33,7 @@ import h5py
 import numpy as np
 
 from labctl.errors import ConfigError
-from labctl.station import StationConfig
+from labctl.station.station import StationConfig
 from labctl.storage import PhotonHDF5Reader
 from labctl.storage import layout as L
 from labctl.storage.hdf5_open import open_hdf5

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from typing import Any, Mapping
 
-from labctl.validation import Number, check_section
+from labctl.station.validation import Number, check_section
 
 ENGINE_SCHEMA = {
     "poll_interval_ms": Number(1, 10_000, unit="ms"),
@@ -37,7 +37,7 @@ class EngineSettings:
             long (s) makes the engine cut the excitation and stop.
         watchdog_s: an instrument call (tagger read, camera read, generator write...) that
             has not returned after this long (s) is hung: the run stops cleanly and says
-            which call hung (:mod:`labctl.watchdog`); the safe-state call gets as long.
+            which call hung (:mod:`labctl.station.watchdog`); the safe-state call gets as long.
     """
 
     poll_interval_ms: float = 50.0

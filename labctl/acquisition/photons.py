@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from labctl.photon_kernels import photon_nanotimes, split_tags_after, sync_gaps
+from labctl.acquisition.photon_kernels import photon_nanotimes, split_tags_after, sync_gaps
 from labctl.blocks import (
     CHANNEL_DTYPE,
     NANOTIME_DTYPE,

@@ -1,6 +1,6 @@
 """Many QDs at once: ``labctl analyze FILE...`` / ``labctl report FILE...`` as one Dask task per file.
 
-Each file runs the very function of a single run (``labctl.analyze.analyze_file``
+Each file runs the very function of a single run (``labctl.analysis.analyze.analyze_file``
 + ``dump_json``, or ``labctl.analysis.fig4.report_file`` + ``write_report``) on a
 worker, so its outputs are byte-identical to running it alone.  The tasks run on
 a ``dask.distributed`` cluster: a ``LocalCluster`` of worker processes by default
@@ -141,7 +141,7 @@ def run_one(kind: str, path: str | Path, out_dir: str | Path, name: str, options
     start = time.perf_counter()
     try:
         if kind == "analyze":
-            from labctl.analyze import analyze_file, dump_json, write_plots
+            from labctl.analysis.analyze import analyze_file, dump_json, write_plots
 
             result = analyze_file(path, options)
             target = out_dir / f"{name}.json"
@@ -232,7 +232,7 @@ def run_batch(kind: str, files: Sequence[str | Path], out_dir: str | Path, optio
     if missing:
         raise ConfigError("FILE", missing[0], f"no such file ({len(missing)} of {len(files)} missing)")
     if kind == "analyze":
-        from labctl.analyze import check_options
+        from labctl.analysis.analyze import check_options
 
         check_options(options)  # a bad option fails every file: say it once, before the cluster starts
     out_dir = Path(out_dir)

@@ -33,16 +33,16 @@ from pathlib import Path
 from typing import Any, Mapping, NamedTuple
 
 from labctl.blocks import ChannelMap
-from labctl.engine_settings import ENGINE_SCHEMA, EngineSettings
+from labctl.station.engine_settings import ENGINE_SCHEMA, EngineSettings
 from labctl.errors import ConfigError
 from labctl.interfaces import (Camera, FunctionGenerator, PhotonDetector, PulsedLaser, Spectrograph, TimeTagger,
                                TriggerOutput)
-from labctl.settings import apply_settings, validate_settings
-from labctl.station_classes import (check_class_implements, check_driver_class, check_instance, check_library_class, check_options,
+from labctl.station.settings import apply_settings, validate_settings
+from labctl.station.classes import (check_class_implements, check_driver_class, check_instance, check_library_class, check_options,
                                     construct, resolve_class)
-from labctl.validation import Number, Text, check_keys, check_section, expect_mapping
-from labctl.watchdog import InstrumentHung, call_with_timeout
-from labctl.yaml_loading import MAX_DOCUMENT_BYTES, parse_station_text
+from labctl.station.validation import Number, Text, check_keys, check_section, expect_mapping
+from labctl.station.watchdog import InstrumentHung, call_with_timeout
+from labctl.station.yaml_loading import MAX_DOCUMENT_BYTES, parse_station_text
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +89,7 @@ class InstrumentClasses(NamedTuple):
 def resolve_instrument(role: str, spec: Mapping[str, Any], instruments: Mapping[str, Any], source: str) -> InstrumentClasses:
     """Resolve and check the classes of ``instruments.<role>`` and its options, calling nothing.
 
-    See :mod:`labctl.station_classes` for the rules (allowed packages, kinds, option types).
+    See :mod:`labctl.station.classes` for the rules (allowed packages, kinds, option types).
     """
     path = f"instruments.{role}"
     interface = ROLES[role]
@@ -145,7 +145,7 @@ class StationConfig:
     def load(cls, path: str | Path | None = None) -> "StationConfig":
         """Read a station YAML file; ``None`` = the built-in simulated microscope.
 
-        The file is read as data (:func:`labctl.yaml_loading.parse_station_text`: UTF-8,
+        The file is read as data (:func:`labctl.station.yaml_loading.parse_station_text`: UTF-8,
         at most 1 MB, no aliases, no duplicate keys), then checked by :meth:`from_dict`.
         """
         if path is None:
@@ -240,7 +240,7 @@ def _check_trigger_reference(ref: Mapping[str, Any], path: str, instruments: Map
 
 
 def import_dotted(dotted: str, key_path: str, source: str) -> Any:
-    """Import the class ``package.module.Name`` from an allowed package (see :mod:`labctl.station_classes`)."""
+    """Import the class ``package.module.Name`` from an allowed package (see :mod:`labctl.station.classes`)."""
     return resolve_class(dotted, key_path, source, "a class")
 
 

@@ -6,16 +6,16 @@ Commands (their options are a public contract, see README):
   record the station's photon stream to a Photon-HDF5 file, with a progress
   bar and a closing summary (rates per channel, photons written, losses, file size).
   With ``--replay FILE [--speed X]`` the station's tagger serves a recorded or
-  imported file instead (:mod:`labctl.replay`).
+  imported file instead (:mod:`labctl.station.replay`).
 * ``labctl info FILE``: what a Photon-HDF5 file holds.
 * ``labctl analyze FILE... [--detectors A [B]] [--g2-bin-ps N] [--g2-range-ps N]
   [--g2-delay-ps N] [--laser-period-ps N] [--lifetime-bin-ps N] [--trace-bin-ms X]
   [--fit mono|bi] [--per-detector-fits] [--on-threshold N] [--json OUT] [--plots DIR]
   [--scheduler ADDRESS] [--workers N]``: g(2), lifetime fit, blinking trace and FLID;
-  several files: one Dask task per file (``labctl.batch``), ``--json`` a folder.
+  several files: one Dask task per file (``labctl.analysis.batch``), ``--json`` a folder.
 * ``labctl report FILE... --out DIR [--on-threshold N] [--bin-ms X] [--regimes LO-HI,LO-HI,...]``:
   the paper's single-QD analysis (Fig. 4): DIR/report.json, report.html and PNGs; several
-  files go to ``labctl.batch.run_reports`` (one sub-folder per file).
+  files go to ``labctl.analysis.batch.run_reports`` (one sub-folder per file).
 * ``labctl import IN... --out FILE.h5 [--format ptu|pt3|pt2|ht3|ht2|qutag|sstt]
   [--sync-channel N] [--overwrite]``: another lab's time-tag file -> Photon-HDF5.
 * ``labctl repair FILE [--out FILE] [--overwrite]``: a crashed or truncated file's
@@ -31,9 +31,9 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from labctl import __version__
-from labctl.cli_acquire import cmd_acquire
-from labctl.cli_common import _positive_seconds, _positive_speed
-from labctl.cli_files import cmd_analyze, cmd_import, cmd_info, cmd_repair, cmd_report
+from labctl.cli.acquire import cmd_acquire
+from labctl.cli.common import _positive_seconds, _positive_speed
+from labctl.cli.files import cmd_analyze, cmd_import, cmd_info, cmd_repair, cmd_report
 from labctl.errors import LabctlError
 from labctl.formats.import_sources import FORMATS
 
@@ -157,6 +157,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"labctl {args.command}: interrupted", file=sys.stderr)
         return 130
 
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -46,7 +46,7 @@ WARM_UP_STEPS = 6
 def warm_up(channels: ChannelMap, progress: Callable[[int, int, str], None] | None = None) -> float:
     """Make every numba kernel of a run's photon path ready; returns the time it took (s).
 
-    Covers the converter (:class:`~labctl.photons.PhotonConverter`), the engine's tag
+    Covers the converter (:class:`~labctl.acquisition.photons.PhotonConverter`), the engine's tag
     counter and the standard live accumulators (g(2), lifetime, trace, FLID).  A sink
     with numba kernels of its own should warm them up in its ``open``.
 
@@ -59,8 +59,8 @@ def warm_up(channels: ChannelMap, progress: Callable[[int, int, str], None] | No
             progress(step, WARM_UP_STEPS, what)
 
     from labctl.analysis import FlidAccumulator, G2Accumulator, IntensityTrace, LifetimeAccumulator
-    from labctl.photon_kernels import channel_counts
-    from labctl.photons import PhotonConverter
+    from labctl.acquisition.photon_kernels import channel_counts
+    from labctl.acquisition.photons import PhotonConverter
 
     started = time.perf_counter()
     block = _synthetic_block(channels)
