@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-BENCHMARKS = ["bench_scene.py", "bench_storage.py", "bench_engine.py", "bench_analysis.py", "bench_spectral.py", "bench_report.py",
+BENCHMARKS = ["bench_scene.py", "bench_storage.py", "bench_engine.py", "bench_analysis.py", "bench_fit.py", "bench_spectral.py", "bench_report.py",
               "bench_import.py", "bench_gui.py", "bench_replay.py", "bench_batch.py"]
 
 if __name__ == "__main__":
