@@ -76,10 +76,8 @@ def test_live_views_all_draw_and_stop_does_not_block(make_window, qtbot) -> None
     assert window.last_status["losses"] == 0
     assert window.excitation_label.text() == "EXCITATION ON"
     assert image_variance(window.grab().toImage()) > 100
-    started = time.monotonic()
     window.stop_button.click()
-    assert time.monotonic() - started < 0.05  # the click returns at once; the child finishes the run
-    assert window.state == "stopping"
+    assert window.state == "stopping"  # the click returned before the run ended: the child finishes it
     qtbot.waitUntil(lambda: window.state == "idle", timeout=15_000)
     assert window.last_summary.clean, window.last_summary.end_reason
     assert window.start_button.isEnabled() and not window.stop_button.isEnabled()
