@@ -16,7 +16,7 @@ File layout (see README "Station file")::
       tagger: {driver: drivers.qutag.QuTAG, library: sim_backends.qutag_sim.SimTDCBase,
                library_options: {...}, options: {...}, settings: {...}}
       laser:  {driver: ..., trigger_output: {instrument: function_generator, channel: 1}, settings: {...}}
-              # or trigger_output: sim_backends.trigger_sim.SimTriggerOutput (a class built with the scene)
+              # or trigger_output: a TriggerOutput class (e.g. the replay's), built without arguments
       spad_a: {driver: drivers.spad.SPAD, settings: {...}}
       spad_b: {...}
 """
@@ -117,7 +117,7 @@ def resolve_instrument(role: str, spec: Mapping[str, Any], instruments: Mapping[
     elif trigger is not None:
         trigger_cls = resolve_class(trigger, f"{path}.trigger_output", source, "a TriggerOutput class")
         check_class_implements(trigger_cls, TriggerOutput, f"{path}.trigger_output", trigger, source)
-        check_options(trigger_cls, {}, f"{path}.trigger_output", source, supplied=("scene",))
+        check_options(trigger_cls, {}, f"{path}.trigger_output", source)
     return InstrumentClasses(driver, library, trigger_cls)
 
 
@@ -217,10 +217,7 @@ class StationConfig:
 
     @property
     def uses_scene(self) -> bool:
-        return any(
-            spec.get("library") or isinstance(spec.get("trigger_output"), str)
-            for spec in self.data["instruments"].values()
-        )
+        return any(spec.get("library") for spec in self.data["instruments"].values())
 
     def build_order(self) -> list[str]:
         """Roles in the order to build them: instruments referred to by a trigger_output first."""
@@ -305,7 +302,7 @@ class Station:
         if isinstance(trigger, Mapping):  # a channel of another instrument, already built
             given["trigger_output"] = self.instruments[trigger["instrument"]].trigger_output(int(trigger["channel"]))
         elif classes.trigger_output is not None:
-            given["trigger_output"] = construct(classes.trigger_output, {}, f"{path}.trigger_output", source, scene=self.scene)
+            given["trigger_output"] = construct(classes.trigger_output, {}, f"{path}.trigger_output", source)
         if role in ("spad_a", "spad_b"):
             given["tagger_channel"] = getattr(self.config.channels, role)
         instrument = construct(classes.driver, dict(spec.get("options") or {}), f"{path}.options", source, given=given)

@@ -16,9 +16,12 @@ from drivers.function_generator import (
     Keysight33500B,
 )
 from drivers.picoquant_pdl800d import PDL800D
+from labctl.blocks import ChannelMap
 from labctl.errors import InstrumentError
 from labctl.interfaces import FunctionGenerator, TriggerOutput
+from labctl.station import Station, StationConfig
 from sim_backends.fgen_sim import SIM_ADDRESS, SimFunctionGeneratorLibrary
+from sim_backends.scene import Scene
 
 CHANNELS = (1, 2)
 
@@ -26,8 +29,8 @@ CHANNELS = (1, 2)
 class FakeScene:
     """The scene's laser and frame-clock controls, recording every call.
 
-    Stands in for ``sim_backends.scene.Scene`` whose ``set_frame_clock`` another
-    engineer is adding; ``test_real_scene_follows_the_generator`` uses the real one.
+    Records what the generator tells the scene; ``test_real_scene_follows_the_generator``
+    uses the real ``sim_backends.scene.Scene``.
     """
 
     def __init__(self) -> None:
@@ -272,12 +275,7 @@ def test_scene_without_frame_clock_is_refused_naming_what_is_missing():
 
 
 def test_real_scene_follows_the_generator(make_rig):
-    scene_module = pytest.importorskip("sim_backends.scene")
-    if not hasattr(scene_module.Scene, "set_frame_clock"):
-        pytest.skip("sim_backends.scene.Scene has no set_frame_clock yet (another engineer is adding it)")
-    from labctl.blocks import ChannelMap
-
-    scene = scene_module.Scene({}, wiring=ChannelMap(laser_sync=0, spad_a=1, spad_b=2, frame_marker=3), seed=0)
+    scene = Scene({}, wiring=ChannelMap(laser_sync=0, spad_a=1, spad_b=2, frame_marker=3), seed=0)
     rig = make_rig(scene)
     rig.fg.ch1.frequency_hz(2e6)
     rig.fg.ch1.output(True)
@@ -353,11 +351,7 @@ def test_station_can_pass_the_library_as_library_or_visalib_not_both():
 
 
 def test_station_builds_the_generator_on_the_shared_scene():
-    station_module = pytest.importorskip("labctl.station")
-    scene_module = pytest.importorskip("sim_backends.scene")
-    if not hasattr(scene_module.Scene, "set_frame_clock"):
-        pytest.skip("sim_backends.scene.Scene has no set_frame_clock yet (another engineer is adding it)")
-    data = copy.deepcopy(station_module.StationConfig.load().data)
+    data = copy.deepcopy(StationConfig.load().data)
     data["instruments"] = {
         "function_generator": {
             "driver": "drivers.function_generator.Keysight33500B",
@@ -367,7 +361,7 @@ def test_station_builds_the_generator_on_the_shared_scene():
         },
         **data["instruments"],
     }
-    config = station_module.StationConfig.from_dict(data, source="<test station>")
-    with station_module.Station(config) as station:
+    config = StationConfig.from_dict(data, source="<test station>")
+    with Station(config) as station:
         fg = station.instruments["function_generator"]
         assert fg.ch2.output() is True and fg.ch2.frequency_hz() == 10.0
