@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 from labctl.errors import ConfigError
-from labctl.validation import Number, check_keys, expect_mapping
+from labctl.validation import check_keys, expect_mapping
 
 DEFAULT_FRAME_CLOCK = {"instrument": "function_generator", "channel": 2}
 """The frame clock of a station file that names none (the microscope's wiring: generator ch2)."""
@@ -92,7 +92,7 @@ def check_output_channels(refs: Mapping[str, OutputRef], drivers: Mapping[str, t
             raise ConfigError(f"{ref.key_path}.instrument", ref.instrument,
                               f"its driver {driver.__name__} has no such outputs (no {method} method)", source)
         channels = tuple(getattr(driver, "output_channels", ()))
-        if ref.channel not in channels:
+        if isinstance(ref.channel, bool) or not isinstance(ref.channel, int) or ref.channel not in channels:
             raise ConfigError(f"{ref.key_path}.channel", ref.channel,
                               f"must be one of {', '.join(map(str, channels))} (the outputs of {driver.__name__})", source)
         other = used.setdefault((ref.instrument, ref.channel), ref.key_path)
@@ -108,5 +108,6 @@ def _reference(ref: Any, path: str, owner: str, instruments: Mapping[str, Any], 
     target = ref.get("instrument")
     if not isinstance(target, str) or target not in instruments or target == owner:
         raise ConfigError(f"{path}.instrument", target, "must name another instrument of this station: " + ", ".join(instruments), source)
-    channel = Number(1, 16, integer=True).check(ref.get("channel"), f"{path}.channel", source)
-    return OutputRef(path, target, int(channel))
+    if "channel" not in ref:
+        raise ConfigError(f"{path}.channel", None, "is required (an output number of the instrument, e.g. 1)", source)
+    return OutputRef(path, target, ref["channel"])  # checked against the driver's outputs by check_output_channels
