@@ -96,3 +96,15 @@ def test_frame_clock_on_ch1_records_one_frame_per_marker(tmp_path):
     assert stats["markers"] == markers and stats["frames"] + stats["skipped"] + stats["unmatched_markers"] == markers
     assert stats["frames"] >= markers - 1
     assert np.isclose(summary.counts[0] / summary.duration_s, 1e6 / 4, rtol=0.01)  # the laser ran on its own
+
+
+def test_replay_runs_the_stations_frame_clock_output_at_the_files_frame_rate(tmp_path):
+    from types import SimpleNamespace
+
+    from labctl.replay import _replay_camera
+
+    instruments = default_data()["instruments"]
+    instruments["camera"]["frame_clock"] = {"instrument": "function_generator", "channel": 1}
+    replay = SimpleNamespace(path=str(tmp_path / "run.h5"), exposure_s=0.05, frame_rate_hz=12.5, wavelength_known=False)
+    settings = _replay_camera(replay, instruments)["function_generator"]["settings"]
+    assert settings["ch1"]["frequency_hz"] == 12.5 and settings["ch2"]["frequency_hz"] == 10.0
