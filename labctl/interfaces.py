@@ -14,7 +14,13 @@ class attribute, the functions that object must define, per library flavour::
     vendor_library_functions = {"standard": ("TDC_init", "TDC_deInit", ...), "mc": (...)}
 
 The station checks a ``library:`` class of a station file against it before calling
-anything (see :mod:`labctl.station_classes`).  A trigger output may also offer
+anything (see :mod:`labctl.station_classes`).
+
+Every member a Protocol lists is required (the core never asks ``getattr(x, name, None)``):
+members may be plain methods or QCoDeS parameters (callable), and each role's Protocol
+derives from :class:`StationInstrument` (``snapshot``, ``close``).  A function generator's
+outputs become a :class:`TriggerOutput` (laser trigger; SPAD gate: off = SPADs off) or a
+:class:`FrameClock` (camera trigger) as the station file wires them (:mod:`labctl.station_outputs`).  A trigger output may also offer
 ``frequency_range_hz() -> (low, high)``; a laser driver then validates its rate against it.
 """
 

@@ -17,7 +17,7 @@ from drivers.function_generator import (
 )
 from drivers.picoquant_pdl800d import PDL800D
 from labctl.blocks import ChannelMap
-from labctl.errors import InstrumentError
+from labctl.errors import ConfigError, InstrumentError
 from labctl.interfaces import FunctionGenerator, TriggerOutput
 from labctl.station import Station, StationConfig
 from sim_backends.fgen_sim import SIM_ADDRESS, SimFunctionGeneratorLibrary
@@ -57,6 +57,9 @@ class FakeScene:
         self.calls.append(("frame_clock", rate_hz, enabled))
         self.frame_clock = (rate_hz, enabled)
 
+    def set_spad_gate(self, enabled: bool) -> None:
+        self.calls.append(("spad_gate", enabled))
+
 
 @dataclass
 class Rig:
@@ -72,9 +75,9 @@ class Rig:
 def make_rig():
     built: list = []
 
-    def factory(scene: object | None = None) -> Rig:
+    def factory(scene: object | None = None, **options) -> Rig:
         scene = FakeScene() if scene is None else scene
-        lib = SimFunctionGeneratorLibrary(scene)
+        lib = SimFunctionGeneratorLibrary(scene, **options)
         fg = Keysight33500B(f"fg_test_{len(built)}", SIM_ADDRESS, library=lib)
         built.append(fg)
         return Rig(fg, lib, scene)
@@ -365,3 +368,26 @@ def test_station_builds_the_generator_on_the_shared_scene():
     with Station(config) as station:
         fg = station.instruments["function_generator"]
         assert fg.ch2.output() is True and fg.ch2.frequency_hz() == 10.0
+
+
+# --- cables: what each output drives in the scene ---------------------------------------------------
+def test_cables_put_the_spad_gate_on_ch1_and_nothing_on_the_laser(make_rig):
+    rig = make_rig(cables={1: "spad_gate", "2": "frame_clock"})
+    rig.scene.calls.clear()
+    rig.fg.ch1.frequency_hz(1e6)
+    rig.fg.ch1.output(True)
+    rig.fg.ch2.output(True)
+    rig.fg.ch1.output(False)
+    assert rig.scene.calls == [("spad_gate", True), ("frame_clock", 1000.0, True), ("spad_gate", False)]  # no laser call
+
+
+@pytest.mark.parametrize("cables, key_path, allowed", [
+    ({3: "spad_gate"}, "cables.3", "the generator's outputs are 1 and 2"),
+    ({1: "gate"}, "cables.1", "must be one of laser_trigger, frame_clock, spad_gate, none"),
+    ({1: "frame_clock", 2: "frame_clock"}, "cables.2", "each but none once"),
+    (["spad_gate"], "cables", "must be a mapping"),
+])
+def test_bad_cables_are_refused_naming_the_output(cables, key_path, allowed):
+    with pytest.raises(ConfigError) as info:
+        SimFunctionGeneratorLibrary(FakeScene(), cables=cables)
+    assert info.value.key_path == key_path and allowed in str(info.value)

@@ -15,7 +15,6 @@ import time
 from importlib import resources
 
 import numpy as np
-import pytest
 import yaml
 
 from labctl.blocks import ChannelMap
