@@ -20,8 +20,8 @@ Every member a Protocol lists is required (the core never asks ``getattr(x, name
 members may be plain methods or QCoDeS parameters (callable), and each role's Protocol
 derives from :class:`StationInstrument` (``snapshot``, ``close``).  A function generator's
 outputs become a :class:`TriggerOutput` (laser trigger; SPAD gate: off = SPADs off) or a
-:class:`FrameClock` (camera trigger) as the station file wires them (:mod:`labctl.station_outputs`).  A trigger output may also offer
-``frequency_range_hz() -> (low, high)``; a laser driver then validates its rate against it.
+:class:`FrameClock` (camera trigger) as the station file wires them
+(:mod:`labctl.station_outputs`).
 """
 
 from __future__ import annotations
@@ -216,6 +216,9 @@ class TriggerOutput(Protocol):
 
     def frequency_hz(self) -> float:
         """Current pulse frequency (Hz)."""
+
+    def frequency_range_hz(self) -> tuple[float, float]:
+        """Lowest and highest frequency (Hz) the output can produce; a laser driver validates its rate against it."""
 
     def set_enabled(self, enabled: bool) -> None:
         """Switch the trigger output on (laser pulses) or off (no pulses)."""

@@ -81,7 +81,7 @@ def make_safe(station: Any, timeout_s: float) -> SafeStateReport:
     if attempt("laser", "laser disable_excitation", laser.disable_excitation)[0] and external:
         report.actions.append("laser: trigger output off (no pulses)")
         report.light_cut = True
-    gate, gate_ref = getattr(station, "spad_gate", None), station.config.outputs.get("spad_gate")
+    gate, gate_ref = station.spad_gate, station.config.outputs.get("spad_gate")
     if gate is not None and attempt(gate_ref.instrument, "spad_gate off", lambda: gate.set_enabled(False))[0]:
         report.actions.append(f"spad_gate: {gate_ref.instrument} ch{gate_ref.channel} off (SPADs gated off)")
         report.light_cut = True

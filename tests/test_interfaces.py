@@ -28,7 +28,7 @@ USED_BY_THE_CORE = {
     FunctionGenerator: {"output_channels", "trigger_output", "frame_clock", "snapshot", "close"},
     Shutter: {"set_open", "is_open", "snapshot", "close"},
     FrameClock: {"set_enabled", "rate_hz"},
-    TriggerOutput: {"set_enabled", "enabled", "set_frequency_hz", "frequency_hz"},
+    TriggerOutput: {"set_enabled", "enabled", "set_frequency_hz", "frequency_hz", "frequency_range_hz"},
 }
 
 STATION_FILES = sorted(p.name for p in resources.files("labctl.stations").iterdir() if p.name.endswith(".yaml"))
