@@ -356,8 +356,8 @@ class AcquisitionEngine:
         reason = protection.check(block)
         if reason is None:
             return False
-        self.station.safe_state()
-        self._log(reason + "; excitation cut", "ERROR")
+        self.station.safe_state()  # laser trigger off; SPAD gate off and shutter closed where the station has them
+        self._log(reason + ("; light cut" if self.station.last_safe_state.light_cut else "; NOTHING could cut the light"), "ERROR")
         self._errors.append(reason)
         self.stop(reason)
         return True

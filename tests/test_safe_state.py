@@ -103,6 +103,7 @@ def test_rate_protection_trip_on_the_internal_clock_gates_the_spads_off(tmp_path
     end = result["run_end"]
     assert end["safe_state_actions"] == [INTERNAL_ACTION, GATE_ACTION] and end["safe_state_warnings"] == []
     assert ("INFO", f"safe state: {GATE_ACTION}") in result["log"]
+    assert any(lv == "ERROR" and m.startswith("protection: channel") and m.endswith("; light cut") for lv, m in result["log"])
     assert result["summary"].counts[1] / result["summary"].duration_s > 3e3  # before: light + dark, ~4 kcps per SPAD
     # Gated off, an MPD PDM is held below breakdown: no photon and no dark count either, so the
     # SPAD counts drop to at most the dark rate (here exactly none); the laser's syncs go on.
@@ -131,6 +132,7 @@ def test_with_neither_gate_nor_shutter_the_run_says_the_laser_still_emits(tmp_pa
     assert summary.safe_state_warnings == end["safe_state_warnings"] == [NOTHING_CUTS_THE_LIGHT]
     assert end["safe_state_actions"] == [INTERNAL_ACTION]
     assert ("WARNING", f"safe state: {NOTHING_CUTS_THE_LIGHT}") in result["log"]
+    assert any(lv == "ERROR" and m.endswith("; NOTHING could cut the light") for lv, m in result["log"])
     assert counts[1] / seconds > 3e3  # and so it is: the SPADs still count light (dark alone is 500 /s)
 
 
