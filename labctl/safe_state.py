@@ -70,7 +70,7 @@ def make_safe(station: Any, timeout_s: float) -> SafeStateReport:
             report.done = False
             if isinstance(result, InstrumentHung):
                 station.hung.setdefault(role, result)
-                log.critical("safe state: %s did not return (%s)", what, result)
+                log.critical("the excitation could not be put in its safe state: %s; switch the laser off by hand", result)
             else:
                 log.error("safe state: %s failed: %s: %s", what, type(result).__name__, result)
             report.warnings.append(f"{what} failed: {result}")

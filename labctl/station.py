@@ -40,8 +40,8 @@ from labctl.engine_settings import ENGINE_SCHEMA, EngineSettings
 from labctl.errors import ConfigError
 from labctl.interfaces import (Camera, FrameClock, FunctionGenerator, PhotonDetector, PulsedLaser, Shutter, Spectrograph,
                                TimeTagger, TriggerOutput)
-from labctl.settings import apply_settings, validate_settings
 from labctl.safe_state import SafeStateReport, make_safe
+from labctl.settings import apply_settings, validate_settings
 from labctl.station_classes import (check_class_implements, check_driver_class, check_instance, check_library_class, check_options,
                                     construct, resolve_class, takes_scene)
 from labctl.station_outputs import SIGNALS, OutputRef, check_output_channels, output_references
