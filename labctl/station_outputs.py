@@ -47,7 +47,8 @@ def output_references(data: Mapping[str, Any], source: str) -> dict[str, OutputR
 
     Checks the form (keys ``instrument`` and ``channel``, an integer channel, another instrument
     of this station); :func:`check_output_channels` checks the channels against the drivers.
-    The frame clock is listed only with a camera (its default if the file names none).
+    The frame clock is listed only with a camera (its default if the file names none); a camera
+    without one is refused.
     """
     instruments = data["instruments"]
     found: dict[str, OutputRef] = {}
@@ -63,9 +64,12 @@ def output_references(data: Mapping[str, Any], source: str) -> dict[str, OutputR
                               "only the camera has a frame clock (instruments.camera.frame_clock)", source)
     if "camera" in instruments:
         spec = instruments["camera"]
+        if "frame_clock" not in spec and DEFAULT_FRAME_CLOCK["instrument"] not in instruments:
+            raise ConfigError("instruments.camera.frame_clock", None, "is required with a camera: the generator output that "
+                              "triggers its frames (default function_generator ch2, but this station has no "
+                              "function_generator)", source)
         given = spec.get("frame_clock", DEFAULT_FRAME_CLOCK)
-        if "frame_clock" in spec or DEFAULT_FRAME_CLOCK["instrument"] in instruments:
-            found["frame_clock"] = _reference(given, SIGNALS["frame_clock"][0], "camera", instruments, source)
+        found["frame_clock"] = _reference(given, SIGNALS["frame_clock"][0], "camera", instruments, source)
     safety = expect_mapping(data.get("safety"), "safety", source)
     check_keys(safety, ["spad_gate"], "safety", source)
     if safety.get("spad_gate") is not None:

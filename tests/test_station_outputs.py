@@ -23,6 +23,13 @@ def refused(data: dict) -> str:
     return str(info.value)
 
 
+def without_generator(data: dict) -> None:
+    """No function generator (the laser on its own clock) and a camera naming no frame clock."""
+    instruments = data["instruments"]
+    del instruments["function_generator"], instruments["camera"]["frame_clock"]
+    instruments["laser"] = {"driver": "drivers.picoquant_pdl800d.PDL800D"}
+
+
 def test_frame_clock_defaults_to_generator_ch2_when_the_file_names_none():
     data = default_data()
     del data["instruments"]["camera"]["frame_clock"]
@@ -62,6 +69,8 @@ def test_spad_gate_on_the_frame_clock_output_is_refused():
     (lambda d: d.update(safety={"spad_gate": {"instrument": "function_generator", "chanel": 1}}),
      "safety.spad_gate.chanel", "unknown key"),
     (lambda d: d.update(safety={"shutter": "yes"}), "safety.shutter", "unknown key"),
+    (lambda d: without_generator(d),
+     "instruments.camera.frame_clock = None", "is required with a camera: the generator output that triggers its frames"),
 ])
 def test_bad_output_references_name_the_key_path(edit, key_path, allowed):
     data = default_data()
