@@ -252,6 +252,9 @@ class Keysight33500B(VisaInstrument):
     vendor_library_functions = {"pyvisa": ("open", "close", "read", "write", "list_resources")}
     """Methods a ``library`` (pyvisa library class) must define (checked by the station)."""
 
+    output_channels: tuple[int, ...] = CHANNELS
+    """Its outputs (labctl ``FunctionGenerator``): the channels a station file may name."""
+
     def __init__(self, name: str, address: str, library: Any = None, **kwargs: Any) -> None:
         if library is not None:
             if kwargs.get("visalib") is not None:

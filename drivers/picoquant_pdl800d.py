@@ -71,15 +71,14 @@ class InternalRate(Validator[float]):
 def _external_rate_validator(trigger_output: TriggerOutput | None) -> Numbers:
     """The laser's external-trigger range, narrowed to what the trigger output can produce.
 
-    A trigger output may tell its range (``frequency_range_hz()``, e.g. a generator
+    A trigger output tells its range (``frequency_range_hz()``, e.g. a generator
     channel stops at 30 MHz): validating against it refuses a rate the laser accepts but
     its trigger cannot output, before anything is set.
     """
     low, high = 1.0, PDL800D_UNVERIFIED["external_trigger_max_hz"]
-    limits = getattr(trigger_output, "frequency_range_hz", None)
-    if not callable(limits):
+    if trigger_output is None:
         return Numbers(low, high)
-    out_low, out_high = limits()
+    out_low, out_high = trigger_output.frequency_range_hz()
     vals = Numbers(max(low, out_low), min(high, out_high))
     vals.limit_note = f"limited by its trigger output {trigger_output}"  # type: ignore[attr-defined]
     return vals

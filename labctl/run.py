@@ -79,6 +79,10 @@ class RunSummary:
         file_path / file_size_bytes: the data file, if any.
         errors: error messages collected during the run.
         start_ps: timestamp of the first tag of the run (tagger clock, ps).
+        safe_state_actions: what the safe state at the end of the run switched (laser trigger output,
+            SPAD gate, shutter), in order (:mod:`labctl.station.safe_state`).
+        safe_state_warnings: what it could not make safe, e.g. the laser on its internal clock still
+            emitting with nothing to cut its light.
     """
 
     clean: bool
@@ -92,6 +96,8 @@ class RunSummary:
     file_size_bytes: int | None = None
     errors: list[str] = field(default_factory=list)
     start_ps: int = 0
+    safe_state_actions: list[str] = field(default_factory=list)
+    safe_state_warnings: list[str] = field(default_factory=list)
 
     @property
     def duration_s(self) -> float:

@@ -4,12 +4,16 @@
 ``function_generator.yaml`` (the SCPI model of the generator), plus one thing: after
 every message written to the generator and when a session opens, it reads the
 device's state and applies what changed to the scene, as the cables do on the
-microscope:
+microscope.  What each output is cabled to is the ``cables`` option (default
+``{1: laser_trigger, 2: frame_clock}``; it must match the station file's
+``instruments.laser.trigger_output``, ``instruments.camera.frame_clock`` and ``safety.spad_gate``):
 
-* ch1 (laser trigger): frequency -> ``scene.set_repetition_rate_hz(hz)``,
+* ``laser_trigger``: frequency -> ``scene.set_repetition_rate_hz(hz)``,
   output on/off -> ``scene.set_excitation(enabled)``;
-* ch2 (frame clock / camera trigger): frequency and output ->
-  ``scene.set_frame_clock(rate_hz, enabled)``.
+* ``frame_clock`` (camera trigger): frequency and output ->
+  ``scene.set_frame_clock(rate_hz, enabled)``;
+* ``spad_gate`` (the SPADs' gate inputs): output on/off -> ``scene.set_spad_gate(enabled)``;
+* ``none``: nothing.
 
 Only values the simulated generator accepted reach the scene (a refused command
 changes no state, so nothing is applied).  Burst mode, trigger source, waveform and
@@ -29,7 +33,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +42,7 @@ from pyvisa.constants import StatusCode
 from pyvisa.errors import VisaIOError
 from pyvisa_sim.highlevel import SimVisaLibrary
 
+from labctl.errors import ConfigError
 from sim_backends.faults import FaultSchedule
 
 DEFAULT_YAML = Path(__file__).with_name("function_generator.yaml")
@@ -47,10 +52,12 @@ SIM_ADDRESS = "GPIB0::10::INSTR"
 """VISA address of the simulated generator (give it to the driver as ``address``)."""
 
 LASER_CHANNEL = "1"
-FRAME_CLOCK_CHANNEL = "2"
 _CHANNEL_GROUP = "channel"
 _ERROR_QUERY = b"SYSTem:ERRor?"
-_SCENE_METHODS = ("set_repetition_rate_hz", "set_excitation", "set_frame_clock")
+DEFAULT_CABLES = {1: "laser_trigger", 2: "frame_clock"}
+"""What each output drives in the scene, unless the ``cables`` option says otherwise."""
+_SCENE_METHODS = {"laser_trigger": ("set_repetition_rate_hz", "set_excitation"), "frame_clock": ("set_frame_clock",),
+                  "spad_gate": ("set_spad_gate",), "none": ()}
 VISA_OPERATIONS = ("open", "close", "write", "read", "clear")
 """The library operations a scheduled fault can name."""
 
@@ -76,24 +83,25 @@ class SimFunctionGeneratorLibrary(SimVisaLibrary):
     """
 
     def __new__(cls, scene: Any = None, yaml_path: str | Path | None = None,
-                faults: Sequence[dict[str, Any]] = ()) -> "SimFunctionGeneratorLibrary":
+                faults: Sequence[dict[str, Any]] = (), cables: Mapping[int, str] | None = None) -> "SimFunctionGeneratorLibrary":
         obj = super().__new__(cls, str(yaml_path or DEFAULT_YAML))
         # pyvisa hands out one library per (class, path): forget it, so each instance is its own device.
         cls._registry.pop((cls, obj.library_path), None)
         return obj
 
     def __init__(self, scene: Any = None, yaml_path: str | Path | None = None,
-                 faults: Sequence[dict[str, Any]] = ()) -> None:
+                 faults: Sequence[dict[str, Any]] = (), cables: Mapping[int, str] | None = None) -> None:
         self._laser_on_since_s: float | None = None  # time.monotonic() when ch1 output last went on
         self._fault_schedule = FaultSchedule(
             faults, status_functions=VISA_OPERATIONS, check_code=_visa_error_code, elapsed_s=self._fault_clock_s)
+        self._cables = _check_cables(DEFAULT_CABLES if cables is None else cables)
         if scene is not None:
-            missing = [m for m in _SCENE_METHODS if not callable(getattr(scene, m, None))]
+            needed = [m for what in self._cables.values() for m in _SCENE_METHODS[what]]
+            missing = [m for m in needed if not callable(getattr(scene, m, None))]
             if missing:
                 raise TypeError(
                     f"SimFunctionGeneratorLibrary: the scene ({type(scene).__name__}) lacks "
-                    f"{', '.join(missing)}; needed: set_repetition_rate_hz(hz), set_excitation(enabled), "
-                    f"set_frame_clock(rate_hz, enabled)"
+                    f"{', '.join(missing)}; needed for its cables {self._cables}: {', '.join(needed)}"
                 )
         self._scene = scene
         self._scene_lock = threading.RLock()
@@ -183,14 +191,15 @@ class SimFunctionGeneratorLibrary(SimVisaLibrary):
         if self._scene is None:
             return
         with self._scene_lock:
-            state = {
-                "laser_rate_hz": float(self.device_value("frequency", LASER_CHANNEL)),
-                "laser_on": _is_on(self.device_value("output", LASER_CHANNEL)),
-                "frame_clock": (
-                    float(self.device_value("frequency", FRAME_CLOCK_CHANNEL)),
-                    _is_on(self.device_value("output", FRAME_CLOCK_CHANNEL)),
-                ),
-            }
+            state: dict[str, Any] = {}
+            for channel, what in self._cables.items():
+                hz, on = float(self.device_value("frequency", channel)), _is_on(self.device_value("output", channel))
+                if what == "laser_trigger":
+                    state.update(laser_rate_hz=hz, laser_on=on)
+                elif what == "frame_clock":
+                    state["frame_clock"] = (hz, on)
+                elif what == "spad_gate":
+                    state["spad_gate"] = on
             # Each change is recorded before it is applied, so a value the scene refuses
             # raises once (here, through the driver's write) instead of at every later write.
             changed = {key: value for key, value in state.items() if self._applied.get(key) != value}
@@ -201,6 +210,23 @@ class SimFunctionGeneratorLibrary(SimVisaLibrary):
                 self._scene.set_excitation(state["laser_on"])
             if "frame_clock" in changed:
                 self._scene.set_frame_clock(*state["frame_clock"])
+            if "spad_gate" in changed:
+                self._scene.set_spad_gate(state["spad_gate"])
+
+
+def _check_cables(cables: Any) -> dict[int, str]:
+    """``{output: what it drives}``: outputs 1, 2; each of laser_trigger, frame_clock, spad_gate at most once."""
+    if not isinstance(cables, Mapping):
+        raise ConfigError("cables", cables, "must be a mapping {output: what it drives}, e.g. {1: spad_gate, 2: frame_clock}")
+    out: dict[int, str] = {}
+    for key, what in cables.items():
+        channel = int(key) if isinstance(key, (int, str)) and str(key).strip() in ("1", "2") else None
+        if channel is None:
+            raise ConfigError(f"cables.{key}", what, "the generator's outputs are 1 and 2")
+        if what not in _SCENE_METHODS or (what != "none" and what in out.values()):
+            raise ConfigError(f"cables.{key}", what, f"must be one of {', '.join(_SCENE_METHODS)}, each but none once")
+        out[channel] = what
+    return out
 
 def _visa_error_code(code: Any) -> int:
     """A VISA error status (negative ``pyvisa.constants.StatusCode``) by number or name."""

@@ -80,6 +80,10 @@ class ReplayTriggerOutput:
     def frequency_hz(self) -> float:
         return self._frequency_hz
 
+    def frequency_range_hz(self) -> tuple[float, float]:
+        """Any rate (Hz): the file's, whatever it is."""
+        return 0.0, float("inf")
+
     def set_enabled(self, enabled: bool) -> None:
         self._enabled = bool(enabled)
 

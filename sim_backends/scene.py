@@ -76,6 +76,8 @@ class Scene:
         self._channels = (wiring.laser_sync, wiring.spad_a, wiring.spad_b)
         laser = params["laser"]
         self._excitation = bool(laser["enabled"])
+        self._shutter_open = True  # excitation shutter (SimShutter): closed, no laser light on the sample
+        self._spad_gate_on = True  # SPAD gate inputs (a generator output): off, the SPADs detect nothing
         self._rate_hz = float(laser["repetition_rate_hz"])
         self._sync_delay_ps = int(laser["sync_delay_ps"])
         self._background_cps = float(laser["background_cps"])
@@ -169,6 +171,16 @@ class Scene:
         if not isinstance(enabled, (bool, np.bool_)):
             raise ConfigError("scene.laser.enabled", enabled, "must be true or false")
         self._excitation = bool(enabled)
+
+    def set_shutter_open(self, is_open: bool) -> None:
+        """Open/close the excitation shutter from the next segment boundary not yet generated.  Closed: no
+        laser light reaches the sample (no emission, no scattered laser); the laser's sync tags go on."""
+        self._shutter_open = bool(is_open)
+
+    def set_spad_gate(self, enabled: bool) -> None:
+        """Gate both SPADs on/off from the next segment boundary not yet generated.  Off: the diodes sit
+        below breakdown and detect nothing, dark counts included (MPD PDM gate input)."""
+        self._spad_gate_on = bool(enabled)
 
     def excitation_enabled(self) -> bool:
         """True if the laser is (or will be, from the next segment) pulsing."""
@@ -294,12 +306,15 @@ class Scene:
         excitation, rate_hz = settings
         rng = self._streams.segment(k)
         pulses = pulse_times_ps(start, stop, self._grid_origin_ps, rate_hz) if excitation else _EMPTY
+        light = pulses if self._shutter_open else _EMPTY  # pulses that reach the sample
         self._state.ensure(stop)
         edges, on, p_trap = self._state.rows(start, stop)
-        photons_a, photons_b, log_rows = self._photons(rng, excitation, pulses, rate_hz, edges, on, p_trap)
+        photons_a, photons_b, log_rows = self._photons(rng, excitation and self._shutter_open, light, rate_hz, edges, on, p_trap)
         horizon = stop + self._horizon_offset_ps
         det_a = self._spads[0].detect(rng, photons_a, start, stop, horizon)
         det_b = self._spads[1].detect(rng, photons_b, start, stop, horizon)
+        if not self._spad_gate_on:
+            det_a = det_b = _EMPTY
         ch_sync, ch_a, ch_b = self._channels
         times, channels = merge_tags(self._syncs_before(pulses, horizon), ch_sync, det_a, ch_a, det_b, ch_b)
         frame_edges = self._frame_clock.segment_edges(start, stop)
@@ -307,7 +322,7 @@ class Scene:
         self._buffer.append((times, channels))
         self._released_until_ps = horizon
         self._next_segment = k + 1
-        n_pulses = [pulses.size] if len(on) == 1 else np.diff(np.searchsorted(pulses, edges)).tolist()
+        n_pulses = [light.size] if len(on) == 1 else np.diff(np.searchsorted(light, edges)).tolist()
         self._log.add(edges, n_pulses, log_rows)
 
     def _photons(

@@ -16,9 +16,12 @@ from drivers.function_generator import (
     Keysight33500B,
 )
 from drivers.picoquant_pdl800d import PDL800D
-from labctl.errors import InstrumentError
+from labctl.blocks import ChannelMap
+from labctl.errors import ConfigError, InstrumentError
 from labctl.interfaces import FunctionGenerator, TriggerOutput
+from labctl.station.station import Station, StationConfig
 from sim_backends.fgen_sim import SIM_ADDRESS, SimFunctionGeneratorLibrary
+from sim_backends.scene import Scene
 
 CHANNELS = (1, 2)
 
@@ -26,8 +29,8 @@ CHANNELS = (1, 2)
 class FakeScene:
     """The scene's laser and frame-clock controls, recording every call.
 
-    Stands in for ``sim_backends.scene.Scene`` whose ``set_frame_clock`` another
-    engineer is adding; ``test_real_scene_follows_the_generator`` uses the real one.
+    Records what the generator tells the scene; ``test_real_scene_follows_the_generator``
+    uses the real ``sim_backends.scene.Scene``.
     """
 
     def __init__(self) -> None:
@@ -54,6 +57,9 @@ class FakeScene:
         self.calls.append(("frame_clock", rate_hz, enabled))
         self.frame_clock = (rate_hz, enabled)
 
+    def set_spad_gate(self, enabled: bool) -> None:
+        self.calls.append(("spad_gate", enabled))
+
 
 @dataclass
 class Rig:
@@ -69,9 +75,9 @@ class Rig:
 def make_rig():
     built: list = []
 
-    def factory(scene: object | None = None) -> Rig:
+    def factory(scene: object | None = None, **options) -> Rig:
         scene = FakeScene() if scene is None else scene
-        lib = SimFunctionGeneratorLibrary(scene)
+        lib = SimFunctionGeneratorLibrary(scene, **options)
         fg = Keysight33500B(f"fg_test_{len(built)}", SIM_ADDRESS, library=lib)
         built.append(fg)
         return Rig(fg, lib, scene)
@@ -272,12 +278,7 @@ def test_scene_without_frame_clock_is_refused_naming_what_is_missing():
 
 
 def test_real_scene_follows_the_generator(make_rig):
-    scene_module = pytest.importorskip("sim_backends.scene")
-    if not hasattr(scene_module.Scene, "set_frame_clock"):
-        pytest.skip("sim_backends.scene.Scene has no set_frame_clock yet (another engineer is adding it)")
-    from labctl.blocks import ChannelMap
-
-    scene = scene_module.Scene({}, wiring=ChannelMap(laser_sync=0, spad_a=1, spad_b=2, frame_marker=3), seed=0)
+    scene = Scene({}, wiring=ChannelMap(laser_sync=0, spad_a=1, spad_b=2, frame_marker=3), seed=0)
     rig = make_rig(scene)
     rig.fg.ch1.frequency_hz(2e6)
     rig.fg.ch1.output(True)
@@ -353,11 +354,7 @@ def test_station_can_pass_the_library_as_library_or_visalib_not_both():
 
 
 def test_station_builds_the_generator_on_the_shared_scene():
-    station_module = pytest.importorskip("labctl.station.station")
-    scene_module = pytest.importorskip("sim_backends.scene")
-    if not hasattr(scene_module.Scene, "set_frame_clock"):
-        pytest.skip("sim_backends.scene.Scene has no set_frame_clock yet (another engineer is adding it)")
-    data = copy.deepcopy(station_module.StationConfig.load().data)
+    data = copy.deepcopy(StationConfig.load().data)
     data["instruments"] = {
         "function_generator": {
             "driver": "drivers.function_generator.Keysight33500B",
@@ -367,7 +364,30 @@ def test_station_builds_the_generator_on_the_shared_scene():
         },
         **data["instruments"],
     }
-    config = station_module.StationConfig.from_dict(data, source="<test station>")
-    with station_module.Station(config) as station:
+    config = StationConfig.from_dict(data, source="<test station>")
+    with Station(config) as station:
         fg = station.instruments["function_generator"]
         assert fg.ch2.output() is True and fg.ch2.frequency_hz() == 10.0
+
+
+# --- cables: what each output drives in the scene ---------------------------------------------------
+def test_cables_put_the_spad_gate_on_ch1_and_nothing_on_the_laser(make_rig):
+    rig = make_rig(cables={1: "spad_gate", "2": "frame_clock"})
+    rig.scene.calls.clear()
+    rig.fg.ch1.frequency_hz(1e6)
+    rig.fg.ch1.output(True)
+    rig.fg.ch2.output(True)
+    rig.fg.ch1.output(False)
+    assert rig.scene.calls == [("spad_gate", True), ("frame_clock", 1000.0, True), ("spad_gate", False)]  # no laser call
+
+
+@pytest.mark.parametrize("cables, key_path, allowed", [
+    ({3: "spad_gate"}, "cables.3", "the generator's outputs are 1 and 2"),
+    ({1: "gate"}, "cables.1", "must be one of laser_trigger, frame_clock, spad_gate, none"),
+    ({1: "frame_clock", 2: "frame_clock"}, "cables.2", "each but none once"),
+    (["spad_gate"], "cables", "must be a mapping"),
+])
+def test_bad_cables_are_refused_naming_the_output(cables, key_path, allowed):
+    with pytest.raises(ConfigError) as info:
+        SimFunctionGeneratorLibrary(FakeScene(), cables=cables)
+    assert info.value.key_path == key_path and allowed in str(info.value)

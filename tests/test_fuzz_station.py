@@ -125,7 +125,7 @@ dotted_paths = st.one_of(
     st.builds(lambda top, rest: f"{top}.{rest}", st.sampled_from(["labctl", "drivers", "sim_backends", "os", "subprocess", "builtins"]),
               st.sampled_from(["system", "station.Station", "qutag.QuTAG", "spad.SPAD", "scene.Scene", "errors.ConfigError",
                                "qutag_sim.SimTDCBase", "andor_sim.SimAndorSDK", "storage.writer.PhotonHDF5Writer",
-                               "function_generator.LIMITS", "trigger_sim.SimTriggerOutput", "cli.main", "path.join"])),
+                               "function_generator.LIMITS", "replay_tagger.ReplayTriggerOutput", "cli.main", "path.join"])),
 )
 bad_values = st.one_of(
     scalars, structures, dotted_paths,

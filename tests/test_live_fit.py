@@ -38,7 +38,7 @@ def test_refits_only_when_due_and_with_enough_photons():
 
 def test_fit_in_its_own_process_returns_later_with_the_same_result():
     inline = PeriodicDecayFit().update(decay_snapshot(50_000), now_s=0.0)
-    fitter = PeriodicDecayFit(in_process=True)
+    fitter = PeriodicDecayFit(in_worker_process=True)
     try:
         assert fitter.update(decay_snapshot(50_000), now_s=0.0) is None  # returns at once
         deadline = time.monotonic() + 60

@@ -17,8 +17,9 @@ from labctl.acquisition.photon_kernels import (
 
 
 @settings(max_examples=30, deadline=None)
-@given(st.integers(0, 2**32), st.sampled_from([1, 2, 3]), st.integers(0, 7), st.integers(0, 40), st.integers(-3, 3))
-def test_split_after_a_prefix_equals_prefix_then_reference(seed, software, sync_index, n_before, offset):
+@given(st.integers(0, 2**32), st.sampled_from([1, 2, 3, 5]), st.integers(0, 255), st.integers(0, 40), st.integers(-3, 3),
+       st.sampled_from([-1, 3, 4, 5]))
+def test_split_after_a_prefix_equals_prefix_then_reference(seed, software, sync_index, n_before, offset, marker):
     rng = np.random.default_rng(seed)
     ts = np.sort(rng.integers(0, 10_000, 2000)).astype(np.int64)
     ch = rng.integers(0, 6, 2000).astype(np.uint8)
@@ -26,9 +27,10 @@ def test_split_after_a_prefix_equals_prefix_then_reference(seed, software, sync_
     t_before = np.sort(rng.integers(-100, 0, n_before)).astype(np.int64)
     d_before = rng.integers(1, 3, n_before).astype(np.uint8)
     iv_before = rng.integers(-1, 3, n_before).astype(np.int64)
-    got = split_tags_after(ts, ch, 0, 1, 2, 4, sync_index, software, syncs_before, t_before, d_before, iv_before,
+    ts[:200] = ts[0]  # many ties
+    got = split_tags_after(ts, ch, 0, 1, 2, marker, sync_index, software, syncs_before, t_before, d_before, iv_before,
                            offset)
-    ref = split_tags_reference(ts, ch, 0, 1, 2, 4, sync_index, software)
+    ref = split_tags_reference(ts, ch, 0, 1, 2, marker, sync_index, software)
     want = (np.concatenate([syncs_before, ref[0]]), np.concatenate([t_before, ref[1]]),
             np.concatenate([d_before, ref[2]]), np.concatenate([iv_before, ref[3] + syncs_before.size + offset]),
             ref[4])

@@ -113,31 +113,3 @@ def test_held_back_photons_stay_bounded_when_syncs_stop():
     converter = PhotonConverter(CHANNELS)
     out = converter.process(TagBlock(ts[order], ch[order]))
     assert len(out) == 5000  # everything 1.5 sync intervals past the last sync is released
-
-
-def test_fast_floor_division_equals_integer_division():
-    from labctl.acquisition.photons import _floor_div
-
-    rng = np.random.default_rng(11)
-    denominator = rng.integers(1, 5_000_000, 200_000)
-    quotient = rng.integers(0, 10_000, 200_000)
-    numerator = quotient * denominator + rng.integers(-1, 2, 200_000) * rng.integers(0, 2, 200_000)
-    numerator = np.maximum(numerator, 0)
-    np.testing.assert_array_equal(_floor_div(numerator, denominator), numerator // denominator)
-    np.testing.assert_array_equal(_floor_div(numerator, 7), numerator // 7)
-
-
-@settings(max_examples=30, deadline=None)
-@given(st.integers(0, 2**32), st.sampled_from([1, 2, 3, 5]), st.integers(0, 255), st.sampled_from([-1, 3, 4, 5]))
-def test_split_kernel_equals_numpy_reference(seed, software, sync_index, marker):
-    from labctl.acquisition.photon_kernels import split_tags, split_tags_reference
-
-    rng = np.random.default_rng(seed)
-    ts = np.sort(rng.integers(0, 10_000, 3000)).astype(np.int64)  # many ties
-    ch = rng.integers(0, 6, 3000).astype(np.uint8)
-    fast = split_tags(ts, ch, 0, 1, 2, marker, sync_index, software)
-    ref = split_tags_reference(ts, ch, 0, 1, 2, marker, sync_index, software)
-    for got, want in zip(fast[:5], ref[:5]):
-        np.testing.assert_array_equal(got, want)
-        assert got.dtype == want.dtype
-    assert fast[5] == ref[5]

@@ -364,7 +364,8 @@ def test_file_is_never_overwritten(tmp_path):
 
 def test_run_metadata_and_end_record_round_trip(tmp_path):
     path = tmp_path / "run.h5"
-    write_file(path, make_blocks([400, 600]), make_summary(errors=["late tag"]))
+    write_file(path, make_blocks([400, 600]), make_summary(errors=["late tag"], safe_state_actions=["shutter: closed"],
+                                                            safe_state_warnings=["still emitting"]))
     with PhotonHDF5Reader(path) as r:
         snap = r.station_snapshot()
         end = r.run_end()
@@ -375,7 +376,8 @@ def test_run_metadata_and_end_record_round_trip(tmp_path):
     assert snap["station"]["laser"] == {"rate_hz": 1e6, "mode": "internal"}
     assert end == {"clean": True, "end_reason": "duration", "duration_ps": 10**9, "photons_written": 1000,
                    "counts": {0: 1000, 1: 10, 2: 12}, "losses": 0, "measured_sync_period_ps": 999_998.5,
-                   "errors": ["late tag"]}
+                   "errors": ["late tag"], "safe_state_actions": ["shutter: closed"],
+                   "safe_state_warnings": ["still emitting"]}
     text = describe_file(path)
     assert "Photon-HDF5 0.5" in text and "run-0001" in text and "end:         clean (duration)" in text
     assert "detector 1 (spad_b)" in text and "losses:      none recorded" in text

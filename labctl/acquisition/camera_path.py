@@ -1,8 +1,8 @@
 """The camera side of a run: frame clock, camera and frame-to-marker matching.
 
-With a ``camera`` (and the ``function_generator`` whose ch2 is the frame clock) in
-the station, a run also records spectra.  The camera is armed before the frame
-clock starts, so frame i belongs to the i-th frame-marker tag of the run
+With a ``camera`` (and its frame clock, a function-generator output: the station file's
+``instruments.camera.frame_clock``, by default ``function_generator`` ch2) in the station,
+a run also records spectra.  The camera is armed before the frame clock starts, so frame i belongs to the i-th frame-marker tag of the run
 (:mod:`labctl.acquisition.frames`); frames travel to the sinks inside the photon blocks
 (``PhotonBlock.frames``), lost frames as ``skipped_frames`` plus a ``camera_skip``
 loss record with their marker window.  At the end the frame clock stops and the
@@ -23,6 +23,7 @@ from labctl.blocks import LossRecord, PhotonBlock, TagBlock
 from labctl.station.engine_settings import EngineSettings
 from labctl.errors import ConfigError
 from labctl.acquisition.frames import FrameMatcher
+from labctl.interfaces import Camera, FrameClock
 from labctl.run import SpectralInfo
 from labctl.station.station import Station
 from labctl.station.watchdog import CallGuard
@@ -52,8 +53,9 @@ class CameraPath:
         self._attempt = calls.attempt if calls is not None else _plain_call
         self.settings = settings
         self._log = log
-        self._camera: Any = station.instruments.get("camera")
-        self._frame_clock: Any = None
+        self._camera: Camera | None = station.instruments.get("camera")
+        self._clock_role = "function_generator"
+        self._frame_clock: FrameClock | None = None
         self._spectra: SpectralInfo | None = None
         self._matcher: FrameMatcher | None = None
         self._armed = False
@@ -77,21 +79,21 @@ class CameraPath:
         if camera is None:
             return None
         source = self.station.config.source
-        generator = self.station.instruments.get("function_generator")
-        if generator is None:
-            raise ConfigError("instruments.function_generator", None,
-                              "is required with a camera: its ch2 is the frame clock that triggers the frames", source)
+        clock_ref = self.station.config.outputs.get("frame_clock")
+        if clock_ref is None or self.station.frame_clock is None:
+            raise ConfigError("instruments.function_generator", None, "is required with a camera: an output of it is "
+                              "the frame clock that triggers the frames (instruments.camera.frame_clock)", source)
         if self.station.channels.frame_marker is None:
             raise ConfigError("channels.frame_marker", None,
                               "is required with a camera: the tagger input that records the frame clock", source)
-        self._frame_clock = generator.frame_clock(2)
-        clock, c = self._frame_clock, self._call
-        c("function_generator", "frame_clock.set_enabled", clock.set_enabled, False)  # no edge before the camera is armed
-        rate_hz = float(c("function_generator", "frame_clock.rate_hz", clock.rate_hz))
+        self._frame_clock = clock = self.station.frame_clock
+        self._clock_role, c = clock_ref.instrument, self._call
+        c(self._clock_role, "frame_clock.set_enabled", clock.set_enabled, False)  # no edge before the camera is armed
+        rate_hz = float(c(self._clock_role, "frame_clock.rate_hz", clock.rate_hz))
         cycle_s = float(c("camera", "kinetic_cycle_s", camera.kinetic_cycle_s))
         if not rate_hz > 0 or 1.0 / rate_hz < cycle_s * (1 - 1e-9):
             raise ConfigError(
-                "instruments.function_generator.settings.ch2.frequency_hz", rate_hz,
+                f"instruments.{self._clock_role}.settings.ch{clock_ref.channel}.frequency_hz", rate_hz,
                 f"the frame-clock period ({1.0 / rate_hz if rate_hz > 0 else float('inf'):.6g} s) must be >= the camera's "
                 f"kinetic cycle ({cycle_s:.6g} s = exposure + readout): at most {1.0 / cycle_s:.6g} Hz, "
                 "or shorten instruments.camera.settings.exposure_s", source)
@@ -118,7 +120,7 @@ class CameraPath:
         self._log_sensor_temperature()
         self._call("camera", "start_frames", self._camera.start_frames)
         self._armed = True
-        self._call("function_generator", "frame_clock.set_enabled", self._frame_clock.set_enabled, True)
+        self._call(self._clock_role, "frame_clock.set_enabled", self._frame_clock.set_enabled, True)
         self._log(f"camera armed; frame clock on at {self._spectra.frame_rate_hz:g} Hz, "
                   f"exposure {self._spectra.exposure_s:g} s", "INFO")
 
@@ -162,7 +164,7 @@ class CameraPath:
         """
         if self._matcher is None or not self._armed:
             return
-        self._call("function_generator", "frame_clock.set_enabled", self._frame_clock.set_enabled, False)
+        self._call(self._clock_role, "frame_clock.set_enabled", self._frame_clock.set_enabled, False)
         if run_end_ps is None:
             return
         tagger = self.station.tagger
@@ -198,7 +200,7 @@ class CameraPath:
             return errors
         if self._frame_clock is not None:
             try:
-                self._call("function_generator", "frame_clock.set_enabled", self._frame_clock.set_enabled, False)
+                self._call(self._clock_role, "frame_clock.set_enabled", self._frame_clock.set_enabled, False)
             except Exception as exc:  # noqa: BLE001
                 _note(errors, f"frame clock off: {exc}", self._log)
         if not self._armed:
@@ -232,9 +234,7 @@ class CameraPath:
         assert self._matcher is not None
         indices, frames = self._call("camera", "read_frames", self._camera.read_frames)
         self._matcher.add_frames(indices, frames)
-        read_skipped = getattr(self._camera, "read_skipped_frames", None)
-        if callable(read_skipped):
-            self._matcher.add_skipped(self._call("camera", "read_skipped_frames", read_skipped))
+        self._matcher.add_skipped(self._call("camera", "read_skipped_frames", self._camera.read_skipped_frames))
 
 
 def _note(errors: list[str], error: str, log: Callable[[str, str], None]) -> None:

@@ -11,16 +11,10 @@ laser sync (losses the tagger did not flag), and blocks a sink could not take
 their time range, in the file and in the run summary.
 
 The excitation is switched on when the run starts.  Every end (duration, :meth:`stop`, a signal,
-a full disk, an error in the tagger or a sink) takes one path, the reader thread's ``finally``:
-excitation to its safe state (read back into the run log), tagger stopped, sinks closed.
-
-With a ``camera`` (and the ``function_generator`` whose ch2 is the frame clock) in
-the station, the run also records spectra (:mod:`labctl.acquisition.camera_path`): the camera is
-armed before the frame clock starts, so frame i belongs to the i-th frame-marker tag
-of the run (:mod:`labctl.acquisition.frames`); frames travel to the sinks inside the photon blocks
-(``PhotonBlock.frames``), lost frames as ``skipped_frames`` plus a ``camera_skip``
-loss record with their marker window.  At the end the frame clock stops and the
-tagger is read on until the frame of the last marker of the run is read out.
+a full disk, an error in the tagger or a sink) takes one path, the reader thread's ``finally``: excitation
+to its safe state (:mod:`labctl.station.safe_state`: laser trigger, SPAD gate, shutter; what it did goes into the
+run log and ``run_end``), tagger stopped, sinks closed.  With a ``camera`` the run also records spectra,
+frames matched to the frame-marker tags of the run (:mod:`labctl.acquisition.camera_path`).
 """
 
 from __future__ import annotations
@@ -47,6 +41,7 @@ from labctl.acquisition.photon_kernels import channel_counts
 from labctl.acquisition.photons import PhotonConverter
 from labctl.acquisition.rate_protection import RateProtection
 from labctl.run import RunInfo, RunSummary, SpectralInfo
+from labctl.station.safe_state import SafeStateReport, start_excitation
 from labctl.signals import end_reason
 from labctl.acquisition.sink_runner import SinkRunner
 from labctl.station.station import Station
@@ -54,7 +49,6 @@ from labctl.acquisition.warmup import warm_up
 from labctl.station.watchdog import CallGuard, InstrumentHung, call_with_timeout
 
 log = logging.getLogger(__name__)
-
 
 
 class AcquisitionEngine:
@@ -99,6 +93,7 @@ class AcquisitionEngine:
         self._status: dict[str, Any] = {"state": "idle"}
         self._losses: list[LossRecord] = []
         self._counts = np.zeros(256, dtype=np.int64)
+        self._safe = SafeStateReport()  # what the end of the run's safe state did
         self._lock = threading.Lock()
         self._guard = CallGuard(self.settings.watchdog_s, hung=station.hung)  # every instrument call of a run
         self._camera_path = CameraPath(station, self.settings, self._log, calls=self._guard)
@@ -227,7 +222,7 @@ class AcquisitionEngine:
         try:
             # Excitation first, then the stream: the run starts at the first tag read, so it
             # holds laser syncs from its first microsecond whatever the timing of these calls.
-            call("laser", "enable_excitation", laser.enable_excitation)
+            start_excitation(self.station, call)  # shutter open, SPAD gate on, laser pulses on
             call("tagger", "start_stream", tagger.start_stream)
             self._log(f"excitation on at {call('laser', 'repetition_rate_hz', laser.repetition_rate_hz):g} Hz; recording")
             self._camera_path.start()  # armed before the frame clock starts (no-op without a camera)
@@ -361,8 +356,8 @@ class AcquisitionEngine:
         reason = protection.check(block)
         if reason is None:
             return False
-        self.station.safe_state()
-        self._log(reason + "; excitation cut", "ERROR")
+        self.station.safe_state()  # laser trigger off; SPAD gate off and shutter closed where the station has them
+        self._log(reason + ("; light cut" if self.station.last_safe_state.light_cut else "; NOTHING could cut the light"), "ERROR")
         self._errors.append(reason)
         self.stop(reason)
         return True
@@ -373,18 +368,22 @@ class AcquisitionEngine:
         self.stop("disk space" if isinstance(exc, DiskSpaceError) else f"error: sink {sink.name}: {type(exc).__name__}: {exc}")
 
     def _make_safe(self) -> None:
-        """Excitation to its safe state (within the watchdog's time), then read it back (the
-        generator's output) into the run log."""
-        if not self.station.safe_state():
+        """Excitation to its safe state by every means the station has (within the watchdog's time); what
+        it did (laser trigger, SPAD gate, shutter) into the run log and summary; then read it back."""
+        done, self._safe = self.station.safe_state(), self.station.last_safe_state
+        for line, level in [(a, "INFO") for a in self._safe.actions] + [(w, "WARNING") for w in self._safe.warnings]:
+            self._log(f"safe state: {line}", level)
+        if not done:
             self._log("the excitation could NOT be put in its safe state: switch the laser off by hand", "CRITICAL")
             self._errors.append("the excitation could not be put in its safe state")
             return
-        self._log("excitation in safe state")
+        self._log("excitation in safe state" if self._safe.light_cut else "safe state reached, but the laser's light is NOT cut")
         done, state = call_with_timeout(self.station.excitation_state, self.settings.watchdog_s, "laser read-back")
         state = state if done else f"unknown ({state})"
-        advice = {"on": "ON; switch the laser off by hand", "internal": "the laser runs on its internal clock; lock it"}
+        internal = "the laser runs on its internal clock; " + ("its light is cut (above)" if self._safe.light_cut else "lock it")
+        advice = {"on": "ON; switch the laser off by hand", "internal": internal}
         self._log(f"excitation read back after the safe state: {advice.get(state, state)}",
-                  {"on": "CRITICAL", "internal": "WARNING"}.get(state, "INFO"))
+                  {"on": "CRITICAL", "internal": "INFO" if self._safe.light_cut else "WARNING"}.get(state, "INFO"))
         if state == "on":
             self._errors.append("the excitation is still on after the safe state")
 
@@ -418,6 +417,8 @@ class AcquisitionEngine:
             measured_sync_period_ps=measured,
             file_path=str(self.out_path) if self.out_path is not None else None,
             errors=list(self._errors),
+            safe_state_actions=list(self._safe.actions),
+            safe_state_warnings=list(self._safe.warnings),
         )
 
     def _update_status(self, state: str, first_ps: int | None, last_ps: int | None, wall_start: float) -> None:

@@ -1,13 +1,13 @@
 """The per-tag and per-photon loops of the converter, as small numba functions.
 
-``split_tags`` is the one pass over every tag: it splits a sorted T2 block into
+``split_tags_after`` is the one pass over every tag: it splits a sorted T2 block into
 syncs, photons and markers.  ``photon_nanotimes`` is one pass over the photons
 that are ready, ``sync_gaps`` one pass over the sync tags.  Each has a plain
 numpy version (``*_reference``) kept as its test oracle.
 
 Why the loops look as they do: at 1 MHz sync and a few hundred kcps of photons
 the channel sequence is random (~70 % syncs), so an ``if`` on the channel
-mispredicts on almost every photon.  ``split_tags`` is therefore branch-free:
+mispredicts on almost every photon.  ``split_tags_after`` is therefore branch-free:
 every tag is written to the end of every output, and each output's length
 advances by 0 or 1 (unsigned cursors, so no negative-index wraparound checks).
 It measured 2.5-3x faster than the branching loop (bench_engine.py).
@@ -19,11 +19,6 @@ import numpy as np
 from numba import njit
 
 from labctl.blocks import CHANNEL_DTYPE, NANOTIME_DTYPE, NO_NANOTIME, TIMESTAMP_DTYPE
-
-_EMPTY_T = np.empty(0, TIMESTAMP_DTYPE)
-_EMPTY_D = np.empty(0, CHANNEL_DTYPE)
-_EMPTY_IV = np.empty(0, np.int64)
-
 
 @njit(cache=True, nogil=True)
 def split_tags_after(timestamps, channels, sync_channel, detector_a, detector_b, marker_channel,
@@ -116,28 +111,9 @@ def split_tags_after(timestamps, channels, sync_channel, detector_a, detector_b,
     return syncs[:ns], photon_t[:nph], photon_d[:nph], photon_iv[:nph], markers[:nm], sync_index + n_sync_all
 
 
-def split_tags(timestamps: np.ndarray, channels: np.ndarray, sync_channel: int, detector_a: int, detector_b: int,
-               marker_channel: int, sync_index: int, software_divider: int):
-    """Split a sorted block (int64 ps, uint8) by channel in one pass.
-
-    Args:
-        sync_channel, detector_a, detector_b, marker_channel: channel numbers
-            (``marker_channel`` -1 = none).
-        sync_index: global index of the first sync tag of this block (for the divider).
-        software_divider: keep sync tags whose global index is a multiple of this.
-
-    Returns:
-        (kept sync times, photon times, photon channels, photon interval index =
-        number of kept syncs of this block before the photon, marker times,
-        next global sync index).
-    """
-    return split_tags_after(timestamps, channels, sync_channel, detector_a, detector_b, marker_channel,
-                            sync_index, software_divider, _EMPTY_T, _EMPTY_T, _EMPTY_D, _EMPTY_IV, 0)
-
-
 def split_tags_reference(timestamps: np.ndarray, channels: np.ndarray, sync_channel: int, detector_a: int,
                          detector_b: int, marker_channel: int, sync_index: int, software_divider: int):
-    """numpy version of :func:`split_tags` (same results; the oracle of the tests)."""
+    """numpy version of :func:`split_tags_after` with nothing before the block (same results; the oracle of the tests)."""
     is_sync = channels == sync_channel
     sync_all = timestamps[is_sync]
     keep = (sync_index + np.arange(sync_all.size, dtype=np.int64)) % software_divider == 0

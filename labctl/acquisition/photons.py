@@ -217,20 +217,3 @@ class PhotonConverter:
             span_ps=(start, stop),
         )
 
-
-def _floor_div(numerator: np.ndarray, denominator: np.ndarray | int) -> np.ndarray:
-    """``numerator // denominator`` for int64 arrays with numerator >= 0 and denominator > 0.
-
-    (The converter now divides inside ``photon_kernels.photon_nanotimes``; this stays
-    as a vectorised helper with its test.)
-
-    numpy's integer division is several times slower than a float division; this
-    divides in float64 and corrects the at most one-off rounding with exact integer
-    products, so the result equals ``//`` for all values below 2**53.
-    """
-    if isinstance(denominator, (int, np.integer)) and denominator == 1:
-        return numerator
-    quotient = (numerator / denominator).astype(np.int64)
-    quotient -= quotient * denominator > numerator
-    quotient += (quotient + 1) * denominator <= numerator
-    return quotient

@@ -128,20 +128,20 @@ class PeriodicDecayFit:
         model: ``"mono"`` or ``"bi"``.
         interval_s: shortest time between two fits (s, wall clock).
         min_photons: photons the histogram needs before the first fit.
-        in_process: fit in a worker process of its own, so that ``update`` returns at
+        in_worker_process: fit in a worker process of its own, so that ``update`` returns at
             once with the previous result and the fit (0.1-0.5 s of Python and numpy
             on a 10^4-bin histogram) never holds the GIL of the acquisition's process:
             a thread would, and the reader thread would then miss its buffer reads.
     """
 
     def __init__(self, model: str = "mono", interval_s: float = 2.0, min_photons: int = 2000,
-                 in_process: bool = False) -> None:
+                 in_worker_process: bool = False) -> None:
         if model not in ("mono", "bi"):
             raise ValueError(f"PeriodicDecayFit: model = {model!r}: must be 'mono' or 'bi'")
         self.model = model
         self.interval_s = float(interval_s)
         self.min_photons = int(min_photons)
-        self.in_process = in_process
+        self.in_worker_process = in_worker_process
         self.latest: LiveFit | None = None
         self._last_fit_s = -float("inf")
         self._worker: _FitWorker | None = None
@@ -173,7 +173,7 @@ class PeriodicDecayFit:
             return self.latest
         self._last_fit_s = now_s
         args = (self.model, snapshot.summed, snapshot.bin_edges_ps, snapshot.period_ps)
-        if self.in_process:
+        if self.in_worker_process:
             if self._worker is None:
                 self._worker = _FitWorker()
             self._worker.submit(self._generation, args)

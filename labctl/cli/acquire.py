@@ -42,6 +42,8 @@ def cmd_acquire(args: argparse.Namespace) -> int:
         try:
             if summary.errors:  # one line on stderr; every error is in the summary and the run log
                 print(f"labctl acquire: {summary.errors[0]}", file=sys.stderr)
+            for warning in summary.safe_state_warnings:  # e.g. the laser on its own clock still emits
+                print(f"labctl acquire: WARNING: {warning}", file=sys.stderr)
             print(format_summary(summary, config.channels, origin_ps=summary.start_ps))
             print(format_live(live))
         except OSError:  # stdout gone (SIGHUP from a closed terminal): the file and its run_end say it all

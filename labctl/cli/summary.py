@@ -52,6 +52,8 @@ def format_summary(summary: RunSummary, channels: ChannelMap, origin_ps: int = 0
         lines.append("losses           none")
     for error in summary.errors:
         lines.append(f"ERROR            {error}")
+    lines.extend(f"safe state       {action}" for action in summary.safe_state_actions)
+    lines.extend(f"WARNING          {warning}" for warning in summary.safe_state_warnings)
     if summary.file_path:
         lines.append(f"file             {summary.file_path} ({format_bytes(summary.file_size_bytes)})")
     return "\n".join(lines)

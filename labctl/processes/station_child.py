@@ -68,7 +68,7 @@ class _ChildStation:
         self._sent_keys: dict[str, Any] = {}  # per sink: what identifies the snapshot last sent
         from labctl.analysis.live_fit import PeriodicDecayFit
 
-        self.fitter = PeriodicDecayFit(in_process=True)  # never delays a poll nor holds the engine's GIL
+        self.fitter = PeriodicDecayFit(in_worker_process=True)  # never delays a poll nor holds the engine's GIL
 
     # -- runs ------------------------------------------------------------------------
     def start_run(self, request: RunRequest) -> None:

@@ -131,20 +131,39 @@ def check_driver_class(cls: type, interface: type | None, key_path: str, dotted:
         raise ConfigError(key_path, dotted, f"is not a QCoDeS Instrument: must be a driver class implementing {name}", source)
     if interface is None:
         return
-    own = [m for m in _protocol_members(interface) if m != "snapshot"]
+    own = [m for m in _protocol_members(interface) if m not in ("snapshot", "close")]
     if own and not any(callable(getattr(cls, m, None)) for m in own):
         raise ConfigError(key_path, dotted, f"is not a {name} driver: it has none of {', '.join(own)}", source)
 
 
 def check_instance(instrument: Any, interface: type | None, key_path: str, dotted: str, source: str) -> None:
     """The built instrument must implement its role's interface in full; it is closed if not."""
-    if interface is None or isinstance(instrument, interface):
+    if interface is None:
         return
-    missing = [m for m in _protocol_members(interface) if not callable(getattr(instrument, m, None))]
+    missing = missing_members(instrument, interface)
+    if not missing:
+        return
     try:
         instrument.close()
     finally:
         raise ConfigError(key_path, dotted, f"does not implement {interface.__name__} (missing {', '.join(missing)})", source)
+
+
+def missing_members(obj: Any, interface: type) -> list[str]:
+    """Members of the Protocol ``interface`` that ``obj`` lacks (a method must be callable, a data member present)."""
+    methods = set(_protocol_members(interface))
+    return [m for m in protocol_members(interface)
+            if not hasattr(obj, m) or (m in methods and not callable(getattr(obj, m)))]
+
+
+def protocol_members(interface: type) -> list[str]:
+    """Every public member of a Protocol and its Protocol bases: methods and annotated data members."""
+    names: set[str] = set()
+    for base in interface.__mro__:
+        if base.__module__ in ("typing", "builtins"):
+            continue
+        names.update(n for n in (*vars(base), *getattr(base, "__annotations__", {})) if not n.startswith("_"))
+    return sorted(names)
 
 
 def check_library_class(lib_cls: type, driver_cls: type, key_path: str, dotted: str, source: str) -> None:
@@ -301,6 +320,14 @@ def construct(cls: type, options: Mapping[str, Any], key_path: str, source: str,
         raise ConfigError(path, exc.value, exc.allowed, source) from None
     except (TypeError, ValueError, KeyError, IndexError, AttributeError, OSError) as exc:
         raise ConfigError(key_path, dict(options), f"rejected by {cls.__name__}: {_exception_line(exc)}", source) from exc
+
+
+def takes_scene(cls: type) -> bool:
+    """True if ``cls(...)`` takes a ``scene`` argument (a class simulated on the shared scene)."""
+    try:
+        return "scene" in _signature(cls, "", "")
+    except ConfigError:
+        return False
 
 
 def _exception_line(exc: BaseException) -> str:

@@ -8,7 +8,7 @@ library is; labctl never imports it) and the laser's trigger a stand-in.  A file
 camera frames (labctl's FVB spectra) keeps the base station's camera, spectrograph and
 function generator, with the libraries ``sim_backends.replay_camera.ReplayAndorSDK``
 (the file's frames, each started by its replayed frame marker, on the tagger's device
-time) and ``ReplayShamrock`` (the file's wavelength axis), and the generator's ch2 (the
+time) and ``ReplayShamrock`` (the file's wavelength axis), and the generator's frame-clock output (the
 frame clock the engine switches) at the file's frame rate; without frames those three
 are left out.  Driver, engine, live views and GUI run unchanged.
 
@@ -34,6 +34,7 @@ import numpy as np
 
 from labctl.errors import ConfigError
 from labctl.station.station import StationConfig
+from labctl.station.outputs import DEFAULT_FRAME_CLOCK
 from labctl.storage import PhotonHDF5Reader
 from labctl.storage import layout as L
 from labctl.storage.hdf5_open import open_hdf5
@@ -266,6 +267,7 @@ def replay_station_config(replay: ReplayFile, speed: float = 1.0, base: StationC
         raise ConfigError("--speed", speed, "must be a number > 0 (device time per wall-clock time)")
     base = base if base is not None else StationConfig.load()
     data: dict[str, Any] = copy.deepcopy(base.data)
+    data.pop("safety", None)  # nothing to gate: a replay excites nothing and counts nothing live
     channels = dict(data["channels"])
     a = replay.detectors[0]
     taken = set(replay.detectors)
@@ -304,8 +306,8 @@ def _replay_camera(replay: ReplayFile, instruments: dict[str, Any]) -> dict[str,
     settings are the ones a frame per frame-marker needs (FVB, run till abort, external
     trigger; ``exposure_s`` the file's, which the replay camera reports to the ps).  The spectrograph
     comes only if the file's axis is a calibration (else the run's axis is NaN, as the
-    file's).  The generator's ch2 runs at the file's frame rate (it triggers nothing: the
-    frames follow the file's markers).
+    file's).  The generator's frame-clock output (ch2 unless the camera's ``frame_clock`` says
+    otherwise) runs at the file's frame rate (it triggers nothing: the frames follow the file's markers).
     """
     path = str(Path(replay.path).resolve())
     camera = copy.deepcopy(instruments["camera"])
@@ -315,7 +317,8 @@ def _replay_camera(replay: ReplayFile, instruments: dict[str, Any]) -> dict[str,
                           "trigger_mode": "external", "exposure_s": replay.exposure_s}
     generator = copy.deepcopy(instruments["function_generator"])
     settings = dict(generator.get("settings") or {})
-    settings["ch2"] = {**(settings.get("ch2") or {}), "frequency_hz": float(replay.frame_rate_hz)}
+    clock = f"ch{camera.get('frame_clock', DEFAULT_FRAME_CLOCK)['channel']}"  # the station's frame-clock output
+    settings[clock] = {**(settings.get(clock) or {}), "frequency_hz": float(replay.frame_rate_hz)}
     generator["settings"] = settings
     out = {"camera": camera, "function_generator": generator}
     if replay.wavelength_known and "spectrograph" in instruments:

@@ -10,15 +10,18 @@ File layout (see README "Station file")::
 
     station: {name: ..., description: ...}
     channels: {laser_sync: 0, spad_a: 1, spad_b: 2, frame_marker: 3}
+    safety: {spad_gate: {instrument: function_generator, channel: 1}}   # optional (labctl.station.outputs)
     scene: {...}          # the shared simulated scene (only if a sim library is used)
     engine: {poll_interval_ms: 50, ...}
     instruments:
       tagger: {driver: drivers.qutag.QuTAG, library: sim_backends.qutag_sim.SimTDCBase,
                library_options: {...}, options: {...}, settings: {...}}
       laser:  {driver: ..., trigger_output: {instrument: function_generator, channel: 1}, settings: {...}}
-              # or trigger_output: sim_backends.trigger_sim.SimTriggerOutput (a class built with the scene)
+              # or trigger_output: a TriggerOutput class (e.g. the replay's), built without arguments
       spad_a: {driver: drivers.spad.SPAD, settings: {...}}
       spad_b: {...}
+      camera: {driver: ..., frame_clock: {instrument: function_generator, channel: 2}, ...}
+      shutter: {driver: ..., ...}   # optional: closed in the safe state
 """
 
 from __future__ import annotations
@@ -35,13 +38,15 @@ from typing import Any, Mapping, NamedTuple
 from labctl.blocks import ChannelMap
 from labctl.station.engine_settings import ENGINE_SCHEMA, EngineSettings
 from labctl.errors import ConfigError
-from labctl.interfaces import (Camera, FunctionGenerator, PhotonDetector, PulsedLaser, Spectrograph, TimeTagger,
-                               TriggerOutput)
+from labctl.interfaces import (Camera, FrameClock, FunctionGenerator, PhotonDetector, PulsedLaser, Shutter, Spectrograph,
+                               TimeTagger, TriggerOutput)
+from labctl.station.safe_state import SafeStateReport, make_safe
 from labctl.station.settings import apply_settings, validate_settings
 from labctl.station.classes import (check_class_implements, check_driver_class, check_instance, check_library_class, check_options,
-                                    construct, resolve_class)
+                                    construct, resolve_class, takes_scene)
+from labctl.station.outputs import SIGNALS, OutputRef, check_output_channels, output_references
 from labctl.station.validation import Number, Text, check_keys, check_section, expect_mapping
-from labctl.station.watchdog import InstrumentHung, call_with_timeout
+from labctl.station.watchdog import InstrumentHung
 from labctl.station.yaml_loading import MAX_DOCUMENT_BYTES, parse_station_text
 
 log = logging.getLogger(__name__)
@@ -54,6 +59,7 @@ ROLES: dict[str, type | None] = {
     "camera": Camera,
     "spectrograph": Spectrograph,
     "function_generator": FunctionGenerator,
+    "shutter": Shutter,
 }
 """Instrument roles a station file may name, with the interface each must satisfy.
 
@@ -62,8 +68,8 @@ another instrument's ``trigger_output`` refers to it.
 """
 
 REQUIRED_ROLES = ("tagger", "laser")
-TOP_LEVEL_KEYS = ("station", "channels", "scene", "engine", "instruments")
-INSTRUMENT_KEYS = ("driver", "library", "library_options", "trigger_output", "options", "settings")
+TOP_LEVEL_KEYS = ("station", "channels", "safety", "scene", "engine", "instruments")
+INSTRUMENT_KEYS = ("driver", "library", "library_options", "trigger_output", "frame_clock", "options", "settings")
 CHANNEL_SCHEMA = {
     "laser_sync": Number(0, 255, integer=True),
     "spad_a": Number(0, 255, integer=True),
@@ -74,7 +80,7 @@ DEFAULT_STATION = "default.yaml"
 SCENE_CLASS = "sim_backends.scene.Scene"
 SCENE_VALIDATOR = "sim_backends.scene_config.validate_scene_config"
 SEED_CHECK = Number(0, 2**63 - 1, integer=True)
-SUPPLIED_BY_STATION = ("name", "library", "trigger_output", "tagger_channel")
+SUPPLIED_BY_STATION = ("name", "library", "trigger_output", "tagger_channel", "scene")
 """Driver arguments the station fills itself; a station file's ``options`` may not set them."""
 
 
@@ -108,16 +114,10 @@ def resolve_instrument(role: str, spec: Mapping[str, Any], instruments: Mapping[
         raise ConfigError(f"{path}.library_options", spec["library_options"], "needs a library: key (a vendor library class)", source)
     trigger = spec.get("trigger_output")
     trigger_cls = None
-    if isinstance(trigger, Mapping):
-        target = instruments[trigger["instrument"]]
-        target_driver = resolve_class(target.get("driver"), f"instruments.{trigger['instrument']}.driver", source, "a driver class")
-        if not callable(getattr(target_driver, "trigger_output", None)):
-            raise ConfigError(f"{path}.trigger_output.instrument", trigger["instrument"],
-                              f"its driver {target_driver.__name__} has no trigger outputs (no trigger_output method)", source)
-    elif trigger is not None:
+    if trigger is not None and not isinstance(trigger, Mapping):  # a reference is checked in labctl.station.outputs
         trigger_cls = resolve_class(trigger, f"{path}.trigger_output", source, "a TriggerOutput class")
         check_class_implements(trigger_cls, TriggerOutput, f"{path}.trigger_output", trigger, source)
-        check_options(trigger_cls, {}, f"{path}.trigger_output", source, supplied=("scene",))
+        check_options(trigger_cls, {}, f"{path}.trigger_output", source)
     return InstrumentClasses(driver, library, trigger_cls)
 
 
@@ -186,13 +186,11 @@ class StationConfig:
             check_keys(spec, INSTRUMENT_KEYS, f"instruments.{role}", source)
             if "driver" not in spec:
                 raise ConfigError(f"instruments.{role}.driver", None, "is required (a dotted class path)", source)
-            trigger = spec.get("trigger_output")
-            if isinstance(trigger, Mapping):
-                _check_trigger_reference(trigger, f"instruments.{role}.trigger_output", instruments, source)
             for key in ("library_options", "options", "settings"):
                 expect_mapping(spec.get(key), f"instruments.{role}.{key}", source)
-        for role, spec in instruments.items():
-            resolve_instrument(role, spec, instruments, source)
+        outputs = output_references(data, source)
+        drivers = {role: resolve_instrument(role, spec, instruments, source).driver for role, spec in instruments.items()}
+        check_output_channels(outputs, drivers, source)
         config = cls(data, source)
         if config.uses_scene:
             validate_scene(data, source)
@@ -217,10 +215,15 @@ class StationConfig:
 
     @property
     def uses_scene(self) -> bool:
-        return any(
-            spec.get("library") or isinstance(spec.get("trigger_output"), str)
-            for spec in self.data["instruments"].values()
-        )
+        """True if a class of the station runs on the simulated scene: a vendor library, or a driver taking ``scene``."""
+        instruments = self.data["instruments"]
+        return any(spec.get("library") or takes_scene(resolve_instrument(role, spec, instruments, self.source).driver)
+                   for role, spec in instruments.items())
+
+    @property
+    def outputs(self) -> dict[str, OutputRef]:
+        """The generator outputs the station wires (laser trigger, frame clock, SPAD gate), by signal."""
+        return output_references(self.data, self.source)
 
     def build_order(self) -> list[str]:
         """Roles in the order to build them: instruments referred to by a trigger_output first."""
@@ -228,15 +231,6 @@ class StationConfig:
         first = [spec["trigger_output"]["instrument"] for spec in instruments.values()
                  if isinstance(spec.get("trigger_output"), Mapping)]
         return [r for r in ROLES if r in instruments and r in first] + [r for r in ROLES if r in instruments and r not in first]
-
-
-def _check_trigger_reference(ref: Mapping[str, Any], path: str, instruments: Mapping[str, Any], source: str) -> None:
-    """``{instrument: function_generator, channel: 1}``: a channel of another instrument of the station."""
-    check_keys(ref, ["instrument", "channel"], path, source)
-    target = ref.get("instrument")
-    if not isinstance(target, str) or target not in instruments or target == path.split(".")[1]:
-        raise ConfigError(f"{path}.instrument", target, "must name another instrument of this station: " + ", ".join(instruments), source)
-    Number(1, 16, integer=True).check(ref.get("channel"), f"{path}.channel", source)
 
 
 def import_dotted(dotted: str, key_path: str, source: str) -> Any:
@@ -256,6 +250,12 @@ class Station:
         self.config = config
         self.scene: Any = None
         self.instruments: dict[str, Any] = {}
+        self.frame_clock: FrameClock | None = None
+        """The camera's frame clock (``instruments.camera.frame_clock``), None without a camera."""
+        self.spad_gate: TriggerOutput | None = None
+        """The SPADs' gate (``safety.spad_gate``): output off = SPADs off; None if the station has none."""
+        self.last_safe_state = SafeStateReport()
+        """What the latest :meth:`safe_state` did (actions, warnings)."""
         self.hung: dict[str, InstrumentHung] = {}
         """Instruments (by role) with a call that never returned (the engine's watchdog): not called again, not closed."""
         self._call_timeout_s = config.engine.watchdog_s
@@ -289,6 +289,9 @@ class Station:
             settings = dict(spec.get("settings") or {})
             validate_settings(instrument, settings, f"instruments.{role}.settings", source)
             pending.append((role, instrument, settings))
+        for signal, ref in self.config.outputs.items():  # the frame clock and the SPAD gate
+            if signal != "laser_trigger":
+                setattr(self, signal, getattr(self.instruments[ref.instrument], SIGNALS[signal][1])(ref.channel))
         # Only once every instrument's settings are valid is anything applied.
         for role, instrument, settings in pending:
             apply_settings(instrument, settings, f"instruments.{role}.settings", source)
@@ -305,10 +308,11 @@ class Station:
         if isinstance(trigger, Mapping):  # a channel of another instrument, already built
             given["trigger_output"] = self.instruments[trigger["instrument"]].trigger_output(int(trigger["channel"]))
         elif classes.trigger_output is not None:
-            given["trigger_output"] = construct(classes.trigger_output, {}, f"{path}.trigger_output", source, scene=self.scene)
+            given["trigger_output"] = construct(classes.trigger_output, {}, f"{path}.trigger_output", source)
         if role in ("spad_a", "spad_b"):
             given["tagger_channel"] = getattr(self.config.channels, role)
-        instrument = construct(classes.driver, dict(spec.get("options") or {}), f"{path}.options", source, given=given)
+        instrument = construct(classes.driver, dict(spec.get("options") or {}), f"{path}.options", source, given=given,
+                               scene=self.scene)
         check_instance(instrument, ROLES[role], f"{path}.driver", spec["driver"], source)
         return instrument
 
@@ -356,26 +360,16 @@ class Station:
         }
 
     def safe_state(self) -> bool:
-        """Put the excitation in its safe state; never raises (errors are logged), never waits longer than
-        ``engine.watchdog_s`` (a hung instrument: a critical message asks to switch the laser off by hand).
+        """Put the excitation in its safe state by every means the station has (:mod:`labctl.station.safe_state`:
+        laser trigger off, SPAD gate off, shutter closed); never raises (errors are logged), never waits
+        longer than ``engine.watchdog_s`` per call.  What it did is in :attr:`last_safe_state`.
 
         Returns:
-            True if the laser reported its safe state.
+            True if every safe-state call returned; with the laser on its internal clock and neither
+            gate nor shutter, that is not a safe state: :attr:`last_safe_state` warns so.
         """
-        laser = self.instruments.get("laser")
-        if laser is None:
-            return True
-        # The safe state must be attempted, even on a hung instrument, and must not mask the caller's error.
-        done, error = call_with_timeout(laser.disable_excitation, self._call_timeout_s, "laser disable_excitation")
-        if done:
-            return True
-        if isinstance(error, InstrumentHung):
-            self.hung.setdefault("laser", error)
-            log.critical("the excitation could not be put in its safe state: %s; switch the laser off by hand", error)
-        else:
-            log.error("could not put the laser in its safe state: %s: %s", type(error).__name__, error)
-            log.debug("safe state failure", exc_info=error)
-        return False
+        self.last_safe_state = make_safe(self, self._call_timeout_s)
+        return self.last_safe_state.done
 
     def excitation_state(self) -> str:
         """The excitation as read back from the instruments: ``"on"``, ``"off"`` (external trigger:

@@ -177,6 +177,8 @@ RUN_END_ATTRS = (
     "losses",  # int: rows in LOSSES
     "measured_sync_period_ps",  # float, NaN if unknown
     "errors",  # JSON list of error messages
+    "safe_state_actions",  # JSON list: what the end's safe state switched (laser trigger, SPAD gate, shutter)
+    "safe_state_warnings",  # JSON list: what it could not make safe (e.g. laser on its own clock, nothing cut its light)
 )
 
 # --- the microscope (Photon-HDF5 /setup values) ---------------------------
@@ -258,6 +260,8 @@ def write_run_end(group: h5py.Group, end: dict[str, Any]) -> None:
     period = end["measured_sync_period_ps"]
     a["measured_sync_period_ps"] = np.float64(np.nan if period is None else period)
     a["errors"] = json.dumps(list(end["errors"]))
+    a["safe_state_actions"] = json.dumps(list(end.get("safe_state_actions", [])))
+    a["safe_state_warnings"] = json.dumps(list(end.get("safe_state_warnings", [])))
 
 
 def read_run_end(group: h5py.Group) -> dict[str, Any]:
@@ -273,6 +277,8 @@ def read_run_end(group: h5py.Group) -> dict[str, Any]:
         "losses": int(a["losses"]),
         "measured_sync_period_ps": None if np.isnan(period) else period,
         "errors": list(json.loads(text(a["errors"]))),
+        "safe_state_actions": list(json.loads(text(a.get("safe_state_actions", "[]")))),  # [] in files before them
+        "safe_state_warnings": list(json.loads(text(a.get("safe_state_warnings", "[]")))),
     }
 
 

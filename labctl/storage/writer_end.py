@@ -84,6 +84,8 @@ class WriterEnding:
                 "counts": {int(k): int(v) for k, v in summary.counts.items()},
                 "measured_sync_period_ps": summary.measured_sync_period_ps,
                 "errors": list(summary.errors),
+                "safe_state_actions": list(summary.safe_state_actions),
+                "safe_state_warnings": list(summary.safe_state_warnings),
             }
             if self._failure is not None:
                 end["clean"] = False
