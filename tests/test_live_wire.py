@@ -159,3 +159,38 @@ def test_compact_dtype_is_the_smallest_exact_one(values, dtype, sent) -> None:
     back = restore(packed, array.dtype)
     assert back.dtype == array.dtype
     np.testing.assert_array_equal(back, array)
+
+
+def test_station_polls_send_changes_that_rebuild_the_full_snapshots_exactly() -> None:
+    """A real station process: during a run the views cross as changes (a fraction of the full
+    snapshots); once the run has ended a poll sends nothing, and the views held equal the full
+    snapshots of the same sinks."""
+    import time
+
+    from gui.main_window import LIVE_SINKS, SINK_NAMES
+    from labctl.station_process import StationProcess
+    from tests.conftest import sim_config
+
+    receiver, sizes = ViewReceiver(), []
+    with StationProcess(sim_config(time_scale=4.0)) as process:
+        process.start_run(None, sinks=LIVE_SINKS)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and len(sizes) < 40:
+            poll = process.poll(SINK_NAMES, views_have=receiver.have(), wait_s=0.08)
+            assert poll["snapshots"] == {}
+            changed = receiver.apply(poll["views"])
+            if poll["status"].get("elapsed_s", 0.0) > 1.0 and changed:
+                sizes.append(len(pickle.dumps(poll["views"])))
+        process.stop_run()
+        while process.poll(())["summary"] is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        receiver.apply(process.poll(SINK_NAMES, views_have=receiver.have())["views"])
+        quiet = process.poll(SINK_NAMES, views_have=receiver.have())
+        full = process.poll(SINK_NAMES)["snapshots"]  # as before: every snapshot in full
+    assert len(sizes) == 40
+    assert all(message is None for message in quiet["views"].values())
+    assert len(pickle.dumps(quiet["views"])) < 200
+    full_size = len(pickle.dumps(full))
+    assert np.median(sizes) < 0.1 * full_size, (np.median(sizes), full_size)
+    for name in SINK_NAMES:
+        assert_view_equals_snapshot(receiver.views[name], full[name])
