@@ -5,7 +5,8 @@ Run: ``python benchmarks/bench_gui.py [seconds]`` (offscreen; prints figures, no
 For each tagger time scale (1 = the experiment's real 1 MHz rate, 4 = four times
 faster) the window runs the simulated microscope live and logs every frame it draws:
 
-* redraw rate: frames drawn per second of wall time (target >= 20);
+* redraw rate: frames drawn per second of wall time (target >= 30), and how many of
+  them show a new tagger read (a frame is drawn per poll handed on by the link);
 * draw time: time inside ``refresh`` for one poll (both halves: all six views'
   ``setData``/``setImage``; Qt's painting comes after and shows in the event-loop gaps);
 * latency, photon arrival to screen: the simulated tagger's clock runs with the
@@ -14,9 +15,11 @@ faster) the window runs the simulated microscope live and logs every frame it dr
   origin is estimated as the smallest ``read_time - t_tag / time_scale`` over the
   run (a tag cannot be read before it arrived; at 250 k syncs/s the newest tag
   of a read is microseconds old), and latency = end of the frame's draw - arrival.
-  It includes the tagger buffer wait (engine poll 50 ms), the snapshot poll
-  (20 Hz), the redraw timer (20 Hz) and the drawing;
-* payload: pickled bytes per poll (what crosses from the station process), by part;
+  It includes the sinks' work on the block, the poll (which waits in the station
+  for new data), the transfer and the drawing (first half at once, second half on
+  the next tick of the 100 Hz timer);
+* payload: pickled bytes per poll (what crosses from the station process), by part,
+  polled as the window's link does (views as changes since the version held);
 * event loop: gaps between ticks of a 5 ms probe timer; "blocked by this process"
   counts a gap only as far as the GUI process used CPU in it (min(gap, process CPU
   time)), since a gap without CPU use is the OS running other work.
@@ -25,6 +28,7 @@ faster) the window runs the simulated microscope live and logs every frame it dr
 from __future__ import annotations
 
 import copy
+import gc
 import os
 import sys
 import tempfile
@@ -75,6 +79,16 @@ def run(app: QtWidgets.QApplication, time_scale: float, seconds: float) -> dict[
         wait_for(app, lambda: window.state == "live" and window.frames_drawn >= 10, 60)
         window.frame_log.clear()
         ticks: list[float] = []
+        collections: list[tuple[int, float]] = []  # (generation, ms) of the GUI process's garbage collections
+        started_gc = [0.0]
+
+        def on_gc(phase: str, info: dict) -> None:
+            if phase == "start":
+                started_gc[0] = time.perf_counter()
+            else:
+                collections.append((info["generation"], (time.perf_counter() - started_gc[0]) * 1e3))
+
+        gc.callbacks.append(on_gc)
         probe = QtCore.QTimer()
         probe.setTimerType(QtCore.Qt.TimerType.PreciseTimer)
         probe.timeout.connect(lambda: ticks.append((time.monotonic(), time.process_time())))
@@ -82,6 +96,7 @@ def run(app: QtWidgets.QApplication, time_scale: float, seconds: float) -> dict[
         started = time.monotonic()
         wait_for(app, lambda: time.monotonic() - started >= seconds, seconds + 10)
         probe.stop()
+        gc.callbacks.remove(on_gc)
         log = np.array([row for row in window.frame_log if row[3] is not None and row[4] is not None], np.float64)
         window.close()
     draw_s, draw_end, received, read, tag_ps = log.T
@@ -104,6 +119,8 @@ def run(app: QtWidgets.QApplication, time_scale: float, seconds: float) -> dict[
         "loop_gaps_over_50ms": int(np.sum(gaps > 0.050)),
         "max_blocked_ms": float(np.max(np.minimum(gaps, np.diff(tick_cpu))) * 1e3),
         "load_average": os.getloadavg()[0],
+        "gen2_collections": sum(1 for g, _ in collections if g == 2),
+        "longest_gc_ms": max((ms for _, ms in collections), default=0.0),
     }
 
 
@@ -156,7 +173,8 @@ def main() -> None:
               f"(engine read->GUI process {r['read_to_gui_ms_median']:.0f} ms); "
               f"event-loop gaps: longest {r['max_loop_gap_ms']:.1f} ms, p99 {r['loop_gap_ms_p99']:.1f} ms, "
               f"{r['loop_gaps_over_50ms']} over 50 ms; longest blocked by this process "
-              f"{r['max_blocked_ms']:.1f} ms (limit 50); machine load average {r['load_average']:.2f}", flush=True)
+              f"{r['max_blocked_ms']:.1f} ms (limit 50); garbage collections: {r['gen2_collections']} full, longest "
+              f"{r['longest_gc_ms']:.1f} ms; machine load average {r['load_average']:.2f}", flush=True)
 
 
 if __name__ == "__main__":

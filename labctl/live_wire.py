@@ -29,10 +29,7 @@ from typing import Any, Mapping
 import numpy as np
 
 LEFT_OUT: dict[str, tuple[str, ...]] = {
-    "G2Snapshot": ("g2_cw", "g2_cw_err"),  # the continuous-wave normalisation: not drawn live
-    "LifetimeSnapshot": ("counts",),  # per detector; the view draws ``summed``
-    "TraceSnapshot": ("counts",),  # per detector; the view draws ``total``
-    "FlidSnapshot": ("intensity", "nanotime_counts", "mean_lifetime_ns"),  # the view draws the 2-D ``counts``
+    "G2Snapshot": ("g2_cw", "g2_cw_err"),  # the continuous-wave normalisation (floats of every bin): not drawn live
 }
 """Snapshot fields that do not cross to the window (None in the views it receives)."""
 
