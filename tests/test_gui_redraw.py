@@ -69,3 +69,23 @@ def test_a_view_redraws_when_its_version_changes_and_not_otherwise(qtbot) -> Non
     views.show(dict(receiver.views))
     assert counts == {**{name: 2 for name in DRAWN_ITEMS}, "trace": 3, "spectrum": 1}
     assert "set by hand" in views.trace_value.toPlainText()
+
+
+@pytest.mark.parametrize(("station_ms", "live_ms"), [(50.0, 25.0), (20.0, 20.0)])
+def test_a_live_run_reads_the_tagger_at_least_every_25_ms(station_ms: float, live_ms: float) -> None:
+    """Each tagger read is a frame of the views: a live run (no file) from the window reads at
+    most every 25 ms; a recording keeps the station's period."""
+    import copy
+
+    from gui.link import StationLink
+    from labctl.station import StationConfig
+
+    data = copy.deepcopy(StationConfig.load().data)
+    data["engine"] = {**data.get("engine", {}), "poll_interval_ms": station_ms}
+    link = StationLink(StationConfig.from_dict(data, "<test>"), ["g2"])  # not started: calls are only queued
+    link.call("start_run", None, sinks=[])
+    link.call("start_run", "run.h5", sinks=[])
+    (_, _, live_args, live_kwargs), (_, _, record_args, record_kwargs) = link._queue.get(), link._queue.get()
+    assert live_kwargs["settings"].poll_interval_ms == live_ms
+    assert live_kwargs["settings"].watchdog_s == StationConfig.from_dict(data, "<test>").engine.watchdog_s
+    assert "settings" not in record_kwargs
