@@ -101,7 +101,6 @@ class StationLink(QtCore.QObject):
         self._callbacks[self._token] = (on_ok, on_error)
         self._queue.put((self._token, method, args, kwargs))
 
-
     def latest(self) -> dict[str, Any] | None:
         """The newest poll result (with ``received_s``, its time.monotonic), or None."""
         with self._latest_lock:
