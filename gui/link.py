@@ -4,11 +4,18 @@ Every round trip to the child (commands and polls) happens on this worker thread
 never on the GUI thread, so a slow answer (a run closing its file, a live run
 restarting after a setting change) never blocks the event loop.  Results come
 back to the GUI thread as Qt signals (queued connections); the latest poll is
-kept for the redraw timer to take.
+kept for the redraw timer to take, and ``polled`` tells the window at once.
+
+Live views cross as changes (:mod:`labctl.processes.live_wire`): each poll names the version
+of every view held here, the station sends only the views that changed since, and
+a view's object in ``snapshots`` is a new one only when it changed (``changed``
+names them), so the views redraw what changed and nothing else.  A poll in which no
+view changed is handed on only every ``QUIET_PUBLISH_S`` (the status bar's rates).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import queue
 import threading
 import time
@@ -16,12 +23,30 @@ from typing import Any, Callable, Sequence
 
 from PyQt6 import QtCore
 
+from labctl.station.engine_settings import EngineSettings
+from labctl.processes.live_wire import ViewReceiver
 from labctl.station.station import StationConfig
 from labctl.processes.station_process import StationProcess
 
 _CLOSE = object()
 SHOW_PREPARING_AFTER_S = 0.5
 """Start-up progress (the photon kernels made ready) is shown once it has taken this long (s)."""
+RUN_POLL_HZ = 100.0
+"""Highest poll rate during a run (Hz).  A poll during a run waits in the station (up to
+``POLL_WAIT_S``) until every live view has taken a new block, so polls follow the data."""
+POLL_WAIT_S = 0.08
+"""Longest wait of a run's poll for new data in the station (s); commands wait at most this long."""
+LIVE_READ_PERIOD_MS = 25.0
+"""Tagger read period of a live run without a file (ms), if the station's is longer: every read
+is a new frame of the views (40 frames/s)."""
+QUIET_PUBLISH_S = 0.2
+"""During a run, a poll without any changed view is handed on at most this often (s)."""
+
+
+def live_engine_settings(config: StationConfig) -> EngineSettings:
+    """The station's engine settings, with a tagger read period of at most ``LIVE_READ_PERIOD_MS``."""
+    settings = config.engine
+    return dataclasses.replace(settings, poll_interval_ms=min(settings.poll_interval_ms, LIVE_READ_PERIOD_MS))
 
 
 class StationLink(QtCore.QObject):
@@ -39,10 +64,12 @@ class StationLink(QtCore.QObject):
     failed = QtCore.pyqtSignal(str)  # the station could not be built, or the child is gone
     reply = QtCore.pyqtSignal(int, bool, object)  # token, ok, result or exception
     run_ended = QtCore.pyqtSignal(object)  # RunSummary
+    polled = QtCore.pyqtSignal()  # a new poll is in ``latest()``
 
-    def __init__(self, config: StationConfig, sink_names: Sequence[str], poll_hz: float = 25.0,
+    def __init__(self, config: StationConfig, sink_names: Sequence[str], poll_hz: float = RUN_POLL_HZ,
                  idle_poll_hz: float = 2.0) -> None:
         super().__init__()
+        self.config = config
         self.process = StationProcess(config, preparing_after_s=SHOW_PREPARING_AFTER_S)
         self.sink_names = list(sink_names)
         self.run_period_s = 1.0 / poll_hz
@@ -55,7 +82,8 @@ class StationLink(QtCore.QObject):
         self._latest_lock = threading.Lock()
         self._fit: Any = None  # the latest live fit received, and its number
         self._fit_number: int | None = None
-        self._snapshots: dict[str, Any] = {}  # the latest of each sink received
+        self.views = ViewReceiver()  # the live views as of the versions received (worker thread)
+        self._published_s = -1e9
         self._thread = threading.Thread(target=self._work, name="labctl-gui-link", daemon=True)
         self.reply.connect(self._on_reply)
 
@@ -67,6 +95,8 @@ class StationLink(QtCore.QObject):
              on_error: Callable[[BaseException], None] | None = None, **kwargs: Any) -> None:
         """Run ``StationProcess.<method>(*args, **kwargs)`` on the worker; the callbacks run on the
         GUI thread (without ``on_error``, an error is reported through ``failed``)."""
+        if method == "start_run" and (args[0] if args else kwargs.get("out_path")) is None:
+            kwargs.setdefault("settings", live_engine_settings(self.config))
         self._token += 1
         self._callbacks[self._token] = (on_ok, on_error)
         self._queue.put((self._token, method, args, kwargs))
@@ -129,18 +159,26 @@ class StationLink(QtCore.QObject):
             self.process.close()
 
     def _poll(self) -> None:
-        result = self.process.poll(self.sink_names if self.running else (), fit_after=self._fit_number)
-        if result.get("fit_unchanged"):  # the child sends a fit once; later polls carry it from here
-            result["fit"] = self._fit
-        else:
+        running = self.running
+        names = self.sink_names if running else ()
+        result = self.process.poll(names, fit_after=self._fit_number, views_have=self.views.have(),
+                                   wait_s=POLL_WAIT_S if running else 0.0)
+        fit_changed = not result.get("fit_unchanged")
+        if fit_changed:
             self._fit, self._fit_number = result.get("fit"), result.get("fit_number")
-        snapshots = result.get("snapshots", {})
-        for name in result.get("unchanged", ()):  # not sent again: the one received before
-            snapshots[name] = self._snapshots.get(name)
-        self._snapshots.update(snapshots)
-        result["received_s"] = time.monotonic()
+        else:  # the child sends a fit once; later polls carry it from here
+            result["fit"] = self._fit
+        changed = self.views.apply(result.get("views") or {})
+        result["snapshots"] = {name: self.views.views.get(name) for name in names}
+        result["changed"] = changed
+        now = result["received_s"] = time.monotonic()
+        if (running and not changed and not fit_changed and result["summary"] is None
+                and now - self._published_s < QUIET_PUBLISH_S):
+            return  # nothing new to draw
+        self._published_s = now
         with self._latest_lock:
             self._latest = result
+        self.polled.emit()
         if result["summary"] is not None:
             self.running = False
             self.run_ended.emit(result["summary"])

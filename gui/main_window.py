@@ -2,10 +2,9 @@
 
 Presentation only.  The station is built once in a child process
 (:class:`~labctl.processes.station_process.StationProcess`) and every round trip to it
-runs on the :class:`~gui.link.StationLink` worker thread.  A QTimer on the GUI
-thread (50 Hz) draws the latest poll (25 Hz: status, accumulator snapshots, the
-live fit, monitors) with one ``setData`` / ``setImage`` per view, half of the
-views on one tick and the rest on the next (STYLE.md, "Live plots").  Window layout and the settings changed in the panels persist
+runs on the :class:`~gui.link.StationLink` worker thread.  A new poll (status, changed views,
+live fit, monitors) is drawn at once (``polled``), one ``setData`` / ``setImage`` per changed
+view, half then and the rest on the next tick of a 100 Hz QTimer (STYLE.md, "Live plots").  Window layout and the settings changed in the panels persist
 (QSettings) and are applied again, through the station's validation, at the
 next start.  After a setting change the station restarts a live run: the window
 sees the new run number in the poll, starts the views' ranges again and re-reads
@@ -52,12 +51,12 @@ class MainWindow(QtWidgets.QMainWindow):
         config: the station (default: the built-in simulated microscope).
         settings_path: an INI file for the persisted layout and settings (default:
             the user's QSettings for ``labctl``); tests give a temporary file.
-        refresh_hz: timer rate (Hz); each poll (25 Hz) is drawn in two halves on consecutive ticks.
+        refresh_hz: timer rate (Hz); each poll is drawn in two halves on consecutive ticks.
         restore_layout: False keeps the default layout (screenshots for documentation).
     """
 
     def __init__(self, config: StationConfig | None = None, settings_path: str | Path | None = None,
-                 refresh_hz: float = 50.0, restore_layout: bool = True) -> None:
+                 refresh_hz: float = 100.0, restore_layout: bool = True) -> None:
         super().__init__()
         self.config = config if config is not None else StationConfig.load()
         self.persisted = WindowSettings(settings_path, self.config.source)
@@ -86,6 +85,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.link.opened.connect(self._on_opened)
         self.link.failed.connect(self._on_failed)
         self.link.run_ended.connect(self._on_run_ended)
+        self.link.polled.connect(self.refresh)
         self.timer = QtCore.QTimer(self)
         self.timer.setInterval(int(round(1000.0 / refresh_hz)))
         self.timer.timeout.connect(self.refresh)

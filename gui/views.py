@@ -55,6 +55,7 @@ class LiveViews(pg.GraphicsLayoutWidget):
         self._y_top: dict[str, float] = {}
         self._ranges_set: set[str] = set()
         self._spectrum_shown = (-1, -1)  # (frame index, frames lost) last drawn
+        self._drawn: dict[str, Any] = {}  # per view, the snapshot object drawn last
 
         self.trace_plot = self.addPlot(row=0, col=0, title="Intensity trace")
         self.trace_plot.setLabel("bottom", "time before now (s)")
@@ -154,6 +155,7 @@ class LiveViews(pg.GraphicsLayoutWidget):
         self._y_top.clear()
         self._ranges_set.clear()
         self._spectrum_shown = (-1, -1)
+        self._drawn.clear()
         self.fit_curve.setData([], [])
         self.residual_curve.setData([], [])
         self.fit_region.hide()
@@ -162,10 +164,12 @@ class LiveViews(pg.GraphicsLayoutWidget):
     def set_threshold(self, per_100ms: float | None) -> None:
         """The ON threshold (counts per 100 ms); None: from the data or the paper (automatic)."""
         self.on_threshold_per_100ms = per_100ms
+        self._drawn.pop("trace", None)  # the ON fraction and the line follow at the next poll
 
     def _threshold_dragged(self) -> None:
         per_100ms = max(float(self.threshold_line.value()), 0.0) * 100.0 / self._bin_ms
         self.on_threshold_per_100ms = per_100ms
+        self._drawn.pop("trace", None)
         self.threshold_changed.emit(per_100ms)
 
     def set_follow(self, follow: bool) -> None:
@@ -178,28 +182,31 @@ class LiveViews(pg.GraphicsLayoutWidget):
             self._y_top.clear()
             self._ranges_set.clear()
             self._spectrum_shown = (-1, -1)
+            self._drawn.clear()
         self.follow_changed.emit(follow)
 
     # ------------------------------------------------------------------ drawing
     def show(self, snapshots: dict[str, Any], fit: Any = None, half: int | None = None) -> None:  # noqa: A003
-        """Draw every view whose snapshot is present (``half`` 0: trace, g(2), decay;
-        1: FLID, spectrum, waterfall; None: all).
+        """Draw every view whose snapshot is present and not the one drawn before (``half`` 0:
+        trace, g(2), decay; 1: FLID, spectrum, waterfall; None: all).
 
-        The window draws a poll in two halves on consecutive ticks: Qt repaints only the
-        plots that changed, so each event-loop pass paints about half the window.
+        The station link hands on a new snapshot object only when the view changed, so an
+        unchanged view is not drawn again (nor its items touched).  The window draws a poll
+        in two halves on consecutive ticks: Qt repaints only the plots that changed, so each
+        event-loop pass paints about half the window.
         """
-        if half in (None, 0):
-            if snapshots.get("trace") is not None:
-                self.show_trace(snapshots["trace"])
-            if snapshots.get("g2") is not None:
-                self.show_g2(snapshots["g2"])
-            if snapshots.get("lifetime") is not None:
-                self.show_decay(snapshots["lifetime"], fit)
-        if half in (None, 1):
-            if snapshots.get("flid") is not None:
-                self.show_flid(snapshots["flid"])
-            if snapshots.get("spectrum") is not None:
-                self.show_spectrum(snapshots["spectrum"])
+        groups = {0: ("trace", "g2", "lifetime"), 1: ("flid", "spectrum")}
+        for name in groups.get(half, ()) if half is not None else groups[0] + groups[1]:
+            snap = snapshots.get(name)
+            if snap is None or (snap is self._drawn.get(name) and (name != "lifetime" or fit is self._fit_drawn)):
+                continue
+            self._drawn[name] = snap
+            if name == "lifetime":
+                self.show_decay(snap, fit)
+            else:
+                getattr(self, self._DRAW[name])(snap)
+
+    _DRAW = {"trace": "show_trace", "g2": "show_g2", "flid": "show_flid", "spectrum": "show_spectrum"}
 
     def _set_y(self, key: str, plot: pg.PlotItem, top: float, log: bool = False, bottom: float = 0.0) -> None:
         if not self.follow:

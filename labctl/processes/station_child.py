@@ -18,6 +18,7 @@ from typing import Any, Mapping, Sequence
 from labctl.analysis.count_rates import CountRateMeter
 from labctl.station.engine_settings import EngineSettings
 from labctl.errors import AcquisitionError
+from labctl.processes.live_wire import ViewSender
 from labctl.station.parameter_info import ParameterInfo, _nest, _plain, describe_instrument
 from labctl.run import RunSummary
 from labctl.signals import EndOnSignals, Interrupted
@@ -66,6 +67,9 @@ class _ChildStation:
         self.fit_number = 0  # changes whenever the latest live fit does
         self._fit_sent: Any = None
         self._sent_keys: dict[str, Any] = {}  # per sink: what identifies the snapshot last sent
+        self.view_sender = ViewSender()  # views sent as changes since the client's version
+        self._written = threading.Condition()  # notified whenever a live sink has taken a block
+        self._snapped: dict[str, tuple[int, Any]] = {}  # per sink: (blocks taken, its snapshot) last taken
         from labctl.analysis.live_fit import PeriodicDecayFit
 
         self.fitter = PeriodicDecayFit(in_worker_process=True)  # never delays a poll nor holds the engine's GIL
@@ -78,7 +82,7 @@ class _ChildStation:
         if self.engine is not None and self.engine.running:
             raise AcquisitionError("a run is already going; stop it before starting another")
         source = self.station.config.source
-        sinks = [import_dotted(path, f"sinks[{i}]", source)(**kwargs)
+        sinks = [WatchedSink(import_dotted(path, f"sinks[{i}]", source)(**kwargs), self._written)
                  for i, (path, kwargs) in enumerate(request.sink_specs)]
         engine = AcquisitionEngine(self.station, request.out_path, sinks=sinks,
                                    settings=request.settings, description=request.description,
@@ -86,6 +90,7 @@ class _ChildStation:
         engine.start(request.duration_s)
         self.engine, self.request, self.summary_pending = engine, request, None
         self.sinks = {s.name: s for s in sinks}
+        self._snapped.clear()
         self.fitter.reset()
         self.run_number += 1
         self.rate_meter.reset()
@@ -168,17 +173,27 @@ class _ChildStation:
                 self._monitors["camera_temperature_state"] = f"error: {exc}"
         return dict(self._monitors)
 
-    def poll(self, names: Sequence[str], fit_after: int | None = None) -> dict[str, Any]:
+    def poll(self, names: Sequence[str], fit_after: int | None = None,
+             views_have: Mapping[str, int | None] | None = None, wait_s: float = 0.0) -> dict[str, Any]:
         """See :meth:`labctl.processes.station_process.StationProcess.poll`; with ``fit_after`` (a caller that
-        keeps what it received) an unchanged fit or spectrum is not sent again."""
+        keeps what it received) an unchanged fit or spectrum is not sent again; with ``views_have``
+        the snapshots go as changes (``views``), after waiting up to ``wait_s`` for every named
+        live sink to have taken a new block."""
         engine = self.engine
+        if views_have is not None and wait_s > 0 and engine is not None and engine.running:
+            with self._written:
+                self._written.wait_for(lambda: self._all_written(names), timeout=wait_s)
         status = engine.status() if engine is not None else {"state": "idle"}
         if engine is not None and status.get("state") == "done":
             self.summary_pending = self.finish_run()
         rates = self.rate_meter.update(status) if engine is not None else self.rate_meter.rates_cps
-        snapshots = {name: _live_snapshot(self.sinks.get(name)) for name in names}
+        if views_have is None:
+            snapshots = {name: _live_snapshot(self.sinks.get(name)) for name in names}
+        else:
+            snapshots = {name: self._snapshot_if_written(name) for name in names}
         unchanged = []
-        for name, snap in snapshots.items():  # camera frames come at 10/s, polls at 25/s
+        views = None if views_have is None else self.view_sender.encode(snapshots, views_have)
+        for name, snap in (snapshots.items() if views is None else ()):  # camera frames 10/s, polls 25/s
             key = (self.run_number, snap.latest_index, snap.frames_skipped) if hasattr(snap, "latest_index") else None
             if key is not None and fit_after is not None and self._sent_keys.get(name) == key:
                 snapshots[name] = None
@@ -189,11 +204,30 @@ class _ChildStation:
             self._fit_sent, self.fit_number = fit, self.fit_number + 1
         fit_unchanged = fit_after is not None and fit_after == self.fit_number
         summary, self.summary_pending = self.summary_pending, None
-        return {"status": status, "snapshots": snapshots, "monitors": self.monitors(), "summary": summary,
+        return {"status": status, "snapshots": snapshots if views is None else {}, "views": views,
+                "monitors": self.monitors(), "summary": summary,
                 "fit": None if fit_unchanged else fit, "fit_number": self.fit_number, "fit_unchanged": fit_unchanged,
                 "unchanged": unchanged,
                 "restarts": self.request.restarts if self.request is not None else 0,
                 "run_number": self.run_number, "rates_cps": dict(rates)}
+
+    def _all_written(self, names: Sequence[str]) -> bool:
+        """Every named live sink has taken a block since its last snapshot (under ``_written``)."""
+        return all(sink.blocks > self._snapped.get(name, (-1, None))[0]
+                   for name in names if isinstance(sink := self.sinks.get(name), WatchedSink))
+
+    def _snapshot_if_written(self, name: str) -> Any:
+        """The sink's live snapshot; the one taken before (the same object) if no block came since."""
+        sink = self.sinks.get(name)
+        if not isinstance(sink, WatchedSink):
+            return _live_snapshot(sink)
+        blocks = sink.blocks  # read before the snapshot: a block written meanwhile is taken next time
+        taken = self._snapped.get(name)
+        if taken is not None and taken[0] == blocks:
+            return taken[1]
+        snapshot = _live_snapshot(sink)
+        self._snapped[name] = (blocks, snapshot)
+        return snapshot
 
     def close(self, reason: str = "stopped") -> None:
         if self.engine is not None:
@@ -201,6 +235,33 @@ class _ChildStation:
             self.finish_run()
         self.fitter.close()
         self.station.close()
+
+
+class WatchedSink:
+    """A live sink whose blocks taken are counted and announced on ``written`` (a poll waits for them).
+
+    Everything else (``name``, ``snapshot``, ``rolling_snapshot``, ...) is the sink's own."""
+
+    def __init__(self, sink: Any, written: threading.Condition) -> None:
+        self.sink = sink
+        self.name = sink.name
+        self.blocks = 0
+        self._written = written
+
+    def open(self, run: Any) -> None:
+        self.sink.open(run)
+
+    def write(self, block: Any) -> None:
+        self.sink.write(block)
+        with self._written:
+            self.blocks += 1
+            self._written.notify_all()
+
+    def close(self, summary: Any) -> None:
+        self.sink.close(summary)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.sink, name)
 
 
 def _live_snapshot(sink: Any) -> Any:

@@ -147,7 +147,8 @@ class StationProcess:
         a live run or while recording."""
         self._ask("clear", None if sinks is None else [(path, dict(kwargs)) for path, kwargs in sinks])
 
-    def poll(self, sink_names: Sequence[str] = (), fit_after: int | None = None) -> dict[str, Any]:
+    def poll(self, sink_names: Sequence[str] = (), fit_after: int | None = None,
+             views_have: Mapping[str, int | None] | None = None, wait_s: float = 0.0) -> dict[str, Any]:
         """One trip: ``status``, ``snapshots`` {name: snapshot}, ``monitors``, ``summary`` (the
         summary of a run that ended since the last poll, else None), ``fit`` (the latest
         :class:`~labctl.analysis.live_fit.LiveFit` of the ``lifetime`` sink, refitted every
@@ -157,8 +158,15 @@ class StationProcess:
         ``fit_number`` of the latest fit already received, ``fit`` is None and ``fit_unchanged``
         True: the fit's curves (10^4 points) cross only when a new fit exists; likewise a
         spectrum snapshot without a new camera frame is None and named in ``unchanged``
-        (the caller keeps the one it has)."""
-        return self._ask("poll", list(sink_names), fit_after)
+        (the caller keeps the one it has).
+
+        With ``views_have`` ({sink name: version held, or None}, from a
+        :class:`~labctl.processes.live_wire.ViewReceiver`), ``snapshots`` is empty and ``views`` carries,
+        per sink, only what changed since the version held (:mod:`labctl.processes.live_wire`); the
+        answer then waits up to ``wait_s`` (s) during a run for every named sink to have taken a
+        new block (a poll returns as soon as there is something new to draw)."""
+        return self._ask("poll", list(sink_names), fit_after,
+                         None if views_have is None else dict(views_have), float(wait_s))
 
     def status(self) -> dict[str, Any]:
         return self._ask("status")
