@@ -123,14 +123,14 @@ class MainWindow(QtWidgets.QMainWindow):
         acq_layout.addWidget(self.message_line, 1)
         self.acquisition_dock = self._dock("Acquisition", acquisition, QtCore.Qt.DockWidgetArea.LeftDockWidgetArea)
 
-        self.instruments = InstrumentsBox()
+        names = {ch: name for name, ch in self.config.data["channels"].items() if ch is not None}
+        self.instruments = InstrumentsBox(names)
         self.panels = self.instruments.panels
         self.excitation_label = self.instruments.excitation_label
         self.instruments.change_requested.connect(self.change_setting)
         self.instruments.excitation_requested.connect(self.set_excitation)
         self.instruments_dock = self._dock("Instruments", self.instruments, QtCore.Qt.DockWidgetArea.LeftDockWidgetArea)
 
-        names = {ch: name for name, ch in self.config.data["channels"].items() if ch is not None}
         self.status_line = StatusLine(self.statusBar(), names)
         sl = self.status_line
         self.state_label, self.rate_label, self.progress_bar = sl.state_label, sl.rate_label, sl.progress_bar

@@ -1,0 +1,109 @@
+"""Instrument panels in words for people (issue 12, "Build"): the grating as its lines/mm and
+blaze, the tagger's channel mask as checkboxes named by role, read-only values read-only
+(pytest-qt, offscreen; the parameters are those the simulated station describes)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import replace
+
+os.environ["QT_QPA_PLATFORM"] = "offscreen"
+
+import pytest  # noqa: E402
+
+pytest.importorskip("PyQt6.QtWidgets")
+pytest.importorskip("pytestqt")
+
+from PyQt6 import QtWidgets  # noqa: E402
+
+from labctl.parameter_info import describe_instrument  # noqa: E402
+from labctl.station import Station  # noqa: E402
+from tests.conftest import sim_config  # noqa: E402
+
+CHANNEL_NAMES = {0: "laser_sync", 1: "spad_a", 2: "spad_b", 3: "frame_marker"}
+
+
+@pytest.fixture(scope="module")
+def described() -> dict:
+    """What the station process sends the window: every instrument's parameters, by role."""
+    config = sim_config()
+    assert {ch: name for name, ch in config.data["channels"].items()} == CHANNEL_NAMES
+    station = Station(config)
+    try:
+        return {role: describe_instrument(instrument) for role, instrument in station.instruments.items()}
+    finally:
+        station.close()
+
+
+@pytest.fixture
+def box(qtbot, described):
+    from gui.instruments_box import InstrumentsBox
+
+    widget = InstrumentsBox(CHANNEL_NAMES)
+    qtbot.addWidget(widget)
+    widget.add_panels(described)
+    requests: list[tuple[str, str, object]] = []
+    widget.change_requested.connect(lambda role, path, value: requests.append((role, path, value)))
+    widget.requests = requests  # type: ignore[attr-defined]
+    return widget
+
+
+def info(described: dict, role: str, path: str):
+    return next(i for i in described[role] if i.path == path)
+
+
+def test_grating_is_a_list_of_its_lines_per_mm_and_blaze(box, described) -> None:
+    from gui.fields import blaze_text
+
+    assert [blaze_text(b) for b in ("500nm", "500", "1.2um", "Mirror")] == ["500 nm", "500 nm", "1.2 um", "Mirror"]
+    panel = box.panels["spectrograph"]
+    field = panel.fields["grating"]
+    assert isinstance(field, QtWidgets.QComboBox)
+    assert [field.itemText(i) for i in range(field.count())] == [
+        "1: 150 lines/mm, blaze 500 nm", "2: 600 lines/mm, blaze 500 nm", "3: 1200 lines/mm, blaze 500 nm"]
+    assert field.currentText().startswith("1: 150 lines/mm")  # the grating in force
+    field.activated.emit(2)  # the user picks the 1200 l/mm grating
+    assert box.requests == [("spectrograph", "grating", 3)]
+    panel.set_values([replace(info(described, "spectrograph", "grating"), value=2)])
+    assert field.currentText() == "2: 600 lines/mm, blaze 500 nm"
+    assert "grating_info" not in panel.read_only  # the list says it; no raw dict beside it
+
+
+def test_tagger_channel_mask_is_one_checkbox_per_input_named_by_role(box, described) -> None:
+    panel = box.panels["tagger"]
+    field = panel.fields["enabled_channels"]
+    boxes = field.findChildren(QtWidgets.QCheckBox)
+    assert [b.text() for b in boxes] == ["0: laser sync", "1: SPAD A", "2: SPAD B", "3: frame clock", "4: not wired"]
+    assert all(b.isChecked() for b in boxes)  # mask 31 as built
+    boxes[2].click()  # SPAD B off
+    assert box.requests == [("tagger", "enabled_channels", 0b11011)]
+    # the station refused (or not yet applied): the boxes show the instrument's mask again
+    panel.show_error("enabled_channels", "27 refused: must be between 0 and 31")
+    assert [b.isChecked() for b in boxes] == [True] * 5
+    assert panel.errors["enabled_channels"].text().startswith("27 refused")
+    panel.set_values([replace(info(described, "tagger", "enabled_channels"), value=0b00011)])
+    assert [b.isChecked() for b in boxes] == [True, True, False, False, False]
+    panel.set_editable(False, "locked")
+    assert not any(b.isEnabled() for b in boxes)
+
+
+def test_read_only_parameters_are_read_only_fields_and_settable_ones_editable(box, described, qtbot) -> None:
+    from gui.panels import format_value
+
+    for role, infos in described.items():
+        panel = box.panels[role]
+        for item in infos:
+            if item.path == "grating_info":
+                continue
+            if item.settable:
+                field = panel.fields[item.path]
+                assert field.isEnabled() and not getattr(field, "isReadOnly", lambda: False)(), (role, item.path)
+                continue
+            field = panel.read_only.get(item.path)
+            assert isinstance(field, QtWidgets.QLineEdit), (role, item.path)  # shown, as a field
+            assert field.isReadOnly() and field.text() == format_value(item.value), (role, item.path)
+    before = list(box.requests)
+    field = box.panels["camera"].read_only["actual_exposure_s"]
+    qtbot.keyClicks(field, "5")
+    field.editingFinished.emit()
+    assert box.requests == before and field.text() == format_value(info(described, "camera", "actual_exposure_s").value)
