@@ -31,6 +31,7 @@ from gui.panels import field_label
 from gui.persistence import WindowSettings
 from gui.reconnect import replace_station
 from gui.record_panel import RecordPanel
+from gui.spectrum_box import SpectrumBox
 from gui.status_bar import MessageLine, StatusLine, format_rate  # noqa: F401 - format_rate: public here too
 from gui.views import LiveViews
 from labctl.station import StationConfig
@@ -117,6 +118,10 @@ class MainWindow(QtWidgets.QMainWindow):
         lb.threshold_spin.valueChanged.connect(lambda _: self.views.set_threshold(lb.threshold_per_100ms()))
         self.views.threshold_changed.connect(lambda value: lb.threshold_spin.setValue(round(value)))
         acq_layout.addWidget(lb)
+        self.spectrum_box = SpectrumBox()
+        self.spectrum_box.changed.connect(lambda: self.views.set_spectrum_view(
+            self.spectrum_box.frames(), self.spectrum_box.autoscale()))
+        acq_layout.addWidget(self.spectrum_box)
 
         self.record_panel = RecordPanel(self.persisted.record_folder)
         rp = self.record_panel
