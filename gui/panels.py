@@ -44,6 +44,10 @@ def parse_value(text: str, kind: str) -> Any:
     return text
 
 
+UNIT_WORDS = {"degC": "°C", "um": "µm", "deg": "°", "ohm": "Ω", "counts/s": "counts per s"}
+"""Units as drivers spell them (ASCII) and as a label shows them."""
+
+
 def field_label(info: Any) -> str:
     """A field's label for people: the parameter's own label (QCoDeS ``label``; its name with
     spaces when the driver gave none) and its unit."""
@@ -53,7 +57,8 @@ def field_label(info: Any) -> str:
         if info.unit and name.endswith(suffix) and text.endswith(suffix.replace("_", " ")):
             text = text[: -len(suffix)]  # the unit follows in brackets
             break
-    return text + (f" ({info.unit})" if info.unit else "")
+    unit = UNIT_WORDS.get(info.unit, info.unit)
+    return text + (f" ({unit})" if unit else "")
 
 
 def _same(a: Any, b: Any) -> bool:

@@ -107,3 +107,66 @@ def test_read_only_parameters_are_read_only_fields_and_settable_ones_editable(bo
     qtbot.keyClicks(field, "5")
     field.editingFinished.emit()
     assert box.requests == before and field.text() == format_value(info(described, "camera", "actual_exposure_s").value)
+
+
+def test_panel_rows_are_labelled_in_words_with_units(box) -> None:
+    """Labels from the parameters' own labels and units, never a snake_case name."""
+    rows: dict[str, list[str]] = {}
+    for role, panel in box.panels.items():
+        for form in panel.findChildren(QtWidgets.QFormLayout):
+            for row in range(form.rowCount()):
+                item = form.itemAt(row, QtWidgets.QFormLayout.ItemRole.LabelRole)
+                if item is not None and item.widget() is not None:
+                    rows.setdefault(role, []).append(item.widget().text())
+    assert set(rows) == set(box.panels)
+    snake = [(role, text) for role, texts in rows.items() for text in texts if "_" in text]
+    assert snake == []
+    assert "Centre wavelength (nm)" in rows["spectrograph"] and "Grating" in rows["spectrograph"]
+    assert "external rate (Hz)" in rows["laser"] and "Sensor temperature (°C)" in rows["camera"]
+    assert "Slit width (µm)" in rows["spectrograph"] and "max count rate (counts per s)" in rows["spad_a"]
+    assert "Enabled inputs (bit N = input N)" in rows["tagger"]
+
+
+def test_record_folder_browser_sets_the_folder_and_the_next_free_name(qtbot, tmp_path, monkeypatch) -> None:
+    from gui.record_panel import RecordPanel
+
+    panel = RecordPanel(str(tmp_path))
+    qtbot.addWidget(panel)
+    chosen = tmp_path / "night"
+    chosen.mkdir()
+    (chosen / "qd_0004.h5").touch()
+    asked: list[str] = []
+
+    def dialog(parent, title, start):
+        asked.append(start)
+        return str(chosen)
+
+    monkeypatch.setattr(QtWidgets.QFileDialog, "getExistingDirectory", staticmethod(dialog))
+    panel.browse_button.click()
+    assert asked == [str(tmp_path)]  # the dialog opens in the current folder
+    assert panel.folder_edit.text() == str(chosen) and panel.file_edit.text() == "qd_0005.h5"
+    assert panel.path() == chosen / "qd_0005.h5"
+    monkeypatch.setattr(QtWidgets.QFileDialog, "getExistingDirectory", staticmethod(lambda *a: ""))
+    panel.browse_button.click()  # cancelled: nothing changes
+    assert panel.path() == chosen / "qd_0005.h5"
+
+
+def test_flid_and_waterfall_colour_bars_have_units_and_follow_the_image(qtbot) -> None:
+    import numpy as np
+
+    from gui.views import LiveViews
+    from labctl.analysis.spectrum_live import SpectrumSnapshot
+
+    views = LiveViews()
+    qtbot.addWidget(views)
+    for bar, unit in ((views.flid_bar, "trace bins"), (views.waterfall_bar, "counts per pixel")):
+        axis = bar.getAxis("left")  # a vertical bar's label is drawn on its left
+        assert axis.labelText == unit and axis.isVisible() and axis.label.isVisible()
+    waterfall = np.full((4, 3), np.nan, np.float32)
+    waterfall[1:] = [[100, 250, 120], [90, 300, 110], [95, 280, 105]]
+    snap = SpectrumSnapshot(wavelength_nm=np.array([590.0, 600.0, 610.0]), latest=waterfall[-1].astype(np.float64),
+                            latest_index=3, waterfall=waterfall, first_index=0, frame_period_s=0.1,
+                            frames_received=3, frames_skipped=0)
+    views.show_spectrum(snap)
+    assert views.waterfall_bar.levels() == (90.0, 300.0)
+    assert views.waterfall_image.image.shape == (4, 3) and np.isfinite(views.waterfall_image.image).all()
