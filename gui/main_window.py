@@ -217,7 +217,7 @@ class MainWindow(QtWidgets.QMainWindow):
             self.show_message(f"recorded {summary.photons_written:,} photons to {summary.file_path}")
         self.state = "idle"
         self.recording_path = None
-        self.state_label.setText(f"idle (last run: {summary.end_reason})")
+        self.state_label.setText(f"idle (last run: {summary.end_reason if summary.clean else 'fault, see the message line'})")
         self._unlock()
         pending, self.pending_record = self.pending_record, None
         self._update_buttons()
