@@ -12,11 +12,12 @@ applied change, or the user confirming the instrument's value) or a run starts.
 
 from __future__ import annotations
 
+import re
 from typing import Any, Mapping, Sequence
 
 from PyQt6 import QtCore, QtWidgets
 
-from gui.fields import ChannelMaskField, GratingField, ReadOnlyField
+from gui.fields import ChannelMaskField, GratingField, ReadOnlyField, channel_title
 from gui.messages import ROLE_TITLES, breakable
 
 __all__ = ["ROLE_TITLES", "InstrumentPanel", "format_value", "parse_value"]
@@ -59,6 +60,17 @@ def field_label(info: Any) -> str:
             break
     unit = UNIT_WORDS.get(info.unit, info.unit)
     return text + (f" ({unit})" if unit else "")
+
+
+def group_title(role: str, group: str, channel_names: Mapping[int, str]) -> str:
+    """A group of parameters for people: a tagger input with its role (``"ch1"`` -> ``"Input 1: SPAD A"``),
+    a generator channel (``"ch2"`` -> ``"Channel 2"``); other groups as they are named."""
+    match = re.fullmatch(r"ch(\d+)", group)
+    if match is None:
+        return group.replace("_", " ")
+    if role == "tagger":
+        return "Input " + channel_title(int(match.group(1)), channel_names)
+    return f"Channel {match.group(1)}"
 
 
 def _same(a: Any, b: Any) -> bool:
@@ -110,7 +122,7 @@ class InstrumentPanel(QtWidgets.QWidget):
                 continue
             group, _, _ = info.path.rpartition(".")
             if group not in forms:
-                box = QtWidgets.QGroupBox(group) if group else QtWidgets.QWidget()
+                box = QtWidgets.QGroupBox(group_title(role, group, self.channel_names)) if group else QtWidgets.QWidget()
                 forms[group] = QtWidgets.QFormLayout(box)
                 forms[group].setContentsMargins(2, 2, 2, 2)
                 layout.addWidget(box)

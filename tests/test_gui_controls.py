@@ -125,6 +125,10 @@ def test_panel_rows_are_labelled_in_words_with_units(box) -> None:
     assert "external rate (Hz)" in rows["laser"] and "Sensor temperature (°C)" in rows["camera"]
     assert "Slit width (µm)" in rows["spectrograph"] and "max count rate (counts per s)" in rows["spad_a"]
     assert "Enabled inputs (bit N = input N)" in rows["tagger"]
+    groups = {role: [g.title() for g in panel.findChildren(QtWidgets.QGroupBox)] for role, panel in box.panels.items()}
+    assert groups["tagger"] == ["Input 0: laser sync", "Input 1: SPAD A", "Input 2: SPAD B", "Input 3: frame clock",
+                                "Input 4: not wired"]
+    assert groups["function_generator"] == ["Channel 1", "Channel 2"]
 
 
 def test_record_folder_browser_sets_the_folder_and_the_next_free_name(qtbot, tmp_path, monkeypatch) -> None:
