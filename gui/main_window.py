@@ -117,11 +117,12 @@ class MainWindow(QtWidgets.QMainWindow):
         self.views.follow_changed.connect(self.follow_box.setChecked)
         lb.threshold_spin.valueChanged.connect(lambda _: self.views.set_threshold(lb.threshold_per_100ms()))
         self.views.threshold_changed.connect(lambda value: lb.threshold_spin.setValue(round(value)))
-        acq_layout.addWidget(lb)
         self.spectrum_box = SpectrumBox()
         self.spectrum_box.changed.connect(lambda: self.views.set_spectrum_view(
             self.spectrum_box.frames(), self.spectrum_box.autoscale()))
-        acq_layout.addWidget(self.spectrum_box)
+        lb.layout().addWidget(QtWidgets.QLabel("spectrum"), 5, 0)  # a row of the Live box
+        lb.layout().addWidget(self.spectrum_box, 5, 1, 1, 2)
+        acq_layout.addWidget(lb)
 
         self.record_panel = RecordPanel(self.persisted.record_folder)
         rp = self.record_panel

@@ -1,4 +1,4 @@
-"""The Spectrum box: frame averaging and autoscale of the live spectrum view.
+"""The spectrum controls (a row of the Live box): frame averaging and autoscale of the spectrum view.
 
 Presentation only: the spectrum view shows the running mean of the last N camera
 frames (taken from the live waterfall, whose rows are the frames as delivered; lost
@@ -38,19 +38,21 @@ def visible_range(x: np.ndarray, y: np.ndarray, x_low: float, x_high: float) -> 
     return low - margin, high + margin
 
 
-class SpectrumBox(QtWidgets.QGroupBox):
+class SpectrumBox(QtWidgets.QWidget):
     """Averaging (N frames, running mean) and autoscale of the spectrum view; ``changed`` on an edit."""
 
     changed = QtCore.pyqtSignal()
 
     def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
-        super().__init__("Spectrum", parent)
+        super().__init__(parent)
         layout = QtWidgets.QHBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
         self.average_spin = QtWidgets.QSpinBox()
         self.average_spin.setRange(1, 100)
         self.average_spin.setValue(1)
         self.average_spin.setPrefix("mean of ")
         self.average_spin.setSuffix(" frames")
+        self.average_spin.setSpecialValueText("latest frame")
         self.average_spin.setToolTip("the spectrum view shows the running mean of the last N frames "
                                      "(1: the latest frame); lost frames are left out")
         self.autoscale_box = QtWidgets.QCheckBox("Autoscale")
