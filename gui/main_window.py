@@ -10,7 +10,9 @@ views on one tick and the rest on the next (STYLE.md, "Live plots").  Window lay
 next start.  After a setting change the station restarts a live run: the window
 sees the new run number in the poll, starts the views' ranges again and re-reads
 every panel (one setting can change another instrument: the laser's rate is the
-function generator's ch1).
+function generator's ch1).  After a fault, Reconnect closes the station process and
+opens a new one (:mod:`gui.reconnect`); the views keep their last data meanwhile.
+The widgets are built in :mod:`gui.window_layout`.
 """
 
 from __future__ import annotations
@@ -24,16 +26,12 @@ from typing import Any
 from PyQt6 import QtCore, QtGui, QtWidgets
 
 from gui.link import StationLink
-from gui.live_box import LiveBox
 from gui.messages import ROLE_TITLES, field_error, run_problems, setting_error, settings_key_path, station_failure
-from gui.instruments_box import InstrumentsBox
 from gui.panels import field_label
 from gui.persistence import WindowSettings
 from gui.reconnect import replace_station
-from gui.record_panel import RecordPanel
-from gui.spectrum_box import SpectrumBox
-from gui.status_bar import MessageLine, StatusLine, format_rate  # noqa: F401 - format_rate: public here too
-from gui.views import LiveViews
+from gui.status_bar import format_rate  # noqa: F401 - public here too
+from gui.window_layout import build_window
 from labctl.station import StationConfig
 
 LIVE_SINKS: list[tuple[str, dict]] = [
@@ -80,7 +78,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self._run_number: int | None = None  # the station's run drawn (a live restart is a new run)
         self._resume_live = False  # back to live once the recording has ended
         self.setWindowTitle(f"labctl — {self.config.source}")
-        self._build()
+        build_window(self)
         if restore_layout:
             self.persisted.restore_layout(self)
         self._go_live_when_open = False  # a reconnect returns to live
@@ -99,72 +97,6 @@ class MainWindow(QtWidgets.QMainWindow):
         link.failed.connect(self._on_failed)
         link.run_ended.connect(self._on_run_ended)
         return link
-
-    # ------------------------------------------------------------------ layout
-    def _build(self) -> None:
-        self.views = LiveViews(None)  # ON threshold: automatic until set
-        self.setCentralWidget(self.views)
-
-        acquisition = QtWidgets.QWidget()
-        acq_layout = QtWidgets.QVBoxLayout(acquisition)
-        self.live_box = lb = LiveBox()
-        self.start_button, self.stop_button, self.follow_box = lb.start_button, lb.stop_button, lb.follow_box
-        self.start_button.clicked.connect(self.start_live)
-        self.stop_button.clicked.connect(self.stop_engine)
-        lb.clear_button.clicked.connect(self.clear_views)
-        lb.bins_changed.connect(self.clear_views)
-        self.follow_box.toggled.connect(self.views.set_follow)
-        self.views.follow_changed.connect(self.follow_box.setChecked)
-        lb.threshold_spin.valueChanged.connect(lambda _: self.views.set_threshold(lb.threshold_per_100ms()))
-        self.views.threshold_changed.connect(lambda value: lb.threshold_spin.setValue(round(value)))
-        self.spectrum_box = SpectrumBox()
-        self.spectrum_box.changed.connect(lambda: self.views.set_spectrum_view(
-            self.spectrum_box.frames(), self.spectrum_box.autoscale()))
-        lb.layout().addWidget(QtWidgets.QLabel("spectrum"), 5, 0)  # a row of the Live box
-        lb.layout().addWidget(self.spectrum_box, 5, 1, 1, 2)
-        acq_layout.addWidget(lb)
-
-        self.record_panel = RecordPanel(self.persisted.record_folder)
-        rp = self.record_panel
-        self.file_edit, self.record_button = rp.file_edit, rp.record_button
-        self.elapsed_label, self.size_label, self.written_label = rp.elapsed_label, rp.size_label, rp.written_label
-        self.record_button.clicked.connect(self._toggle_record)
-        acq_layout.addWidget(self.record_panel)
-
-        self.message_line = MessageLine()
-        self.message_label = self.message_line.label
-        acq_layout.addWidget(self.message_line, 1)
-        self.reconnect_button = QtWidgets.QPushButton("Reconnect")
-        self.reconnect_button.setToolTip("close the station and open it again (every instrument connected "
-                                         "anew), then back to live; the views keep the last data meanwhile")
-        self.reconnect_button.clicked.connect(self.reconnect)
-        self.reconnect_button.hide()
-        acq_layout.addWidget(self.reconnect_button)
-        self.acquisition_dock = self._dock("Acquisition", acquisition, QtCore.Qt.DockWidgetArea.LeftDockWidgetArea)
-
-        names = {ch: name for name, ch in self.config.data["channels"].items() if ch is not None}
-        self.instruments = InstrumentsBox(names)
-        self.panels = self.instruments.panels
-        self.excitation_label = self.instruments.excitation_label
-        self.instruments.change_requested.connect(self.change_setting)
-        self.instruments.excitation_requested.connect(self.set_excitation)
-        self.instruments_dock = self._dock("Instruments", self.instruments, QtCore.Qt.DockWidgetArea.LeftDockWidgetArea)
-
-        self.status_line = StatusLine(self.statusBar(), names)
-        sl = self.status_line
-        self.state_label, self.rate_label, self.progress_bar = sl.state_label, sl.rate_label, sl.progress_bar
-        self.temperature_label, self.loss_label = sl.temperature_label, sl.loss_label
-        self.resize(1600, 1000)
-        self.resizeDocks([self.acquisition_dock, self.instruments_dock], [300, 700], QtCore.Qt.Orientation.Vertical)
-        self.resizeDocks([self.instruments_dock], [360], QtCore.Qt.Orientation.Horizontal)
-        self._update_buttons()
-
-    def _dock(self, title: str, widget: QtWidgets.QWidget, area: QtCore.Qt.DockWidgetArea) -> QtWidgets.QDockWidget:
-        dock = QtWidgets.QDockWidget(title, self)
-        dock.setObjectName(f"dock_{title.lower()}")  # saveState needs names
-        dock.setWidget(widget)
-        self.addDockWidget(area, dock)
-        return dock
 
     # ------------------------------------------------------------------ station events
     def _on_opened(self, described: dict[str, list[Any]]) -> None:
@@ -194,7 +126,9 @@ class MainWindow(QtWidgets.QMainWindow):
         self.state = "failed"
         self.state_label.setText("no station")
         self.status_line.done_preparing()
-        self._go_live_when_open = False
+        self._go_live_when_open = self._resume_live = False
+        self.link.running, self.recording_path, self.pending_record = False, None, None  # no run goes on
+        self._unlock()
         self.show_error(station_failure(message))
         self.reconnect_button.show()
         self._update_buttons()

@@ -113,3 +113,21 @@ def test_screenshot_of_a_station_that_cannot_be_built_is_written(tmp_path) -> No
     assert "Spectrograph failed" in proc.stderr and "SHAMROCK_COMMUNICATION_ERROR" in proc.stderr, proc.stderr
     image = QtGui.QImage(str(png))
     assert not image.isNull() and image.width() > 200
+
+
+def test_a_station_process_lost_during_a_recording_unlocks_and_reconnects(make_window, qtbot, tmp_path) -> None:
+    window = make_window(sim_config(time_scale=4.0))
+    assert window.start_recording(tmp_path / "lost.h5")
+    qtbot.waitUntil(lambda: window.state == "recording" and window.last_status.get("elapsed_s", 0) > 0.5,
+                    timeout=30_000)
+    assert not window.panels["laser"].fields["external_rate_hz"].isEnabled()
+    window.link.process._process.kill()  # the child dies (a crash of the station process)
+    qtbot.waitUntil(lambda: window.state == "failed", timeout=20_000)
+    assert "lost the station process" in window.message_label.text().replace("\u200b", "")
+    assert window.recording_path is None
+    assert window.panels["laser"].fields["external_rate_hz"].isEnabled()  # not locked by a recording that is gone
+    assert window.record_panel.file_edit.isEnabled() and window.reconnect_button.isVisible()
+    window.reconnect_button.click()
+    qtbot.waitUntil(lambda: window.state == "live" and window.link.running, timeout=OPEN_TIMEOUT_MS)
+    assert window.panels["laser"].fields["external_rate_hz"].isEnabled()
+    window.stop_engine()
