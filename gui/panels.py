@@ -122,7 +122,8 @@ class InstrumentPanel(QtWidgets.QWidget):
                 continue
             group, _, _ = info.path.rpartition(".")
             if group not in forms:
-                box = QtWidgets.QGroupBox(group_title(role, group, self.channel_names)) if group else QtWidgets.QWidget()
+                title = group_title(role, group, self.channel_names)
+                box = QtWidgets.QGroupBox(title) if group else QtWidgets.QWidget()
                 forms[group] = QtWidgets.QFormLayout(box)
                 forms[group].setContentsMargins(2, 2, 2, 2)
                 layout.addWidget(box)
@@ -191,6 +192,7 @@ class InstrumentPanel(QtWidgets.QWidget):
                 field.setText(format_value(info.value))
             elif info.path in self.read_only:
                 self.read_only[info.path].setText(format_value(info.value))
+                self.read_only[info.path].setCursorPosition(0)  # a long value shows its start
 
     def clear_error(self, path: str) -> None:
         """Hide the error line of ``path`` (its field holds a valid value again)."""

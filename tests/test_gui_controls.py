@@ -174,3 +174,20 @@ def test_flid_and_waterfall_colour_bars_have_units_and_follow_the_image(qtbot) -
     views.show_spectrum(snap)
     assert views.waterfall_bar.levels() == (90.0, 300.0)
     assert views.waterfall_image.image.shape == (4, 3) and np.isfinite(views.waterfall_image.image).all()
+
+
+def test_a_pan_by_hand_unticks_follow_in_every_view(qtbot) -> None:
+    from gui.views import LiveViews
+
+    views = LiveViews()
+    qtbot.addWidget(views)
+    seen: list[bool] = []
+    views.follow_changed.connect(seen.append)
+    for plot in views.plots:
+        views.set_follow(True)
+        box = plot.getViewBox()
+        assert box.state["mouseEnabled"] == [True, True]
+        box.translateBy(x=1.0)  # what a mouse drag does
+        box.sigRangeChangedManually.emit(box.state["mouseEnabled"])
+        assert views.follow is False
+    assert seen == [False, True] * (len(views.plots) - 1) + [False]
