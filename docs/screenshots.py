@@ -10,11 +10,12 @@ libxcb-icccm4 libxcb-keysyms1`` for Qt's xcb platform).  ``QT_QPA_PLATFORM=offsc
 works too; the script prints the Qt platform it ran on.  The run is on the built-in
 simulated microscope at tagger clock 1x:
 
-1. ``live.png``: 10 s of live view at 1 MHz, once the first fit is shown;
+1. ``live.png``: 10 s of live view at 1 MHz, once the first fit is shown (the time
+   tagger's panel open at its input checkboxes);
 2. ``rate_change.png``: the excitation's repetition rate set to 2 MHz in its panel,
    6 s into the restarted live run;
 3. ``recording.png``: recording ``qd_0001.h5`` with notes, the spectrum as the mean of
-   10 frames, 6 s in;
+   10 frames, 6 s in (the spectrograph's panel open at its grating list);
 4. ``fault.png``: a second station whose tagger leaves the bus after 12 s of tagger
    time (the simulated library's scheduled fault), 1 s after the fault.
 """
@@ -67,6 +68,18 @@ def open_window(app: QtWidgets.QApplication, config: StationConfig, settings: Pa
     return window
 
 
+def show_panel(app: QtWidgets.QApplication, window: MainWindow, title: str, path: str) -> None:
+    """Open the instrument panel ``title`` and scroll it to the field of ``path``."""
+    tabs = window.instruments.instrument_tabs
+    index = next(i for i in range(tabs.count()) if tabs.itemText(i) == title)
+    tabs.setCurrentIndex(index)
+    app.processEvents()
+    panel = window.panels[next(role for role, p in window.panels.items() if tabs.widget(index).widget() is p)]
+    field = panel.fields.get(path) or panel.read_only[path]
+    tabs.widget(index).ensureWidgetVisible(field, 0, 40)
+    app.processEvents()
+
+
 def fitted(window: MainWindow) -> bool:
     return "τ =" in window.views.decay_value.toPlainText()
 
@@ -81,8 +94,10 @@ def main() -> None:
         window.start_live()
         wait(app, lambda: window.state == "live" and window.last_status.get("elapsed_s", 0) > 10 and fitted(window),
              90, "10 s live with a fit")
+        show_panel(app, window, "Time tagger", "enabled_channels")
         shoot(app, window, folder / "live.png")
 
+        show_panel(app, window, "Excitation", "external_rate_hz")
         field = window.panels["laser"].fields["external_rate_hz"]
         field.setText("2000000")
         field.editingFinished.emit()
@@ -96,6 +111,7 @@ def main() -> None:
         window.start_recording()
         wait(app, lambda: window.state == "recording" and window.last_status.get("elapsed_s", 0) > 6
              and window.last_status.get("photons_written", 0) > 0 and fitted(window), 90, "6 s recording")
+        show_panel(app, window, "Spectrograph", "grating")
         shoot(app, window, folder / "recording.png")
         window.stop_engine()
         wait(app, lambda: window.state == "live", 60, "back to live")

@@ -126,6 +126,8 @@ class InstrumentPanel(QtWidgets.QWidget):
                 box = QtWidgets.QGroupBox(title) if group else QtWidgets.QWidget()
                 forms[group] = QtWidgets.QFormLayout(box)
                 forms[group].setContentsMargins(2, 2, 2, 2)
+                # a field too wide beside its label goes under it (no horizontal scrollbar in the dock)
+                forms[group].setRowWrapPolicy(QtWidgets.QFormLayout.RowWrapPolicy.WrapLongRows)
                 layout.addWidget(box)
             label = field_label(info)
             if not info.settable:

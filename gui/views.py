@@ -322,8 +322,8 @@ class LiveViews(pg.GraphicsLayoutWidget):
         self.waterfall_image.setImage(np.nan_to_num(waterfall, nan=bottom), autoLevels=False,
                                       levels=(bottom, max(top, bottom + 1.0)))
         self.waterfall_bar.setLevels((bottom, max(top, bottom + 1.0)))
-        mean = f"mean of {averaged} frames to " if averaged > 1 else ""
-        self.spectrum_value.setText(f"{mean}frame {snap.latest_index}; {snap.frames_skipped} lost")
+        mean = f"\nmean of {averaged} frames" if averaged > 1 else ""
+        self.spectrum_value.setText(f"frame {snap.latest_index}; {snap.frames_skipped} lost{mean}")
         if self._once("spectrum"):
             low, high = float(wavelength.min()), float(wavelength.max())
             self._range(self.spectrum_plot, 'X', low, high, padding=0)

@@ -191,3 +191,17 @@ def test_a_pan_by_hand_unticks_follow_in_every_view(qtbot) -> None:
         box.sigRangeChangedManually.emit(box.state["mouseEnabled"])
         assert views.follow is False
     assert seen == [False, True] * (len(views.plots) - 1) + [False]
+
+
+def test_grating_list_and_input_checkboxes_fit_the_dock_without_a_horizontal_scrollbar(box, qtbot) -> None:
+    box.resize(340, 900)  # the Instruments dock's default width (360) less its frame
+    box.show()
+    tabs = box.instrument_tabs
+    for title in ("Spectrograph", "Time tagger", "Camera"):
+        index = next(i for i in range(tabs.count()) if tabs.itemText(i) == title)
+        tabs.setCurrentIndex(index)
+        qtbot.wait(50)  # layouts settle
+        scroll = tabs.widget(index)
+        assert not scroll.horizontalScrollBar().isVisible(), title
+    grating = box.panels["spectrograph"].fields["grating"]
+    assert grating.width() >= grating.fontMetrics().horizontalAdvance(grating.currentText())  # shown whole
