@@ -266,7 +266,9 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def set_excitation(self, on: bool) -> None:
         """Switch the excitation on or to its safe state (the indicator follows the instrument)."""
-        self.link.call("set_excitation", on, on_ok=self._show_monitors)
+        # an error here is the switch's (shown), not a lost station
+        self.link.call("set_excitation", on, on_ok=self._show_monitors,
+                       on_error=lambda exc: self.show_error(f"Excitation {'on' if on else 'off'} failed: {exc}"))
 
     def change_setting(self, role: str, path: str, value: Any) -> None:
         """A panel asks for ``role.path = value``: the station validates, then applies or refuses."""

@@ -16,6 +16,7 @@ pytest.importorskip("pyqtgraph")
 pytest.importorskip("pytestqt")
 
 import numpy as np  # noqa: E402
+from PyQt6 import QtWidgets  # noqa: E402
 
 from gui.main_window import MainWindow  # noqa: E402
 from labctl.station import StationConfig  # noqa: E402
@@ -131,3 +132,20 @@ def test_a_station_process_lost_during_a_recording_unlocks_and_reconnects(make_w
     qtbot.waitUntil(lambda: window.state == "live" and window.link.running, timeout=OPEN_TIMEOUT_MS)
     assert window.panels["laser"].fields["external_rate_hz"].isEnabled()
     window.stop_engine()
+
+
+def test_a_refused_excitation_switch_is_an_error_of_the_excitation_not_a_lost_station(make_window, qtbot) -> None:
+    from labctl.errors import InstrumentError
+
+    window = make_window(sim_config(time_scale=4.0))
+
+    def refuse(on: bool) -> None:
+        raise InstrumentError("function_generator: OUTP1 ON: VI_ERROR_TMO (-1073807339): timeout")
+
+    window.link.process.set_excitation = refuse  # the worker thread calls the process's method
+    next(b for b in window.findChildren(QtWidgets.QPushButton) if b.text() == "Excitation on").click()
+    qtbot.waitUntil(lambda: "VI_ERROR_TMO" in window.message_label.text().replace("\u200b", ""), timeout=10_000)
+    text = window.message_label.text().replace("\u200b", "")
+    assert text.startswith("Excitation on failed: function_generator: OUTP1 ON"), text
+    assert window.state == "idle" and window.start_button.isEnabled()  # the station is still there
+    assert not window.reconnect_button.isVisible()
