@@ -42,13 +42,19 @@ def rate_level(rate_cps: float, limit_cps: float) -> str:
 
 
 class InstrumentsBox(QtWidgets.QWidget):
-    """The excitation indicator over a tool box of instrument panels."""
+    """The excitation indicator over a tool box of instrument panels.
+
+    Args:
+        channel_names: the station's role of each tagger input (``{0: "laser_sync", ...}``).
+    """
 
     change_requested = QtCore.pyqtSignal(str, str, object)  # role, path, value
     excitation_requested = QtCore.pyqtSignal(bool)
 
-    def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
+    def __init__(self, channel_names: Mapping[int, str] | None = None,
+                 parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent)
+        self.channel_names = dict(channel_names or {})  # the station's role of each tagger input
         self.panels: dict[str, InstrumentPanel] = {}
         self.excitation_buttons: tuple[QtWidgets.QPushButton, ...] = ()
         self.excitation_label = QtWidgets.QLabel("excitation: connecting…")
@@ -64,7 +70,7 @@ class InstrumentsBox(QtWidgets.QWidget):
         for role, title in ROLE_TITLES.items():
             if role not in described:
                 continue
-            panel = InstrumentPanel(role, described[role])
+            panel = InstrumentPanel(role, described[role], channel_names=self.channel_names)
             panel.change_requested.connect(self.change_requested)
             self._add_header(role, panel)
             self.panels[role] = panel

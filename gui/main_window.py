@@ -9,13 +9,15 @@ view, half then and the rest on the next tick of a 100 Hz QTimer (STYLE.md, "Liv
 next start.  After a setting change the station restarts a live run: the window
 sees the new run number in the poll, starts the views' ranges again and re-reads
 every panel (one setting can change another instrument: the laser's rate is the
-function generator's ch1).
+function generator's ch1).  After a fault, Reconnect closes the station process and
+opens a new one (:mod:`gui.reconnect`); the views keep their last data meanwhile.
+The widgets are built in :mod:`gui.window_layout`.
 """
 
 from __future__ import annotations
 
 import collections
-import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -23,14 +25,12 @@ from typing import Any
 from PyQt6 import QtCore, QtGui, QtWidgets
 
 from gui.link import StationLink
-from gui.live_box import LiveBox
-from gui.messages import ROLE_TITLES, field_error, run_problems, setting_error, settings_key_path
-from gui.instruments_box import InstrumentsBox
+from gui.messages import ROLE_TITLES, field_error, run_problems, setting_error, settings_key_path, station_failure
 from gui.panels import field_label
 from gui.persistence import WindowSettings
-from gui.record_panel import RecordPanel
-from gui.status_bar import MessageLine, StatusLine, format_rate  # noqa: F401 - format_rate: public here too
-from gui.views import LiveViews
+from gui.reconnect import replace_station
+from gui.status_bar import format_rate  # noqa: F401 - public here too
+from gui.window_layout import build_window
 from labctl.station.station import StationConfig
 
 LIVE_SINKS: list[tuple[str, dict]] = [
@@ -77,79 +77,33 @@ class MainWindow(QtWidgets.QMainWindow):
         self._run_number: int | None = None  # the station's run drawn (a live restart is a new run)
         self._resume_live = False  # back to live once the recording has ended
         self.setWindowTitle(f"labctl — {self.config.source}")
-        self._build()
+        build_window(self)
         if restore_layout:
             self.persisted.restore_layout(self)
-        self.link = StationLink(self.config, SINK_NAMES)
-        self.link.progress.connect(self.status_line.show_preparing)
-        self.link.opened.connect(self._on_opened)
-        self.link.failed.connect(self._on_failed)
-        self.link.run_ended.connect(self._on_run_ended)
-        self.link.polled.connect(self.refresh)
+        self._go_live_when_open = False  # a reconnect returns to live
+        self._reconnecting: threading.Thread | None = None
+        self.link = self._make_link()
         self.timer = QtCore.QTimer(self)
         self.timer.setInterval(int(round(1000.0 / refresh_hz)))
         self.timer.timeout.connect(self.refresh)
         self.timer.start()
         self.link.start()
 
-    # ------------------------------------------------------------------ layout
-    def _build(self) -> None:
-        self.views = LiveViews(None)  # ON threshold: automatic until set
-        self.setCentralWidget(self.views)
-
-        acquisition = QtWidgets.QWidget()
-        acq_layout = QtWidgets.QVBoxLayout(acquisition)
-        self.live_box = lb = LiveBox()
-        self.start_button, self.stop_button, self.follow_box = lb.start_button, lb.stop_button, lb.follow_box
-        self.start_button.clicked.connect(self.start_live)
-        self.stop_button.clicked.connect(self.stop_engine)
-        lb.clear_button.clicked.connect(self.clear_views)
-        lb.bins_changed.connect(self.clear_views)
-        self.follow_box.toggled.connect(self.views.set_follow)
-        self.views.follow_changed.connect(self.follow_box.setChecked)
-        lb.threshold_spin.valueChanged.connect(lambda _: self.views.set_threshold(lb.threshold_per_100ms()))
-        self.views.threshold_changed.connect(lambda value: lb.threshold_spin.setValue(round(value)))
-        acq_layout.addWidget(lb)
-
-        self.record_panel = RecordPanel(self.persisted.record_folder)
-        rp = self.record_panel
-        self.file_edit, self.record_button = rp.file_edit, rp.record_button
-        self.elapsed_label, self.size_label, self.written_label = rp.elapsed_label, rp.size_label, rp.written_label
-        self.record_button.clicked.connect(self._toggle_record)
-        acq_layout.addWidget(self.record_panel)
-
-        self.message_line = MessageLine()
-        self.message_label = self.message_line.label
-        acq_layout.addWidget(self.message_line, 1)
-        self.acquisition_dock = self._dock("Acquisition", acquisition, QtCore.Qt.DockWidgetArea.LeftDockWidgetArea)
-
-        self.instruments = InstrumentsBox()
-        self.panels = self.instruments.panels
-        self.excitation_label = self.instruments.excitation_label
-        self.instruments.change_requested.connect(self.change_setting)
-        self.instruments.excitation_requested.connect(self.set_excitation)
-        self.instruments_dock = self._dock("Instruments", self.instruments, QtCore.Qt.DockWidgetArea.LeftDockWidgetArea)
-
-        names = {ch: name for name, ch in self.config.data["channels"].items() if ch is not None}
-        self.status_line = StatusLine(self.statusBar(), names)
-        sl = self.status_line
-        self.state_label, self.rate_label, self.progress_bar = sl.state_label, sl.rate_label, sl.progress_bar
-        self.temperature_label, self.loss_label = sl.temperature_label, sl.loss_label
-        self.resize(1600, 1000)
-        self.resizeDocks([self.acquisition_dock, self.instruments_dock], [300, 700], QtCore.Qt.Orientation.Vertical)
-        self.resizeDocks([self.instruments_dock], [360], QtCore.Qt.Orientation.Horizontal)
-        self._update_buttons()
-
-    def _dock(self, title: str, widget: QtWidgets.QWidget, area: QtCore.Qt.DockWidgetArea) -> QtWidgets.QDockWidget:
-        dock = QtWidgets.QDockWidget(title, self)
-        dock.setObjectName(f"dock_{title.lower()}")  # saveState needs names
-        dock.setWidget(widget)
-        self.addDockWidget(area, dock)
-        return dock
+    def _make_link(self) -> StationLink:
+        link = StationLink(self.config, SINK_NAMES)
+        link.progress.connect(self.status_line.show_preparing)
+        link.opened.connect(self._on_opened)
+        link.failed.connect(self._on_failed)
+        link.run_ended.connect(self._on_run_ended)
+        link.polled.connect(self.refresh)
+        return link
 
     # ------------------------------------------------------------------ station events
     def _on_opened(self, described: dict[str, list[Any]]) -> None:
-        self.instruments.add_panels(described)
+        if self.panels:  # opened again (a reconnect): the same instruments
+            self.instruments.show_described(described)
+        else:
+            self.instruments.add_panels(described)
         self.excitation_buttons = self.instruments.excitation_buttons
         self.status_line.done_preparing()
         self.state = "idle"
@@ -160,6 +114,9 @@ class MainWindow(QtWidgets.QMainWindow):
             if saved:
                 self.link.call("configure", role, saved, on_ok=self._reread_panels,
                                on_error=lambda exc, r=role: self._saved_refused(r, exc))
+        if self._go_live_when_open:
+            self._go_live_when_open = False
+            self._start(None)
 
     def _saved_refused(self, role: str, exc: BaseException) -> None:
         self.persisted.remember(role, None)
@@ -169,7 +126,11 @@ class MainWindow(QtWidgets.QMainWindow):
         self.state = "failed"
         self.state_label.setText("no station")
         self.status_line.done_preparing()
-        self.show_error(message)
+        self._go_live_when_open = self._resume_live = False
+        self.link.running, self.recording_path, self.pending_record = False, None, None  # no run goes on
+        self._unlock()
+        self.show_error(station_failure(message))
+        self.reconnect_button.show()
         self._update_buttons()
 
     def _reread_panels(self, _: Any = None) -> None:
@@ -185,11 +146,13 @@ class MainWindow(QtWidgets.QMainWindow):
         problems = run_problems(summary)
         if problems:
             self.show_error(problems)
+        if not summary.clean:
+            self.reconnect_button.show()
         elif was_recording:
             self.show_message(f"recorded {summary.photons_written:,} photons to {summary.file_path}")
         self.state = "idle"
         self.recording_path = None
-        self.state_label.setText(f"idle (last run: {summary.end_reason})")
+        self.state_label.setText(f"idle (last run: {summary.end_reason if summary.clean else 'fault, see the message line'})")
         self._unlock()
         pending, self.pending_record = self.pending_record, None
         self._update_buttons()
@@ -200,6 +163,19 @@ class MainWindow(QtWidgets.QMainWindow):
         resume, self._resume_live = self._resume_live and was_recording and summary.clean, False
         if resume:  # back to live after a recording (not after a fault)
             self._start(None)
+
+    def reconnect(self) -> None:
+        """After a fault: close the station process, open a new one on the same station and go
+        back to live.  The views keep the last good data until the new run's first."""
+        if self.state not in ("idle", "failed"):
+            return
+        self.state = "reconnecting"
+        self.state_label.setText("reconnecting…")
+        self.reconnect_button.hide()
+        self._go_live_when_open = True
+        old, self.link = self.link, self._make_link()
+        self._reconnecting = replace_station(old, self.link)
+        self._update_buttons()
 
     def _unlock(self) -> None:
         for panel in self.panels.values():
@@ -259,6 +235,7 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def _started(self, out_path: Path | None) -> None:
         self.link.running = True
+        self.reconnect_button.hide()
         self.state = "recording" if out_path is not None else "live"
         self.state_label.setText(self.state)
         self._update_buttons()
@@ -289,7 +266,9 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def set_excitation(self, on: bool) -> None:
         """Switch the excitation on or to its safe state (the indicator follows the instrument)."""
-        self.link.call("set_excitation", on, on_ok=self._show_monitors)
+        # an error here is the switch's (shown), not a lost station
+        self.link.call("set_excitation", on, on_ok=self._show_monitors,
+                       on_error=lambda exc: self.show_error(f"Excitation {'on' if on else 'off'} failed: {exc}"))
 
     def change_setting(self, role: str, path: str, value: Any) -> None:
         """A panel asks for ``role.path = value``: the station validates, then applies or refuses."""
@@ -323,6 +302,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.stop_button.setEnabled(self.state in ("live", "recording"))
         self.record_button.setText("Stop recording" if self.state == "recording" else "Start recording")
         self.record_button.setEnabled(self.state in ("idle", "live", "recording"))
+        self.reconnect_button.setEnabled(self.state in ("idle", "failed"))
         self.record_panel.set_editable(self.state in ("idle", "live", "failed", "connecting"))
         self.instruments.set_recording(self.recording_path is not None and self.state in ("starting", "recording", "stopping"))
 
@@ -336,6 +316,8 @@ class MainWindow(QtWidgets.QMainWindow):
     def closeEvent(self, event: QtGui.QCloseEvent) -> None:  # noqa: N802 - Qt's name
         self.timer.stop()
         self.persisted.save_layout(self)
+        if self._reconnecting is not None:
+            self._reconnecting.join(60.0)  # the new link has started (or the old one is still closing)
         self.link.close()  # ends any run (the child closes its file), excitation safe, instruments closed
         super().closeEvent(event)
 
@@ -395,56 +377,10 @@ class MainWindow(QtWidgets.QMainWindow):
                 and int(status.get("photons_written", 0)) >= limit):
             self.stop_engine()  # the photon count asked for is written
 
+
 def run_app(config_path: str | Path | StationConfig | None = None, screenshot: str | Path | None = None,
             after_s: float = 3.0) -> int:
-    """The ``labctl gui`` entry point: show the window; with ``screenshot``, run live for
-    ``after_s`` seconds, save an image of the window and exit (non-zero if anything failed).
+    """The ``labctl gui`` entry point (:func:`gui.app.run_app`)."""
+    from gui.app import run_app as run
 
-    ``config_path``: a station file, or an already built config (e.g. a replay station)."""
-    app = QtWidgets.QApplication.instance() or QtWidgets.QApplication(["labctl gui"])
-    config = config_path if isinstance(config_path, StationConfig) else StationConfig.load(config_path)
-    window = MainWindow(config, restore_layout=screenshot is None)
-    window.show()
-    if screenshot is None:
-        return app.exec()
-    result = {"code": 0}
-
-    def fail(message: str) -> None:
-        print(f"labctl gui: {message}", file=sys.stderr)
-        result["code"] = 1
-        window.close()
-        app.quit()
-
-    def grab() -> None:
-        window.refresh()
-        window.refresh()  # both halves of the views
-        if not window.grab().save(str(screenshot)):
-            fail(f"could not write {screenshot}")
-            return
-        window.stop_engine()
-
-    def ended(summary: Any) -> None:
-        if not summary.clean:  # the image shows the fault (the last views, the message)
-            window.refresh()
-            window.grab().save(str(screenshot))
-            fail(window.message_label.text().replace("\u200b", ""))
-            return
-        window.close()
-        app.quit()
-
-    window.link.opened.connect(lambda _: QtCore.QTimer.singleShot(0, window.start_live))
-    window.link.failed.connect(fail)
-    window.link.run_ended.connect(ended)
-    started = {"done": False}
-
-    def check_started() -> None:
-        if window.state == "live" and not started["done"]:
-            started["done"] = True
-            QtCore.QTimer.singleShot(int(after_s * 1000), grab)
-
-    watcher = QtCore.QTimer(window)
-    watcher.timeout.connect(check_started)
-    watcher.start(50)
-    QtCore.QTimer.singleShot(int((after_s + 120) * 1000), lambda: fail("timed out"))
-    app.exec()
-    return result["code"]
+    return run(config_path, screenshot=screenshot, after_s=after_s)

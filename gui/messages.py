@@ -117,3 +117,10 @@ def settings_key_path(error: BaseException, role: str) -> str | None:
     if start < 0:
         return None
     return text[start + len(prefix):].split(" ")[0].split(":")[0] or None
+
+
+def station_failure(message: str) -> str:
+    """The station process's failure (it could not be built, or it is gone) for the message line,
+    headed by the instrument it names: ``"Spectrograph failed: the station could not be built: …"``."""
+    role = fault_role(message)
+    return f"{ROLE_TITLES[role]} failed: {message}" if role is not None else message

@@ -12,21 +12,19 @@ applied change, or the user confirming the instrument's value) or a run starts.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+import re
+from typing import Any, Mapping, Sequence
 
 from PyQt6 import QtCore, QtWidgets
 
+from gui.fields import ChannelMaskField, GratingField, ReadOnlyField, channel_title
 from gui.messages import ROLE_TITLES, breakable
 
 __all__ = ["ROLE_TITLES", "InstrumentPanel", "format_value", "parse_value"]
 
 
-READ_ONLY_SHOWN = {
-    "camera": ("temperature_c", "temperature_state", "kinetic_cycle_s", "frames_skipped", "frame_shape"),
-    "spectrograph": ("serial_number", "grating_info"),
-    "tagger": ("timebase_ps", "library_version"),
-}
-"""Read-only parameters worth a line in a panel (others are in the file's station snapshot)."""
+SHOWN_BY_ANOTHER_FIELD = {"spectrograph": ("grating_info",)}
+"""Read-only parameters that another field already says (the grating list gives each grating's info)."""
 
 
 def parse_value(text: str, kind: str) -> Any:
@@ -47,6 +45,10 @@ def parse_value(text: str, kind: str) -> Any:
     return text
 
 
+UNIT_WORDS = {"degC": "°C", "um": "µm", "deg": "°", "ohm": "Ω", "counts/s": "counts per s"}
+"""Units as drivers spell them (ASCII) and as a label shows them."""
+
+
 def field_label(info: Any) -> str:
     """A field's label for people: the parameter's own label (QCoDeS ``label``; its name with
     spaces when the driver gave none) and its unit."""
@@ -56,7 +58,19 @@ def field_label(info: Any) -> str:
         if info.unit and name.endswith(suffix) and text.endswith(suffix.replace("_", " ")):
             text = text[: -len(suffix)]  # the unit follows in brackets
             break
-    return text + (f" ({info.unit})" if info.unit else "")
+    unit = UNIT_WORDS.get(info.unit, info.unit)
+    return text + (f" ({unit})" if unit else "")
+
+
+def group_title(role: str, group: str, channel_names: Mapping[int, str]) -> str:
+    """A group of parameters for people: a tagger input with its role (``"ch1"`` -> ``"Input 1: SPAD A"``),
+    a generator channel (``"ch2"`` -> ``"Channel 2"``); other groups as they are named."""
+    match = re.fullmatch(r"ch(\d+)", group)
+    if match is None:
+        return group.replace("_", " ")
+    if role == "tagger":
+        return "Input " + channel_title(int(match.group(1)), channel_names)
+    return f"Channel {match.group(1)}"
 
 
 def _same(a: Any, b: Any) -> bool:
@@ -76,41 +90,49 @@ def format_value(value: Any) -> str:
 class InstrumentPanel(QtWidgets.QWidget):
     """A form of an instrument's parameters; edits become ``change_requested`` signals.
 
+    Read-only parameters (no ``set_cmd``) are shown in read-only fields; the spectrograph's
+    grating is a list of its gratings (lines/mm, blaze) and the tagger's input mask one
+    checkbox per input, named by the station's role for it (:mod:`gui.fields`).
+
     Args:
         role: the station role (``"camera"``...).
         infos: its parameters (:class:`labctl.processes.station_process.ParameterInfo`).
+        channel_names: the station's role of each tagger input (``{0: "laser_sync", ...}``).
     """
 
     change_requested = QtCore.pyqtSignal(str, str, object)
 
-    def __init__(self, role: str, infos: Sequence[Any], parent: QtWidgets.QWidget | None = None) -> None:
+    def __init__(self, role: str, infos: Sequence[Any], parent: QtWidgets.QWidget | None = None,
+                 channel_names: Mapping[int, str] | None = None) -> None:
         super().__init__(parent)
         self.role = role
+        self.channel_names = dict(channel_names or {})
         self.fields: dict[str, QtWidgets.QWidget] = {}
         self.errors: dict[str, QtWidgets.QLabel] = {}
-        self.read_only: dict[str, QtWidgets.QLabel] = {}
+        self.read_only: dict[str, QtWidgets.QLineEdit] = {}
         self.infos = {info.path: info for info in infos}
         layout = QtWidgets.QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         self.header = QtWidgets.QVBoxLayout()
         layout.addLayout(self.header)
         forms: dict[str, QtWidgets.QFormLayout] = {}
-        shown_read_only = READ_ONLY_SHOWN.get(role, ())
+        shown_elsewhere = SHOWN_BY_ANOTHER_FIELD.get(role, ())
         for info in infos:
-            if not info.settable and info.path not in shown_read_only:
+            if info.path in shown_elsewhere:
                 continue
             group, _, _ = info.path.rpartition(".")
             if group not in forms:
-                box = QtWidgets.QGroupBox(group) if group else QtWidgets.QWidget()
+                title = group_title(role, group, self.channel_names)
+                box = QtWidgets.QGroupBox(title) if group else QtWidgets.QWidget()
                 forms[group] = QtWidgets.QFormLayout(box)
                 forms[group].setContentsMargins(2, 2, 2, 2)
+                # a field too wide beside its label goes under it (no horizontal scrollbar in the dock)
+                forms[group].setRowWrapPolicy(QtWidgets.QFormLayout.RowWrapPolicy.WrapLongRows)
                 layout.addWidget(box)
             label = field_label(info)
             if not info.settable:
-                value_label = QtWidgets.QLabel(format_value(info.value))
-                value_label.setWordWrap(True)
-                self.read_only[info.path] = value_label
-                forms[group].addRow(label, value_label)
+                self.read_only[info.path] = ReadOnlyField(format_value(info.value))
+                forms[group].addRow(label, self.read_only[info.path])
                 continue
             field = self._make_field(info)
             field.setToolTip(f"{info.doc}\nallowed: {info.allowed}".strip())
@@ -127,6 +149,17 @@ class InstrumentPanel(QtWidgets.QWidget):
         layout.addStretch(1)
 
     def _make_field(self, info: Any) -> QtWidgets.QWidget:
+        special: Any = None
+        gratings = self.infos.get("grating_info")
+        if self.role == "spectrograph" and info.path == "grating" and gratings is not None \
+                and isinstance(gratings.value, dict):
+            special = GratingField(gratings.value)
+        elif self.role == "tagger" and info.path == "enabled_channels" and info.maximum is not None:
+            special = ChannelMaskField(int(info.maximum).bit_length(), self.channel_names)
+        if special is not None:
+            special.set_value(info.value)
+            special.chosen.connect(lambda value, p=info.path: self.change_requested.emit(self.role, p, value))
+            return special
         if info.kind in ("choice", "bool"):
             combo = QtWidgets.QComboBox()
             choices = info.choices if info.kind == "choice" else (False, True)
@@ -153,12 +186,15 @@ class InstrumentPanel(QtWidgets.QWidget):
                 continue
             self.infos[info.path] = info
             field = self.fields.get(info.path)
-            if isinstance(field, QtWidgets.QComboBox):
+            if isinstance(field, (GratingField, ChannelMaskField)):
+                field.set_value(info.value)
+            elif isinstance(field, QtWidgets.QComboBox):
                 field.setCurrentIndex(max(0, field.findData(info.value)))
             elif isinstance(field, QtWidgets.QLineEdit):
                 field.setText(format_value(info.value))
             elif info.path in self.read_only:
                 self.read_only[info.path].setText(format_value(info.value))
+                self.read_only[info.path].setCursorPosition(0)  # a long value shows its start
 
     def clear_error(self, path: str) -> None:
         """Hide the error line of ``path`` (its field holds a valid value again)."""

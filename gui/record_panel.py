@@ -66,7 +66,7 @@ class RecordPanel(QtWidgets.QGroupBox):
         self.photons_spin = QtWidgets.QSpinBox()
         self.photons_spin.setRange(0, 2_000_000_000)
         self.photons_spin.setSingleStep(100_000)
-        self.photons_spin.setSpecialValueText("no limit")
+        self.photons_spin.setSpecialValueText("no photon limit")
         self.photons_spin.setToolTip("stop once this many photons are written; 0: no limit")
         self.notes_edit = QtWidgets.QPlainTextEdit()
         self.notes_edit.setPlaceholderText("sample, QD, power… (saved in the file: /user/labctl/notes)")
@@ -77,15 +77,23 @@ class RecordPanel(QtWidgets.QGroupBox):
         self.written_label = QtWidgets.QLabel("–")
         layout.addRow("Folder", folder_row)
         layout.addRow("File", self.file_edit)
-        layout.addRow("Stop after", self.duration_spin)
-        layout.addRow("or photons", self.photons_spin)
+        layout.addRow("Stop after", self._row(self.duration_spin, QtWidgets.QLabel("or"), self.photons_spin))
         layout.addRow("Notes", self.notes_edit)
         layout.addRow(self.record_button)
-        layout.addRow("Elapsed", self.elapsed_label)
-        layout.addRow("File size", self.size_label)
-        layout.addRow("Photons written", self.written_label)
+        self.elapsed_label.setToolTip("tagger time recorded")
+        self.size_label.setToolTip("size of the file")
+        self.written_label.setToolTip("photons written to the file")
+        layout.addRow("Recorded", self._row(self.elapsed_label, self.size_label, self.written_label,
+                                            QtWidgets.QLabel("photons")))
         self.setSizePolicy(QtWidgets.QSizePolicy.Policy.Preferred, QtWidgets.QSizePolicy.Policy.Fixed)
         self._size_checked_s = -1e9  # when the file size was last read (time.monotonic)
+
+    @staticmethod
+    def _row(*widgets: QtWidgets.QWidget) -> QtWidgets.QHBoxLayout:
+        row = QtWidgets.QHBoxLayout()
+        for widget in widgets:
+            row.addWidget(widget)
+        return row
 
     def _browse(self) -> None:
         folder = QtWidgets.QFileDialog.getExistingDirectory(self, "Folder for recordings", self.folder_edit.text())

@@ -15,6 +15,7 @@ import numpy as np
 import pyqtgraph as pg
 from PyQt6 import QtCore
 
+from gui.spectrum_box import running_mean, visible_range
 from labctl.analysis.views import default_on_threshold, normalised_peak_areas, on_fraction
 
 TRACE_BINS = 1000
@@ -56,6 +57,8 @@ class LiveViews(pg.GraphicsLayoutWidget):
         self._ranges_set: set[str] = set()
         self._spectrum_shown = (-1, -1)  # (frame index, frames lost) last drawn
         self._drawn: dict[str, Any] = {}  # per view, the snapshot object drawn last
+        self.spectrum_frames = 1  # running mean of this many frames (1: the latest)
+        self.spectrum_autoscale = True  # the y range follows the visible line
 
         self.trace_plot = self.addPlot(row=0, col=0, title="Intensity trace")
         self.trace_plot.setLabel("bottom", "time before now (s)")
@@ -171,6 +174,13 @@ class LiveViews(pg.GraphicsLayoutWidget):
         self.on_threshold_per_100ms = per_100ms
         self._drawn.pop("trace", None)
         self.threshold_changed.emit(per_100ms)
+
+    def set_spectrum_view(self, frames: int, autoscale: bool) -> None:
+        """Show the running mean of the last ``frames`` frames; ``autoscale``: the y range follows
+        the line inside the visible wavelength range (redrawn from the next poll)."""
+        self.spectrum_frames, self.spectrum_autoscale = max(int(frames), 1), bool(autoscale)
+        self._spectrum_shown = (-1, -1)
+        self._drawn.pop("spectrum", None)
 
     def set_follow(self, follow: bool) -> None:
         """Follow the live range (True: the ranges are set again from the next data) or keep
@@ -308,7 +318,11 @@ class LiveViews(pg.GraphicsLayoutWidget):
         if shown == self._spectrum_shown:  # no new frame since the last redraw (10 frames/s vs 25 redraws/s)
             return
         self._spectrum_shown = shown
-        self.spectrum_curve.setData(wavelength, snap.latest, skipFiniteCheck=True)
+        line, averaged = snap.latest, 1
+        if self.spectrum_frames > 1:
+            mean, averaged = running_mean(snap.waterfall, self.spectrum_frames)
+            line, averaged = (mean, averaged) if mean is not None and mean.size == wavelength.size else (line, 1)
+        self.spectrum_curve.setData(wavelength, line, skipFiniteCheck=True)
         waterfall = snap.waterfall
         finite = waterfall[np.isfinite(waterfall)]
         top = float(finite.max()) if finite.size else 1.0
@@ -316,7 +330,8 @@ class LiveViews(pg.GraphicsLayoutWidget):
         self.waterfall_image.setImage(np.nan_to_num(waterfall, nan=bottom), autoLevels=False,
                                       levels=(bottom, max(top, bottom + 1.0)))
         self.waterfall_bar.setLevels((bottom, max(top, bottom + 1.0)))
-        self.spectrum_value.setText(f"frame {snap.latest_index}; {snap.frames_skipped} lost")
+        mean = f"\nmean of {averaged} frames" if averaged > 1 else ""
+        self.spectrum_value.setText(f"frame {snap.latest_index}; {snap.frames_skipped} lost{mean}")
         if self._once("spectrum"):
             low, high = float(wavelength.min()), float(wavelength.max())
             self._range(self.spectrum_plot, 'X', low, high, padding=0)
@@ -326,7 +341,11 @@ class LiveViews(pg.GraphicsLayoutWidget):
             self.waterfall_image.setRect(QtCore.QRectF(low, -span_s, high - low, span_s))
             self._range(self.waterfall_plot, 'X', low, high, padding=0)
             self._range(self.waterfall_plot, 'Y', -span_s, 0.0, padding=0)
-        self._set_y("spectrum", self.spectrum_plot, float(np.max(snap.latest)), bottom=float(np.min(snap.latest)))
+        y_range = visible_range(wavelength, line, *self.spectrum_plot.viewRange()[0]) if self.spectrum_autoscale else None
+        if y_range is not None:
+            self.spectrum_plot.setYRange(*y_range, padding=0)
+        else:
+            self._set_y("spectrum", self.spectrum_plot, float(np.max(line)), bottom=float(np.min(line)))
 
 
 def decay_title(fit: Any) -> str:
