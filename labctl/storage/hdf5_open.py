@@ -348,3 +348,22 @@ def positive_number(value: Any) -> float | None:
     except (TypeError, ValueError):
         return None
     return x if math.isfinite(x) and x > 0 else None
+
+
+CHUNK_CACHE_CHUNKS = 1.5
+"""A growing dataset's chunk cache, in its own chunks: room for one chunk, never two."""
+
+
+def open_caching_one_chunk(f: h5py.File, path: str) -> h5py.Dataset:
+    """Dataset ``path`` opened with a chunk cache that holds one of its chunks (unchunked: as is).
+
+    No other handle to the dataset may be open: HDF5 keeps the cache of the first open.
+    """
+    dataset = f[path]
+    if dataset.chunks is None:
+        return dataset
+    chunk_bytes = int(np.prod(dataset.chunks)) * dataset.dtype.itemsize
+    del dataset
+    access = h5py.h5p.create(h5py.h5p.DATASET_ACCESS)
+    access.set_chunk_cache(521, int(CHUNK_CACHE_CHUNKS * chunk_bytes), 0.75)  # HDF5's default slots and w0
+    return h5py.Dataset(h5py.h5d.open(f.id, path.encode(), dapl=access))

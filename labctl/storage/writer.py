@@ -27,6 +27,7 @@ from labctl.run import RunInfo
 from labctl.storage import h5_io
 from labctl.storage import layout as L
 from labctl.storage.file_end import reserve_space
+from labctl.storage.hdf5_open import open_caching_one_chunk
 from labctl.storage.writer_end import RUN_END_ROOM_BYTES, WriterEnding, _DiskFull, _GuardFailed
 
 NOTES_PATH = "/user/labctl/notes"  # UTF-8 text: the sample notes given to the writer (absent if none)
@@ -37,8 +38,6 @@ PHOTON_BYTES = L.TIMESTAMPS_DTYPE.itemsize + L.DETECTORS_DTYPE.itemsize + L.NANO
 CHUNK_CACHE_BYTES = 3 * 2**20
 """HDF5 chunk cache of the file (bytes): what a dataset opened without its own cache gets."""
 
-CHUNK_CACHE_CHUNKS = 1.5
-"""Each growing dataset's chunk cache, in its own chunks: room for one chunk, never two."""
 
 _LIVE_PATHS = (*L.SPECTRA_FRAME_PATHS, L.SPECTRA_SKIPPED, L.MARKERS, L.LOSSES, L.RUN_LOG, L.ACQUISITION_DURATION, L.SETUP_DETECTOR_COUNTS,
                *L.STREAM_PATHS, L.WRITER_DONE)
@@ -193,7 +192,7 @@ class PhotonHDF5Writer(WriterEnding):
             self._unflushed_log: list[tuple[float, str, str]] = []
             self._t_open = time.monotonic()
             self._next_flush = self._t_open + self._flush_period_s
-            # Each growing dataset gets a chunk cache of one of its own chunks (_open_growing):
+            # Each growing dataset gets a chunk cache of one of its own chunks (open_caching_one_chunk):
             # the default (8 MiB per dataset here), and later one 3 MiB size for all, filled up
             # with finished chunks over a run's first minutes and, for the slow side tables
             # (markers, frame times: 32 KiB chunks), over hours (benchmarks/soak.py); no cache at
@@ -208,7 +207,7 @@ class PhotonHDF5Writer(WriterEnding):
                 if self._notes:
                     f[NOTES_PATH] = L.text_scalar(self._notes)
                 f.swmr_mode = True
-                self._ds = {path: _open_growing(f, path) for path in _LIVE_PATHS}
+                self._ds = {path: open_caching_one_chunk(f, path) for path in _LIVE_PATHS}
             except BaseException:
                 f.close()
                 os.remove(self._path)
@@ -438,17 +437,3 @@ def _checked_arrays(block: PhotonBlock) -> tuple[np.ndarray, np.ndarray, np.ndar
                          f"{len(block.nanotimes)} nanotimes: must be equal")
     return block.timestamps, block.detectors, block.nanotimes, block.markers
 
-
-def _open_growing(f: h5py.File, path: str) -> h5py.Dataset:
-    """Dataset ``path`` opened with a chunk cache that holds one of its chunks (unchunked: as is).
-
-    No other handle to the dataset may be open: HDF5 keeps the cache of the first open.
-    """
-    dataset = f[path]
-    if dataset.chunks is None:
-        return dataset
-    chunk_bytes = int(np.prod(dataset.chunks)) * dataset.dtype.itemsize
-    del dataset
-    access = h5py.h5p.create(h5py.h5p.DATASET_ACCESS)
-    access.set_chunk_cache(521, int(CHUNK_CACHE_CHUNKS * chunk_bytes), 0.75)  # HDF5's default slots and w0
-    return h5py.Dataset(h5py.h5d.open(f.id, path.encode(), dapl=access))
