@@ -45,3 +45,23 @@ def make_station() -> Callable[..., Station]:
     yield factory
     for station in built:
         station.close()
+
+
+def gui_screenshot(tmp_path, station_data: dict, after_s: float) -> tuple[Any, Any]:
+    """Run ``labctl gui --screenshot`` (offscreen) on a station file made of ``station_data``;
+    return the finished process and the image it wrote (a ``QImage``, null if none)."""
+    import os
+    import subprocess
+    import sys
+
+    import yaml
+    from PyQt6 import QtGui
+
+    station = tmp_path / "station.yaml"
+    station.write_text(yaml.safe_dump(station_data))
+    png = tmp_path / "screenshot.png"
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", HOME=str(tmp_path), XDG_CONFIG_HOME=str(tmp_path))
+    proc = subprocess.run([sys.executable, "-m", "labctl.cli", "gui", "--config", str(station), "--screenshot",
+                           str(png), "--after", str(after_s)], env=env, capture_output=True, text=True, timeout=180,
+                          cwd=tmp_path)
+    return proc, QtGui.QImage(str(png))

@@ -20,7 +20,7 @@ from PyQt6 import QtWidgets  # noqa: E402
 
 from gui.main_window import MainWindow  # noqa: E402
 from labctl.station.station import StationConfig  # noqa: E402
-from tests.conftest import sim_config  # noqa: E402
+from tests.conftest import gui_screenshot, sim_config  # noqa: E402
 
 OPEN_TIMEOUT_MS = 60_000
 
@@ -99,22 +99,9 @@ def test_a_station_that_cannot_be_built_names_the_instrument_and_offers_reconnec
 
 
 def test_screenshot_of_a_station_that_cannot_be_built_is_written(tmp_path) -> None:
-    import subprocess
-    import sys
-
-    import yaml
-    from PyQt6 import QtGui
-
-    station = tmp_path / "unbuildable.yaml"
-    station.write_text(yaml.safe_dump(unbuildable_config().data))
-    png = tmp_path / "fault.png"
-    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", HOME=str(tmp_path), XDG_CONFIG_HOME=str(tmp_path))
-    proc = subprocess.run([sys.executable, "-m", "labctl.cli", "gui", "--config", str(station), "--screenshot",
-                           str(png), "--after", "2"], env=env, capture_output=True, text=True, timeout=180,
-                          cwd=tmp_path)
+    proc, image = gui_screenshot(tmp_path, unbuildable_config().data, after_s=2)
     assert proc.returncode == 1
     assert "Spectrograph failed" in proc.stderr and "SHAMROCK_COMMUNICATION_ERROR" in proc.stderr, proc.stderr
-    image = QtGui.QImage(str(png))
     assert not image.isNull() and image.width() > 200
 
 

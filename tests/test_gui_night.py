@@ -17,7 +17,7 @@ pytest.importorskip("pytestqt")
 from PyQt6 import QtWidgets  # noqa: E402
 
 from gui.main_window import MainWindow  # noqa: E402
-from tests.conftest import sim_config  # noqa: E402
+from tests.conftest import gui_screenshot, sim_config  # noqa: E402
 
 OPEN_TIMEOUT_MS = 60_000
 RATE_RE = re.compile(r"laser_sync: ([\d,.]+) (k?cps)")
@@ -364,22 +364,9 @@ def test_g2_and_trace_bin_widths_restart_the_live_views(make_window, qtbot) -> N
 
 
 def test_screenshot_of_a_faulting_station_is_written_and_names_the_fault(tmp_path) -> None:
-    import subprocess
-    import sys
-
-    import yaml
-    from PyQt6 import QtGui
-
     config = sim_config(time_scale=4.0, library_options={
         "faults": [{"after_s": 6.0, "function": "TDC_getLastTimestamps", "code": 2}]})
-    station = tmp_path / "faulting.yaml"
-    station.write_text(yaml.safe_dump(config.data))
-    png = tmp_path / "fault.png"
-    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", HOME=str(tmp_path), XDG_CONFIG_HOME=str(tmp_path))
-    proc = subprocess.run([sys.executable, "-m", "labctl.cli", "gui", "--config", str(station), "--screenshot",
-                           str(png), "--after", "30"], env=env, capture_output=True, text=True, timeout=180,
-                          cwd=tmp_path)
+    proc, image = gui_screenshot(tmp_path, config.data, after_s=30)
     assert proc.returncode == 1
     assert "Time tagger failed" in proc.stderr and "TDC_getLastTimestamps" in proc.stderr, proc.stderr
-    image = QtGui.QImage(str(png))
     assert not image.isNull() and image.width() > 200
