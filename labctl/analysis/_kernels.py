@@ -39,8 +39,10 @@ def split_two_detectors(
     n_b = tail_b.shape[0]
     a = np.empty(n_a + n + 1, np.int64)  # +1: every photon is written to both, then kept or overwritten
     b = np.empty(n_b + n + 1, np.int64)
-    a[:n_a] = tail_a
-    b[:n_b] = tail_b
+    for i in range(n_a):  # element by element: a slice assignment compiles numba's shape-error message (~3 s)
+        a[i] = tail_a[i]
+    for i in range(n_b):
+        b[i] = tail_b[i]
     went_back = False
     previous = previous_ps
     for i in range(n):  # branch-free: A and B alternate at random, a branch would mispredict half the time
