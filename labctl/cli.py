@@ -25,6 +25,7 @@ Commands (their options are a public contract, see README):
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 import sys
 from pathlib import Path
@@ -45,10 +46,10 @@ names a module with ``add_parser(commands) -> ArgumentParser`` and ``run(args) -
 
 def plugin_commands() -> list[Any]:
     """The modules of the entry-point group ``labctl.commands`` that load (a broken one is logged and left out)."""
-    from importlib.metadata import entry_points
+    from labctl.entry_point_cache import entry_points
 
     modules = []
-    for entry in sorted(entry_points(group=COMMANDS_GROUP), key=lambda e: e.name):
+    for entry in sorted(entry_points(COMMANDS_GROUP), key=lambda e: e.name):
         try:
             modules.append(entry.load())
         except Exception as exc:  # noqa: BLE001 - a broken plugin must not take the core commands down
@@ -134,6 +135,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one ``labctl`` command; its exit code.  ``argv`` None: this process's command line
+    (``sys.argv``), the process ends after it: its objects are frozen out of the cyclic
+    collector (``gc.freeze``), so that the interpreter's exit does not walk them (~0.3 s)."""
+    try:
+        return _run(argv)
+    finally:
+        if argv is None:
+            gc.freeze()
+
+
+def _run(argv: Sequence[str] | None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
