@@ -266,7 +266,7 @@ def in_memory_g2(times_ps: np.ndarray, detectors: np.ndarray) -> np.ndarray:
 def wall_s(command: list[str]) -> float:
     """Wall-clock seconds of a fresh process running ``command`` (output discarded; it must succeed)."""
     t0 = time.perf_counter()
-    subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
+    subprocess.run(command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     return time.perf_counter() - t0
 
 
