@@ -257,30 +257,31 @@ def _accumulate(path: str | Path, options: AnalyzeOptions, fit_module: _Backgrou
         if nanotime_unit_s is not None and period_ps is None:
             warnings.append("lifetime: the file has nanotimes but no laser period (none in the file, none found "
                             "in the sync stream): lifetime, fit and FLID left out; give --laser-period-ps")
-        g2 = g2_thread = None
-        accumulators: list[Any] = []
+        g2 = None
+        views: list[Any] = []  # each fed on a thread of its own: their kernels release the GIL
         if len(detectors) == 2:
             g2 = G2Accumulator(detectors[0], detectors[1], bin_width_ps=options.g2_bin_ps,
                                range_ps=options.g2_range_ps, period_ps=period_ps or 0,
                                delay_ps=options.g2_delay_ps or 0)
-            g2_thread = _OnThread(g2)  # the largest share of the work
-            accumulators.append(g2_thread)
+            views.append(g2)
         lifetime = flid = trace = None
         if has_nanotimes:  # the FLID bins the photons by time anyway: the trace comes from its bins
             bin_ps, bin_source = lifetime_bin_ps(options.lifetime_bin_ps, nanotime_unit_s)
             lifetime = LifetimeAccumulator(list(detectors), bin_width_ps=bin_ps, period_ps=period_ps)
             flid = FlidAccumulator(list(detectors), bin_ms=options.trace_bin_ms, nanotime_offset_ps=0)
-            accumulators += [lifetime, flid]
+            views += [lifetime, flid]
         else:
             trace = IntensityTrace(list(detectors), bin_ms=options.trace_bin_ms)
-            accumulators.append(trace)
+            views.append(trace)
         stream: Any = itertools.chain([first_block] if first_block is not None else [], blocks)
         if t3:
             stream = t3_photon_times(stream)
         wanted = np.zeros(256, bool)
         wanted[list(detectors)] = True
         outside = np.zeros(len(detectors), np.int64)  # nanotime >= period, per detector
+        threads: list[_OnThread] = []
         try:
+            threads = [_OnThread(view) for view in views]
             first_ps = last_ps = None
             counts = {int(d): 0 for d in detectors}
             n_other = 0
@@ -303,17 +304,16 @@ def _accumulate(path: str | Path, options: AnalyzeOptions, fit_module: _Backgrou
                     over = block.detectors[block.nanotimes >= period_ps]
                     if over.size:
                         outside += np.bincount(over, minlength=256)[list(detectors)]
-                for acc in accumulators:
-                    acc.update(block)
+                for thread in threads:
+                    thread.update(block)
                 fit_module.start()  # after the first block: the kernels are loaded, the loop is mostly GIL-free
-            if g2_thread is not None:
-                g2_thread.close()
+            for thread in threads:
+                thread.close()
         finally:
-            if g2_thread is not None:
-                g2_thread.stop()
-        for acc in (g2, *accumulators[1 if g2 is not None else 0:]):
-            if acc is not None:
-                acc.finalize()
+            for thread in threads:
+                thread.stop()
+        for view in views:
+            view.finalize()
         duration_s, duration_source = duration_choice(reader.acquisition_duration_s, first_ps, last_ps, warnings)
 
     result: dict[str, Any] = {

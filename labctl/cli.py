@@ -57,7 +57,13 @@ def plugin_commands() -> list[Any]:
     return modules
 
 
-def build_parser() -> argparse.ArgumentParser:
+CORE_COMMANDS = ("acquire", "import", "info", "analyze", "repair", "report")
+"""labctl's own commands: running one of them needs no entry-point scan for the others."""
+
+
+def build_parser(plugins: bool = True) -> argparse.ArgumentParser:
+    """The command line's parser; ``plugins=False`` leaves out the ``labctl.commands`` entry points
+    (reading every installed package's metadata, ~30 ms: not needed to run a core command)."""
     parser = argparse.ArgumentParser(prog="labctl", description="Single-QD microscope control and acquisition.")
     parser.add_argument("--version", action="version", version=f"labctl {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log engine messages to stderr")
@@ -129,7 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--regimes", type=str, default=None, metavar="LO-HI,LO-HI,...",
                         help="lifetime regimes (ns), shortest first (default: three equal ranges over the ON bins)")
 
-    for command in plugin_commands():
+    for command in plugin_commands() if plugins else ():
         command.add_parser(commands).set_defaults(run=command.run)
     return parser
 
@@ -146,7 +152,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run(argv: Sequence[str] | None) -> int:
-    args = build_parser().parse_args(argv)
+    words = list(sys.argv[1:] if argv is None else argv)
+    command = next((w for w in words if not w.startswith("-")), None)  # the top level's options take no value
+    args = build_parser(plugins=command not in CORE_COMMANDS).parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
         if args.command == "acquire":

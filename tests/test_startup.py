@@ -90,3 +90,16 @@ def test_the_command_line_freezes_its_objects_before_the_interpreter_exits(monke
     assert cli.main(["info", str(REPO / "no such file.h5")]) == 2  # called from Python (tests): not frozen
     assert frozen == [True]
     capsys.readouterr()
+
+
+def test_a_core_command_runs_without_reading_the_plugin_entry_points(monkeypatch, capsys):
+    from labctl import cli
+
+    read = []
+    monkeypatch.setattr(cli, "plugin_commands", lambda: read.append(True) or [])
+    assert cli.main(["-v", "info", str(REPO / "no such file.h5")]) == 2
+    assert read == []
+    with pytest.raises(SystemExit):
+        cli.main(["--help"])  # the help lists every command: plugins read
+    assert read == [True]
+    capsys.readouterr()
