@@ -21,7 +21,7 @@ import sys
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 
@@ -162,6 +162,50 @@ class _OnThread:
             self._thread.join()
 
 
+def prefetched(items: Iterator[Any], depth: int = 2) -> Iterator[Any]:
+    """``items``, produced on a thread of its own up to ``depth`` ahead, in order.
+
+    Reading the file (h5py) and the T3 sort are calls that mostly release the GIL:
+    on a thread they run beside the main thread's Python (loading the numba kernels,
+    importing the fit) instead of after it.  An exception of the producer is raised
+    here at its place in the sequence; leaving early stops the producer.
+    """
+    slots: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=depth)
+    leaving = threading.Event()
+
+    def put(kind: str, item: Any) -> bool:
+        while not leaving.is_set():
+            try:
+                slots.put((kind, item), timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if not put("item", item):
+                    return
+            put("end", None)
+        except BaseException as exc:  # noqa: BLE001 - raised again in the consumer's thread
+            put("error", exc)
+
+    thread = threading.Thread(target=produce, name="analyze reader", daemon=True)
+    thread.start()
+    try:
+        while True:
+            kind, item = slots.get()
+            if kind == "end":
+                return
+            if kind == "error":
+                raise item
+            yield item
+    finally:
+        leaving.set()
+        thread.join()
+
+
 def check_options(options: AnalyzeOptions) -> None:
     """Refuse options no file could satisfy, before any file is read: unknown fit, non-finite or
     non-positive values, a g(2) of more than ``MAX_HISTOGRAM_BINS`` bins.
@@ -276,6 +320,7 @@ def _accumulate(path: str | Path, options: AnalyzeOptions, fit_module: _Backgrou
         stream: Any = itertools.chain([first_block] if first_block is not None else [], blocks)
         if t3:
             stream = t3_photon_times(stream)
+        stream = prefetched(stream)
         wanted = np.zeros(256, bool)
         wanted[list(detectors)] = True
         outside = np.zeros(len(detectors), np.int64)  # nanotime >= period, per detector

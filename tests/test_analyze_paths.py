@@ -86,3 +86,22 @@ def test_the_decay_fits_run_on_one_blas_thread(tmp_path, monkeypatch):
     result = analyze_file(path, AnalyzeOptions())
     assert result["lifetime"]["fit"] is not None
     assert seen == [{1}]
+
+
+def test_prefetched_items_come_in_order_and_a_producer_error_at_its_place():
+    from labctl.analyze import prefetched
+
+    assert list(prefetched(iter(range(100)), depth=2)) == list(range(100))
+
+    def failing():
+        yield from range(3)
+        raise ValueError("block 3 of the file is unreadable")
+
+    got = []
+    with pytest.raises(ValueError, match="block 3"):
+        for item in prefetched(failing()):
+            got.append(item)
+    assert got == [0, 1, 2]
+    early = prefetched(iter(range(10**6)), depth=2)
+    assert next(early) == 0
+    early.close()  # leaving early ends the producer (close joins it)
