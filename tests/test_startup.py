@@ -103,3 +103,26 @@ def test_a_core_command_runs_without_reading_the_plugin_entry_points(monkeypatch
         cli.main(["--help"])  # the help lists every command: plugins read
     assert read == [True]
     capsys.readouterr()
+
+
+def test_an_empty_numba_cache_is_seen_so_the_kernels_compile_in_a_process_of_their_own(tmp_path):
+    import os
+    import subprocess
+
+    code = "from labctl.warmup import kernels_cached; print(kernels_cached())"
+    env = {**os.environ, "PYTHONPATH": str(REPO), "NUMBA_CACHE_DIR": str(tmp_path)}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert out.stdout.strip() == "False", out.stderr
+
+
+def test_the_compiling_process_reports_its_steps_and_is_waited_for():
+    import subprocess
+
+    from labctl.warmup import wait_for
+
+    child = subprocess.Popen([sys.executable, "-c", "print('1 6 tag counter'); print('6 6 FlidAccumulator')"],
+                             stdout=subprocess.PIPE, text=True)
+    steps: list[tuple[int, int, str]] = []
+    wait_for(child, lambda done, total, what: steps.append((done, total, what)))
+    assert child.returncode == 0
+    assert steps == [(1, 6, "tag counter"), (6, 6, "FlidAccumulator")]
