@@ -329,6 +329,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--analyze-repeats", type=int, default=5, help="runs of each process (median is printed)")
     parser.add_argument("--only-analyze", action="store_true", help="only the labctl analyze comparison")
     args = parser.parse_args(argv)
+    # as installed: the processes timed here write and reuse their bytecode caches (.pyc)
+    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
     if args.only_analyze:
         with tempfile.TemporaryDirectory(dir=args.dir) as folder:
             bench_analyze(folder, int(args.analyze_photons), args.analyze_repeats)

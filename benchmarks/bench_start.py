@@ -141,6 +141,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--no-gui", action="store_true", help="leave out the lab window's station")
     parser.add_argument("--no-acquire", action="store_true", help="leave out labctl acquire")
     args = parser.parse_args(argv)
+    # as installed: the processes timed here write and reuse their bytecode caches (.pyc)
+    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
     with tempfile.TemporaryDirectory(prefix="labctl-bench-start-") as folder:
         if not args.no_acquire:
             bench_acquire(args, folder)
