@@ -179,9 +179,9 @@ def wait_for(compiling: subprocess.Popen[str], progress: Callable[[int, int, str
     try:
         assert compiling.stdout is not None
         for line in compiling.stdout:
-            done, total, what = line.rstrip("\n").split(" ", 2)
-            if progress is not None:
-                progress(int(done), int(total), what)
+            parts = line.rstrip("\n").split(" ", 2)
+            if progress is not None and len(parts) == 3 and parts[0].isdigit() and parts[1].isdigit():
+                progress(int(parts[0]), int(parts[1]), parts[2])
         compiling.wait()
     finally:
         if compiling.poll() is None:
