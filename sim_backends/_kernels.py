@@ -75,15 +75,8 @@ def dead_time_filter(
 
 
 @njit(cache=True)
-def _dead_time_filter(
-    times_ps: np.ndarray,
-    horizon_ps: np.int64,
-    dead_time_ps: np.int64,
-    last_kept_ps: np.int64,
-    afterpulse_probability: float,
-    afterpulse_uniform: np.ndarray,
-    afterpulse_extra_ps: np.ndarray,
-) -> tuple[np.ndarray, np.int64, np.ndarray, int, bool]:
+def _dead_time_filter(times_ps, horizon_ps, dead_time_ps, last_kept_ps, afterpulse_probability, afterpulse_uniform,
+                      afterpulse_extra_ps):  # types: those of ``dead_time_filter``
     """Non-paralyzable dead time with afterpulsing, for one SPAD.
 
     Candidates (``times_ps``, sorted, all < ``horizon_ps``) and the afterpulses they make
@@ -187,19 +180,8 @@ def spad_segment(
 
 
 @njit(cache=True)
-def _segment_candidates(
-    carry_ps: np.ndarray,
-    photons_ps: np.ndarray,
-    n_dark: int,
-    start_ps: np.int64,
-    stop_ps: np.int64,
-    uniform: np.ndarray,
-    jitter_sigma_ps: float,
-    jitter_clip_ps: np.int64,
-    delay_ps: np.int64,
-    afterpulse_probability: float,
-    afterpulse_mean_delay_ps: float,
-) -> tuple[np.ndarray, np.ndarray]:
+def _segment_candidates(carry_ps, photons_ps, n_dark, start_ps, stop_ps, uniform, jitter_sigma_ps, jitter_clip_ps,
+                        delay_ps, afterpulse_probability, afterpulse_mean_delay_ps):  # types: ``spad_segment``'s
     """``spad_segment``'s candidates (unsorted) and the afterpulse extra delays (int64 ps, 0 where
     ``uniform[2] >= afterpulse_probability``: only the others are read)."""
     n_carry = carry_ps.shape[0]
