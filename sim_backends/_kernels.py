@@ -5,6 +5,13 @@ one) and cannot be vectorised.  The others fuse per-segment work that numpy woul
 dozens of small calls, whose fixed cost per call (~1-3 us) would otherwise dominate a
 10 ms segment.  Each kernel is a small pure function of arrays; its plain-Python or numpy
 reference lives in ``tests/test_scene.py`` as the oracle.
+
+Compiling is what the first run after an install waits for, so the kernels keep to
+plain loops: sorting and searching are left to numpy around them (numba's ``np.sort``
+compiled in ~2 s, its ``searchsorted`` ~0.5 s), and arrays are copied element by
+element, never by slice assignment (``a[:n] = b`` makes numba compile its shape-mismatch
+error message, string formatting included: ~3 s).  Measured with
+``benchmarks/bench_start.py``.
 """
 
 from __future__ import annotations
@@ -49,7 +56,6 @@ def _heap_pop(heap: np.ndarray, size: int) -> int:
     return size
 
 
-@njit(cache=True)
 def dead_time_filter(
     times_ps: np.ndarray,
     horizon_ps: np.int64,
@@ -59,6 +65,18 @@ def dead_time_filter(
     afterpulse_uniform: np.ndarray,
     afterpulse_extra_ps: np.ndarray,
 ) -> tuple[np.ndarray, np.int64, np.ndarray, int, bool]:
+    """Non-paralyzable dead time with afterpulsing, for one SPAD (``_dead_time_filter``, with
+    the pending afterpulses sorted)."""
+    kept, last, pending, used, complete = _dead_time_filter(
+        times_ps, horizon_ps, dead_time_ps, last_kept_ps, afterpulse_probability, afterpulse_uniform,
+        afterpulse_extra_ps)
+    pending.sort()
+    return kept, last, pending, used, complete
+
+
+@njit(cache=True)
+def _dead_time_filter(times_ps, horizon_ps, dead_time_ps, last_kept_ps, afterpulse_probability, afterpulse_uniform,
+                      afterpulse_extra_ps):  # types: those of ``dead_time_filter``
     """Non-paralyzable dead time with afterpulsing, for one SPAD.
 
     Candidates (``times_ps``, sorted, all < ``horizon_ps``) and the afterpulses they make
@@ -70,7 +88,7 @@ def dead_time_filter(
     Afterpulses at or after ``horizon_ps`` are not processed but returned as pending.
 
     Returns:
-        (kept times, new last_kept_ps, pending afterpulse times sorted, pool entries used,
+        (kept times, new last_kept_ps, pending afterpulse times (unsorted), pool entries used,
         complete).  ``complete`` is False if the afterpulse pool ran out: call again with
         a longer pool (the other outputs are then meaningless).
     """
@@ -110,10 +128,9 @@ def dead_time_filter(
                         pending[n_pending] = t_after
                         n_pending += 1
                 used += 1
-    return kept[:n_kept].copy(), last, np.sort(pending[:n_pending]), used, True
+    return kept[:n_kept].copy(), last, pending[:n_pending].copy(), used, True
 
 
-@njit(cache=True)
 def spad_segment(
     carry_ps: np.ndarray,
     photons_ps: np.ndarray,
@@ -146,10 +163,32 @@ def spad_segment(
     Returns:
         (kept detections, new last_kept_ps, new carry, complete); see ``dead_time_filter``.
     """
+    cand, extra = _segment_candidates(carry_ps, photons_ps, n_dark, start_ps, stop_ps, uniform, jitter_sigma_ps,
+                                      jitter_clip_ps, delay_ps, afterpulse_probability, afterpulse_mean_delay_ps)
+    cand.sort()
+    cut = int(np.searchsorted(cand, horizon_ps))
+    kept, last, pending, _, complete = _dead_time_filter(
+        cand[:cut], horizon_ps, dead_time_ps, last_kept_ps, afterpulse_probability, uniform[2], extra
+    )
+    later = cand[cut:]
+    if pending.shape[0] > 0:
+        later = np.concatenate((later, pending))
+        later.sort()
+    else:
+        later = later.copy()
+    return kept, last, later, complete
+
+
+@njit(cache=True)
+def _segment_candidates(carry_ps, photons_ps, n_dark, start_ps, stop_ps, uniform, jitter_sigma_ps, jitter_clip_ps,
+                        delay_ps, afterpulse_probability, afterpulse_mean_delay_ps):  # types: ``spad_segment``'s
+    """``spad_segment``'s candidates (unsorted) and the afterpulse extra delays (int64 ps, 0 where
+    ``uniform[2] >= afterpulse_probability``: only the others are read)."""
     n_carry = carry_ps.shape[0]
     n_photon = photons_ps.shape[0]
     cand = np.empty(n_carry + n_photon + n_dark, np.int64)
-    cand[:n_carry] = carry_ps
+    for i in range(n_carry):
+        cand[i] = carry_ps[i]
     for i in range(n_photon):
         jitter = np.int64(0)
         if jitter_sigma_ps > 0.0:
@@ -161,23 +200,12 @@ def spad_segment(
     for i in range(n_dark):
         t = start_ps + np.int64(uniform[0, n_photon + i] * span)
         cand[n_carry + n_photon + i] = min(t, stop_ps - 1) + delay_ps
-    cand.sort()
-    cut = np.searchsorted(cand, horizon_ps)
     pool = uniform.shape[1]
     extra = np.zeros(pool, np.int64)
     for i in range(pool):
         if uniform[2, i] < afterpulse_probability:  # only these are read
             extra[i] = np.int64(np.rint(-np.log(1.0 - uniform[3, i]) * afterpulse_mean_delay_ps))
-    kept, last, pending, _, complete = dead_time_filter(
-        cand[:cut], horizon_ps, dead_time_ps, last_kept_ps, afterpulse_probability, uniform[2], extra
-    )
-    later = cand[cut:]
-    if pending.shape[0] > 0:
-        later = np.concatenate((later, pending))
-        later.sort()
-    else:
-        later = later.copy()
-    return kept, last, later, complete
+    return cand, extra
 
 
 @njit(cache=True)
@@ -193,7 +221,8 @@ def merge_tags(
     n_a = det_a_ps.shape[0]
     n_b = det_b_ps.shape[0]
     times = np.empty(n_sync + n_a + n_b, np.int64)
-    chans = np.full(n_sync + n_a + n_b, np.uint8(sync_channel))
+    chans = np.empty(n_sync + n_a + n_b, np.uint8)
+    sync_code = np.uint8(sync_channel)
     i_s = 0
     i_a = 0
     i_b = 0
@@ -211,18 +240,28 @@ def merge_tags(
             t = det_b_ps[i_b]
             ch = channel_b
             i_b += 1
-        # the syncs before it (at equal time, before it if their channel is lower)
-        if ch > sync_channel:
-            m = np.searchsorted(syncs_ps[i_s:], t, side="right")
-        else:
-            m = np.searchsorted(syncs_ps[i_s:], t, side="left")
-        times[out : out + m] = syncs_ps[i_s : i_s + m]
-        out += m
-        i_s += m
+        # the syncs before it (at equal time, before it if their channel is lower): binary search
+        lo = i_s
+        hi = n_sync
+        after_ties = ch > sync_channel
+        while lo < hi:
+            mid = (lo + hi) >> 1
+            if syncs_ps[mid] < t or (after_ties and syncs_ps[mid] == t):
+                lo = mid + 1
+            else:
+                hi = mid
+        for k in range(i_s, lo):
+            times[out] = syncs_ps[k]
+            chans[out] = sync_code
+            out += 1
+        i_s = lo
         times[out] = t
         chans[out] = ch
         out += 1
-    times[out:] = syncs_ps[i_s:]
+    for k in range(i_s, n_sync):
+        times[out] = syncs_ps[k]
+        chans[out] = sync_code
+        out += 1
     return times, chans
 
 

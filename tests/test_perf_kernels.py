@@ -67,7 +67,7 @@ def test_sync_gap_kernel_equals_numpy_reference(seed, n):
 @settings(max_examples=20, deadline=None)
 @given(st.integers(0, 2**32), st.integers(0, 3000))
 def test_channel_count_kernel_equals_bincount(seed, n):
-    from labctl.acquisition.photon_kernels import channel_counts, channel_counts_reference
+    from labctl.analysis._kernels import channel_counts, channel_counts_reference
 
     rng = np.random.default_rng(seed)
     channels = np.where(rng.random(n) < 0.7, 0, rng.integers(0, 256, n)).astype(np.uint8)

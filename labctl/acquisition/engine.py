@@ -37,7 +37,7 @@ from labctl.station.engine_settings import EngineSettings
 from labctl.errors import AcquisitionError, ConfigError, DiskSpaceError
 from labctl.interfaces import Sink
 from labctl.acquisition.malloc_tuning import fix_mmap_threshold
-from labctl.acquisition.photon_kernels import channel_counts
+from labctl.analysis._kernels import channel_counts
 from labctl.acquisition.photons import PhotonConverter
 from labctl.acquisition.rate_protection import RateProtection
 from labctl.run import RunInfo, RunSummary, SpectralInfo
@@ -235,6 +235,7 @@ class AcquisitionEngine:
                 if len(block) and first_ps is None:
                     first_ps = int(block.timestamps[0])
                     end_ps = first_ps + int(round(duration_s * 1e12)) if duration_s is not None else None
+                    log.info("first tags read; the run starts at %d ps of tagger time", first_ps)  # bench_start.py
                 if flagged and last_ps is None:
                     self._log("the tagger buffer overflowed before the first read; the run starts at the first tag "
                               "read", "WARNING")

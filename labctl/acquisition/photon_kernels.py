@@ -66,10 +66,12 @@ def split_tags_after(timestamps, channels, sync_channel, detector_a, detector_b,
     photon_d = np.empty(n_p0 + n_photon + 1, np.uint8)
     photon_iv = np.empty(n_p0 + n_photon + 1, np.int64)
     markers = np.empty(n_marker + 1, np.int64)
-    syncs[:n_s0] = syncs_before
-    photon_t[:n_p0] = photons_t_before
-    photon_d[:n_p0] = photons_d_before
-    photon_iv[:n_p0] = photons_iv_before
+    for i in range(n_s0):  # element by element: a slice assignment compiles numba's shape-error message (~3 s)
+        syncs[i] = syncs_before[i]
+    for i in range(n_p0):
+        photon_t[i] = photons_t_before[i]
+        photon_d[i] = photons_d_before[i]
+        photon_iv[i] = photons_iv_before[i]
     ns = np.uint64(n_s0)
     nph = np.uint64(n_p0)
     nm = np.uint64(0)
@@ -208,29 +210,3 @@ def photon_nanotimes_reference(photons_t: np.ndarray, interval: np.ndarray, sync
     nano = offset - (k * lengths) // pulses_per_sync
     out[has] = np.where((pulses_per_sync == 1) & ~in_gap, offset, nano).astype(NANOTIME_DTYPE)
     return out
-
-
-@njit(cache=True, nogil=True)
-def channel_counts(channels):  # pragma: no cover - compiled
-    """Tags per channel number: int64[256] (``np.bincount(channels, minlength=256)`` of a uint8 array).
-
-    Four interleaved histograms, so that runs of one channel (the syncs) do not
-    wait on their own previous increment; ~5x faster than ``np.bincount``, which
-    first widens the uint8 channels to intp.
-    """
-    partial = np.zeros((4, 256), np.int64)
-    n = channels.shape[0]
-    whole = n - n % 4
-    for i in range(0, whole, 4):
-        partial[0, channels[i]] += 1
-        partial[1, channels[i + 1]] += 1
-        partial[2, channels[i + 2]] += 1
-        partial[3, channels[i + 3]] += 1
-    for i in range(whole, n):
-        partial[0, channels[i]] += 1
-    return partial[0] + partial[1] + partial[2] + partial[3]
-
-
-def channel_counts_reference(channels: np.ndarray) -> np.ndarray:
-    """numpy version of :func:`channel_counts`."""
-    return np.bincount(channels, minlength=256)[:256].astype(np.int64)

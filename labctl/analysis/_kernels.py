@@ -25,6 +25,35 @@ from labctl.run import RunInfo
 
 
 @njit(cache=True, nogil=True)
+def channel_counts(channels):  # pragma: no cover - compiled
+    """Tags per channel number: int64[256] (``np.bincount(channels, minlength=256)`` of a uint8 array).
+
+    Four interleaved histograms, so that runs of one channel (the syncs) do not
+    wait on their own previous increment; ~5x faster than ``np.bincount``, which
+    first widens the uint8 channels to intp.
+    """
+    partial = np.zeros((4, 256), np.int64)
+    n = channels.shape[0]
+    whole = n - n % 4
+    for i in range(0, whole, 4):
+        partial[0, channels[i]] += 1
+        partial[1, channels[i + 1]] += 1
+        partial[2, channels[i + 2]] += 1
+        partial[3, channels[i + 3]] += 1
+    for i in range(whole, n):
+        partial[0, channels[i]] += 1
+    out = np.empty(256, np.int64)
+    for c in range(256):  # a loop: numba compiles an array sum (a ufunc) ~3x slower than this kernel
+        out[c] = partial[0, c] + partial[1, c] + partial[2, c] + partial[3, c]
+    return out
+
+
+def channel_counts_reference(channels: np.ndarray) -> np.ndarray:
+    """numpy version of :func:`channel_counts`."""
+    return np.bincount(channels, minlength=256)[:256].astype(np.int64)
+
+
+@njit(cache=True, nogil=True)
 def split_two_detectors(
     timestamps: np.ndarray, detectors: np.ndarray, detector_a: int, detector_b: int,
     tail_a: np.ndarray, tail_b: np.ndarray, previous_ps: np.int64,
@@ -39,8 +68,10 @@ def split_two_detectors(
     n_b = tail_b.shape[0]
     a = np.empty(n_a + n + 1, np.int64)  # +1: every photon is written to both, then kept or overwritten
     b = np.empty(n_b + n + 1, np.int64)
-    a[:n_a] = tail_a
-    b[:n_b] = tail_b
+    for i in range(n_a):  # element by element: a slice assignment compiles numba's shape-error message (~3 s)
+        a[i] = tail_a[i]
+    for i in range(n_b):
+        b[i] = tail_b[i]
     went_back = False
     previous = previous_ps
     for i in range(n):  # branch-free: A and B alternate at random, a branch would mispredict half the time

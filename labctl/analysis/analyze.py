@@ -21,7 +21,7 @@ import sys
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 
@@ -38,6 +38,7 @@ from labctl.analysis.analyze_parts import (
 from labctl.analysis.report import format_result, write_plots
 from labctl.blocks import PhotonBlock
 from labctl.errors import ConfigError
+from labctl.analysis._kernels import channel_counts
 from labctl.storage import PhotonHDF5Reader
 
 __all__ = ["AnalyzeOptions", "analyze_file", "check_options", "format_result", "write_plots", "dump_json", "parse_detectors"]
@@ -161,6 +162,50 @@ class _OnThread:
             self._thread.join()
 
 
+def prefetched(items: Iterator[Any], depth: int = 2) -> Iterator[Any]:
+    """``items``, produced on a thread of its own up to ``depth`` ahead, in order.
+
+    Reading the file (h5py) and the T3 sort are calls that mostly release the GIL:
+    on a thread they run beside the main thread's Python (loading the numba kernels,
+    importing the fit) instead of after it.  An exception of the producer is raised
+    here at its place in the sequence; leaving early stops the producer.
+    """
+    slots: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=depth)
+    leaving = threading.Event()
+
+    def put(kind: str, item: Any) -> bool:
+        while not leaving.is_set():
+            try:
+                slots.put((kind, item), timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if not put("item", item):
+                    return
+            put("end", None)
+        except BaseException as exc:  # noqa: BLE001 - raised again in the consumer's thread
+            put("error", exc)
+
+    thread = threading.Thread(target=produce, name="analyze reader", daemon=True)
+    thread.start()
+    try:
+        while True:
+            kind, item = slots.get()
+            if kind == "end":
+                return
+            if kind == "error":
+                raise item
+            yield item
+    finally:
+        leaving.set()
+        thread.join()
+
+
 def check_options(options: AnalyzeOptions) -> None:
     """Refuse options no file could satisfy, before any file is read: unknown fit, non-finite or
     non-positive values, a g(2) of more than ``MAX_HISTOGRAM_BINS`` bins.
@@ -197,12 +242,22 @@ def analyze_file(path: str | Path, options: AnalyzeOptions = AnalyzeOptions()) -
     finally:
         fit_module.join()
     if acc["lifetime"] is not None:
-        result["lifetime"], result["flid"] = lifetime_result(
-            acc["lifetime"], acc["flid"], acc["period_ps"], options, acc["outside_period"], result["warnings"])
+        with one_blas_thread():
+            result["lifetime"], result["flid"] = lifetime_result(
+                acc["lifetime"], acc["flid"], acc["period_ps"], options, acc["outside_period"], result["warnings"])
         result["lifetime"]["bin_width_ps"] = acc["lifetime"].bin_width_ps
         result["lifetime"]["bin_width_source"] = acc["bin_source"]
     result["warnings"] = warnings + result["warnings"]
     return result
+
+
+def one_blas_thread() -> Any:
+    """A context in which BLAS runs on one thread: the fits' linear algebra is on a handful of
+    parameters, where a second BLAS thread only adds waiting (the mono fit of bench_analysis.py's
+    file: 0.03-0.04 s of CPU on one thread, 0.08-0.12 s on two; the same digits)."""
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(limits=1, user_api="blas")
 
 
 def check_file_options(path: str | Path, options: AnalyzeOptions) -> list[str]:
@@ -246,30 +301,32 @@ def _accumulate(path: str | Path, options: AnalyzeOptions, fit_module: _Backgrou
         if nanotime_unit_s is not None and period_ps is None:
             warnings.append("lifetime: the file has nanotimes but no laser period (none in the file, none found "
                             "in the sync stream): lifetime, fit and FLID left out; give --laser-period-ps")
-        g2 = g2_thread = None
-        accumulators: list[Any] = []
+        g2 = None
+        views: list[Any] = []  # each fed on a thread of its own: their kernels release the GIL
         if len(detectors) == 2:
             g2 = G2Accumulator(detectors[0], detectors[1], bin_width_ps=options.g2_bin_ps,
                                range_ps=options.g2_range_ps, period_ps=period_ps or 0,
                                delay_ps=options.g2_delay_ps or 0)
-            g2_thread = _OnThread(g2)  # the largest share of the work
-            accumulators.append(g2_thread)
+            views.append(g2)
         lifetime = flid = trace = None
         if has_nanotimes:  # the FLID bins the photons by time anyway: the trace comes from its bins
             bin_ps, bin_source = lifetime_bin_ps(options.lifetime_bin_ps, nanotime_unit_s)
             lifetime = LifetimeAccumulator(list(detectors), bin_width_ps=bin_ps, period_ps=period_ps)
             flid = FlidAccumulator(list(detectors), bin_ms=options.trace_bin_ms, nanotime_offset_ps=0)
-            accumulators += [lifetime, flid]
+            views += [lifetime, flid]
         else:
             trace = IntensityTrace(list(detectors), bin_ms=options.trace_bin_ms)
-            accumulators.append(trace)
+            views.append(trace)
         stream: Any = itertools.chain([first_block] if first_block is not None else [], blocks)
         if t3:
             stream = t3_photon_times(stream)
+        stream = prefetched(stream)
         wanted = np.zeros(256, bool)
         wanted[list(detectors)] = True
         outside = np.zeros(len(detectors), np.int64)  # nanotime >= period, per detector
+        threads: list[_OnThread] = []
         try:
+            threads = [_OnThread(view) for view in views]
             first_ps = last_ps = None
             counts = {int(d): 0 for d in detectors}
             n_other = 0
@@ -278,31 +335,30 @@ def _accumulate(path: str | Path, options: AnalyzeOptions, fit_module: _Backgrou
                     continue
                 first_ps = int(block.timestamps[0]) if first_ps is None else first_ps
                 last_ps = int(block.timestamps[-1])
-                keep = wanted[block.detectors]
-                n_keep = int(np.count_nonzero(keep))
+                per_det = channel_counts(block.detectors)  # numba: 4x np.bincount's speed on uint8
+                n_keep = int(per_det[wanted].sum())
                 if n_keep < len(block):  # other detectors in the file: leave them out (a pass only then)
                     n_other += len(block) - n_keep
+                    keep = wanted[block.detectors]
                     block = PhotonBlock(block.timestamps[keep], block.detectors[keep], block.nanotimes[keep])
                     if not len(block):
                         continue
-                per_det = np.bincount(block.detectors, minlength=256)
                 for d in detectors:
                     counts[int(d)] += int(per_det[d])
                 if has_nanotimes:
                     over = block.detectors[block.nanotimes >= period_ps]
                     if over.size:
                         outside += np.bincount(over, minlength=256)[list(detectors)]
-                for acc in accumulators:
-                    acc.update(block)
+                for thread in threads:
+                    thread.update(block)
                 fit_module.start()  # after the first block: the kernels are loaded, the loop is mostly GIL-free
-            if g2_thread is not None:
-                g2_thread.close()
+            for thread in threads:
+                thread.close()
         finally:
-            if g2_thread is not None:
-                g2_thread.stop()
-        for acc in (g2, *accumulators[1 if g2 is not None else 0:]):
-            if acc is not None:
-                acc.finalize()
+            for thread in threads:
+                thread.stop()
+        for view in views:
+            view.finalize()
         duration_s, duration_source = duration_choice(reader.acquisition_duration_s, first_ps, last_ps, warnings)
 
     result: dict[str, Any] = {

@@ -76,11 +76,15 @@ def t3_photon_times(blocks: Iterable[PhotonBlock]) -> Iterator[PhotonBlock]:
     for block in blocks:
         if not len(block):
             continue
-        ts = np.concatenate([carry.timestamps, block.timestamps + np.maximum(block.nanotimes, 0)])
-        det = np.concatenate([carry.detectors, block.detectors])
-        nt = np.concatenate([carry.nanotimes, block.nanotimes])
-        order = np.argsort(ts, kind="stable")
-        ts, det, nt = ts[order], det[order], nt[order]
+        ts = block.timestamps + np.maximum(block.nanotimes, 0)
+        det, nt = block.detectors, block.nanotimes
+        if len(carry):
+            ts = np.concatenate([carry.timestamps, ts])
+            det = np.concatenate([carry.detectors, det])
+            nt = np.concatenate([carry.nanotimes, nt])
+        if not bool(np.all(ts[1:] >= ts[:-1])):  # a card's records are in arrival order: usually sorted already
+            order = np.argsort(ts, kind="stable")
+            ts, det, nt = ts[order], det[order], nt[order]
         k = int(np.searchsorted(ts, block.timestamps[-1], side="left"))
         carry = PhotonBlock(ts[k:], det[k:], nt[k:])
         if k:

@@ -31,10 +31,10 @@ import inspect
 import numbers
 import os
 import re
-from importlib import metadata
 from pathlib import Path
 from typing import Any, Mapping
 
+from labctl.station.entry_point_cache import entry_points
 from labctl.errors import ConfigError, short_text
 from labctl.station.validation import key_path as join_key
 
@@ -69,7 +69,7 @@ def allowed_packages() -> tuple[str, ...]:
     """Top-level packages whose classes a station file may name: built-in, entry points, environment."""
     extra: list[str] = []
     try:
-        for entry in metadata.entry_points(group=ENTRY_POINT_GROUP):
+        for entry in entry_points(ENTRY_POINT_GROUP):
             extra.append(entry.value.strip())
     except Exception:  # noqa: BLE001 - broken package metadata must not stop the built-in station
         pass
