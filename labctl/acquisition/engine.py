@@ -1,9 +1,8 @@
 """The acquisition engine: tagger -> photons -> sinks (file writer, live views), in threads.
 
-One reader thread polls the time tagger every ``poll_interval_ms``, converts the
-tags to photons (:mod:`labctl.acquisition.photons`), finds losses and hands each block to
-every sink through the sink's own bounded queue and thread.  Nothing here
-loops over tags in Python.
+One reader thread polls the time tagger every ``poll_interval_ms``, converts the tags to photons
+(:mod:`labctl.acquisition.photons`), finds losses and hands each block to every sink through the
+sink's own bounded queue and thread.  Nothing here loops over tags in Python.
 
 Losses are never silent: the tagger's data-lost flag, gaps in the periodic
 laser sync (losses the tagger did not flag), and blocks a sink could not take
