@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import _thread
 import threading
+import time
 
 import h5py
 import numpy as np
@@ -147,7 +148,15 @@ def test_excitation_is_off_after_an_exception_in_a_sink_and_the_file_keeps_its_d
 
 def test_excitation_is_off_after_ctrl_c(make_station, tmp_path):
     station = make_station(time_scale=1.0)
-    threading.Timer(0.4, _thread.interrupt_main).start()
+
+    def ctrl_c_once_recording() -> None:  # not a fixed delay: under load the run may not have started yet
+        deadline = time.monotonic() + 60.0
+        while not station.laser.excitation_enabled() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        time.sleep(0.2)
+        _thread.interrupt_main()
+
+    threading.Thread(target=ctrl_c_once_recording, daemon=True).start()
     with pytest.raises(KeyboardInterrupt):
         with AcquisitionEngine(station, tmp_path / "c.h5") as engine:
             engine.run(30.0)

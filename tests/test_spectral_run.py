@@ -106,7 +106,9 @@ def test_trap_emission_lengthens_the_decay_and_shifts_the_spectrum_to_lower_ener
     # the dwell phase is the scene's: classify each frame by its mean nanotime instead, then check both agree
     high = mean_nt > np.median(mean_nt)
     assert 0.3 < high.mean() < 0.7
-    shift_mev = (centroid[~high].mean() - centroid[high].mean()) * 1e3
+    found = np.isfinite(centroid)  # a frame whose line the peak finder could not place (none in most runs)
+    assert found.mean() >= 0.9, centroid
+    shift_mev = (centroid[~high & found].mean() - centroid[high & found].mean()) * 1e3
     nt_rise_ns = (mean_nt[high].mean() - mean_nt[~high].mean()) * 1e-3
     assert nt_rise_ns > 5.0
     # expected: 0.65 x (2.064 - 2.030) eV = 22 meV (equal fwhm-ish bands, centroid of the mixture)
