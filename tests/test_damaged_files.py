@@ -211,3 +211,18 @@ def test_setup_values_that_are_not_finite_numbers_are_refused_or_ignored_by_name
         assert r.acquisition_duration_s is None and r.detector_ids == (0, 1)
     out = labctl("info", str(path))
     assert out.returncode == 0 and "duration:    0.000399812 s" in out.stdout, out.stdout + out.stderr  # from the photons
+
+
+def test_info_of_a_file_whose_timestamps_span_more_than_int64_gives_the_exact_duration(tmp_path):
+    """Found by the 1,000-example fuzz run: ``ts[-1] - ts[0]`` overflowed int64 (a RuntimeWarning and
+    a negative duration) for a damaged file without ``acquisition_duration``."""
+    import warnings
+
+    from tests.photon_hdf5_files import write_ps_h5py
+
+    path = tmp_path / "span.h5"
+    write_ps_h5py(path, np.array([-(2**62) - 5, 2**62 + 5], np.int64), np.array([1, 2], np.uint8))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # numpy's overflow warning would fail the test
+        text = describe_file(path)
+    assert "duration:    9.22337e+06 s" in text, text  # (2**63 + 10) ps

@@ -38,7 +38,7 @@ def describe_file(path: str | os.PathLike[str]) -> str:
         n = r.num_photons
         if not duration_s and n:
             ts = r._dataset(L.TIMESTAMPS)
-            duration_s = float(ts[n - 1] - ts[0]) * r.timestamps_unit_s
+            duration_s = float(int(ts[n - 1]) - int(ts[0])) * r.timestamps_unit_s  # Python ints: a damaged file may span beyond int64
         lines.append(f"duration:    {duration_s:.6g} s" if duration_s else "duration:    unknown")
         lines.append(f"photons:     {n:,}")
         labels = r.detector_labels
