@@ -8,6 +8,7 @@ from __future__ import annotations
 import ast
 import copy
 import gc
+import os
 import importlib.metadata
 import sys
 from pathlib import Path
@@ -126,3 +127,19 @@ def test_the_compiling_process_reports_its_steps_and_is_waited_for():
     wait_for(child, lambda done, total, what: steps.append((done, total, what)))
     assert child.returncode == 0
     assert steps == [(1, 6, "tag counter"), (6, 6, "FlidAccumulator")]
+
+
+def test_the_compiling_process_imports_labctl_from_this_checkout(monkeypatch):
+    """Its PYTHONPATH starts at the folder that holds ``labctl/`` (after the move of warmup.py into
+    ``labctl/acquisition/`` it pointed at ``labctl/`` itself, where no ``labctl`` package is)."""
+    from labctl.acquisition import warmup
+    from labctl.blocks import ChannelMap
+
+    started = []
+    monkeypatch.setattr(warmup, "kernels_cached", lambda: False)
+    monkeypatch.setattr(warmup.subprocess, "Popen", lambda command, **kw: started.append((command, kw)) or "child")
+    assert warmup.compile_in_process(ChannelMap(laser_sync=0, spad_a=1, spad_b=2, frame_marker=3)) == "child"
+    (command, kw), = started
+    first = Path(kw["env"]["PYTHONPATH"].split(os.pathsep)[0])
+    assert (first / "labctl" / "acquisition" / "warmup.py").is_file(), first
+    assert command[1:3] == ["-m", "labctl.acquisition.warmup"]
