@@ -465,3 +465,25 @@ def test_phconvert_validates_a_labctl_file_strictly_and_reads_its_photons(tmp_pa
     with tables.open_file(str(path)) as h5:
         with pytest.raises(hdf5.Invalid_PhotonHDF5, match=r'Description \(TITLE\) for "/photon_data/timestamps"'):
             hdf5.assert_valid_photon_hdf5(h5, strict_description=True)
+
+
+def test_a_reader_sharing_its_file_with_a_writer_of_the_same_process_never_refreshes(tmp_path, monkeypatch):
+    """HDF5 opens a file once per process: such a reader sees the writer's cache, and a refresh would
+    evict the writer's unflushed metadata and read stale bytes from disk (the follow test above failed
+    about once in 25 runs that way)."""
+    path = tmp_path / "run.h5"
+    blocks = make_blocks([256] * 4, seed=7)  # whole chunks: each reaches HDF5 at once, none is flushed
+    w = PhotonHDF5Writer(path, flush_interval_s=3600, chunk_photons=256)
+    w.open(make_run())
+
+    def refused(self):
+        raise AssertionError(f"refresh() of {self.name} in a reader that shares the writer's file")
+
+    monkeypatch.setattr(h5py.Dataset, "refresh", refused)
+    with PhotonHDF5Reader(path) as r:
+        for b in blocks:
+            w.write(b)
+        assert r.num_photons == 1024  # unflushed chunks included: one cache
+        got = list(r.iter_blocks(follow=False))
+    w.close(make_summary())
+    np.testing.assert_array_equal(concat(got, "timestamps"), concat(blocks, "timestamps"))

@@ -28,7 +28,7 @@ from labctl.blocks import LossRecord, PhotonBlock
 from labctl.errors import DataFileError
 from labctl.storage import layout as L
 from labctl.storage.hdf5_open import (check_photon_datasets, h5py_message, length_warnings, lookup, open_hdf5,
-                                      positive_number, readable_photons)
+                                      positive_number, readable_photons, shares_a_writer)
 from labctl.storage.repair_record import read_repair_record
 from labctl.storage.units import INT32_RANGE, UINT8_RANGE, whole_ps, dtype_within, stored_to_ps
 
@@ -60,7 +60,8 @@ class PhotonHDF5Reader:
 
     def _open(self) -> h5py.File:
         """Open the file (``hdf5_open``: no hang on damage); SWMR only if a writer has it open."""
-        f, self._swmr = open_hdf5(self._path, swmr=self._allow_swmr)
+        f, opened_swmr = open_hdf5(self._path, swmr=self._allow_swmr)
+        self._swmr = opened_swmr and not shares_a_writer(f)
         self._datasets = {}
         return f
 
@@ -370,7 +371,7 @@ class PhotonHDF5Reader:
                     return
             else:
                 if L.RUN_END in f or time.monotonic() >= limit:
-                    self._file, self._swmr = f, swmr
+                    self._file, self._swmr = f, swmr and not shares_a_writer(f)
                     return
                 f.close()
             time.sleep(0.02)
