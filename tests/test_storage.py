@@ -487,3 +487,49 @@ def test_a_reader_sharing_its_file_with_a_writer_of_the_same_process_never_refre
         got = list(r.iter_blocks(follow=False))
     w.close(make_summary())
     np.testing.assert_array_equal(concat(got, "timestamps"), concat(blocks, "timestamps"))
+
+
+def test_the_end_record_is_filled_before_it_is_linked_so_a_reader_sees_all_of_it_or_none(tmp_path, monkeypatch):
+    from labctl.storage import layout
+
+    seen: list[object] = []
+    real = layout.write_run_end
+
+    def watching(group, end):
+        seen.append(group.name)  # None: an unlinked group, invisible to readers while it is filled
+        real(group, end)
+
+    monkeypatch.setattr(layout, "write_run_end", watching)
+    path = tmp_path / "run.h5"
+    w = PhotonHDF5Writer(path, flush_interval_s=3600, chunk_photons=256)
+    w.open(make_run())
+    w.write(make_blocks([100], seed=8)[0])
+    w.close(make_summary())
+    assert seen == [None]
+    with PhotonHDF5Reader(path) as r:
+        assert r.run_end()["photons_written"] == 100
+
+
+def test_reopening_for_the_end_record_waits_for_a_reader_of_this_process_that_holds_the_file(tmp_path, monkeypatch):
+    """HDF5 refuses a read/write open of a file this process has open read-only (a following
+    reader polls for the end record that way); the writer waits for it instead of giving up."""
+    from labctl.storage import file_end
+
+    path = tmp_path / "closed.h5"
+    with h5py.File(path, "w", libver=("v110", "v110")) as f:
+        f["x"] = 1
+    holder = h5py.File(path, "r")
+    waits: list[float] = []
+
+    def sleep(seconds: float) -> None:  # the reader lets go while the writer waits
+        waits.append(seconds)
+        if holder.id.valid:
+            holder.close()
+
+    monkeypatch.setattr(time, "sleep", sleep)
+    f = file_end.reopen_rw(str(path))
+    try:
+        assert f.mode == "r+" and int(f["x"][()]) == 1
+    finally:
+        f.close()
+    assert len(waits) == 1

@@ -27,6 +27,7 @@ import errno
 import os
 import re
 import sys
+import time
 
 import h5py
 
@@ -112,15 +113,33 @@ def clear_mark(path: str) -> str | None:
     return None
 
 
+READ_ONLY_HOLD_TIMEOUT_S = 2.0
+"""How long ``reopen_rw`` waits for a reader of this process to let go of the file (s)."""
+
+
 def reopen_rw(path: str, *, clear_flags: bool = False) -> h5py.File:
     """Open ``path`` read/write (``libver`` as written); ``clear_flags``: clear SWMR's "open for writing" mark.
 
     A SWMR reader in another process may hold a shared lock: then the file is opened
-    without locking (new readers are kept out by the superblock's mark meanwhile).
+    without locking (new readers are kept out by the superblock's mark meanwhile).  A
+    reader in this process that has the file open read-only (HDF5 then refuses a
+    read/write open) is waited for, up to ``READ_ONLY_HOLD_TIMEOUT_S``: a following
+    reader opens it for a moment at a time while it waits for the end record.
 
     Raises:
         OSError: the file cannot be opened, or its mark cannot be cleared here.
     """
+    deadline = time.monotonic() + READ_ONLY_HOLD_TIMEOUT_S
+    while True:
+        try:
+            return _reopen_rw(path, clear_flags)
+        except OSError as exc:
+            if "already open for read-only" not in str(exc) or time.monotonic() >= deadline:
+                raise
+        time.sleep(0.005)
+
+
+def _reopen_rw(path: str, clear_flags: bool) -> h5py.File:
     if not clear_flags:
         try:
             return h5py.File(path, "r+", libver=L.LIBVER)

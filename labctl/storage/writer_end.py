@@ -18,6 +18,8 @@ import contextlib
 from collections.abc import Iterator
 from typing import Any
 
+import h5py
+
 from labctl.blocks import LossRecord
 from labctl.errors import DiskSpaceError
 from labctl.run import RunSummary
@@ -212,8 +214,12 @@ class WriterEnding:
                 queued, self._log_queue = self._log_queue, []
             if queued:
                 h5_io.append_rows(f[L.RUN_LOG], L.log_rows([(t - self._t_open, lv, msg) for t, lv, msg in queued]))
-            L.write_run_end(f.create_group(L.RUN_END),
-                            {**end, "photons_written": self._n_committed, "losses": f[L.LOSSES].shape[0]})
+            # Filled unlinked, then linked in one step: a reader that looks for the record sees all of
+            # it or none (a SWMR reader of this same process shares this open file and would see
+            # attributes appear one by one; a crash before the link leaves no half record).
+            record = h5py.Group(h5py.h5g.create(f.id, None))
+            L.write_run_end(record, {**end, "photons_written": self._n_committed, "losses": f[L.LOSSES].shape[0]})
+            f[L.RUN_END] = record
             h5_io.close_file(f)
         except BaseException as exc:
             abandon(f)  # nothing of this session reaches the file ...
