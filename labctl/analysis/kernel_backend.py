@@ -24,8 +24,10 @@ its own, so Ctrl-C in the terminal does not reach it either): waiting would dela
 command by the compile's seconds, and killing it would throw the compiled kernels away.
 numba writes each cache file to a temporary name and renames it, so a compiler killed
 half-way (shutdown, kill -9) leaves the cache consistent, missing only what it had not
-finished.  One compiler runs at a time per cache (a lock file): a run started while it
-still works runs on numpy too and starts none.
+finished.  One compiler runs at a time per cache (a lock file): a run started while one
+still works runs on numpy too, and the compiler it starts waits for the lock, then finds
+in the cache what the first compiled (loading it takes a fraction of a second) and
+compiles the rest.
 
 A module of kernels registers the function that compiles them (``warm_up``: calls every
 kernel with the types of a real run, since numba compiles one version per argument
@@ -226,17 +228,14 @@ def compiler_lock_path() -> Path:
 
 
 def compile_kernels(warm_ups: list[str]) -> int:
-    """The background compiler's work: run each warm-up with numba (``LABCTL_KERNELS=numba``).
+    """The background compiler's work: once no other compiler holds the lock, run each warm-up with numba
+    (``LABCTL_KERNELS=numba``).
 
-    Returns 0, or 1 if another compiler holds the lock (then nothing is done).  A warm-up that
-    fails is skipped (that module's kernels then compile at their first call in a later run).
+    Returns 0.  A warm-up that fails is skipped (that module's kernels then compile at their
+    first call in a later run).
     """
-    lock_path = compiler_lock_path()
-    with open(lock_path, "a") as lock:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            return 1
+    with open(compiler_lock_path(), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes, or when the process dies
         for entry in warm_ups:
             module, _, function = entry.partition(":")
             try:
