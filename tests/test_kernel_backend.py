@@ -275,3 +275,45 @@ def test_the_run_after_a_first_run_finds_every_kernel_in_the_cache(tmp_path, mon
     out = subprocess.run([sys.executable, "-c", check], env={**env, "PYTHONPATH": str(REPO)}, capture_output=True,
                          text=True, timeout=120)
     assert out.stdout.split() == ["12", "True"], out.stderr
+
+
+def test_a_cold_cache_chooses_numpy_for_the_photon_path_and_the_scene_and_compiles_all_three_modules(tmp_path):
+    code = ("from labctl.analysis import kernel_backend\nstarted = []\n"
+            "kernel_backend.compile_in_background = lambda warm_ups: started.append(warm_ups)\n"
+            "import labctl.acquisition.photons, labctl.analysis, sim_backends.scene\n"
+            "print(kernel_backend.use_numba(), len(kernel_backend._kernels), *started[0])")
+    env = {k: v for k, v in os.environ.items() if k != kernel_backend.ENV_VAR}
+    env.update(NUMBA_CACHE_DIR=str(tmp_path), PYTHONPATH=str(REPO))
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert out.stdout.split() == ["False", "12", "labctl.analysis.accumulator_warm_up:compile_kernels",
+                                  "labctl.acquisition.warmup:compile_kernels", "sim_backends.scene:compile_kernels"], out.stderr
+
+
+RUN_AFTER_WARM_UPS = '''
+import importlib, tempfile, pathlib
+from labctl.analysis import kernel_backend, live_set
+from labctl.acquisition.engine import AcquisitionEngine
+from labctl.station.station import Station
+from tests.conftest import sim_config
+import labctl.acquisition.photons, sim_backends.scene
+for entry in list(kernel_backend._warm_ups):
+    module, _, function = entry.partition(":")
+    getattr(importlib.import_module(module), function)()
+def signatures():
+    return {k.__qualname__: sorted(map(str, k.numba.signatures)) for k in kernel_backend._kernels}
+after_warm_ups = signatures()
+with Station(sim_config()) as station, tempfile.TemporaryDirectory() as folder:
+    with AcquisitionEngine(station, pathlib.Path(folder) / "run.h5", sinks=live_set()) as engine:
+        summary = engine.run(0.5)
+assert summary.photons_written > 0, summary
+print(len(after_warm_ups), all(after_warm_ups.values()), signatures() == after_warm_ups)
+'''
+
+
+def test_the_warm_ups_compile_every_kernel_with_the_types_a_run_calls():
+    """What the background compiler runs (each module's warm-up) covers every kernel with the argument types a real
+    run on the simulated station calls: the run adds no signature, so the next run finds all it needs in the cache."""
+    env = {**os.environ, kernel_backend.ENV_VAR: "numba", "PYTHONPATH": str(REPO)}
+    out = subprocess.run([sys.executable, "-c", RUN_AFTER_WARM_UPS], env=env, capture_output=True, text=True,
+                         timeout=300, cwd=REPO)
+    assert out.stdout.splitlines()[-1].split() == ["12", "True", "True"], out.stdout + out.stderr[-3000:]
