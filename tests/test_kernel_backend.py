@@ -317,3 +317,44 @@ def test_the_warm_ups_compile_every_kernel_with_the_types_a_run_calls():
     out = subprocess.run([sys.executable, "-c", RUN_AFTER_WARM_UPS], env=env, capture_output=True, text=True,
                          timeout=300, cwd=REPO)
     assert out.stdout.splitlines()[-1].split() == ["12", "True", "True"], out.stdout + out.stderr[-3000:]
+
+
+def _snapshot_arrays(snapshot) -> dict:
+    import dataclasses
+
+    return {f.name: getattr(snapshot, f.name) for f in dataclasses.fields(snapshot)}
+
+
+def test_the_photon_path_gives_the_same_photons_and_live_views_on_numba_and_on_numpy_kernels():
+    """Tags of the simulated scene -> converter (software divider 2) -> g(2), lifetime, trace, FLID: every photon and
+    every snapshot array equal, bit for bit, whichever kernels ran (the first run after an install and later ones)."""
+    from labctl.acquisition.photons import PhotonConverter
+    from labctl.analysis import FlidAccumulator, G2Accumulator, IntensityTrace, LifetimeAccumulator
+    from labctl.blocks import ChannelMap
+    from sim_backends.scene import Scene
+
+    wiring = ChannelMap(laser_sync=0, spad_a=1, spad_b=2, frame_marker=3)
+    results = []
+    for numba in (True, False):
+        with kernel_backend.chosen(numba):
+            scene = Scene({"emitter": {"kind": "single_qd"}, "frame_clock": {"enabled": True}}, wiring=wiring, seed=3)
+            converter = PhotonConverter(wiring, 1, 2)
+            views = [G2Accumulator(1, 2, period_ps=2_000_000), LifetimeAccumulator([1, 2], period_ps=2_000_000),
+                     IntensityTrace([1, 2], bin_ms=1.0), FlidAccumulator([1, 2], bin_ms=5.0)]
+            photons = []
+            blocks = (converter.process(scene.generate(stop_ms * 10**9)) for stop_ms in (37, 120, 121, 800, 1500))
+            for block in (*blocks, converter.finish()):
+                photons.append((block.timestamps, block.detectors, block.nanotimes, block.markers))
+                for view in views:
+                    view.update(block)
+            results.append((photons, [_snapshot_arrays(view.finalize()) for view in views]))
+    (photons_numba, views_numba), (photons_numpy, views_numpy) = results
+    assert sum(p[0].size for p in photons_numba) > 1000
+    for got, want in zip(photons_numba, photons_numpy):
+        for g, w in zip(got, want):
+            np.testing.assert_array_equal(g, w)
+            assert g.dtype == w.dtype
+    for got, want in zip(views_numba, views_numpy):
+        assert got.keys() == want.keys()
+        for name in got:
+            np.testing.assert_equal(got[name], want[name], err_msg=name)
