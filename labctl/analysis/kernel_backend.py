@@ -161,6 +161,11 @@ def _decide() -> bool:
         return forced == "numba"
     if forced:
         log.warning("%s = %r: must be numba or numpy; choosing from numba's cache", ENV_VAR, forced)
+    try:
+        import numba  # noqa: F401 - the cache check and the kernels need it
+    except ImportError as exc:  # a broken install: the numpy versions still run
+        log.warning("numba cannot be imported (%s): numpy kernels", exc)
+        return False
     if all_cached():
         return True
     log.info(FIRST_RUN_MESSAGE)
