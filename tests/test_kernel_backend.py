@@ -358,3 +358,38 @@ def test_the_photon_path_gives_the_same_photons_and_live_views_on_numba_and_on_n
         assert got.keys() == want.keys()
         for name in got:
             np.testing.assert_equal(got[name], want[name], err_msg=name)
+
+
+@pytest.mark.slow
+def test_a_compiler_killed_half_way_leaves_a_cache_the_next_one_completes(tmp_path, monkeypatch):
+    """kill -9 in the middle of compiling (shutdown, OOM killer): what numba wrote stays loadable (each file is written
+    to a temporary name and renamed), the next compiler finishes the rest, and every kernel is then cached."""
+    import signal
+
+    monkeypatch.setenv("NUMBA_CACHE_DIR", str(tmp_path))
+    monkeypatch.setenv("PYTHONPATH", str(REPO))
+    monkeypatch.setattr(kernel_backend, "_compiling", [])
+    warm_ups = ["labctl.analysis.accumulator_warm_up:compile_kernels", "labctl.acquisition.warmup:compile_kernels",
+                "sim_backends.scene:compile_kernels"]
+    child = kernel_backend.compile_in_background(warm_ups)
+    deadline = time.monotonic() + 120
+    while not list(tmp_path.rglob("*.nbi")):  # the first kernel is in the cache: kill it while it does the others
+        assert time.monotonic() < deadline and child.poll() is None
+        time.sleep(0.05)
+    os.kill(child.pid, signal.SIGKILL)
+    child.wait()
+    check = ("import labctl.acquisition.photons, labctl.analysis, sim_backends.scene\n"
+             "from labctl.analysis import kernel_backend\n"
+             "print(sum(k.cached() for k in kernel_backend._kernels), len(kernel_backend._kernels))")
+    env = {**os.environ, kernel_backend.ENV_VAR: "numba"}
+    cached, total = subprocess.run([sys.executable, "-c", check], env=env, capture_output=True, text=True,
+                                   timeout=120).stdout.split()
+    assert 1 <= int(cached) < int(total) == 12
+    monkeypatch.setattr(kernel_backend, "_compiling", [])
+    assert kernel_backend.compile_in_background(warm_ups).wait(timeout=300) == 0
+    out = subprocess.run([sys.executable, "-c", RUN_AFTER_WARM_UPS], env=env, capture_output=True, text=True,
+                         timeout=300, cwd=REPO)
+    assert out.stdout.splitlines()[-1].split() == ["12", "True", "True"], out.stdout + out.stderr[-3000:]
+    cached, total = subprocess.run([sys.executable, "-c", check], env=env, capture_output=True, text=True,
+                                   timeout=120).stdout.split()
+    assert cached == total == "12"
