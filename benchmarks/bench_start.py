@@ -25,6 +25,12 @@ Start pressed as the window opens).
 
 Warm figures are medians of ``--warm-runs``; the load average is printed (the machine
 may be shared: medians and CPU times are the figures to compare).
+
+A cold run runs the numpy kernels and leaves a background process compiling numba's cache
+(``labctl.analysis.kernel_backend``); it is waited for before the warm runs, and its CPU
+time and how long after the cold run's exit it ended are printed (it is not a child that
+``labctl acquire`` waits for, so the run's own CPU figures leave it out).  Each run's
+kernels (numpy or numba) are read from its log.
 """
 
 from __future__ import annotations
@@ -48,6 +54,8 @@ TARGET_GUI_WARM_FIRST_DATA_S = 2.0
 TARGET_GUI_COLD_FIRST_DATA_S = 15.0
 FIRST_PHOTON_LINE = "first tags read"
 """What the engine logs (INFO, ``labctl -v``) when the run's first tags are read."""
+NUMPY_KERNELS_LINE = "numpy kernels for this run"
+"""What a run on the numpy kernels logs (INFO; ``labctl.analysis.kernel_backend.FIRST_RUN_MESSAGE``)."""
 
 
 def _process_cpu_s(pid: int) -> float:
@@ -65,9 +73,38 @@ def _children_cpu_s() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def acquire_once(cache_dir: str, duration_s: float, folder: str) -> tuple[float, float, float, float]:
-    """(s to the first photon, s to the process's exit, CPU s in all, CPU s to the first photon) of one
-    ``labctl acquire`` process."""
+def background_compilers(cache_dir: str) -> list[int]:
+    """Pids of the background kernel compilers working on ``cache_dir`` (Linux ``/proc``)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            command = (entry / "cmdline").read_bytes().split(b"\0")
+            environ = (entry / "environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"labctl.analysis.kernel_backend" in command and f"NUMBA_CACHE_DIR={cache_dir}".encode() in environ:
+            found.append(int(entry.name))
+    return found
+
+
+def wait_for_compilers(cache_dir: str) -> tuple[float, float]:
+    """(s until the background compilers of ``cache_dir`` ended, their CPU s: the last reading before each ended)."""
+    started = time.perf_counter()
+    cpu: dict[int, float] = {}
+    while pids := background_compilers(cache_dir):
+        for pid in pids:
+            reading = _process_cpu_s(pid)
+            if reading == reading:
+                cpu[pid] = reading
+        time.sleep(0.05)
+    return time.perf_counter() - started, sum(cpu.values())
+
+
+def acquire_once(cache_dir: str, duration_s: float, folder: str) -> tuple[float, float, float, float, bool]:
+    """(s to the first photon, s to the process's exit, CPU s in all, CPU s to the first photon, ran on numpy
+    kernels) of one ``labctl acquire`` process."""
     env = {**os.environ, "NUMBA_CACHE_DIR": cache_dir, "PYTHONPATH": os.pathsep.join(
         [str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])])}
     out = os.path.join(folder, "bench_start.h5")
@@ -88,7 +125,7 @@ def acquire_once(cache_dir: str, duration_s: float, folder: str) -> tuple[float,
     if code not in (0, 3) or first_s != first_s:
         raise RuntimeError(f"labctl acquire exited {code} (first photon line seen: {first_s == first_s}):\n"
                            + "".join(lines[-20:]))
-    return first_s, total_s, _children_cpu_s() - cpu0, first_cpu_s
+    return first_s, total_s, _children_cpu_s() - cpu0, first_cpu_s, any(NUMPY_KERNELS_LINE in line for line in lines)
 
 
 def station_once() -> tuple[float, float, float]:
@@ -117,11 +154,13 @@ def _ratio(value: float, target: float) -> str:
 
 
 def bench_acquire(args: argparse.Namespace, folder: str) -> None:
-    cold: list[tuple[float, float, float, float]] = []
+    cold: list[tuple[float, float, float, float, bool]] = []
+    compilers: list[tuple[float, float]] = []
     cache = os.environ.get("NUMBA_CACHE_DIR", "")  # no cold run: numba's usual cache (warm once run)
     for _ in range(args.cold_runs):
         cache = tempfile.mkdtemp(prefix="numba-cold-", dir=folder)
         cold.append(acquire_once(cache, args.duration, folder))
+        compilers.append(wait_for_compilers(cache))
     warm = [acquire_once(cache, args.duration, folder) for _ in range(args.warm_runs)]
     print(f"labctl acquire --duration {args.duration:g} (simulated microscope; fresh process each run; "
           f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)")
@@ -131,7 +170,11 @@ def bench_acquire(args: argparse.Namespace, folder: str) -> None:
         print(f"  {label:26s} first photon {statistics.median(r[0] for r in runs):5.2f} s "
               f"(CPU {statistics.median(r[3] for r in runs):4.2f} s), exit {statistics.median(r[1] for r in runs):5.2f} s "
               f"(CPU {statistics.median(r[2] for r in runs):5.2f} s)   (runs, first photon / exit: "
-              f"{', '.join(f'{r[0]:.2f}/{r[1]:.2f}' for r in runs)})")
+              f"{', '.join(f'{r[0]:.2f}/{r[1]:.2f}' for r in runs)}; kernels: "
+              f"{', '.join('numpy' if r[4] else 'numba' for r in runs)})")
+    for ended_s, cpu_s in compilers:
+        print(f"  background numba compiler after the cold run: ended {ended_s:.2f} s after its exit, CPU {cpu_s:.2f} s "
+              "(niced; not in the run's CPU)")
     print(f"  warm time to the first photon: {_ratio(statistics.median(r[0] for r in warm), TARGET_ACQUIRE_WARM_FIRST_PHOTON_S)}")
     if cold:
         print(f"  cold first run, whole process: "
@@ -139,11 +182,14 @@ def bench_acquire(args: argparse.Namespace, folder: str) -> None:
 
 
 def bench_gui_station(args: argparse.Namespace, folder: str) -> None:
-    os.environ["NUMBA_CACHE_DIR"] = tempfile.mkdtemp(prefix="numba-gui-", dir=folder)
+    os.environ["NUMBA_CACHE_DIR"] = cache = tempfile.mkdtemp(prefix="numba-gui-", dir=folder)
     cold = station_once()
+    compiler = wait_for_compilers(cache)  # the warm runs below: numba
     warm = [station_once() for _ in range(args.warm_runs)]
     print(f"\nlab window's station (StationProcess; load average {os.getloadavg()[0]:.1f})")
     print(f"  cold (empty numba cache): station ready {cold[0]:.2f} s, first live data {cold[1]:.2f} s after open()")
+    print(f"  background numba compiler after the cold open: ended {compiler[0]:.2f} s after close(), "
+          f"CPU {compiler[1]:.2f} s")
     med = [statistics.median(r[i] for r in warm) for i in range(3)]
     print(f"  warm (median of {len(warm)}): station ready {med[0]:.2f} s, first live data {med[1]:.2f} s after open(), "
           f"{med[2]:.2f} s after start_run on the open station")

@@ -3,8 +3,10 @@
 ``dead_time_filter`` is sequential by nature (each detection depends on the previous kept
 one) and cannot be vectorised.  The others fuse per-segment work that numpy would do in
 dozens of small calls, whose fixed cost per call (~1-3 us) would otherwise dominate a
-10 ms segment.  Each kernel is a small pure function of arrays; its plain-Python or numpy
-reference lives in ``tests/test_scene.py`` as the oracle.
+10 ms segment.  Each kernel is a small pure function of arrays; its numpy version (same
+arguments and results, in :mod:`sim_backends.kernels_numpy`) is the test oracle, and what
+the first run after an install runs while numba compiles for the next one
+(:mod:`labctl.analysis.kernel_backend`).
 
 Compiling is what the first run after an install waits for, so the kernels keep to
 plain loops: sorting and searching are left to numpy around them (numba's ``np.sort``
@@ -17,43 +19,16 @@ error message, string formatting included: ~3 s).  Measured with
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+
+from labctl.analysis.kernel_backend import kernel
+from sim_backends.kernels_numpy import (dead_time_filter_numpy, merge_tags_numpy, qd_photons_numpy,
+                                        segment_candidates_numpy)
+
+WARM_UP = "sim_backends.scene:compile_kernels"
+"""What calls these kernels with a run's types (:func:`labctl.analysis.kernel_backend.kernel`)."""
 
 NEVER_PS = np.int64(-(2**62))
 """``last_kept_ps`` of a SPAD that has not detected anything yet."""
-
-
-@njit(cache=True)
-def _heap_push(heap: np.ndarray, size: int, value: np.int64) -> int:
-    i = size
-    heap[i] = value
-    while i > 0:
-        parent = (i - 1) // 2
-        if heap[parent] <= heap[i]:
-            break
-        heap[parent], heap[i] = heap[i], heap[parent]
-        i = parent
-    return size + 1
-
-
-@njit(cache=True)
-def _heap_pop(heap: np.ndarray, size: int) -> int:
-    """Remove the minimum (``heap[0]``); return the new size."""
-    size -= 1
-    heap[0] = heap[size]
-    i = 0
-    while True:
-        left = 2 * i + 1
-        if left >= size:
-            break
-        child = left
-        if left + 1 < size and heap[left + 1] < heap[left]:
-            child = left + 1
-        if heap[i] <= heap[child]:
-            break
-        heap[i], heap[child] = heap[child], heap[i]
-        i = child
-    return size
 
 
 def dead_time_filter(
@@ -74,7 +49,7 @@ def dead_time_filter(
     return kept, last, pending, used, complete
 
 
-@njit(cache=True)
+@kernel(dead_time_filter_numpy, warm_up=WARM_UP)
 def _dead_time_filter(times_ps, horizon_ps, dead_time_ps, last_kept_ps, afterpulse_probability, afterpulse_uniform,
                       afterpulse_extra_ps):  # types: those of ``dead_time_filter``
     """Non-paralyzable dead time with afterpulsing, for one SPAD.
@@ -108,9 +83,21 @@ def _dead_time_filter(times_ps, horizon_ps, dead_time_ps, last_kept_ps, afterpul
         if i < n and (n_heap == 0 or times_ps[i] <= heap[0]):
             t = times_ps[i]
             i += 1
-        elif n_heap > 0:
+        elif n_heap > 0:  # pop the minimum of the binary heap (inline: one function compiles faster than three)
             t = heap[0]
-            n_heap = _heap_pop(heap, n_heap)
+            n_heap -= 1
+            heap[0] = heap[n_heap]
+            k = 0
+            while True:
+                child = 2 * k + 1
+                if child >= n_heap:
+                    break
+                if child + 1 < n_heap and heap[child + 1] < heap[child]:
+                    child += 1
+                if heap[k] <= heap[child]:
+                    break
+                heap[k], heap[child] = heap[child], heap[k]
+                k = child
         else:
             break
         if t >= last + dead_time_ps:
@@ -122,8 +109,16 @@ def _dead_time_filter(times_ps, horizon_ps, dead_time_ps, last_kept_ps, afterpul
                     return np.empty(0, np.int64), last, np.empty(0, np.int64), used, False
                 if afterpulse_uniform[used] < afterpulse_probability:
                     t_after = t + dead_time_ps + afterpulse_extra_ps[used]
-                    if t_after < horizon_ps:
-                        n_heap = _heap_push(heap, n_heap, t_after)
+                    if t_after < horizon_ps:  # push onto the heap
+                        k = n_heap
+                        heap[k] = t_after
+                        n_heap += 1
+                        while k > 0:
+                            parent = (k - 1) // 2
+                            if heap[parent] <= heap[k]:
+                                break
+                            heap[parent], heap[k] = heap[k], heap[parent]
+                            k = parent
                     else:
                         pending[n_pending] = t_after
                         n_pending += 1
@@ -179,7 +174,7 @@ def spad_segment(
     return kept, last, later, complete
 
 
-@njit(cache=True)
+@kernel(segment_candidates_numpy, warm_up=WARM_UP)
 def _segment_candidates(carry_ps, photons_ps, n_dark, start_ps, stop_ps, uniform, jitter_sigma_ps, jitter_clip_ps,
                         delay_ps, afterpulse_probability, afterpulse_mean_delay_ps):  # types: ``spad_segment``'s
     """``spad_segment``'s candidates (unsorted) and the afterpulse extra delays (int64 ps, 0 where
@@ -208,7 +203,7 @@ def _segment_candidates(carry_ps, photons_ps, n_dark, start_ps, stop_ps, uniform
     return cand, extra
 
 
-@njit(cache=True)
+@kernel(merge_tags_numpy, warm_up=WARM_UP)
 def merge_tags(
     syncs_ps: np.ndarray, sync_channel: int, det_a_ps: np.ndarray, channel_a: int, det_b_ps: np.ndarray, channel_b: int
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -265,7 +260,7 @@ def merge_tags(
     return times, chans
 
 
-@njit(cache=True)
+@kernel(qd_photons_numpy, warm_up=WARM_UP)
 def qd_photons(
     pulses_ps: np.ndarray,
     p_any: float,

@@ -395,11 +395,18 @@ class _SegmentStreams:
 _kernels_warm = False
 
 
+def compile_kernels() -> None:
+    """Every kernel of the scene called once with a run's types (the background compiler's warm-up:
+    :mod:`labctl.analysis.kernel_backend`)."""
+    _warm_up_kernels(ChannelMap(laser_sync=0, spad_a=1, spad_b=2, frame_marker=3))
+
+
 def _warm_up_kernels(wiring: ChannelMap) -> None:
-    """Load (or compile) the numba kernels once per process, at build time.
+    """Load the numba kernels (or compile them) once per process, at build time.
 
     Without this the first ``generate`` takes ~0.5 s, and a simulated tagger
     running faster than real time would overflow its buffer on the first read.
+    On the first run after an install (numpy kernels) it costs a few ms.
     """
     global _kernels_warm
     if _kernels_warm:

@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import copy
+import os
 from typing import Any, Callable
 
 import pytest
+
+# The tests run the production numba kernels (compiled at first use if numba's cache is empty), never
+# the first-run numpy ones unless a test asks (labctl.analysis.kernel_backend.chosen, or a subprocess
+# without this variable); and no test process starts a background compiler.
+os.environ.setdefault("LABCTL_KERNELS", "numba")
 
 from labctl.station.station import Station, StationConfig
 

@@ -18,9 +18,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from labctl.analysis import FlidAccumulator, G2Accumulator, IntensityTrace, LifetimeAccumulator
-from labctl.analysis.g2 import _numpy_pair_counts, pulsed_g2_zero
-from labctl.analysis.lifetime import _numpy_histogram
-from labctl.analysis.flid import _numpy_time_bins
+from labctl.analysis import _kernels as K
+from labctl.analysis.g2 import pulsed_g2_zero
 from labctl.blocks import ChannelMap, PhotonBlock
 from labctl.interfaces import Sink
 from labctl.acquisition.photons import PhotonConverter
@@ -34,6 +33,34 @@ CLEAN_SPAD = {"dark_cps": 0.0, "afterpulse_probability": 0.0, "dead_time_ns": 0.
 
 
 # ----------------------------------------------------------------------------- helpers
+
+
+# ----------------------------------------------------------------------------- numpy oracles: the kernels' numpy versions on a whole stream
+
+
+def _numpy_pair_counts(a: np.ndarray, b: np.ndarray, range_ps: int, bin_width_ps: int) -> np.ndarray:
+    counts = np.zeros(2 * range_ps // bin_width_ps, np.int64)
+    K.add_pair_counts.numpy(a.astype(np.int64), b.astype(np.int64), 0, 0, np.int64(range_ps), np.int64(bin_width_ps),
+                            counts)
+    return counts
+
+
+def _numpy_histogram(detectors, nanotimes, channels, bin_width_ps, n_bins):
+    counts, no_nt, out = np.zeros((len(channels), n_bins), np.int64), np.zeros(len(channels), np.int64), np.zeros(
+        len(channels), np.int64)
+    K.add_nanotime_histograms.numpy(detectors, nanotimes, K.code_table(channels), np.int64(bin_width_ps), counts, no_nt,
+                                    out)
+    return counts, no_nt, out
+
+
+def _numpy_time_bins(timestamps, detectors, nanotimes, channels, origin_ps, bin_ps, n_bins, nanotime_offset_ps=0):
+    inside = (timestamps >= origin_ps) & (timestamps < origin_ps + n_bins * bin_ps)
+    counts, nt_n, nt_sum = np.zeros((n_bins, len(channels)), np.int64), np.zeros(n_bins, np.int64), np.zeros(n_bins, np.int64)
+    ts = timestamps[inside].astype(np.int64)
+    assert K.add_time_bins.numpy(ts, detectors[inside], nanotimes[inside], K.code_table(channels), np.int64(origin_ps),
+                                 np.int64(bin_ps), np.int64(0), np.int64(ts[0]) if ts.size else np.int64(0), counts, nt_n,
+                                 nt_sum, np.int64(nanotime_offset_ps), True)
+    return counts, nt_n, nt_sum
 
 
 def photon_block(ts, det, nt=None) -> PhotonBlock:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import ast
 import copy
 import gc
-import os
 import importlib.metadata
 import sys
 from pathlib import Path
@@ -29,7 +28,7 @@ def _njit_functions(path: Path) -> list[ast.FunctionDef]:
             for deco in node.decorator_list:
                 target = deco.func if isinstance(deco, ast.Call) else deco
                 name = target.attr if isinstance(target, ast.Attribute) else getattr(target, "id", "")
-                if name in ("njit", "jit"):
+                if name in ("njit", "jit", "kernel"):
                     out.append(node)
     return out
 
@@ -104,42 +103,3 @@ def test_a_core_command_runs_without_reading_the_plugin_entry_points(monkeypatch
         cli.main(["--help"])  # the help lists every command: plugins read
     assert read == [True]
     capsys.readouterr()
-
-
-def test_an_empty_numba_cache_is_seen_so_the_kernels_compile_in_a_process_of_their_own(tmp_path):
-    import os
-    import subprocess
-
-    code = "from labctl.acquisition.warmup import kernels_cached; print(kernels_cached())"
-    env = {**os.environ, "PYTHONPATH": str(REPO), "NUMBA_CACHE_DIR": str(tmp_path)}
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
-    assert out.stdout.strip() == "False", out.stderr
-
-
-def test_the_compiling_process_reports_its_steps_and_is_waited_for():
-    import subprocess
-
-    from labctl.acquisition.warmup import wait_for
-
-    child = subprocess.Popen([sys.executable, "-c", "print('1 6 tag counter'); print('6 6 FlidAccumulator')"],
-                             stdout=subprocess.PIPE, text=True)
-    steps: list[tuple[int, int, str]] = []
-    wait_for(child, lambda done, total, what: steps.append((done, total, what)))
-    assert child.returncode == 0
-    assert steps == [(1, 6, "tag counter"), (6, 6, "FlidAccumulator")]
-
-
-def test_the_compiling_process_imports_labctl_from_this_checkout(monkeypatch):
-    """Its PYTHONPATH starts at the folder that holds ``labctl/`` (after the move of warmup.py into
-    ``labctl/acquisition/`` it pointed at ``labctl/`` itself, where no ``labctl`` package is)."""
-    from labctl.acquisition import warmup
-    from labctl.blocks import ChannelMap
-
-    started = []
-    monkeypatch.setattr(warmup, "kernels_cached", lambda: False)
-    monkeypatch.setattr(warmup.subprocess, "Popen", lambda command, **kw: started.append((command, kw)) or "child")
-    assert warmup.compile_in_process(ChannelMap(laser_sync=0, spad_a=1, spad_b=2, frame_marker=3)) == "child"
-    (command, kw), = started
-    first = Path(kw["env"]["PYTHONPATH"].split(os.pathsep)[0])
-    assert (first / "labctl" / "acquisition" / "warmup.py").is_file(), first
-    assert command[1:3] == ["-m", "labctl.acquisition.warmup"]

@@ -3,7 +3,9 @@
 ``split_tags_after`` is the one pass over every tag: it splits a sorted T2 block into
 syncs, photons and markers.  ``photon_nanotimes`` is one pass over the photons
 that are ready, ``sync_gaps`` one pass over the sync tags.  Each has a plain
-numpy version (``*_reference``) kept as its test oracle.
+numpy version (``*_numpy``, same signature and results): the kernel's test oracle, and
+what the first run after an install runs while numba compiles for the next one
+(:mod:`labctl.analysis.kernel_backend`).
 
 Why the loops look as they do: at 1 MHz sync and a few hundred kcps of photons
 the channel sequence is random (~70 % syncs), so an ``if`` on the channel
@@ -16,11 +18,35 @@ It measured 2.5-3x faster than the branching loop (bench_engine.py).
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
 
+from labctl.analysis.kernel_backend import kernel
 from labctl.blocks import CHANNEL_DTYPE, NANOTIME_DTYPE, NO_NANOTIME, TIMESTAMP_DTYPE
 
-@njit(cache=True, nogil=True)
+WARM_UP = "labctl.acquisition.warmup:compile_kernels"
+"""What calls these kernels with a run's types (:func:`labctl.analysis.kernel_backend.kernel`)."""
+
+
+def split_tags_after_numpy(timestamps: np.ndarray, channels: np.ndarray, sync_channel: int, detector_a: int,
+                           detector_b: int, marker_channel: int, sync_index: int, software_divider: int,
+                           syncs_before: np.ndarray, photons_t_before: np.ndarray, photons_d_before: np.ndarray,
+                           photons_iv_before: np.ndarray, interval_offset: int) -> tuple:
+    """numpy version of :func:`split_tags_after` (same arguments and results)."""
+    is_sync = channels == sync_channel
+    sync_all = timestamps[is_sync]
+    keep = (sync_index + np.arange(sync_all.size, dtype=np.int64)) % software_divider == 0
+    kept_flag = np.zeros(timestamps.size, np.int64)
+    kept_flag[np.flatnonzero(is_sync)[keep]] = 1
+    is_photon = (channels == detector_a) | (channels == detector_b)
+    interval = (np.cumsum(kept_flag) - kept_flag)[is_photon] + (syncs_before.shape[0] + interval_offset)
+    markers = timestamps[channels == marker_channel] if marker_channel >= 0 else np.empty(0, TIMESTAMP_DTYPE)
+    return (np.concatenate((syncs_before, sync_all[keep])).astype(TIMESTAMP_DTYPE, copy=False),
+            np.concatenate((photons_t_before, timestamps[is_photon])).astype(TIMESTAMP_DTYPE, copy=False),
+            np.concatenate((photons_d_before, channels[is_photon])).astype(CHANNEL_DTYPE, copy=False),
+            np.concatenate((photons_iv_before, interval)).astype(np.int64, copy=False),
+            markers, int(sync_index) + int(sync_all.size))
+
+
+@kernel(split_tags_after_numpy, warm_up=WARM_UP, nogil=True)
 def split_tags_after(timestamps, channels, sync_channel, detector_a, detector_b, marker_channel,
                      sync_index, software_divider, syncs_before, photons_t_before, photons_d_before,
                      photons_iv_before, interval_offset):  # pragma: no cover - compiled
@@ -113,22 +139,12 @@ def split_tags_after(timestamps, channels, sync_channel, detector_a, detector_b,
     return syncs[:ns], photon_t[:nph], photon_d[:nph], photon_iv[:nph], markers[:nm], sync_index + n_sync_all
 
 
-def split_tags_reference(timestamps: np.ndarray, channels: np.ndarray, sync_channel: int, detector_a: int,
-                         detector_b: int, marker_channel: int, sync_index: int, software_divider: int):
-    """numpy version of :func:`split_tags_after` with nothing before the block (same results; the oracle of the tests)."""
-    is_sync = channels == sync_channel
-    sync_all = timestamps[is_sync]
-    keep = (sync_index + np.arange(sync_all.size, dtype=np.int64)) % software_divider == 0
-    kept_flag = np.zeros(timestamps.size, np.int64)
-    kept_flag[np.flatnonzero(is_sync)[keep]] = 1
-    is_photon = (channels == detector_a) | (channels == detector_b)
-    interval = (np.cumsum(kept_flag) - kept_flag)[is_photon]
-    markers = timestamps[channels == marker_channel] if marker_channel >= 0 else np.empty(0, TIMESTAMP_DTYPE)
-    return (sync_all[keep], timestamps[is_photon], channels[is_photon].astype(CHANNEL_DTYPE), interval.astype(np.int64),
-            markers, sync_index + int(sync_all.size))
+def sync_gaps_numpy(syncs: np.ndarray, gap_threshold_ps: int) -> np.ndarray:
+    """numpy version of :func:`sync_gaps`."""
+    return np.flatnonzero(np.diff(syncs) > gap_threshold_ps).astype(np.int64)
 
 
-@njit(cache=True, nogil=True)
+@kernel(sync_gaps_numpy, warm_up=WARM_UP, nogil=True)
 def sync_gaps(syncs, gap_threshold_ps):  # pragma: no cover - compiled
     """Indices i with ``syncs[i + 1] - syncs[i] > gap_threshold_ps`` (int64), in one pass over the syncs."""
     n_gaps = 0
@@ -144,12 +160,24 @@ def sync_gaps(syncs, gap_threshold_ps):  # pragma: no cover - compiled
     return out
 
 
-def sync_gaps_reference(syncs: np.ndarray, gap_threshold_ps: int) -> np.ndarray:
-    """numpy version of :func:`sync_gaps`."""
-    return np.flatnonzero(np.diff(syncs) > gap_threshold_ps).astype(np.int64)
+def photon_nanotimes_numpy(photons_t: np.ndarray, interval: np.ndarray, syncs: np.ndarray, n_ready: int,
+                               nominal_ps: int, pulses_per_sync: int, open_is_gap: bool) -> np.ndarray:
+    """numpy version of :func:`photon_nanotimes` (same arguments and results)."""
+    t, iv = photons_t[:n_ready], interval[:n_ready]
+    out = np.full(n_ready, NO_NANOTIME, NANOTIME_DTYPE)
+    has = iv >= 0
+    idx = iv[has]
+    offset = t[has] - syncs[idx]
+    lengths = np.append(np.diff(syncs), nominal_ps)[idx]
+    in_gap = np.append(np.diff(syncs) > (3 * nominal_ps) // 2, bool(open_is_gap))[idx]
+    lengths = np.where(in_gap, nominal_ps, lengths)
+    k = (offset * pulses_per_sync) // lengths
+    nano = offset - (k * lengths) // pulses_per_sync
+    out[has] = np.where((pulses_per_sync == 1) & ~in_gap, offset, nano).astype(NANOTIME_DTYPE)
+    return out
 
 
-@njit(cache=True, nogil=True)
+@kernel(photon_nanotimes_numpy, warm_up=WARM_UP, nogil=True)
 def photon_nanotimes(photons_t, interval, syncs, n_ready, nominal_ps, pulses_per_sync,
                      open_is_gap):  # pragma: no cover - compiled
     """Nanotimes (int32 ps) of the first ``n_ready`` photons, in one pass.
@@ -192,21 +220,4 @@ def photon_nanotimes(photons_t, interval, syncs, n_ready, nominal_ps, pulses_per
         else:
             k = (offset * pulses) // length
             out[i] = np.int32(offset - (k * length) // pulses)
-    return out
-
-
-def photon_nanotimes_reference(photons_t: np.ndarray, interval: np.ndarray, syncs: np.ndarray, n_ready: int,
-                               nominal_ps: int, pulses_per_sync: int, open_is_gap: bool) -> np.ndarray:
-    """numpy version of :func:`photon_nanotimes` (the oracle of the tests)."""
-    t, iv = photons_t[:n_ready], interval[:n_ready]
-    out = np.full(n_ready, NO_NANOTIME, NANOTIME_DTYPE)
-    has = iv >= 0
-    idx = iv[has]
-    offset = t[has] - syncs[idx]
-    lengths = np.append(np.diff(syncs), nominal_ps)[idx]
-    in_gap = np.append(np.diff(syncs) > (3 * nominal_ps) // 2, bool(open_is_gap))[idx]
-    lengths = np.where(in_gap, nominal_ps, lengths)
-    k = (offset * pulses_per_sync) // lengths
-    nano = offset - (k * lengths) // pulses_per_sync
-    out[has] = np.where((pulses_per_sync == 1) & ~in_gap, offset, nano).astype(NANOTIME_DTYPE)
     return out

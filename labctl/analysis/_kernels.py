@@ -2,9 +2,9 @@
 
 Each kernel is a small pure function of arrays, compiled with ``nogil=True`` so
 that a GUI thread keeps running while the acquisition thread is inside one.
-Each has a plain numpy version next to the accumulator that uses it
-(``g2._numpy_pair_counts``, ``lifetime._numpy_histogram``,
-``trace._numpy_time_bins``); the tests hold the kernels to them.
+Each has a plain numpy version (``*_numpy``, same signature and results): the
+kernel's test oracle, and what the first run after an install runs while numba
+compiles for the next one (:mod:`labctl.analysis.kernel_backend`).
 
 Loops here are over photons of one block; they replace what numpy would do
 in several passes over memory (masks, divisions, bincounts) with one pass.
@@ -17,14 +17,22 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-from numba import njit
 
+from labctl.analysis.kernel_backend import kernel
 from labctl.run import RunInfo
+
+WARM_UP = "labctl.analysis.accumulator_warm_up:compile_kernels"
+"""What calls these kernels with a run's types (:func:`labctl.analysis.kernel_backend.kernel`)."""
 
 # ----------------------------------------------------------------------------- kernels
 
 
-@njit(cache=True, nogil=True)
+def channel_counts_numpy(channels: np.ndarray) -> np.ndarray:
+    """numpy version of :func:`channel_counts`."""
+    return np.bincount(channels, minlength=256)[:256].astype(np.int64)
+
+
+@kernel(channel_counts_numpy, warm_up=WARM_UP, nogil=True)
 def channel_counts(channels):  # pragma: no cover - compiled
     """Tags per channel number: int64[256] (``np.bincount(channels, minlength=256)`` of a uint8 array).
 
@@ -48,12 +56,17 @@ def channel_counts(channels):  # pragma: no cover - compiled
     return out
 
 
-def channel_counts_reference(channels: np.ndarray) -> np.ndarray:
-    """numpy version of :func:`channel_counts`."""
-    return np.bincount(channels, minlength=256)[:256].astype(np.int64)
+def split_two_detectors_numpy(timestamps: np.ndarray, detectors: np.ndarray, detector_a: int, detector_b: int,
+                              tail_a: np.ndarray, tail_b: np.ndarray, previous_ps: np.int64,
+                              ) -> tuple[np.ndarray, np.ndarray, bool]:
+    """numpy version of :func:`split_two_detectors` (same arguments and results)."""
+    ordered = timestamps.shape[0] == 0 or bool(timestamps[0] >= previous_ps and np.all(timestamps[1:] >= timestamps[:-1]))
+    a = np.concatenate((tail_a, timestamps[detectors == detector_a])).astype(np.int64, copy=False)
+    b = np.concatenate((tail_b, timestamps[detectors == detector_b])).astype(np.int64, copy=False)
+    return a, b, ordered
 
 
-@njit(cache=True, nogil=True)
+@kernel(split_two_detectors_numpy, warm_up=WARM_UP, nogil=True)
 def split_two_detectors(
     timestamps: np.ndarray, detectors: np.ndarray, detector_a: int, detector_b: int,
     tail_a: np.ndarray, tail_b: np.ndarray, previous_ps: np.int64,
@@ -86,7 +99,22 @@ def split_two_detectors(
     return a[:n_a], b[:n_b], not went_back
 
 
-@njit(cache=True, nogil=True)
+def add_pair_counts_numpy(a: np.ndarray, b: np.ndarray, old_a: int, old_b: int, range_ps: np.int64,
+                          bin_width_ps: np.int64, counts: np.ndarray) -> None:
+    """numpy version of :func:`add_pair_counts` (same arguments and results): every pair at once (memory O(pairs))."""
+    lo = np.searchsorted(a, b - range_ps, side="right")
+    hi = np.searchsorted(a, b + range_ps, side="right")
+    lo[:old_b] = np.maximum(lo[:old_b], old_a)  # pairs of two old photons were counted before
+    n = np.maximum(hi - lo, 0)
+    if not n.sum():
+        return
+    b_rep = np.repeat(b, n)
+    starts = np.repeat(lo - np.concatenate(([0], np.cumsum(n)[:-1])), n)
+    lags = b_rep - a[np.arange(b_rep.size) + starts]
+    counts += np.bincount((lags + range_ps) // bin_width_ps, minlength=counts.shape[0]).astype(np.int64)
+
+
+@kernel(add_pair_counts_numpy, warm_up=WARM_UP, nogil=True)
 def add_pair_counts(
     a: np.ndarray, b: np.ndarray, old_a: int, old_b: int, range_ps: np.int64, bin_width_ps: np.int64,
     counts: np.ndarray,
@@ -115,7 +143,23 @@ def add_pair_counts(
             i += 1
 
 
-@njit(cache=True, nogil=True)
+def add_nanotime_histograms_numpy(detectors: np.ndarray, nanotimes: np.ndarray, code_of: np.ndarray,
+                                  bin_width_ps: np.int64, counts: np.ndarray, no_nanotime: np.ndarray,
+                                  out_of_range: np.ndarray) -> None:
+    """numpy version of :func:`add_nanotime_histograms` (same arguments and results)."""
+    n_rows, n_bins = counts.shape
+    rows = code_of[detectors]
+    taken = rows >= 0
+    rows, nt = rows[taken], nanotimes[taken].astype(np.int64)
+    missing = nt < 0
+    no_nanotime += np.bincount(rows[missing], minlength=n_rows)
+    rows, k = rows[~missing], nt[~missing] // bin_width_ps
+    late = k >= n_bins
+    out_of_range += np.bincount(rows[late], minlength=n_rows)
+    counts += np.bincount(rows[~late] * n_bins + k[~late], minlength=n_rows * n_bins).reshape(n_rows, n_bins)
+
+
+@kernel(add_nanotime_histograms_numpy, warm_up=WARM_UP, nogil=True)
 def add_nanotime_histograms(
     detectors: np.ndarray, nanotimes: np.ndarray, code_of: np.ndarray, bin_width_ps: np.int64,
     counts: np.ndarray, no_nanotime: np.ndarray, out_of_range: np.ndarray,
@@ -142,7 +186,33 @@ def add_nanotime_histograms(
             counts[row, k] += 1
 
 
-@njit(cache=True, nogil=True)
+def add_time_bins_numpy(
+    timestamps: np.ndarray, detectors: np.ndarray, nanotimes: np.ndarray, code_of: np.ndarray,
+    origin_ps: np.int64, bin_ps: np.int64, first_bin: np.int64, previous_ps: np.int64,
+    counts: np.ndarray, nanotime_counts: np.ndarray, nanotime_sums_ps: np.ndarray,
+    nanotime_offset_ps: np.int64, with_nanotimes: bool,
+) -> bool:
+    """numpy version of :func:`add_time_bins` (same arguments and results; on False nothing is added)."""
+    n = timestamps.shape[0]
+    if n and (timestamps[0] < previous_ps or np.any(timestamps[1:] < timestamps[:-1])):
+        return False
+    columns = code_of[detectors]
+    taken = columns >= 0
+    t, columns = timestamps[taken], columns[taken]
+    rows = np.maximum((t - origin_ps) // bin_ps - first_bin, 0)
+    n_rows, n_columns = counts.shape
+    if rows.size and rows[-1] >= n_rows:
+        return False
+    counts += np.bincount(rows * n_columns + columns, minlength=n_rows * n_columns).reshape(n_rows, n_columns)
+    if with_nanotimes:
+        nt = nanotimes[taken].astype(np.int64)
+        has = nt >= 0
+        nanotime_counts += np.bincount(rows[has], minlength=n_rows)
+        np.add.at(nanotime_sums_ps, rows[has], nt[has] - nanotime_offset_ps)  # int64: exact, unlike bincount's weights
+    return True
+
+
+@kernel(add_time_bins_numpy, warm_up=WARM_UP, nogil=True)
 def add_time_bins(
     timestamps: np.ndarray, detectors: np.ndarray, nanotimes: np.ndarray, code_of: np.ndarray,
     origin_ps: np.int64, bin_ps: np.int64, first_bin: np.int64, previous_ps: np.int64,

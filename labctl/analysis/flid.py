@@ -29,7 +29,7 @@ import numpy as np
 
 from labctl.analysis import _kernels as K
 from labctl.analysis.trace import (_NO_INDEX, AUTO_INTENSITY_BINS, DEFAULT_LIFETIME_EDGES_NS, IntensityTrace,
-                                   TraceSnapshot, _last_rows, _TimeBinner, time_bin_index)
+                                   TraceSnapshot, _last_rows, _TimeBinner)
 
 
 @dataclass(frozen=True)
@@ -202,23 +202,3 @@ class FlidAccumulator(IntensityTrace):
             lifetime_edges_ns=self.lifetime_edges_ns.copy(), counts=counts, n_bins_in_histogram=used,
             n_bins_skipped=skipped, n_bins_outside=outside, n_complete_bins=length, n_before_origin=before,
         )
-
-
-# ----------------------------------------------------------------------------- numpy oracle
-
-
-def _numpy_time_bins(timestamps: np.ndarray, detectors: np.ndarray, nanotimes: np.ndarray,
-                     channels: Sequence[int], origin_ps: int, bin_ps: int, n_bins: int,
-                     nanotime_offset_ps: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per bin 0..n_bins-1: counts per channel (n_bins, channels), photons with a nanotime, sum of
-    (nanotime - offset) over them: the kernel's oracle, on a whole stream at once."""
-    idx = time_bin_index(timestamps, origin_ps, bin_ps)
-    counts = np.zeros((n_bins, len(channels)), np.int64)
-    for col, ch in enumerate(channels):
-        k = idx[(detectors == ch) & (idx >= 0) & (idx < n_bins)]
-        counts[:, col] = np.bincount(k, minlength=n_bins)
-    sel = np.isin(detectors, channels) & (idx >= 0) & (idx < n_bins) & (nanotimes >= 0)
-    nt_n = np.bincount(idx[sel], minlength=n_bins).astype(np.int64)
-    nt_sum = np.zeros(n_bins, np.int64)
-    np.add.at(nt_sum, idx[sel], nanotimes[sel].astype(np.int64) - nanotime_offset_ps)
-    return counts, nt_n, nt_sum

@@ -300,18 +300,3 @@ def cw_g2(counts: np.ndarray, n_a: int, n_b: int, bin_width_ps: int, duration_ps
         return None, None
     norm = float(n_a) * float(n_b) * bin_width_ps / duration_ps
     return counts / norm, np.sqrt(np.maximum(counts, 1)) / norm
-
-
-# ----------------------------------------------------------------------------- numpy oracle
-
-
-def _numpy_pair_counts(a: np.ndarray, b: np.ndarray, range_ps: int, bin_width_ps: int) -> np.ndarray:
-    """All-pairs lag histogram of sorted ``a`` and ``b`` in one go (the kernels' oracle; memory O(pairs))."""
-    lo = np.searchsorted(a, b - range_ps, side="right")
-    hi = np.searchsorted(a, b + range_ps, side="right")
-    n = hi - lo
-    b_rep = np.repeat(b, n)
-    starts = np.repeat(lo - np.concatenate(([0], np.cumsum(n)[:-1])), n)
-    a_idx = np.arange(b_rep.size) + starts
-    lags = b_rep - a[a_idx]
-    return np.bincount((lags + range_ps) // bin_width_ps, minlength=2 * range_ps // bin_width_ps).astype(np.int64)

@@ -152,18 +152,3 @@ class LifetimeAccumulator:
             bin_edges_ps=self.bin_edges_ps, counts=counts, summed=counts.sum(axis=0),
             n_no_nanotime=no_nanotime.copy(), n_out_of_range=out_of_range.copy(),
         )
-
-
-def _numpy_histogram(detectors: np.ndarray, nanotimes: np.ndarray, channels: Sequence[int], bin_width_ps: int,
-                     n_bins: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(counts per channel and bin, no-nanotime per channel, out-of-range per channel): the kernel's oracle."""
-    counts = np.zeros((len(channels), n_bins), np.int64)
-    no_nt = np.zeros(len(channels), np.int64)
-    out = np.zeros(len(channels), np.int64)
-    for row, ch in enumerate(channels):
-        nt = nanotimes[detectors == ch].astype(np.int64)
-        no_nt[row] = np.count_nonzero(nt < 0)
-        k = nt[nt >= 0] // bin_width_ps
-        out[row] = np.count_nonzero(k >= n_bins)
-        counts[row] = np.bincount(k[k < n_bins], minlength=n_bins)
-    return counts, no_nt, out

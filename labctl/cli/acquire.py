@@ -65,7 +65,7 @@ def _record(args: argparse.Namespace, config: StationConfig, replay: ReplayFile 
     from labctl.acquisition.engine import AcquisitionEngine
     from labctl.station.station import Station
     from labctl.cli.summary import format_progress
-    from labctl.acquisition.warmup import compiling_aside, wait_for, warm_up
+    from labctl.acquisition.warmup import warm_up
 
     show_progress = not args.no_progress
     live = live_set()
@@ -73,11 +73,9 @@ def _record(args: argparse.Namespace, config: StationConfig, replay: ReplayFile 
     replayed = "" if replay is None else f" --replay {replay.path} --speed {speed:g}"
     description = f"labctl acquire --duration {args.duration}{replayed}"
     # any exception other than a signal: leaving the engine's block ends the run through its end path
-    with compiling_aside(config.channels) as compiling, Station(config) as station, \
+    with Station(config) as station, \
             AcquisitionEngine(station, record.recording_path, sinks=live, description=description) as engine:
-        if compiling is not None:  # the first run after an install: compiled there while the station was built
-            wait_for(compiling)
-        warm_up(station.channels)  # compiles now (interruptible), so the deferred start below is short
+        warm_up(station.channels)  # kernels loaded now (or numpy's, on the first run after an install)
         done = threading.Event()
 
         def progress() -> None:

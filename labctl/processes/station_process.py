@@ -20,9 +20,10 @@ What the parent can do (each a method, each one round trip over a pipe):
   (status + count rates + sink snapshots + monitors in one trip), ``close()``.
 
 While the child builds the station, a thread makes the photon path's numba
-kernels ready (:func:`labctl.acquisition.warmup.warm_up`): on the first start after an
-install they compile (seconds) while the instruments connect, and
-``open(progress=...)`` reports the steps.
+kernels ready (:func:`labctl.acquisition.warmup.warm_up`, loaded from numba's cache), and
+``open(progress=...)`` reports the steps if that takes long.  On the first start after an
+install the child runs the kernels' numpy versions while a background process compiles
+numba's for the next start (:mod:`labctl.analysis.kernel_backend`).
 
 If the parent goes away, the child ends the run, puts the excitation in its
 safe state and closes the instruments.
@@ -72,7 +73,7 @@ class StationProcess:
 
         Args:
             progress: called with (steps done, steps, what) while the photon path's kernels
-                are made ready (compiling them on the first start after an install takes seconds).
+                are made ready (reported only if that takes longer than ``preparing_after_s``).
         """
         if self._process is not None:
             raise AcquisitionError("this StationProcess is already open")
