@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:  # numpy is imported by the time a fit is asked for: the worker starts before it
     import numpy as np
 
-__all__ = ["FitProcess", "fit_histograms", "one_blas_thread", "FIT_TIMEOUT_S"]
+__all__ = ["FitProcess", "fit_process_if_useful", "fit_histograms", "one_blas_thread", "FIT_TIMEOUT_S"]
 
 FIT_TIMEOUT_S = 120.0
 """Longest wait for the worker's answer (s, from the request); then it is killed and the fits run here."""
@@ -51,6 +51,12 @@ def one_blas_thread() -> Any:
     from threadpoolctl import threadpool_limits
 
     return threadpool_limits(limits=1, user_api="blas")
+
+
+def fit_process_if_useful() -> FitProcess | None:
+    """A started :class:`FitProcess`, or None where the fit code is loaded in this process already
+    (a fit here then costs no imports: a worker would only add its start-up)."""
+    return FitProcess() if "labctl.analysis.fit" not in sys.modules else None
 
 
 def fit_histograms(histograms: Sequence[np.ndarray], edges_ps: np.ndarray, model: str,
@@ -91,6 +97,8 @@ class FitProcess:
         """Start the worker: ``command`` (default ``python -m labctl.analysis.fit_process``, this
         interpreter, importing this checkout's labctl) with pipes on its stdin and stdout."""
         self._process: subprocess.Popen[bytes] | None = None
+        self.pid: int | None = None
+        """The worker's process id (None if it did not start); kept after it ended."""
         root = str(Path(__file__).resolve().parents[2])  # the folder holding labctl/: the child imports this code
         env = dict(os.environ, **{name: "1" for name in _BLAS_THREAD_VARIABLES})
         env["PYTHONPATH"] = os.pathsep.join([root, *filter(None, [os.environ.get("PYTHONPATH")])])
@@ -99,13 +107,9 @@ class FitProcess:
                 list(command) if command is not None else [sys.executable, "-m", "labctl.analysis.fit_process"],
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env,
                 close_fds=True)
+            self.pid = self._process.pid
         except (OSError, ValueError, subprocess.SubprocessError) as exc:
             _log.debug("fit worker did not start (%r): the fits run in this process", exc)
-
-    @property
-    def pid(self) -> int | None:
-        """The worker's process id (None if it did not start)."""
-        return None if self._process is None else self._process.pid
 
     def fit(self, histograms: Sequence[np.ndarray], edges_ps: np.ndarray, model: str,
             period_ps: int) -> list[dict[str, Any]]:

@@ -52,10 +52,14 @@ def cmd_info(args: argparse.Namespace) -> int:
 def cmd_analyze(args: argparse.Namespace) -> int:
     if len(args.files) != 1:
         return _analyze(args, None)
-    from labctl.analysis.fit_process import FitProcess
+    from labctl.analysis.fit_process import fit_process_if_useful
 
-    with FitProcess() as fits:  # first thing: the worker imports scipy while this process imports numba, reads
+    fits = fit_process_if_useful()  # first thing: the worker imports scipy while this process imports numba, reads
+    try:
         return _analyze(args, fits)
+    finally:
+        if fits is not None:
+            fits.close()
 
 
 def _analyze(args: argparse.Namespace, fits: FitProcess | None) -> int:
