@@ -36,6 +36,7 @@ from labctl.analysis.analyze_parts import (
     t3_photon_times,
 )
 from labctl.analysis.fit_process import FitProcess, fit_histograms
+from labctl.analysis.numba_start import start_numba_without_scipy_blas
 from labctl.analysis.report import format_result, write_plots
 from labctl.blocks import PhotonBlock
 from labctl.errors import ConfigError
@@ -245,6 +246,7 @@ def analyze_file(path: str | Path, options: AnalyzeOptions = AnalyzeOptions(), *
     loaded for many files (a batch).
     """
     check_options(options)
+    start_numba_without_scipy_blas()  # numba's start-up without scipy.linalg (labctl's kernels need no BLAS)
     warnings = check_file_options(path, options)
     fit_module = _BackgroundImport("labctl.analysis.fit") if fit_process is None else None
     try:
