@@ -206,3 +206,12 @@ def test_the_request_and_answer_are_plain_data():
     assert fits is not None and fits == fit_process.fit_histograms([counts], np.arange(201.0) * 500.0, "mono", 100_000)
     assert all(type(v) in (str, float, int, bool, list, type(None)) for v in fits[0].values())
     assert pickle.loads(pickle.dumps(fits)) == fits
+
+
+@pytest.mark.skipif(__import__("platform").libc_ver()[0] != "glibc", reason="mallopt is glibc's")
+def test_the_worker_keeps_freed_memory_for_reuse_on_glibc():
+    script = ("import ctypes, numpy as np; from labctl.analysis.process_memory import keep_freed_memory_for_reuse as k; "
+              "ok = k(); a = np.ones(10**7); a += 1; print(ok, a.sum())")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60,
+                         env={**os.environ, "PYTHONPATH": str(Path(fit_process.__file__).resolve().parents[2])})
+    assert out.stdout.split() == ["True", "20000000.0"], out.stderr

@@ -173,6 +173,9 @@ def _serve() -> int:
     """
     import warnings
 
+    from labctl.analysis.process_memory import keep_freed_memory_for_reuse
+
+    keep_freed_memory_for_reuse()  # the fit's 10^4-number arrays reuse memory instead of faulting in fresh pages
     answer_to = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)  # anything printed goes to stderr, never into the answer
     import labctl.analysis.fit  # noqa: F401 - the imports this worker exists for, done while the caller streams
