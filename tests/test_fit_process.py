@@ -145,15 +145,16 @@ from labctl.cli import main
 code = main(sys.argv[1:])
 children = [p for p in os.listdir("/proc") if p.isdigit() and os.path.exists(f"/proc/{p}/stat")
             and open(f"/proc/{p}/stat").read().rsplit(")", 1)[1].split()[1] == str(os.getpid())]
-print("workers", len(pids), "children", len(children), "fitted here", len(here))
+blas = getattr(sys.modules.get("numba.np.arraymath"), "_HAVE_BLAS", None)  # False: numba started without scipy.linalg
+print("workers", len(pids), "children", len(children), "fitted here", len(here), "numba BLAS", blas)
 sys.exit(code)
 """
 
 
 def labctl_checked(*args: str) -> subprocess.CompletedProcess:
     """``labctl ARGS`` in a fresh process (the worker is started there) that prints, last, how many fit
-    workers it started, how many child processes (running or not reaped) it has left and how many
-    times it fitted in its own process (the fallback)."""
+    workers it started, how many child processes (running or not reaped) it has left, how many
+    times it fitted in its own process (the fallback) and whether numba started with scipy's BLAS."""
     env = {**os.environ, "PYTHONPATH": str(Path(fit_process.__file__).resolve().parents[2])}
     return subprocess.run([sys.executable, "-c", CLI_CHECK, *args], capture_output=True, text=True, timeout=120,
                           env=env)
@@ -163,7 +164,7 @@ def test_labctl_analyze_fits_in_the_worker_and_leaves_no_process(small_file, in_
     out = labctl_checked("analyze", str(small_file), "--g2-range-ps", "3000000", "--g2-bin-ps", "10000",
                          "--per-detector-fits", "--json", str(tmp_path / "a.json"))
     assert out.returncode == 0, out.stderr
-    assert out.stdout.strip().splitlines()[-1] == "workers 1 children 0 fitted here 0"
+    assert out.stdout.strip().splitlines()[-1] == "workers 1 children 0 fitted here 0 numba BLAS False"
     import json
 
     assert json.loads((tmp_path / "a.json").read_text()) == json.loads(json.dumps(in_process, allow_nan=False))
@@ -179,7 +180,7 @@ def test_labctl_analyze_on_bad_input_one_line_exit_2_and_no_worker_left(small_fi
     assert "Traceback" not in out.stderr
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("labctl analyze: ") and args[0] in lines[0], out.stderr
-    assert out.stdout.strip().splitlines()[-1] == "workers 1 children 0 fitted here 0"
+    assert out.stdout.strip().splitlines()[-1] == "workers 1 children 0 fitted here 0 numba BLAS False"
 
 
 def test_a_fit_process_is_started_only_where_the_fit_code_is_not_loaded(monkeypatch):

@@ -36,7 +36,6 @@ from labctl.analysis.analyze_parts import (
     t3_photon_times,
 )
 from labctl.analysis.fit_process import FitProcess, fit_histograms
-from labctl.analysis.numba_start import start_numba_without_scipy_blas
 from labctl.analysis.report import format_result, write_plots
 from labctl.blocks import PhotonBlock
 from labctl.errors import ConfigError
@@ -239,14 +238,13 @@ def analyze_file(path: str | Path, options: AnalyzeOptions = AnalyzeOptions(), *
     """Run g(2), lifetime (+ fit), intensity trace and FLID over ``path``; return the JSON-ready result.
 
     ``fit_process``: a worker process, started by the caller as early as it can (``FitProcess()``),
-    that fits the decays: scipy's imports then run on the other core while this process imports
-    numba and reads the file, instead of holding its GIL (a single ``labctl analyze``: ~0.5 s less).
-    The result is the same; a worker that fails leaves the fits to this process; the caller closes
-    it.  None (default): the fit code is imported on a thread here, which is better where it stays
-    loaded for many files (a batch).
+    that fits the decays: scipy's imports (~0.5 s of GIL-holding imports, measured) then run on the
+    other core while this process imports numba and reads the file.  The result is the same; a
+    worker that fails leaves the fits to this process; the caller closes it.  None (default): the
+    fit code is imported on a thread here, which is better where it stays loaded for many files
+    (a batch).
     """
     check_options(options)
-    start_numba_without_scipy_blas()  # numba's start-up without scipy.linalg (labctl's kernels need no BLAS)
     warnings = check_file_options(path, options)
     fit_module = _BackgroundImport("labctl.analysis.fit") if fit_process is None else None
     try:

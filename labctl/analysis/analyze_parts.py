@@ -223,8 +223,8 @@ def lifetime_result(lifetime: Any, flid: Any, period_ps: int, options: Any, outs
     summed = align.summed
     offset_ps = estimate_irf_offset_ps(summed, edges) if summed.sum() and summed.size >= 8 else 0
 
-    histograms = [summed, *(rows if options.per_detector_fits else [])]  # too few photons etc.: an "error" dict
-    fitted = fitter(histograms, edges, options.fit, period_ps)
+    histograms = [summed, *(rows if options.per_detector_fits else [])]
+    fitted = fitter(histograms, edges, options.fit, period_ps)  # a fit refused (too few photons etc.): an "error" dict
     fits = {"summed": fitted[0]}
     if options.per_detector_fits:
         fits.update({str(d): f for d, f in zip(dets, fitted[1:])})

@@ -1,4 +1,4 @@
-"""Start numba's CPU target without importing ``scipy.linalg`` (for ``labctl analyze``'s start-up).
+"""Start numba's CPU target without importing ``scipy.linalg`` (``labctl analyze`` does it first thing).
 
 The first call of any numba kernel in a process, even one loaded from the on-disk
 cache, initialises numba's CPU target; among other things it imports
@@ -27,15 +27,19 @@ def start_numba_without_scipy_blas() -> bool:
 
     Returns True if it did so; False (nothing done) where the target's modules are loaded already
     or scipy's BLAS is imported anyway (nothing to save).  ``sys.modules`` is restored in any case.
+    For a process's start (``labctl analyze``), before other threads run: a thread importing
+    scipy.linalg meanwhile would fail.
     """
     if "numba.np.arraymath" in sys.modules or _BLAS_MODULE in sys.modules:
         return False
+    from numba.core.compiler_lock import global_compiler_lock
     from numba.core.registry import cpu_target
 
-    sys.modules[_BLAS_MODULE] = None  # type: ignore[assignment]  # its import raises ImportError: "no BLAS"
-    try:
-        cpu_target.target_context.refresh()
-    finally:
-        if sys.modules.get(_BLAS_MODULE, 0) is None:
-            del sys.modules[_BLAS_MODULE]
+    with global_compiler_lock:  # as numba holds it when it starts the target for a kernel
+        sys.modules[_BLAS_MODULE] = None  # type: ignore[assignment]  # its import raises ImportError: "no BLAS"
+        try:
+            cpu_target.target_context.refresh()
+        finally:
+            if sys.modules.get(_BLAS_MODULE, 0) is None:
+                del sys.modules[_BLAS_MODULE]
     return True

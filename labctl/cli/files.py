@@ -53,9 +53,11 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     if len(args.files) != 1:
         return _analyze(args, None)
     from labctl.analysis.fit_process import fit_process_if_useful
+    from labctl.analysis.numba_start import start_numba_without_scipy_blas
 
     fits = fit_process_if_useful()  # first thing: the worker imports scipy while this process imports numba, reads
     try:
+        start_numba_without_scipy_blas()  # before any thread of the analysis: labctl's kernels need no BLAS
         return _analyze(args, fits)
     finally:
         if fits is not None:
