@@ -32,13 +32,14 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:  # numpy is imported by the time a fit is asked for: the worker starts before it
     import numpy as np
 
-__all__ = ["FitProcess", "fit_process_if_useful", "fit_histograms", "one_blas_thread", "FIT_TIMEOUT_S"]
+__all__ = ["FitProcess", "fit_process_if_useful", "fit_histograms", "one_blas_thread", "FIT_TIMEOUT_S",
+           "BLAS_THREAD_VARIABLES"]
 
 FIT_TIMEOUT_S = 120.0
 """Longest wait for the worker's answer (s, from the request); then it is killed and the fits run here."""
 
-_BLAS_THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
-"""Read by the worker's BLAS at its numpy import: one thread, as ``one_blas_thread`` gives here."""
+BLAS_THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+"""Read by a child process's BLAS at its numpy import: "1" gives one thread, as ``one_blas_thread`` does here."""
 
 _log = logging.getLogger("labctl.analysis.fit_process")
 
@@ -102,7 +103,7 @@ class FitProcess:
         self.pid: int | None = None
         """The worker's process id (None if it did not start); kept after it ended."""
         root = str(Path(__file__).resolve().parents[2])  # the folder holding labctl/: the child imports this code
-        env = dict(os.environ, **{name: "1" for name in _BLAS_THREAD_VARIABLES})
+        env = dict(os.environ, **{name: "1" for name in BLAS_THREAD_VARIABLES})
         env["PYTHONPATH"] = os.pathsep.join([root, *filter(None, [os.environ.get("PYTHONPATH")])])
         try:
             self._process = subprocess.Popen(
