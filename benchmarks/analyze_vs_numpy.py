@@ -119,14 +119,14 @@ def in_memory_g2(times_ps: np.ndarray, detectors: np.ndarray) -> np.ndarray:
                     ANALYZE_G2_RANGE_PS, ANALYZE_G2_BIN_PS)
 
 
-def wall_s(command: list[str], cpu: list[float] | None = None) -> float:
+def wall_s(command: list[str], cpu: list[float] | None = None, env: dict[str, str] | None = None) -> float:
     """Wall-clock seconds of a fresh process running ``command`` (output discarded; it must succeed);
-    its CPU seconds (user + system, all threads) are appended to ``cpu``."""
+    its CPU seconds (user + system, all threads, and its child processes') are appended to ``cpu``."""
     import resource
 
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
-    subprocess.run(command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    subprocess.run(command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     elapsed = time.perf_counter() - t0
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if cpu is not None:
@@ -134,13 +134,26 @@ def wall_s(command: list[str], cpu: list[float] | None = None) -> float:
     return elapsed
 
 
-def bench_analyze(folder: str, n_photons: int, repeats: int) -> None:
+def checkout_env(checkout: str) -> dict[str, str]:
+    """The environment of a child process that imports labctl from ``checkout`` (a folder holding labctl/)."""
+    rest = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p and os.path.abspath(p) != REPO]
+    return dict(os.environ, PYTHONPATH=os.pathsep.join([os.path.abspath(checkout), *rest]))
+
+
+def summary(runs: list[float]) -> str:
+    """'median s (min ..., runs: ...)' of wall-clock or CPU seconds."""
+    return (f"{statistics.median(runs):6.2f} s   (min {min(runs):.2f}; runs: {', '.join(f'{x:.2f}' for x in runs)})")
+
+
+def bench_analyze(folder: str, n_photons: int, repeats: int, baseline: str | None = None) -> None:
     """``labctl analyze FILE`` (a fresh process) against the numpy g(2) of the same photons in memory.
 
     Issue 13's measure: the whole ``labctl analyze`` process (start-up, imports, reading,
     g2 + lifetime + mono fit + trace + FLID) over the wall time of a plain in-process numpy
     searchsorted g(2) of the same photons, already in memory (target: ratio <= 1).  Also
-    printed: the numpy g(2) as a fresh process that reads the file itself.
+    printed: the numpy g(2) as a fresh process that reads the file itself.  ``baseline``: another
+    checkout of labctl (a folder holding labctl/), whose ``labctl analyze`` is timed in the same
+    alternation (before/after figures under the same load) and must give the same JSON.
     """
     path = os.path.join(folder, "analyze.h5")
     ticks, nanotimes, detectors, duration_s = t3_photons(n_photons)
@@ -158,20 +171,30 @@ def bench_analyze(folder: str, n_photons: int, repeats: int) -> None:
     result = json.loads(open(out_json).read())
     counts = in_memory_g2(times_ps, sorted_detectors)
     agree = np.array_equal(np.asarray(result["g2"]["counts"]), counts)
-    ours, peer, peer_process, ours_cpu, peer_cpu = [], [], [], [], []
+    base_env = checkout_env(baseline) if baseline is not None else None
+    if base_env is not None:
+        base_json = os.path.join(folder, "baseline.json")
+        subprocess.run([*ours_cmd, "--json", base_json], check=True, stdout=subprocess.DEVNULL, env=base_env)
+        same_json = json.loads(open(base_json).read()) == result
+    ours, peer, peer_process, ours_cpu, peer_cpu, base, base_cpu = [], [], [], [], [], [], []
+    load_before = os.getloadavg()[0]
     for _ in range(repeats):
         t0, c0 = time.perf_counter(), time.process_time()
         in_memory_g2(times_ps, sorted_detectors)
         peer.append(time.perf_counter() - t0)
         peer_cpu.append(time.process_time() - c0)
+        if base_env is not None and len(base) % 2:  # every other repeat the baseline first: no order bias
+            base.append(wall_s(ours_cmd, base_cpu, env=base_env))
         ours.append(wall_s(ours_cmd, ours_cpu))
+        if base_env is not None and len(base) < len(ours):
+            base.append(wall_s(ours_cmd, base_cpu, env=base_env))
         peer_process.append(wall_s(peer_cmd))
     t_ours, t_peer, t_process = statistics.median(ours), statistics.median(peer), statistics.median(peer_process)
     fit = (result.get("lifetime") or {}).get("fit") or {}
     print(f"\nlabctl analyze vs a plain numpy g(2) of the same photons ({n:,} photons, T3, "
           f"{os.path.getsize(path) / 1e6:.0f} MB written by {writer}; g2 {ANALYZE_G2_BIN_PS} ps bins over "
           f"+-{ANALYZE_G2_RANGE_PS / 1e6:g} us, mono fit; wall-clock median of {repeats}, alternated; "
-          f"load average {os.getloadavg()[0]:.1f})")
+          f"load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after, on {os.cpu_count()} cores)")
     print(f"  labctl analyze FILE {' '.join(options)}   {t_ours:6.2f} s   whole process "
           f"(runs: {', '.join(f'{x:.2f}' for x in ours)})")
     print(f"  numpy searchsorted g(2), photons in memory, this process   {t_peer:6.2f} s   "
@@ -185,3 +208,13 @@ def bench_analyze(folder: str, n_photons: int, repeats: int) -> None:
     print(f"  CPU seconds (all threads; what other load changes least): analyze {c_ours:.2f}, numpy g(2) in memory "
           f"{c_peer:.2f}, ratio {c_ours / c_peer:.2f} (analyze spreads over {os.cpu_count()} cores: its wall time "
           f"on an idle machine is below its CPU time)")
+    if base_env is not None:
+        t_base = statistics.median(base)
+        print(f"  baseline {baseline}: labctl analyze {summary(base)}\n"
+              f"    wall: this / baseline {t_ours / t_base:.2f} (median of the repeats' ratios "
+              f"{statistics.median(o / b for o, b in zip(ours, base)):.2f}; this faster in "
+              f"{sum(o < b for o, b in zip(ours, base))} of {len(ours)}); baseline / numpy g(2) in memory "
+              f"{t_base / t_peer:.2f}\n"
+              f"    CPU seconds: this {summary(ours_cpu)}\n"
+              f"                 baseline {summary(base_cpu)}\n"
+              f"    same JSON as this checkout: {same_json}")

@@ -29,7 +29,9 @@ mono`` as a fresh process (start-up, imports, reading and every view included), 
 plain numpy searchsorted g(2) of the same photons already in memory in this process;
 wall-clock medians of ``--analyze-repeats`` runs, alternated, their ratio (target <= 1),
 and whether the g(2) counts agree.  The numpy g(2) as a fresh process reading the file is
-printed too.  ``--only-analyze`` runs this part alone.
+printed too.  ``--only-analyze`` runs this part alone; ``--baseline CHECKOUT`` times another
+checkout's ``labctl analyze`` (e.g. the base commit's) in the same alternation, with its CPU
+seconds and whether its JSON is the same: before/after figures under the same load.
 """
 
 from __future__ import annotations
@@ -176,13 +178,15 @@ def main(argv: list[str] | None = None) -> None:
                         help="photons in the file for the labctl analyze comparison (0: skip it)")
     parser.add_argument("--analyze-repeats", type=int, default=5, help="runs of each process (median is printed)")
     parser.add_argument("--only-analyze", action="store_true", help="only the labctl analyze comparison")
+    parser.add_argument("--baseline", default=None, metavar="CHECKOUT",
+                        help="another labctl checkout (e.g. /work/main) timed in the same alternation (before/after)")
     args = parser.parse_args(argv)
     # as installed: the processes timed here write and reuse their bytecode caches (.pyc)
     os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
     os.environ["PYTHONPATH"] = os.pathsep.join([REPO, *filter(None, [os.environ.get("PYTHONPATH")])])
     if args.only_analyze:
         with tempfile.TemporaryDirectory(dir=args.dir) as folder:
-            bench_analyze(folder, int(args.analyze_photons), args.analyze_repeats)
+            bench_analyze(folder, int(args.analyze_photons), args.analyze_repeats, args.baseline)
         return
 
     stream = experiment_stream(args.seconds)
@@ -279,7 +283,7 @@ def main(argv: list[str] | None = None) -> None:
               f"   (labctl on the same subset: {t_ours * 1e3:.1f} ms)")
     if args.analyze_photons > 0:
         with tempfile.TemporaryDirectory(dir=args.dir) as folder:
-            bench_analyze(folder, int(args.analyze_photons), args.analyze_repeats)
+            bench_analyze(folder, int(args.analyze_photons), args.analyze_repeats, args.baseline)
     print(f"\nload average after: {os.getloadavg()[0]:.2f}")
 
 

@@ -66,7 +66,7 @@ def test_photons_of_other_detectors_are_left_out_and_counted(tmp_path):
 def test_the_decay_fits_run_on_one_blas_thread(tmp_path, monkeypatch):
     from threadpoolctl import threadpool_info
 
-    import labctl.analysis.analyze as analyze_module
+    import labctl.analysis.fit as fit_module
 
     rng = np.random.default_rng(1)
     n = 20_000
@@ -76,13 +76,13 @@ def test_the_decay_fits_run_on_one_blas_thread(tmp_path, monkeypatch):
     path = tmp_path / "fit.h5"
     write_ps_h5py(path, ts, rng.integers(0, 2, n).astype(np.uint8), nanotimes_ps=nano, period_ps=PERIOD_PS)
     seen: list[set[int]] = []
-    real = analyze_module.lifetime_result
+    real = fit_module.fit_decay
 
     def watched(*args, **kwargs):
         seen.append({int(i["num_threads"]) for i in threadpool_info() if i.get("user_api") == "blas"})
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(analyze_module, "lifetime_result", watched)
+    monkeypatch.setattr(fit_module, "fit_decay", watched)
     result = analyze_file(path, AnalyzeOptions())
     assert result["lifetime"]["fit"] is not None
     assert seen == [{1}]

@@ -9,6 +9,7 @@ Tolerances on amplitude fractions are RELATIVE (5 % of the true fraction).
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 
 import numpy as np
@@ -280,6 +281,24 @@ def test_result_as_dict_is_strict_json():
     assert isinstance(fit, DecayFit)
     assert d["tau_ns"] == list(fit.tau_ns) and d["model"] == "mono"
     json.dumps(d, allow_nan=False)
+
+
+def test_as_dict_of_long_tuples_equals_the_number_by_number_cleaning():
+    """The fast path for long tuples (the model curve) gives what cleaning each number gives: non-finite
+    numbers None, ints and bools kept, nested tuples lists."""
+    y = poisson_histogram(expected_counts(EDGES_PS, [35_000.0], [1e5], 1.0), 9)
+    fit = fit_decay(y, EDGES_PS)
+    curve = [0.5 * i for i in range(40)]
+    cases = {"finite": tuple(curve), "nan": tuple(curve[:20] + [float("nan")] + curve[21:]),
+             "inf": tuple([float("-inf")] + curve[1:]), "ints": tuple(range(40)), "mixed": tuple([True, 2, *curve[2:]]),
+             "nested": tuple((x, x) for x in curve), "numpy": tuple(np.arange(40.0))}
+    for name, values in cases.items():
+        got = dataclasses.replace(fit, model_counts=values).as_dict()["model_counts"]
+        want = [[*x] if isinstance(x, tuple) else (None if isinstance(x, float) and not np.isfinite(x) else x)
+                for x in values]
+        assert got == want and [type(x) for x in got] == [type(x) for x in want], name
+    assert fit.as_dict()["model_counts"] == list(fit.model_counts)
+    assert all(type(v) is float for v in fit.model_counts + fit.model_edges_ps)
 
 
 GOOD_Y = poisson_histogram(expected_counts(EDGES_PS, [35_000.0], [1e5], 1.0), 10)

@@ -21,12 +21,30 @@ with sources and left-out counts), ``report`` (printout and plots).
 Levels: ``changepoint`` (Watkins & Yang change points on the photon times,
 ``find_levels``, the level table and selection by level group) and
 ``level_groups`` (the levels' intensity states by clustering, EM and BIC).
+
+The accumulators are imported on first use of their names here (PEP 562): importing
+a module of this package that needs none of them (``fit``, the fit worker
+``fit_process``) loads no numba.
 """
 
-from labctl.analysis.g2 import G2Accumulator, G2Snapshot
-from labctl.analysis.lifetime import LifetimeAccumulator, LifetimeSnapshot
-from labctl.analysis.flid import FlidAccumulator, FlidSnapshot
-from labctl.analysis.trace import IntensityTrace, TraceSnapshot
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from labctl.analysis.flid import FlidAccumulator, FlidSnapshot
+    from labctl.analysis.g2 import G2Accumulator, G2Snapshot
+    from labctl.analysis.lifetime import LifetimeAccumulator, LifetimeSnapshot
+    from labctl.analysis.trace import IntensityTrace, TraceSnapshot
+
+_HOMES = {
+    "G2Accumulator": "g2", "G2Snapshot": "g2",
+    "LifetimeAccumulator": "lifetime", "LifetimeSnapshot": "lifetime",
+    "FlidAccumulator": "flid", "FlidSnapshot": "flid",
+    "IntensityTrace": "trace", "TraceSnapshot": "trace",
+}
+"""Each public name's module in this package."""
 
 __all__ = [
     "G2Accumulator",
@@ -40,6 +58,24 @@ __all__ = [
 ]
 
 
+def __getattr__(name: str) -> Any:
+    """The accumulator classes, imported from their modules on first use."""
+    if name in _HOMES:
+        value = getattr(importlib.import_module(f"labctl.analysis.{_HOMES[name]}"), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'labctl.analysis' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_HOMES])
+
+
 def live_set() -> list:
     """The standard live views as engine sinks (detectors and laser period come from the run)."""
+    from labctl.analysis.flid import FlidAccumulator
+    from labctl.analysis.g2 import G2Accumulator
+    from labctl.analysis.lifetime import LifetimeAccumulator
+    from labctl.analysis.trace import IntensityTrace
+
     return [G2Accumulator(), LifetimeAccumulator(), IntensityTrace(), FlidAccumulator()]

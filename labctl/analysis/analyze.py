@@ -35,6 +35,7 @@ from labctl.analysis.analyze_parts import (
     period_from_first_block,
     t3_photon_times,
 )
+from labctl.analysis.fit_process import FitProcess, fit_histograms
 from labctl.analysis.report import format_result, write_plots
 from labctl.blocks import PhotonBlock
 from labctl.errors import ConfigError
@@ -232,32 +233,33 @@ def check_options(options: AnalyzeOptions) -> None:
         raise ConfigError("--on-threshold", options.on_threshold, "must be a finite number of counts >= 0")
 
 
-def analyze_file(path: str | Path, options: AnalyzeOptions = AnalyzeOptions()) -> dict[str, Any]:
-    """Run g(2), lifetime (+ fit), intensity trace and FLID over ``path``; return the JSON-ready result."""
+def analyze_file(path: str | Path, options: AnalyzeOptions = AnalyzeOptions(), *,
+                 fit_process: FitProcess | None = None) -> dict[str, Any]:
+    """Run g(2), lifetime (+ fit), intensity trace and FLID over ``path``; return the JSON-ready result.
+
+    ``fit_process``: a worker process, started by the caller as early as it can (``FitProcess()``),
+    that fits the decays: scipy's imports (~0.5 s of GIL-holding imports, measured) then run on the
+    other core while this process imports numba and reads the file.  The result is the same; a
+    worker that fails leaves the fits to this process; the caller closes it.  None (default): the
+    fit code is imported on a thread here, which is better where it stays loaded for many files
+    (a batch).
+    """
     check_options(options)
     warnings = check_file_options(path, options)
-    fit_module = _BackgroundImport("labctl.analysis.fit")
+    fit_module = _BackgroundImport("labctl.analysis.fit") if fit_process is None else None
     try:
         result, acc = _accumulate(path, options, fit_module)
     finally:
-        fit_module.join()
+        if fit_module is not None:
+            fit_module.join()
     if acc["lifetime"] is not None:
-        with one_blas_thread():
-            result["lifetime"], result["flid"] = lifetime_result(
-                acc["lifetime"], acc["flid"], acc["period_ps"], options, acc["outside_period"], result["warnings"])
+        result["lifetime"], result["flid"] = lifetime_result(
+            acc["lifetime"], acc["flid"], acc["period_ps"], options, acc["outside_period"], result["warnings"],
+            fitter=fit_histograms if fit_process is None else fit_process.fit)
         result["lifetime"]["bin_width_ps"] = acc["lifetime"].bin_width_ps
         result["lifetime"]["bin_width_source"] = acc["bin_source"]
     result["warnings"] = warnings + result["warnings"]
     return result
-
-
-def one_blas_thread() -> Any:
-    """A context in which BLAS runs on one thread: the fits' linear algebra is on a handful of
-    parameters, where a second BLAS thread only adds waiting (the mono fit of bench_analysis.py's
-    file: 0.03-0.04 s of CPU on one thread, 0.08-0.12 s on two; the same digits)."""
-    from threadpoolctl import threadpool_limits
-
-    return threadpool_limits(limits=1, user_api="blas")
 
 
 def check_file_options(path: str | Path, options: AnalyzeOptions) -> list[str]:
@@ -279,9 +281,10 @@ def check_file_options(path: str | Path, options: AnalyzeOptions) -> list[str]:
     return warnings
 
 
-def _accumulate(path: str | Path, options: AnalyzeOptions, fit_module: _BackgroundImport
+def _accumulate(path: str | Path, options: AnalyzeOptions, fit_module: _BackgroundImport | None
                 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """One pass over the file: (result with rates, g2 and trace; the lifetime/FLID accumulators and counts)."""
+    """One pass over the file: (result with rates, g2 and trace; the lifetime/FLID accumulators and counts);
+    ``fit_module`` (if any) is started after the first block."""
     warnings: list[str] = []
     with PhotonHDF5Reader(path) as reader:
         ids = reader.detector_ids
@@ -351,7 +354,8 @@ def _accumulate(path: str | Path, options: AnalyzeOptions, fit_module: _Backgrou
                         outside += np.bincount(over, minlength=256)[list(detectors)]
                 for thread in threads:
                     thread.update(block)
-                fit_module.start()  # after the first block: the kernels are loaded, the loop is mostly GIL-free
+                if fit_module is not None:  # after the first block: the kernels are loaded, the loop is mostly GIL-free
+                    fit_module.start()
             for thread in threads:
                 thread.close()
         finally:

@@ -16,12 +16,13 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
 
 from labctl.analysis.decay_start import estimate_irf_offset_ps
+from labctl.analysis.fit_process import fit_histograms
 from labctl.analysis.g2 import G2Snapshot, pulsed_g2_zero
 from labctl.analysis.g2_comb import Z_FOUND, find_zero_tooth, period_from_comb, period_from_sync_times
 from labctl.analysis.lifetime_align import align_detectors, period_edges
@@ -201,11 +202,17 @@ def lifetime_bin_ps(wanted_ps: int, nanotime_unit_s: float | None) -> tuple[int,
                    "not a whole number of units aliases)")
 
 
-def lifetime_result(lifetime: Any, flid: Any, period_ps: int, options: Any, outside_period: dict[int, int],
-                    warnings: list[str]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Lifetime (histograms aligned per detector, fits with reduced chi^2, photons left out) and FLID JSON."""
-    from labctl.analysis.fit import fit_decay
+Fitter = Callable[[Sequence[np.ndarray], np.ndarray, str, int], list[dict[str, Any]]]
+"""(histograms, bin edges in ps, model, laser period in ps) -> one fit dict each (``fit_process.fit_histograms``)."""
 
+
+def lifetime_result(lifetime: Any, flid: Any, period_ps: int, options: Any, outside_period: dict[int, int],
+                    warnings: list[str], fitter: Fitter = fit_histograms) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Lifetime (histograms aligned per detector, fits with reduced chi^2, photons left out) and FLID JSON.
+
+    ``fitter`` fits the summed decay (and each detector's, with ``options.per_detector_fits``): in this
+    process by default, or by a worker process (``FitProcess.fit``), with the same results.
+    """
     lt = lifetime.snapshot()
     edges = period_edges(lt.bin_edges_ps, period_ps)
     rows = lt.counts.copy()
@@ -216,16 +223,11 @@ def lifetime_result(lifetime: Any, flid: Any, period_ps: int, options: Any, outs
     summed = align.summed
     offset_ps = estimate_irf_offset_ps(summed, edges) if summed.sum() and summed.size >= 8 else 0
 
-    def fit(counts: np.ndarray) -> dict[str, Any]:
-        try:
-            return fit_decay(counts, edges, model=options.fit, period_ps=period_ps).as_dict()
-        except ValueError as exc:  # too few photons etc.: report, do not fail the whole analysis
-            return {"model": options.fit, "error": str(exc), "tau_ns": [], "tau_err_ns": [], "fractions": [],
-                    "reduced_chi2": None}
-
-    fits = {"summed": fit(summed)}
+    histograms = [summed, *(rows if options.per_detector_fits else [])]
+    fitted = fitter(histograms, edges, options.fit, period_ps)  # a fit refused (too few photons etc.): an "error" dict
+    fits = {"summed": fitted[0]}
     if options.per_detector_fits:
-        fits.update({str(d): fit(row) for d, row in zip(dets, rows)})
+        fits.update({str(d): f for d, f in zip(dets, fitted[1:])})
     for name, f in fits.items():
         chi2 = f.get("reduced_chi2")
         if chi2 is not None and chi2 > CHI2_WARNING:

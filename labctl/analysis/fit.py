@@ -132,6 +132,10 @@ class DecayFit:
 
         def clean(v: Any) -> Any:
             if isinstance(v, (tuple, list)):
+                if len(v) > 16:  # the model curve (10^4 floats): one numpy check instead of a call per number
+                    a = np.asarray(v)
+                    if a.ndim == 1 and a.dtype == np.float64 and bool(np.isfinite(a).all()):
+                        return list(v)
                 return [clean(x) for x in v]
             if isinstance(v, float) and not math.isfinite(v):
                 return None
@@ -395,6 +399,6 @@ def _result(prob: Problem, sol: Solution, model: str, notes: list[str]) -> Decay
         reduced_chi2=chi2,
         converged=bool(sol.ok and info is not None),
         message="; ".join([sol.message, *notes]),
-        model_edges_ps=tuple(float(v) for v in prob.h.edges),
-        model_counts=tuple(float(v) for v in prob.model(p)),
+        model_edges_ps=tuple(np.asarray(prob.h.edges, np.float64).tolist()),
+        model_counts=tuple(np.asarray(prob.model(p), np.float64).tolist()),
     )

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from labctl.analysis.fit_process import BLAS_THREAD_VARIABLES
 from labctl.analysis.lifetime import LifetimeSnapshot
 
 
@@ -69,9 +70,6 @@ def fit_snapshot(model: str, summed: np.ndarray, bin_edges_ps: np.ndarray, perio
                    fit_range_ns=(float(edges_ns[0]), float(edges_ns[-1])) if edges_ns.size else None)
 
 
-_BLAS_THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
-
-
 def _fit_worker_main(conn: Any) -> None:
     """The fit process: fit what arrives, send back (generation, LiveFit), until the pipe closes."""
     while True:
@@ -91,8 +89,8 @@ class _FitWorker:
         self._process = ctx.Process(target=_fit_worker_main, args=(child_conn,), name="labctl-live-fit", daemon=True)
         # One BLAS thread: a 10^4-bin fit gains nothing from more, and idle OpenBLAS threads spin
         # on the core the acquisition needs.  The spawned child reads these at its numpy import.
-        saved = {name: os.environ.get(name) for name in _BLAS_THREAD_VARIABLES}
-        os.environ.update({name: "1" for name in _BLAS_THREAD_VARIABLES})
+        saved = {name: os.environ.get(name) for name in BLAS_THREAD_VARIABLES}
+        os.environ.update({name: "1" for name in BLAS_THREAD_VARIABLES})
         try:
             self._process.start()
         finally:

@@ -7,9 +7,12 @@ import functools
 import logging
 import sys
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from labctl.errors import LabctlError
+
+if TYPE_CHECKING:
+    from labctl.analysis.fit_process import FitProcess
 
 
 _INPUT_ERRORS = (OSError, ValueError, KeyError, RuntimeError, TypeError, IndexError, MemoryError, ArithmeticError)
@@ -47,6 +50,22 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 @_one_line_on_damage
 def cmd_analyze(args: argparse.Namespace) -> int:
+    if len(args.files) != 1:
+        return _analyze(args, None)
+    from labctl.analysis.fit_process import fit_process_if_useful
+    from labctl.analysis.numba_start import start_numba_without_scipy_blas
+
+    fits = fit_process_if_useful()  # first thing: the worker imports scipy while this process imports numba, reads
+    try:
+        start_numba_without_scipy_blas()  # before any thread of the analysis: labctl's kernels need no BLAS
+        return _analyze(args, fits)
+    finally:
+        if fits is not None:
+            fits.close()
+
+
+def _analyze(args: argparse.Namespace, fits: FitProcess | None) -> int:
+    """``labctl analyze``; one file's decays fitted by ``fits`` (a ``FitProcess``; None: in this process)."""
     from labctl.analysis.analyze import (AnalyzeOptions, PLOT_NAMES, analyze_file, format_result, parse_detectors,
                                 result_json, write_plots)
     from labctl.storage.outputs import check_output_file, check_output_folder, write_text_atomic
@@ -68,7 +87,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         print("labctl analyze: one file runs here, as a single run: --scheduler/--workers not used "
               "(they apply to several files)", file=sys.stderr)
     try:
-        result = analyze_file(args.files[0], options)
+        result = analyze_file(args.files[0], options, fit_process=fits)
     except ValueError as exc:  # bad binning arguments from the accumulators
         print(f"labctl analyze: {exc}", file=sys.stderr)
         return 2
