@@ -22,6 +22,7 @@ import gc
 import os
 import subprocess
 import sys
+import tracemalloc
 import weakref
 from ctypes import POINTER, byref, c_int32, c_uint16
 from pathlib import Path
@@ -178,3 +179,52 @@ def test_large_buffers_freed_during_a_run_go_back_to_the_system():
         freed[mode] = float(result.stdout)
     assert freed["fixed"] > 60  # MiB of the 64 returned
     assert freed["dynamic"] < 8  # the glibc default keeps them
+
+
+def _camera_held_bytes() -> int:
+    """Bytes still allocated from a call that went through the simulated camera head (tracemalloc)."""
+    snapshot = tracemalloc.take_snapshot().filter_traces([tracemalloc.Filter(True, "*andor_camera.py", all_frames=True)])
+    return sum(stat.size for stat in snapshot.statistics("filename"))
+
+
+def test_the_simulated_cameras_circular_buffer_is_allocated_whole_at_arm():
+    """A real camera's circular buffer exists whole once armed.  The simulated one kept one new array per
+    frame until it held its 1000 frames (2 MB over the first 100 s of a 10 Hz run: heap churn in the soak);
+    now the arm allocates it and frames are written into it."""
+    scene = Scene({"emitter": {"blinking": {"enabled": False}}}, wiring=WIRING, seed=1)
+    sim = SimAndorSDK(scene, circular_buffer_frames=40)
+    sim.Initialize(b"")
+    sim.SetReadMode(0)  # full vertical binning: one row of width_px pixels
+    sim.SetAcquisitionMode(5)
+    sim.SetExposureTime(ctypes.c_float(0.01))
+    size = c_int32()
+    assert sim.GetSizeOfCircularBuffer(byref(size)) == 20002 and size.value == 40
+    ring_bytes = 40 * sim.model.width_px * 2
+    tracemalloc.start(30)
+    try:
+        sim.StartAcquisition()  # a first short acquisition fills the scene's and numpy's one-time caches
+        scene.generate(PS_PER_S // 5)
+        assert sim.AbortAcquisition() == 20002
+        start_ps = scene.generated_until_ps
+        sim.StartAcquisition()
+        armed = _camera_held_bytes()
+        for k in range(1, 21):  # 2 s of scene: > 100 frames, the ring overwritten twice
+            scene.generate(start_ps + k * PS_PER_S // 10)
+            total = c_int32()
+            sim.GetTotalNumberImagesAcquired(byref(total))
+        held = _camera_held_bytes()
+    finally:
+        tracemalloc.stop()
+    assert total.value > 100
+    assert armed >= ring_bytes  # was 0: nothing allocated at arm
+    assert held - armed < ring_bytes / 4  # was +ring_bytes: one array per frame kept
+    first, last = c_int32(), c_int32()
+    assert sim.GetNumberNewImages(byref(first), byref(last)) == 20002
+    assert (first.value, last.value) == (total.value - 39, total.value)  # the last 40 frames, contiguous
+    buffer = np.zeros(40 * sim.model.width_px, np.uint16)
+    out_first, out_last = c_int32(), c_int32()
+    assert sim.GetImages16(first.value, last.value, buffer.ctypes.data_as(POINTER(c_uint16)), buffer.size,
+                           byref(out_first), byref(out_last)) == 20002
+    frames = buffer.reshape(40, -1)
+    assert (out_first.value, out_last.value) == (first.value, last.value)
+    assert np.all(frames.min(axis=1) > 0) and len({row.tobytes() for row in frames}) == 40  # 40 distinct frames
