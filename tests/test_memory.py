@@ -239,6 +239,9 @@ def rss_mib():
 if sys.argv[1] == "tuned":
     from labctl.acquisition.malloc_tuning import tune_for_long_runs
     assert tune_for_long_runs() == (True, True)
+else:  # the kernel's default: THP on (a process inherits the setting: pytest ran engines before)
+    import ctypes
+    assert ctypes.CDLL(None).prctl(41, 0, 0, 0, 0) == 0
 before = rss_mib()
 rows = np.zeros(16 << 20, np.uint8)  # a 16 MiB row store (numpy madvises >= 4 MiB for huge pages)
 rows[:: 2 << 20] = 1  # one byte written in each 2 MiB
@@ -269,3 +272,24 @@ def test_large_stores_are_resident_only_where_written():
     assert grew["tuned"] < 1.0  # MiB: 8 pages of 4 KiB written (was 16 MiB here: 8 huge pages)
     if _transparent_huge_pages_mode() != "never":
         assert grew["default"] > 2.0  # the kernel's huge pages (unless it found no free 2 MiB at all)
+
+
+ENGINE_PROBE = """
+import ctypes
+prctl = ctypes.CDLL(None).prctl
+assert prctl(41, 0, 0, 0, 0) == 0  # THP on, as in a new process (the setting is inherited from pytest)
+from labctl.acquisition.engine import AcquisitionEngine
+from labctl.station.station import Station
+from tests.conftest import sim_config
+with Station(sim_config()) as station:
+    summary = AcquisitionEngine(station, None).run(0.2)
+print(summary.clean, prctl(42, 0, 0, 0, 0))
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux prctl")
+def test_a_run_turns_transparent_huge_pages_off_for_its_process():
+    result = subprocess.run([sys.executable, "-c", ENGINE_PROBE], capture_output=True, text=True, timeout=120,
+                            env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split()[-2:] == ["True", "1"]  # a clean run; PR_GET_THP_DISABLE: 1 (was 0)
