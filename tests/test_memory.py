@@ -191,7 +191,8 @@ def test_the_simulated_cameras_circular_buffer_is_allocated_whole_at_arm():
     """A real camera's circular buffer exists whole once armed.  The simulated one kept one new array per
     frame until it held its 1000 frames (2 MB over the first 100 s of a 10 Hz run: heap churn in the soak);
     now the arm allocates it and frames are written into it."""
-    scene = Scene({"emitter": {"blinking": {"enabled": False}}}, wiring=WIRING, seed=1)
+    scene = Scene({"laser": {"repetition_rate_hz": 1.0e4}, "emitter": {"blinking": {"enabled": False}}},
+                  wiring=WIRING, seed=1)  # few photons: the scene is quick to generate
     sim = SimAndorSDK(scene, circular_buffer_frames=40)
     sim.Initialize(b"")
     sim.SetReadMode(0)  # full vertical binning: one row of width_px pixels
