@@ -12,7 +12,12 @@ A 3-minute default run grew ~0.15 MB/s.  The causes, found with tracemalloc
 * the file writer's HDF5 chunk cache (8 MiB per dataset) filled with finished chunks
   over the first ten minutes or so (bounded, but not flat);
 * glibc's dynamic mmap threshold kept the per-poll buffers in the heap after the first
-  large block was freed: its high-water mark and fragmentation grew for minutes.
+  large block was freed: its high-water mark and fragmentation grew for minutes;
+* the simulated iXon's circular buffer was a dict of one array per frame, filled for the
+  first 100 s of a run and then churned (heap growth in the tagger-call thread's arena);
+* transparent huge pages: numpy madvises arrays of 4 MiB or more, so the doubling live
+  trace and FLID stores became resident up to 2 MiB ahead of their rows (2-4 MiB steps
+  at minutes ~11, 22 and 44 of the 1-hour soak).
 """
 
 from __future__ import annotations
