@@ -324,8 +324,8 @@ class SimIXonCamera:
         self._temperature_log = []
         self._sample_temperature(now)
         capacity = self._buffer_capacity()
-        if self._ring.shape != (capacity, int(np.prod(self._acq_shape))):  # as a real camera: the whole ring at arm
-            self._ring = np.zeros((capacity, int(np.prod(self._acq_shape))), np.uint16)
+        if self._ring.shape != (capacity, int(np.prod(self._acq_shape))):  # as a real camera: the whole ring at arm,
+            self._ring = np.full((capacity, int(np.prod(self._acq_shape))), 0, np.uint16)  # written: resident now
             self._ring_numbers = np.zeros(capacity, np.int64)
         self._ring_numbers[:] = 0
         self._retrieved_until = 0
