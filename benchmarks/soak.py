@@ -9,11 +9,13 @@ the FLID, int64), i.e. 4.8 kB/s = 17 MB per hour.
 
     python benchmarks/soak.py                 # 1 hour
     python benchmarks/soak.py --minutes 10    # 10 minutes
+    python benchmarks/soak.py --heap          # also glibc heap and huge pages per sample
 """
 
 from __future__ import annotations
 
 import argparse
+import ctypes
 import os
 import sys
 import tempfile
@@ -32,6 +34,27 @@ def rss_mb() -> float:
     """Resident set size of this process (MiB)."""
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+class _MallInfo2(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in (
+        "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost")]
+
+
+def heap_line() -> str:
+    """glibc heap (all arenas: in use, free; mmapped blocks) and huge pages of this process, in MiB."""
+    fields = ""
+    try:
+        mallinfo2 = ctypes.CDLL(None).mallinfo2
+        mallinfo2.restype = _MallInfo2
+        info = mallinfo2()
+        fields = (f"heap_in_use {info.uordblks / 2**20:.1f} heap_free {info.fordblks / 2**20:.1f} "
+                  f"mmapped {info.hblkhd / 2**20:.1f} ")
+    except (OSError, AttributeError):  # not glibc >= 2.33
+        pass
+    with open("/proc/self/smaps_rollup") as f:
+        huge_kb = next((int(line.split()[1]) for line in f if line.startswith("AnonHugePages:")), 0)
+    return f"{fields}huge_pages {huge_kb / 1024:.1f}"
 
 
 def trace_bytes(live: list) -> int:
@@ -53,6 +76,8 @@ def main() -> int:
     parser.add_argument("--every-s", type=float, default=60.0, help="RSS print period in s (default 60)")
     parser.add_argument("--out", type=Path, default=None, help="the run's file (default: a temporary file, deleted)")
     parser.add_argument("--no-file", action="store_true", help="no HDF5 file (live views only): tells file memory apart")
+    parser.add_argument("--heap", action="store_true",
+                        help="also print glibc's heap in use / free, its mmapped blocks and the huge pages (MiB) per sample")
     parser.add_argument("--tracemalloc", action="store_true",
                         help="also print the 10 allocation sites that grew most after the first minute (slow)")
     args = parser.parse_args()
@@ -78,7 +103,8 @@ def main() -> int:
                 t = time.monotonic() - t0
                 sample = (t, rss_mb(), trace_bytes(live))
                 samples.append(sample)
-                print(f"{t:7.0f} {sample[1]:9.1f} {sample[2] / 2**20:9.2f} {engine.status().get('losses', 0):>6}", flush=True)
+                print(f"{t:7.0f} {sample[1]:9.1f} {sample[2] / 2**20:9.2f} {engine.status().get('losses', 0):>6}"
+                      + (f"  {heap_line()}" if args.heap else ""), flush=True)
                 if args.tracemalloc and first_snapshot is None:
                     tracemalloc.start(8)
                     first_snapshot = tracemalloc.take_snapshot()

@@ -141,7 +141,10 @@ class SimIXonCamera:
         self._pending: deque[tuple[int, int, int]] = deque()
         self._temperature_log: list[tuple[int, float]] = []
         """(scene time ps, sensor degC) sampled at every look at the acquisition: the temperature of an exposure."""
-        self._ring: dict[int, np.ndarray] = {}
+        self._ring = np.zeros((0, 0), np.uint16)
+        """The circular buffer: one flat row of pixels per slot, allocated whole when an acquisition is armed."""
+        self._ring_numbers = np.zeros(0, np.int64)
+        """Frame number (1-based) held in each slot of ``_ring``; 0: none."""
         self._retrieved_until = 0
         self._total_acquired = 0
         self._acq_shape: tuple[int, ...] = (self.model.width_px,)
@@ -271,11 +274,12 @@ class SimIXonCamera:
     def _finish_frame(self, index: int, start_ps: int, stop_ps: int) -> None:
         self._total_acquired += 1
         number = index + 1
+        numbers = self._ring_numbers
+        numbers[numbers < self._total_acquired - numbers.size + 1] = 0  # overwritten (or about to be)
+        slot = (number - 1) % numbers.size
         if index not in self._drop:
-            self._ring[number] = self._make_frame(index, start_ps, stop_ps)
-        oldest_kept = self._total_acquired - self._buffer_capacity() + 1
-        for old in [n for n in self._ring if n < oldest_kept]:
-            del self._ring[old]
+            self._ring[slot] = self._make_frame(index, start_ps, stop_ps).ravel()
+            numbers[slot] = number
 
     def _make_frame(self, index: int, start_ps: int, stop_ps: int) -> np.ndarray:
         """One frame (uint16) of the photons emitted in [start, stop), with EMCCD statistics."""
@@ -319,7 +323,11 @@ class SimIXonCamera:
         self._pending.clear()
         self._temperature_log = []
         self._sample_temperature(now)
-        self._ring = {}
+        capacity = self._buffer_capacity()
+        if self._ring.shape != (capacity, int(np.prod(self._acq_shape))):  # as a real camera: the whole ring at arm,
+            self._ring = np.full((capacity, int(np.prod(self._acq_shape))), 0, np.uint16)  # written: resident now
+            self._ring_numbers = np.zeros(capacity, np.int64)
+        self._ring_numbers[:] = 0
         self._retrieved_until = 0
         self._total_acquired = 0
 
@@ -338,15 +346,11 @@ class SimIXonCamera:
 
     def _new_run(self, first: int) -> tuple[int, int] | None:
         """(first, last) of the contiguous run of held frames starting at the first held number >= first."""
-        held = sorted(n for n in self._ring if n >= first)
-        if not held:
+        held = np.sort(self._ring_numbers[self._ring_numbers >= max(first, 1)])
+        if not held.size:
             return None
-        last = held[0]
-        for n in held[1:]:
-            if n != last + 1:
-                break
-            last = n
-        return held[0], last
+        gaps = np.flatnonzero(np.diff(held) != 1)
+        return int(held[0]), int(held[gaps[0]] if gaps.size else held[-1])
 
     def _take_run(self, first: int, last: int) -> tuple[int, int, np.ndarray] | None:
         """(first, last, pixels) of the contiguous held frames from the first held number >= ``first`` up to
@@ -355,6 +359,6 @@ class SimIXonCamera:
         if run is None or run[0] > last:
             return None
         v_first, v_last = run[0], min(run[1], last)
-        data = np.concatenate([self._ring[n].ravel() for n in range(v_first, v_last + 1)])
+        data = self._ring[np.arange(v_first - 1, v_last) % self._ring_numbers.size].ravel()
         self._retrieved_until = max(self._retrieved_until, v_last)
         return v_first, v_last, data

@@ -35,7 +35,7 @@ from labctl.acquisition.camera_path import CameraPath
 from labctl.station.engine_settings import EngineSettings
 from labctl.errors import AcquisitionError, ConfigError, DiskSpaceError
 from labctl.interfaces import Sink
-from labctl.acquisition.malloc_tuning import fix_mmap_threshold
+from labctl.acquisition.malloc_tuning import tune_for_long_runs
 from labctl.analysis._kernels import channel_counts
 from labctl.acquisition.photons import PhotonConverter
 from labctl.acquisition.rate_protection import RateProtection
@@ -108,7 +108,7 @@ class AcquisitionEngine:
             raise AcquisitionError("this engine has already run; make a new AcquisitionEngine for the next run")
         if duration_s is not None and not (isinstance(duration_s, (int, float)) and math.isfinite(duration_s) and duration_s > 0):
             raise ConfigError("duration_s", duration_s, "must be a number of seconds > 0 (or None to run until stopped)")
-        fix_mmap_threshold()  # large per-poll buffers back to the system when freed (flat memory on long runs)
+        tune_for_long_runs()  # freed large buffers back to the system, no huge pages (flat memory on long runs)
         spectra = self._camera_path.prepare()
         # numba kernels compile (or load) now, not on the first block: seconds of compiling there
         # would let the tagger's buffer overflow at the start of the first run after an install.
