@@ -38,7 +38,7 @@ class FramePacer(QtCore.QObject):
             raise ValueError(f"frame pacer: max_hz = {max_hz!r}; allowed: a rate > 0 frames/s")
         self.period_s = 1.0 / float(max_hz)
         self._draw = draw
-        self._clock = clock
+        self.clock = clock
         self._last_frame_s = -math.inf  # when the last frame began (s, clock)
         self.frames = 0  # frames drawn by the pacer
         self.timer = QtCore.QTimer(self)
@@ -51,7 +51,7 @@ class FramePacer(QtCore.QObject):
         else once when it has (requests meanwhile are drawn by that one frame)."""
         if self.timer.isActive():
             return
-        wait_s = self._last_frame_s + self.period_s - self._clock()
+        wait_s = self._last_frame_s + self.period_s - self.clock()
         if wait_s <= 0.0:
             self._frame()
         else:
@@ -62,6 +62,6 @@ class FramePacer(QtCore.QObject):
         self.timer.stop()
 
     def _frame(self) -> None:
-        self._last_frame_s = self._clock()
+        self._last_frame_s = self.clock()
         self.frames += 1
         self._draw()
