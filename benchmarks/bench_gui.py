@@ -6,8 +6,9 @@ For each tagger time scale (1 = the experiment's real 1 MHz rate, 4 = four times
 faster) the window runs the simulated microscope live and logs every frame it draws:
 
 * redraw rate: frames drawn per second of wall time (target >= 30), and how many of
-  them show a new tagger read (a frame is drawn per poll handed on by the link);
-* draw time: time inside ``refresh`` for one poll (both halves: all six views'
+  them show a new tagger read (a frame draws the newest poll handed on by the link,
+  at most ``gui.frame_pacer.MAX_FRAME_HZ`` frames per second);
+* draw time: time inside ``refresh`` for one frame (every changed view's
   ``setData``/``setImage``; Qt's painting comes after and shows in the event-loop gaps);
 * latency, photon arrival to screen: the simulated tagger's clock runs with the
   wall clock (``time.monotonic``, shared by the processes), so the arrival time of
@@ -16,8 +17,8 @@ faster) the window runs the simulated microscope live and logs every frame it dr
   run (a tag cannot be read before it arrived; at 250 k syncs/s the newest tag
   of a read is microseconds old), and latency = end of the frame's draw - arrival.
   It includes the sinks' work on the block, the poll (which waits in the station
-  for new data), the transfer and the drawing (first half at once, second half on
-  the next tick of the 100 Hz timer);
+  for new data), the transfer, a wait for the next frame when the poll came sooner
+  than one frame period after the last, and the drawing;
 * payload: pickled bytes per poll (what crosses from the station process), by part,
   polled as the window's link does (views as changes since the version held);
 * event loop: gaps between ticks of a 5 ms probe timer; "blocked by this process"

@@ -214,3 +214,19 @@ def test_colour_levels_change_in_steps_not_every_frame(qtbot) -> None:
     views.show_flid(flid_snap(400))  # brighter: new levels
     views.show_flid(flid_snap(20))  # much dimmer: new levels
     assert set_levels == [(0.0, 120.0), (0.0, 480.0), (0.0, 24.0)]
+
+
+def test_per_frame_labels_restyle_only_when_their_style_changes(qtbot) -> None:
+    """The status line runs with every frame; Qt re-polishes a widget on every setStyleSheet."""
+    from gui.status_bar import StatusLine
+
+    window = QtWidgets.QMainWindow()
+    qtbot.addWidget(window)
+    line = StatusLine(window.statusBar(), {0: "laser_sync"})
+    styled: list[str] = []
+    original = line.loss_label.setStyleSheet
+    line.loss_label.setStyleSheet = lambda style: (styled.append(style), original(style))
+    for losses in (0, 0, 3, 4, 4, 0):
+        line.show_losses(losses)
+    assert styled == ["color: red; font-weight: bold", ""]  # from "" to red, and back
+    assert line.loss_label.text() == "losses: 0"
