@@ -81,6 +81,47 @@ def test_frame_pacer_draws_a_burst_once_now_and_once_more_when_the_period_is_up(
     assert not pacer.timer.isActive() and pacer.frames == 3
 
 
+def paced_frames(max_hz: float, arrivals_s: np.ndarray) -> np.ndarray:
+    """Frame start times (s) the pacer's budget gives for polls arriving at ``arrivals_s`` (as the
+    pacer uses it: a poll draws at once if allowed, else one frame when allowed draws all waiting)."""
+    from gui.frame_pacer import FrameBudget
+
+    budget = FrameBudget(max_hz)
+    frames: list[float] = []
+    due: float | None = None
+    for t in arrivals_s:
+        if due is not None and due <= t:
+            budget.spend(due)
+            frames.append(due)
+            due = None
+        if due is not None:
+            continue  # drawn by the frame that waits
+        wait = budget.wait_s(float(t))
+        if wait == 0.0:
+            budget.spend(float(t))
+            frames.append(float(t))
+        else:
+            due = float(t) + wait
+    return np.array(frames)
+
+
+@pytest.mark.parametrize(("interval_ms", "least_fps"), [((20.0, 35.5), 34.0), ((22.0, 28.0), 34.5), ((1.0, 15.0), 34.5)])
+def test_frame_budget_keeps_up_with_uneven_polls_and_caps_the_rate(interval_ms, least_fps) -> None:
+    """Uneven polls at 36/s (a read every 20-35 ms) and steadier ones at 40/s are drawn at close to
+    35 frames/s (a "one period after the last frame" rule drew 29 of 36); 125 polls/s are capped at
+    35/s; two frames never start closer than the minimum gap."""
+    from gui.frame_pacer import MIN_GAP_PERIODS
+
+    rng = np.random.default_rng(12)
+    arrivals = np.cumsum(rng.uniform(*interval_ms, 25_000) * 1e-3)
+    arrivals = arrivals[arrivals < 20.0]  # 20 s of polls
+    frames = paced_frames(35.0, arrivals)
+    fps = frames.size / 20.0
+    assert least_fps <= fps <= 35.0 + 2.0 / 20.0
+    assert np.diff(frames).min() >= MIN_GAP_PERIODS / 35.0 - 1e-12
+    assert fps <= arrivals.size / 20.0  # never more frames than polls
+
+
 class FakeLink(QtCore.QObject):
     """The window's station link without a station: the test publishes the polls."""
 
