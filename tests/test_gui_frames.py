@@ -108,8 +108,7 @@ def paced_frames(max_hz: float, arrivals_s: np.ndarray) -> np.ndarray:
 @pytest.mark.parametrize(("interval_ms", "least_fps"), [((20.0, 35.5), 34.0), ((22.0, 28.0), 34.5), ((1.0, 15.0), 34.5)])
 def test_frame_budget_keeps_up_with_uneven_polls_and_caps_the_rate(interval_ms, least_fps) -> None:
     """Uneven polls at 36/s (a read every 20-35 ms) and steadier ones at 40/s are drawn at close to
-    35 frames/s (a "one period after the last frame" rule drew 29 of 36); 125 polls/s are capped at
-    35/s; two frames never start closer than the minimum gap."""
+    35 frames/s; 125 polls/s are capped at 35/s; two frames never start closer than the minimum gap."""
     from gui.frame_pacer import MIN_GAP_PERIODS
 
     rng = np.random.default_rng(12)
