@@ -86,7 +86,7 @@ class FramePacer(QtCore.QObject):
         self.timer = QtCore.QTimer(self)
         self.timer.setSingleShot(True)
         self.timer.setTimerType(QtCore.Qt.TimerType.PreciseTimer)
-        self.timer.timeout.connect(self._frame)
+        self.timer.timeout.connect(self.frame)
 
     def request(self) -> None:
         """Something new is to be drawn: now if the budget allows, else once when it does
@@ -95,7 +95,7 @@ class FramePacer(QtCore.QObject):
             return
         wait_s = self.budget.wait_s(self.clock())
         if wait_s <= 0.0:
-            self._frame()
+            self.frame()
         else:
             self.timer.start(max(1, math.ceil(wait_s * 1e3)))
 
@@ -103,7 +103,8 @@ class FramePacer(QtCore.QObject):
         """Forget a pending frame (the window closes)."""
         self.timer.stop()
 
-    def _frame(self) -> None:
+    def frame(self) -> None:
+        """Draw a frame now (the timer's slot; a request draws through it when the budget allows)."""
         self.budget.spend(self.clock())
         self.frames += 1
         self._draw()
