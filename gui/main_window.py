@@ -19,6 +19,7 @@ The widgets are built in :mod:`gui.window_layout`.
 from __future__ import annotations
 
 import collections
+import gc
 import threading
 import time
 from pathlib import Path
@@ -104,6 +105,7 @@ class MainWindow(QtWidgets.QMainWindow):
             self.instruments.add_panels(described)
         self.excitation_buttons = self.instruments.excitation_buttons
         self.status_line.done_preparing()
+        freeze_built_objects()
         self.state = "idle"
         self.state_label.setText("idle")
         self._update_buttons()
@@ -317,6 +319,7 @@ class MainWindow(QtWidgets.QMainWindow):
         if self._reconnecting is not None:
             self._reconnecting.join(60.0)  # the new link has started (or the old one is still closing)
         self.link.close()  # ends any run (the child closes its file), excitation safe, instruments closed
+        gc.unfreeze()  # the closed window's objects can be collected again
         super().closeEvent(event)
 
     # ------------------------------------------------------------------ refresh
@@ -367,6 +370,15 @@ class MainWindow(QtWidgets.QMainWindow):
         if (self.state == "recording" and limit is not None
                 and int(status.get("photons_written", 0)) >= limit):
             self.stop_engine()  # the photon count asked for is written
+
+
+def freeze_built_objects() -> None:
+    """Leave every object built so far (Qt, pyqtgraph, numpy, the panels: about 130 000) out of later
+    garbage collections (``gc.freeze``).  A full collection scanned them all, 60-70 ms with the GUI
+    thread stopped, once every 10-30 s of a live run; now it scans only what was made since.
+    (No collection first: that would be the same pause; garbage frozen here waits for the close.)
+    ``closeEvent`` unfreezes them."""
+    gc.freeze()
 
 
 def run_app(config_path: str | Path | StationConfig | None = None, screenshot: str | Path | None = None,
