@@ -4,9 +4,9 @@ Presentation only.  The station is built once in a child process
 (:class:`~labctl.processes.station_process.StationProcess`) and every round trip to it
 runs on the :class:`~gui.link.StationLink` worker thread.  A new poll (status, changed views,
 live fit, monitors) is drawn as one frame, one ``setData`` / ``setImage`` per changed view
-(STYLE.md, "Live plots"), at most ``max_frame_hz`` frames per second (:mod:`gui.frame_pacer`:
-at once if the last frame is a period old, else once when it is, with the newest poll), so
-Qt paints the window once per frame.  Window layout and the settings changed in the panels persist
+(STYLE.md, "Live plots"), at most ``max_frame_hz`` frames per second on average
+(:mod:`gui.frame_pacer`: at once if the frame budget allows, else once when it does, with the
+newest poll), so Qt paints the window once per frame.  Window layout and the settings changed in the panels persist
 (QSettings) and are applied again, through the station's validation, at the
 next start.  After a setting change the station restarts a live run: the window
 sees the new run number in the poll, starts the views' ranges again and re-reads
@@ -55,7 +55,8 @@ class MainWindow(QtWidgets.QMainWindow):
         config: the station (default: the built-in simulated microscope).
         settings_path: an INI file for the persisted layout and settings (default:
             the user's QSettings for ``labctl``); tests give a temporary file.
-        max_frame_hz: highest redraw rate of the live views (frames/s); newer polls wait for the next frame.
+        max_frame_hz: highest average redraw rate of the live views (frames/s); polls that come
+            sooner wait for the next frame, which draws the newest.
         restore_layout: False keeps the default layout (screenshots for documentation).
     """
 
