@@ -8,9 +8,9 @@ still for 50-75 ms).  The pacer draws the newest poll at once if the frame budge
 frames closer than ``MIN_GAP_PERIODS`` of a period), or else once, on a single-shot timer,
 when it does: polls that arrive in between are drawn together as the newest one (the
 views draw only what changed since the frame before), and Qt paints once per frame.  The
-budget is a token bucket rather than "one period after the last frame": polls that come
-a little faster than ``max_hz`` but unevenly (a read every 25-30 ms) are still drawn at
-about ``max_hz``, instead of every other one waiting and being merged into the next.
+budget is a token bucket rather than "one period after the last frame": after a late frame
+or a burst of polls drawn as one, the frames saved up let the next ones come sooner (down to
+the minimum gap), so uneven polls (a read every 20-35 ms) are still drawn at about ``max_hz``.
 """
 
 from __future__ import annotations
