@@ -6,8 +6,9 @@ For each tagger time scale (1 = the experiment's real 1 MHz rate, 4 = four times
 faster) the window runs the simulated microscope live and logs every frame it draws:
 
 * redraw rate: frames drawn per second of wall time (target >= 30), and how many of
-  them show a new tagger read (a frame is drawn per poll handed on by the link);
-* draw time: time inside ``refresh`` for one poll (both halves: all six views'
+  them show a new tagger read (a frame draws the newest poll handed on by the link,
+  at most ``gui.frame_pacer.MAX_FRAME_HZ`` frames per second);
+* draw time: time inside ``refresh`` for one frame (every changed view's
   ``setData``/``setImage``; Qt's painting comes after and shows in the event-loop gaps);
 * latency, photon arrival to screen: the simulated tagger's clock runs with the
   wall clock (``time.monotonic``, shared by the processes), so the arrival time of
@@ -16,8 +17,8 @@ faster) the window runs the simulated microscope live and logs every frame it dr
   run (a tag cannot be read before it arrived; at 250 k syncs/s the newest tag
   of a read is microseconds old), and latency = end of the frame's draw - arrival.
   It includes the sinks' work on the block, the poll (which waits in the station
-  for new data), the transfer and the drawing (first half at once, second half on
-  the next tick of the 100 Hz timer);
+  for new data), the transfer, a wait for the next frame when the poll came sooner
+  than one frame period after the last, and the drawing;
 * payload: pickled bytes per poll (what crosses from the station process), by part,
   polled as the window's link does (views as changes since the version held);
 * event loop: gaps between ticks of a 5 ms probe timer; "blocked by this process"
@@ -25,7 +26,11 @@ faster) the window runs the simulated microscope live and logs every frame it dr
   time)), since a gap without CPU use is the OS running other work; "by its GUI
   thread" counts only the GUI thread's own CPU time (the link thread's work in a
   long gap of a loaded machine does not stop the event loop); and the GUI process's
-  full (generation 2) garbage collections in the window, with the longest collection.
+  full (generation 2) garbage collections in the window, with the longest collection;
+* CPU time (load-independent, unlike the wall-clock figures on a shared machine): the GUI
+  thread's CPU time per second of wall time and per frame, and Qt's paints of the views
+  (``paintEvent``): how many per second and the GUI thread's CPU time in each; polls handed
+  on by the link per second (the frames' supply).
 """
 
 from __future__ import annotations
@@ -70,6 +75,25 @@ def wait_for(app: QtWidgets.QApplication, condition, timeout_s: float) -> None:
         raise TimeoutError("the window did not reach the expected state")
 
 
+PAINTS: list[float] = []  # GUI thread CPU time (s) of each paint of the live views
+
+
+def count_paints() -> None:
+    """Log the GUI thread's CPU time in each ``paintEvent`` of the live views (class-wide)."""
+    from gui.views import LiveViews
+
+    original = LiveViews.paintEvent
+
+    def paint_event(self, event):  # noqa: ANN001 - Qt's signature
+        started = time.thread_time()
+        try:
+            return original(self, event)
+        finally:
+            PAINTS.append(time.thread_time() - started)
+
+    LiveViews.paintEvent = paint_event
+
+
 def run(app: QtWidgets.QApplication, time_scale: float, seconds: float) -> dict[str, float]:
     data = copy.deepcopy(StationConfig.load().data)
     data["instruments"]["tagger"]["library_options"]["time_scale"] = time_scale
@@ -81,6 +105,9 @@ def run(app: QtWidgets.QApplication, time_scale: float, seconds: float) -> dict[
         window.start_live()
         wait_for(app, lambda: window.state == "live" and window.frames_drawn >= 10, 60)
         window.frame_log.clear()
+        polls = [0]
+        window.link.polled.connect(lambda: polls.__setitem__(0, polls[0] + 1))
+        PAINTS.clear()
         ticks: list[float] = []
         collections: list[tuple[int, float]] = []  # (generation, ms) of the GUI process's garbage collections
         started_gc = [0.0]
@@ -99,6 +126,7 @@ def run(app: QtWidgets.QApplication, time_scale: float, seconds: float) -> dict[
         started = time.monotonic()
         wait_for(app, lambda: time.monotonic() - started >= seconds, seconds + 10)
         probe.stop()
+        paints = np.array(PAINTS, np.float64) * 1e3
         gc.callbacks.remove(on_gc)
         log = np.array([row for row in window.frame_log if row[3] is not None and row[4] is not None], np.float64)
         window.close()
@@ -109,6 +137,8 @@ def run(app: QtWidgets.QApplication, time_scale: float, seconds: float) -> dict[
     tick_wall, tick_cpu, tick_thread = np.array(ticks).T
     gaps = np.diff(tick_wall)
     new_data = np.count_nonzero(np.diff(read) != 0) + 1 if read.size else 0
+    wall_s = tick_wall[-1] - tick_wall[0]
+    gui_cpu_s = tick_thread[-1] - tick_thread[0]
     return {
         "fps": len(log) / seconds,
         "fps_new_data": new_data / seconds,
@@ -125,6 +155,12 @@ def run(app: QtWidgets.QApplication, time_scale: float, seconds: float) -> dict[
         "load_average": os.getloadavg()[0],
         "gen2_collections": sum(1 for g, _ in collections if g == 2),
         "longest_gc_ms": max((ms for _, ms in collections), default=0.0),
+        "polls_per_s": polls[0] / seconds,
+        "gui_cpu_per_s": gui_cpu_s / wall_s,
+        "gui_cpu_ms_per_frame": gui_cpu_s * 1e3 / max(len(log), 1),
+        "paints_per_s": paints.size / seconds,
+        "paint_cpu_ms_median": float(np.median(paints)) if paints.size else 0.0,
+        "paint_cpu_ms_max": float(np.max(paints)) if paints.size else 0.0,
     }
 
 
@@ -164,6 +200,7 @@ def payload_bytes(seconds: float) -> dict[str, float]:
 def main() -> None:
     seconds = float(sys.argv[1]) if len(sys.argv) > 1 else 10.0
     app = QtWidgets.QApplication.instance() or QtWidgets.QApplication(["bench_gui"])
+    count_paints()
     sizes = payload_bytes(seconds)
     polls_per_s = sizes.pop("polls_per_s", 0.0)
     print(f"bytes per poll (mean over a live run at 1 MHz, {polls_per_s:.1f} polls/s): "
@@ -179,6 +216,9 @@ def main() -> None:
               f"{r['loop_gaps_over_50ms']} over 50 ms; longest blocked by this process "
               f"{r['max_blocked_ms']:.1f} ms (limit 50), by its GUI thread {r['max_thread_blocked_ms']:.1f} ms; garbage collections: {r['gen2_collections']} full, longest "
               f"{r['longest_gc_ms']:.1f} ms; machine load average {r['load_average']:.2f}", flush=True)
+        print(f"  CPU time: GUI thread {r['gui_cpu_per_s'] * 1e3:.0f} ms per s, {r['gui_cpu_ms_per_frame']:.1f} ms per frame; "
+              f"{r['paints_per_s']:.1f} paints/s of the views, {r['paint_cpu_ms_median']:.1f} ms median, "
+              f"{r['paint_cpu_ms_max']:.1f} ms longest; {r['polls_per_s']:.1f} polls/s handed on by the link", flush=True)
 
 
 if __name__ == "__main__":

@@ -53,8 +53,7 @@ def settle(app: QtWidgets.QApplication, seconds: float) -> None:
 
 
 def shoot(app: QtWidgets.QApplication, window: MainWindow, path: Path) -> None:
-    window.refresh()
-    window.refresh()  # both halves of the views
+    window.refresh()  # the newest poll, every view
     app.processEvents()
     if not window.grab().save(str(path)):
         raise OSError(f"could not write {path}")

@@ -33,8 +33,7 @@ def run_app(config_path: str | Path | StationConfig | None = None, screenshot: s
         app.quit()
 
     def grab() -> None:
-        window.refresh()
-        window.refresh()  # both halves of the views
+        window.refresh()  # the newest poll, every view
         if not window.grab().save(str(screenshot)):
             fail(f"could not write {screenshot}")
             return

@@ -14,6 +14,7 @@ from PyQt6 import QtCore, QtWidgets
 
 from gui.messages import ROLE_TITLES
 from gui.panels import InstrumentPanel
+from gui.status_bar import set_style
 
 EXCITATION_STYLES = {
     "on": ("EXCITATION ON", "background: #d9534f; color: white; font-weight: bold; padding: 6px"),
@@ -117,7 +118,7 @@ class InstrumentsBox(QtWidgets.QWidget):
         state = str(monitors.get("excitation", "unknown"))
         text, style = EXCITATION_STYLES.get(state, (f"excitation {state}", "background: #f0ad4e; padding: 6px"))
         self.excitation_label.setText(text)
-        self.excitation_label.setStyleSheet(style)
+        set_style(self.excitation_label, style)
         camera = self.panels.get("camera")
         if camera is not None:
             for path, key in (("temperature_c", "camera_temperature_c"), ("temperature_state", "camera_temperature_state")):
@@ -135,7 +136,7 @@ class InstrumentsBox(QtWidgets.QWidget):
             rate = rates_cps.get(channel_of[role], 0.0)
             bar, readout = panel.rate_bar, panel.rate_readout  # type: ignore[attr-defined]
             readout.setText(f"{rate / 1e3:,.1f} kcps")
-            readout.setStyleSheet(RATE_STYLES[rate_level(rate, limit)])
+            set_style(readout, RATE_STYLES[rate_level(rate, limit)])
             if limit > 0:
                 bar.setValue(int(min(1000, 1000 * rate / limit)))
                 bar.setFormat(f"{rate / 1e3:,.1f} kcps of {limit / 1e3:,.0f} kcps ({100 * rate / limit:.1f} %)")

@@ -3,17 +3,14 @@
 Presentation only: the spectrum view shows the running mean of the last N camera
 frames (taken from the live waterfall, whose rows are the frames as delivered; lost
 frames are left out) and, with autoscale on, its y range follows the part of the line
-inside the visible wavelength range (a zoom on the line scales to it).
+inside the visible wavelength range (a zoom on the line scales to it), in steps
+(:func:`gui.view_ranges.steady_span`: kept while the line stays inside and fills half of it).
 """
 
 from __future__ import annotations
 
 import numpy as np
 from PyQt6 import QtCore, QtWidgets
-
-AUTOSCALE_PADDING = 0.05
-"""Margin above and below the visible line, as a fraction of its span."""
-
 
 def running_mean(waterfall: np.ndarray, frames: int) -> tuple[np.ndarray | None, int]:
     """The mean of the last ``frames`` delivered spectra of a waterfall (rows oldest first; NaN rows:
@@ -27,15 +24,13 @@ def running_mean(waterfall: np.ndarray, frames: int) -> tuple[np.ndarray | None,
     return waterfall[rows].astype(np.float64).mean(axis=0), int(rows.size)
 
 
-def visible_range(x: np.ndarray, y: np.ndarray, x_low: float, x_high: float) -> tuple[float, float] | None:
-    """The y range (with AUTOSCALE_PADDING) of the points whose x lies in ``[x_low, x_high]``;
+def visible_extent(x: np.ndarray, y: np.ndarray, x_low: float, x_high: float) -> tuple[float, float] | None:
+    """The smallest and largest finite y of the points whose x lies in ``[x_low, x_high]``;
     None if none does."""
     inside = (x >= x_low) & (x <= x_high) & np.isfinite(y)
     if not inside.any():
         return None
-    low, high = float(y[inside].min()), float(y[inside].max())
-    margin = max(high - low, 1.0) * AUTOSCALE_PADDING
-    return low - margin, high + margin
+    return float(y[inside].min()), float(y[inside].max())
 
 
 class SpectrumBox(QtWidgets.QWidget):

@@ -22,6 +22,13 @@ def format_rate(rate_cps: float) -> str:
 PREPARING_TEXT = "preparing (first run after install)"
 
 
+def set_style(widget: QtWidgets.QWidget, style: str) -> None:
+    """Set a widget's style sheet only if it differs (Qt re-polishes the widget on every call,
+    and the count rates and losses are shown with every frame)."""
+    if widget.styleSheet() != style:
+        widget.setStyleSheet(style)
+
+
 class StatusLine:
     """The widgets of the status bar and what they show.
 
@@ -63,7 +70,7 @@ class StatusLine:
 
     def show_losses(self, losses: int) -> None:
         self.loss_label.setText(f"losses: {losses}")
-        self.loss_label.setStyleSheet("color: red; font-weight: bold" if losses else "")
+        set_style(self.loss_label, "color: red; font-weight: bold" if losses else "")
 
     def show_temperature(self, monitors: Mapping[str, Any]) -> None:
         if "camera_temperature_c" in monitors:

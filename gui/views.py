@@ -13,22 +13,14 @@ from typing import Any
 
 import numpy as np
 import pyqtgraph as pg
-from PyQt6 import QtCore
+from PyQt6 import QtCore, QtWidgets
 
-from gui.spectrum_box import running_mean, visible_range
+from gui.spectrum_box import running_mean, visible_extent
+from gui.view_ranges import grow_range, steady_span
 from labctl.analysis.views import default_on_threshold, normalised_peak_areas, on_fraction
 
 TRACE_BINS = 1000
 """Bins of the intensity trace shown (10 s at the default 10 ms bins)."""
-
-
-def grow_range(current: float | None, wanted: float) -> float | None:
-    """New upper limit if ``wanted`` left the current range (grow by 1.5x, shrink when 4x too big)."""
-    if wanted <= 0:
-        return None
-    if current is None or wanted > current or wanted < current / 4:
-        return wanted * 1.5
-    return None
 
 
 class LiveViews(pg.GraphicsLayoutWidget):
@@ -54,6 +46,7 @@ class LiveViews(pg.GraphicsLayoutWidget):
         self._bin_ms = 10.0
         self.follow = True  # the axes follow the live data (False once the user zooms or pans)
         self._y_top: dict[str, float] = {}
+        self._levels: dict[str, tuple[float, float]] = {}  # colour levels shown, per image (changed in steps)
         self._ranges_set: set[str] = set()
         self._spectrum_shown = (-1, -1)  # (frame index, frames lost) last drawn
         self._drawn: dict[str, Any] = {}  # per view, the snapshot object drawn last
@@ -101,6 +94,9 @@ class LiveViews(pg.GraphicsLayoutWidget):
         self.residual_plot.setYRange(-5.0, 5.0, padding=0)
         self.residual_plot.addItem(pg.InfiniteLine(pos=0.0, angle=0, pen=dashed))
         self.residual_curve = self.residual_plot.plot(pen=pg.mkPen("r"), connect="finite")
+        for curve in (self.fit_curve, self.residual_curve):
+            # set once per fit (every few s) but repainted with the decay every frame: paint a cached pixmap
+            curve.curve.setCacheMode(QtWidgets.QGraphicsItem.CacheMode.DeviceCoordinateCache)
         self._fit_drawn: Any = None  # the fit whose curves are drawn (curves are set once per fit)
 
         self.flid_plot = self.addPlot(row=1, col=0, title="FLID")
@@ -138,12 +134,20 @@ class LiveViews(pg.GraphicsLayoutWidget):
         self.spectrum_value = self._overlay(self.spectrum_plot, "")
         for plot in self.plots:
             plot.disableAutoRange()
+            # an axis whose tick labels get narrower keeps its width (a new width re-lays out every plot)
+            plot.getAxis("left").setStyle(autoReduceTextSpace=False)
             plot.getViewBox().sigRangeChangedManually.connect(lambda *_: self.set_follow(False))
         for plot in (self.decay_plot, self.spectrum_plot, self.residual_plot):
             # 10^3-10^4 points per curve: draw at most about one point pair per pixel column
             # (not the g(2): pyqtgraph's downsampling does not keep step-mode edges)
             plot.setClipToView(True)
             plot.setDownsampling(auto=True, mode="peak")
+
+    @staticmethod
+    def _set_text(item: pg.TextItem, text: str) -> None:
+        """Set an overlay's text if it changed (setText repaints the item even with the same text)."""
+        if item.toPlainText() != text:
+            item.setText(text)
 
     @staticmethod
     def _overlay(plot: pg.PlotItem, text: str) -> pg.TextItem:
@@ -156,6 +160,7 @@ class LiveViews(pg.GraphicsLayoutWidget):
     def reset(self) -> None:
         """A new run: axis ranges are set again from its first data."""
         self._y_top.clear()
+        self._levels.clear()
         self._ranges_set.clear()
         self._spectrum_shown = (-1, -1)
         self._drawn.clear()
@@ -196,25 +201,28 @@ class LiveViews(pg.GraphicsLayoutWidget):
         self.follow_changed.emit(follow)
 
     # ------------------------------------------------------------------ drawing
-    def show(self, snapshots: dict[str, Any], fit: Any = None, half: int | None = None) -> None:  # noqa: A003
-        """Draw every view whose snapshot is present and not the one drawn before (``half`` 0:
-        trace, g(2), decay; 1: FLID, spectrum, waterfall; None: all).
+    def show(self, snapshots: dict[str, Any], fit: Any = None) -> None:  # noqa: A003
+        """Draw every view whose snapshot is present and not the one drawn before (one frame).
 
         The station link hands on a new snapshot object only when the view changed, so an
-        unchanged view is not drawn again (nor its items touched).  The window draws a poll
-        in two halves on consecutive ticks: Qt repaints only the plots that changed, so each
-        event-loop pass paints about half the window.
+        unchanged view is not drawn again (nor its items touched), and Qt repaints only the
+        plots that changed, once per frame (the window paces the frames).
         """
-        groups = {0: ("trace", "g2", "lifetime"), 1: ("flid", "spectrum")}
-        for name in groups.get(half, ()) if half is not None else groups[0] + groups[1]:
+        drawn = False
+        for name in ("trace", "g2", "lifetime", "flid", "spectrum"):
             snap = snapshots.get(name)
             if snap is None or (snap is self._drawn.get(name) and (name != "lifetime" or fit is self._fit_drawn)):
                 continue
             self._drawn[name] = snap
+            drawn = True
             if name == "lifetime":
                 self.show_decay(snap, fit)
             else:
                 getattr(self, self._DRAW[name])(snap)
+        if drawn:
+            # Apply changed axis ranges now: pyqtgraph defers them to the start of the paint, whose
+            # region is already fixed, so every range change cost a second paint of its plot.
+            self.scene().prepareForPaint()
 
     _DRAW = {"trace": "show_trace", "g2": "show_g2", "flid": "show_flid", "spectrum": "show_spectrum"}
 
@@ -225,6 +233,18 @@ class LiveViews(pg.GraphicsLayoutWidget):
         if new is not None:
             self._y_top[key] = new
             plot.setYRange(bottom, np.log10(new) if log else new, padding=0)
+
+    def _set_image(self, key: str, image_item: pg.ImageItem, bar: pg.ColorBarItem, image: np.ndarray,
+                   low: float, high: float, floor: float | None = None) -> None:
+        """Show ``image`` (data from ``low`` to ``high``); its colour levels and bar change only when
+        the data leave them or fill less than half of them (:func:`gui.view_ranges.steady_span`)."""
+        levels = steady_span(self._levels.get(key), low, high, floor)
+        if levels is None:
+            image_item.setImage(image, autoLevels=False)  # the levels shown stay
+            return
+        self._levels[key] = levels
+        image_item.setImage(image, autoLevels=False, levels=levels)
+        bar.setLevels(levels)
 
     def _once(self, key: str) -> bool:
         """True the first time ``key`` is asked in a run (to set fixed ranges and image rectangles)."""
@@ -252,7 +272,7 @@ class LiveViews(pg.GraphicsLayoutWidget):
             self.threshold_line.setValue(threshold)
         self.on_fraction = on_fraction(total, threshold)
         fraction = "–" if self.on_fraction is None else f"{100 * self.on_fraction:.1f} %"
-        self.trace_value.setText(f"ON {fraction}  (> {threshold:.1f} per {snap.bin_ms:g} ms; {source})")
+        self._set_text(self.trace_value, f"ON {fraction}  (> {threshold:.1f} per {snap.bin_ms:g} ms; {source})")
         if self._once("trace"):
             self._range(self.trace_plot, 'X', -TRACE_BINS * bin_s, 0.0, padding=0.01)
             self.trace_plot.setTitle(f"Intensity trace ({snap.bin_ms:g} ms bins; red: ON threshold, drag to set)")
@@ -267,9 +287,9 @@ class LiveViews(pg.GraphicsLayoutWidget):
         lags_ns, ratios = normalised_peak_areas(snap)
         self.g2_norm_points.setData(lags_ns, ratios)
         if snap.g2_zero is not None:
-            self.g2_value.setText(f"g2(0) = {snap.g2_zero:.3f} ± {snap.g2_zero_err:.3f}")
+            self._set_text(self.g2_value, f"g2(0) = {snap.g2_zero:.3f} ± {snap.g2_zero_err:.3f}")
         else:
-            self.g2_value.setText("g2(0) = –")
+            self._set_text(self.g2_value, "g2(0) = –")
 
     def show_decay(self, snap: Any, fit: Any = None) -> None:
         edges_ns = snap.bin_edges_ps * 1e-3
@@ -279,7 +299,7 @@ class LiveViews(pg.GraphicsLayoutWidget):
         if self._once("decay"):
             self._range(self.decay_plot, 'X', edges_ns[0], edges_ns[-1], padding=0)
         self._set_y("decay", self.decay_plot, float(summed.max()) if summed.size else 0.0, log=True)
-        self.decay_value.setText(decay_title(fit))
+        self._set_text(self.decay_value, decay_title(fit))
         if fit is self._fit_drawn:  # curves are set once per fit (a new fit every few seconds)
             return
         self._fit_drawn = fit
@@ -301,8 +321,7 @@ class LiveViews(pg.GraphicsLayoutWidget):
     def show_flid(self, snap: Any) -> None:
         image = snap.counts.T.astype(np.float32)  # (lifetime rows, intensity columns)
         top = float(image.max()) if image.size else 0.0
-        self.flid_image.setImage(image, autoLevels=False, levels=(0.0, max(top, 1.0)))
-        self.flid_bar.setLevels((0.0, max(top, 1.0)))
+        self._set_image("flid", self.flid_image, self.flid_bar, image, 0.0, top, floor=0.0)
         if self._once("flid"):
             ie, le = snap.intensity_edges, snap.lifetime_edges_ns
             rect = QtCore.QRectF(float(ie[0]), float(le[0]), float(ie[-1] - ie[0]), float(le[-1] - le[0]))
@@ -327,11 +346,10 @@ class LiveViews(pg.GraphicsLayoutWidget):
         finite = waterfall[np.isfinite(waterfall)]
         top = float(finite.max()) if finite.size else 1.0
         bottom = float(finite.min()) if finite.size else 0.0
-        self.waterfall_image.setImage(np.nan_to_num(waterfall, nan=bottom), autoLevels=False,
-                                      levels=(bottom, max(top, bottom + 1.0)))
-        self.waterfall_bar.setLevels((bottom, max(top, bottom + 1.0)))
+        self._set_image("waterfall", self.waterfall_image, self.waterfall_bar, np.nan_to_num(waterfall, nan=bottom),
+                        bottom, top)
         mean = f"\nmean of {averaged} frames" if averaged > 1 else ""
-        self.spectrum_value.setText(f"frame {snap.latest_index}; {snap.frames_skipped} lost{mean}")
+        self._set_text(self.spectrum_value, f"frame {snap.latest_index}; {snap.frames_skipped} lost{mean}")
         if self._once("spectrum"):
             low, high = float(wavelength.min()), float(wavelength.max())
             self._range(self.spectrum_plot, 'X', low, high, padding=0)
@@ -341,9 +359,12 @@ class LiveViews(pg.GraphicsLayoutWidget):
             self.waterfall_image.setRect(QtCore.QRectF(low, -span_s, high - low, span_s))
             self._range(self.waterfall_plot, 'X', low, high, padding=0)
             self._range(self.waterfall_plot, 'Y', -span_s, 0.0, padding=0)
-        y_range = visible_range(wavelength, line, *self.spectrum_plot.viewRange()[0]) if self.spectrum_autoscale else None
-        if y_range is not None:
-            self.spectrum_plot.setYRange(*y_range, padding=0)
+        x_range, y_range = self.spectrum_plot.viewRange()
+        extent = visible_extent(wavelength, line, *x_range) if self.spectrum_autoscale else None
+        if extent is not None:  # the y range follows the visible line, in steps
+            new = steady_span(tuple(y_range), *extent)
+            if new is not None:
+                self.spectrum_plot.setYRange(*new, padding=0)
         else:
             self._set_y("spectrum", self.spectrum_plot, float(np.max(line)), bottom=float(np.min(line)))
 

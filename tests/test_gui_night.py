@@ -325,6 +325,7 @@ def test_normalised_g2_beside_raw_pairs_and_decay_residuals_with_chi2(make_windo
 
 def test_spad_rate_readout_turns_amber_near_the_limit_and_images_have_colour_bars(make_window, qtbot) -> None:
     from gui.instruments_box import RATE_STYLES, rate_level
+    from gui.view_ranges import KEEP_FILL
 
     assert [rate_level(r, 100.0) for r in (79.0, 80.0, 100.0, 101.0)] == ["ok", "near", "near", "over"]
     window = make_window()  # SPAD limit 5 Mcps
@@ -338,7 +339,9 @@ def test_spad_rate_readout_turns_amber_near_the_limit_and_images_have_colour_bar
     qtbot.waitUntil(lambda: window.views.flid_image.image is not None, timeout=20_000)
     qtbot.wait(200)
     low, high = window.views.flid_bar.levels()
-    assert low == 0.0 and high == pytest.approx(max(float(window.views.flid_image.image.max()), 1.0))
+    top = float(window.views.flid_image.image.max())
+    # the bar holds the image's counts, filled at least half (its levels change in steps, not every frame)
+    assert low == 0.0 and top <= high and max(top, 1.0) >= KEEP_FILL * high
     assert readout.styleSheet() == RATE_STYLES["ok"]  # a few kcps of 5 Mcps
     window.stop_engine()
 
