@@ -123,7 +123,8 @@ def add_pair_counts(
 
     ``a`` and ``b`` are sorted; their first ``old_a`` / ``old_b`` elements are
     photons whose pairs among themselves were counted before.  Bin k holds lags in
-    ``[-range + k * bin, -range + (k + 1) * bin)``.  One pointer walks ``a`` as
+    ``[-range + k * bin, -range + (k + 1) * bin)``; ``range_ps`` must be a whole number of bins
+    and ``counts`` hold ``2 * range_ps // bin_width_ps`` of them (``G2Accumulator`` checks both).  One pointer walks ``a`` as
     ``b`` advances, so the cost is O(len(a) + len(b) + pairs).
     """
     n_a = a.shape[0]
