@@ -47,12 +47,12 @@ def test_nothing_is_done_where_numba_is_started_already():
 
 
 def _kernel_modules() -> list[str]:
-    """The modules of labctl and sim_backends whose source defines numba kernels."""
+    """The modules of labctl and sim_backends whose source defines numba kernels (``@kernel``, or plain numba)."""
     names = []
     for package in ("labctl", "sim_backends"):
         for path in sorted((ROOT / package).rglob("*.py")):
             text = path.read_text()
-            if "@njit" in text or "numba.njit" in text or "@jit" in text:
+            if "@kernel(" in text or "@njit" in text or "numba.njit" in text or "@jit" in text:
                 names.append(".".join(path.relative_to(ROOT).with_suffix("").parts))
     return names
 
@@ -63,7 +63,10 @@ def test_no_kernel_uses_what_numba_compiles_differently_without_blas(module):
     process would use a loop instead of BLAS (other sums, other rounding): no labctl kernel may use them."""
     from numba.core.dispatcher import Dispatcher
 
-    kernels = {name: obj for name, obj in vars(importlib.import_module(module)).items() if isinstance(obj, Dispatcher)}
+    from labctl.analysis.kernel_backend import Kernel
+
+    kernels = {name: obj for name, obj in vars(importlib.import_module(module)).items()
+               if isinstance(obj, (Kernel, Dispatcher))}
     assert kernels, f"{module} names numba but defines no kernel"
     for name, kernel in kernels.items():
         source = inspect.getsource(kernel.py_func)
