@@ -27,8 +27,10 @@ Behaviour (what a test can rely on):
   ``StartAcquisition`` (the SDK's); the driver reports 0-based indices (number - 1).
 * **Circular buffer.** It holds the last ``GetSizeOfCircularBuffer`` frames acquired
   (64 MiB worth, at most 1000, unless ``circular_buffer_frames`` is given); older ones
-  are overwritten.  ``GetNumberNewImages`` gives the oldest not-retrieved frame still
-  held and the end of the contiguous run after it (``DRV_NO_NEW_DATA`` if none);
+  are overwritten.  As a real camera's, it is allocated whole (and written, so resident)
+  at ``StartAcquisition``; frames are copied into its slots.  ``GetNumberNewImages``
+  gives the oldest not-retrieved frame still held and the end of the contiguous run
+  after it (``DRV_NO_NEW_DATA`` if none);
   ``GetImages16(first, last, ...)`` copies the contiguous run starting at the first
   held frame >= first into the start of the array and reports it in
   validfirst/validlast (*assumed* semantics).  Retrieved frames stay in the buffer.
