@@ -50,6 +50,7 @@ import numpy as np  # noqa: E402
 from PyQt6 import QtCore, QtWidgets  # noqa: E402
 
 from gui.main_window import MainWindow  # noqa: E402
+from paint_timing import time_paints  # noqa: E402  (this folder: the script's own)
 from labctl.station.station import StationConfig  # noqa: E402
 
 
@@ -79,19 +80,8 @@ PAINTS: list[float] = []  # GUI thread CPU time (s) of each paint of the live vi
 
 
 def count_paints() -> None:
-    """Log the GUI thread's CPU time in each ``paintEvent`` of the live views (class-wide)."""
-    from gui.views import LiveViews
-
-    original = LiveViews.paintEvent
-
-    def paint_event(self, event):  # noqa: ANN001 - Qt's signature
-        started = time.thread_time()
-        try:
-            return original(self, event)
-        finally:
-            PAINTS.append(time.thread_time() - started)
-
-    LiveViews.paintEvent = paint_event
+    """Log the GUI thread's CPU time in each ``paintEvent`` of the live views (class-wide) into ``PAINTS``."""
+    time_paints(PAINTS)
 
 
 def run(app: QtWidgets.QApplication, time_scale: float, seconds: float) -> dict[str, float]:

@@ -30,6 +30,8 @@ import numpy as np  # noqa: E402
 import pyqtgraph as pg  # noqa: E402
 from PyQt6 import QtWidgets  # noqa: E402
 
+from paint_timing import time_paints  # noqa: E402  (this folder: the script's own)
+
 WARM_UP_POLLS = 10
 """Polls drawn before measuring (the run's first frames lay out titles and axes)."""
 
@@ -68,20 +70,14 @@ def replay(app: QtWidgets.QApplication, recorded: list[tuple[dict, object]]) -> 
     views.setVisible(True)
     paints: list[float] = []
     resizes = [0]
-    paint_event, resize_event = LiveViews.paintEvent, pg.ViewBox.resizeEvent
-
-    def timed_paint(self, event):  # noqa: ANN001 - Qt's signature
-        started = time.thread_time()
-        try:
-            return paint_event(self, event)
-        finally:
-            paints.append(time.thread_time() - started)
+    resize_event = pg.ViewBox.resizeEvent
+    restore_paints = time_paints(paints)
 
     def counted_resize(self, event):  # noqa: ANN001 - Qt's signature
         resizes[0] += 1
         return resize_event(self, event)
 
-    LiveViews.paintEvent, pg.ViewBox.resizeEvent = timed_paint, counted_resize
+    pg.ViewBox.resizeEvent = counted_resize
     per_poll, drawing = [], []
     halves = "half" in inspect.signature(LiveViews.show).parameters  # the window before the frame pacer
 
@@ -110,7 +106,8 @@ def replay(app: QtWidgets.QApplication, recorded: list[tuple[dict, object]]) -> 
                 per_poll.append(time.thread_time() - started)
                 drawing.append(drawn - started)
     finally:
-        LiveViews.paintEvent, pg.ViewBox.resizeEvent = paint_event, resize_event
+        restore_paints()
+        pg.ViewBox.resizeEvent = resize_event
         views.close()
     cpu, draw, paint = (np.array(x) * 1e3 for x in (per_poll, drawing, paints))
     return {"polls": float(cpu.size), "cpu_ms_median": float(np.median(cpu)), "cpu_ms_p95": float(np.percentile(cpu, 95)),
