@@ -9,6 +9,8 @@ live range (``follow`` False, ``follow_changed`` tells the window) until ``set_f
 
 from __future__ import annotations
 
+import math
+
 from typing import Any
 
 import numpy as np
@@ -300,6 +302,7 @@ class LiveViews(pg.GraphicsLayoutWidget):
             self._range(self.decay_plot, 'X', edges_ns[0], edges_ns[-1], padding=0)
         self._set_y("decay", self.decay_plot, float(summed.max()) if summed.size else 0.0, log=True)
         self._set_text(self.decay_value, decay_title(fit))
+        self._lift_fit_to_histogram(fit, float(summed.sum()))
         if fit is self._fit_drawn:  # curves are set once per fit (a new fit every few seconds)
             return
         self._fit_drawn = fit
@@ -317,6 +320,20 @@ class LiveViews(pg.GraphicsLayoutWidget):
             self.fit_curve.setData([], [])
             self.residual_curve.setData([], [])
             self.fit_region.hide()
+
+    def _lift_fit_to_histogram(self, fit: Any, photons_now: float) -> None:
+        """Draw the latest fit's shape at the height of the histogram shown now.
+
+        A fit comes every few seconds, of the histogram as it was then (``fit.photons``);
+        the histogram keeps growing, and a curve left at the fitted height would sink below
+        it (5x, 6 s into a run).  The y axis is logarithmic, so the factor
+        ``photons_now / fit.photons`` is a shift of the curve by its log10: no new curve data,
+        the cached pixmap moves.  The residuals stay those of the fit.
+        """
+        fitted = getattr(fit, "photons", 0) if fit is not None else 0
+        shift = math.log10(photons_now / fitted) if fitted > 0 and photons_now > 0 else 0.0
+        if self.fit_curve.pos().y() != shift:
+            self.fit_curve.setPos(0.0, shift)
 
     def show_flid(self, snap: Any) -> None:
         image = snap.counts.T.astype(np.float32)  # (lifetime rows, intensity columns)

@@ -297,3 +297,36 @@ def test_the_opened_window_leaves_its_built_objects_out_of_full_garbage_collecti
     assert gc.get_freeze_count() >= built // 2 and len(gc.get_objects()) < 5_000  # a full collection scans few
     window.close()
     assert gc.get_freeze_count() == 0
+
+
+def test_the_latest_fit_is_drawn_at_the_height_of_the_histogram_shown_now(qtbot) -> None:
+    """A fit comes every 2 s, of the histogram as it was; the curve follows the histogram's growth (a shift of
+    log10(photons now / photons fitted) on the log axis), the residuals stay those of the fit."""
+    from gui.views import LiveViews
+    from labctl.analysis.lifetime import LifetimeSnapshot
+    from labctl.analysis.live_fit import LiveFit
+
+    views = LiveViews()
+    qtbot.addWidget(views)
+    edges = np.arange(0, 100_001, 1000, dtype=np.int64)
+    shape = np.exp(-np.arange(100) / 35.0)
+
+    def snapshot(photons: int) -> LifetimeSnapshot:
+        summed = np.rint(photons * shape / shape.sum()).astype(np.int64)
+        return LifetimeSnapshot((1, 2), 1000, 100_000, edges, summed[None, :], summed, np.zeros(1, np.int64),
+                                np.zeros(1, np.int64))
+
+    fitted = snapshot(1000)
+    x_ns = 0.5 * (edges[:-1] + edges[1:]) * 1e-3
+    fit = LiveFit("mono", (35.0,), (0.5,), (1.0,), int(fitted.summed.sum()), curve_x_ns=x_ns,
+                  curve_counts=fitted.summed.astype(np.float64), residuals=np.zeros(100), reduced_chi2=1.0,
+                  fit_range_ns=(0.0, 100.0))
+    views.show_decay(fitted, fit)
+    assert views.fit_curve.pos().y() == pytest.approx(0.0, abs=1e-12)
+    now = snapshot(3000)
+    views.show_decay(now, fit)
+    assert views.fit_curve.pos().y() == pytest.approx(np.log10(now.summed.sum() / fitted.summed.sum()), rel=1e-12)
+    np.testing.assert_array_equal(views.fit_curve.yData, np.where(fitted.summed > 0, fitted.summed, np.nan))
+    assert views.residual_curve.pos().y() == 0.0
+    views.show_decay(now, None)
+    assert views.fit_curve.pos().y() == 0.0
