@@ -57,7 +57,7 @@ def snapshot_stream(count: int, seed: int = 3) -> list[dict]:
     return out
 
 
-def test_frame_pacer_draws_a_burst_once_now_and_once_more_when_the_period_is_up(qtbot) -> None:
+def test_frame_pacer_draws_a_burst_once_on_the_next_turn_and_once_more_when_the_period_is_up(qtbot) -> None:
     from gui.frame_pacer import FramePacer
 
     now = [10.0]
@@ -67,16 +67,21 @@ def test_frame_pacer_draws_a_burst_once_now_and_once_more_when_the_period_is_up(
         FramePacer(lambda: None, max_hz=0)
     for _ in range(10):  # a burst of polls within one frame period
         pacer.request()
-    assert drawn == [10.0] and pacer.timer.isActive()  # the first at once, the rest wait
+    assert drawn == [] and pacer.timer.isActive()  # never inside a request: on the loop's next turn
+    with qtbot.waitSignal(pacer.timer.timeout, timeout=5_000):
+        pass
+    assert drawn == [10.0] and not pacer.timer.isActive()  # one frame for the whole burst
     now[0] += 0.039  # still inside the 40 ms period
     pacer.request()
-    assert drawn == [10.0]
+    assert drawn == [10.0] and pacer.timer.isActive()
     now[0] += 0.001
     with qtbot.waitSignal(pacer.timer.timeout, timeout=5_000):
         pass
     assert drawn == [10.0, 10.04] and not pacer.timer.isActive()  # one frame for all that waited
-    now[0] += 1.0  # a poll long after the last frame is drawn at once
+    now[0] += 1.0  # a poll long after the last frame is drawn on the next turn
     pacer.request()
+    with qtbot.waitSignal(pacer.timer.timeout, timeout=5_000):
+        pass
     assert drawn == [10.0, 10.04, 11.04] and not pacer.timer.isActive()
     pacer.request()
     pacer.stop()  # the window closes: the pending frame is forgotten
@@ -159,9 +164,9 @@ def poll_of(number: int, snaps: dict) -> dict:
             "status": {"elapsed_s": 0.1 * number, "losses": 0}, "snapshots": snaps, "summary": None}
 
 
-def test_a_burst_of_polls_is_one_frame_now_and_one_frame_of_the_newest_poll_then(qtbot, tmp_path, monkeypatch) -> None:
-    """Twelve polls inside one frame period: two frames (the first poll at once, the newest when the
-    period is up), each drawing every view once, and no more paints of the views than frames."""
+def test_a_burst_of_polls_is_one_frame_of_the_newest_poll(qtbot, tmp_path, monkeypatch) -> None:
+    """Twelve polls inside one frame period: one frame, drawn from the pacer's timer (not inside the
+    polls' signals), of the newest poll, drawing every view once and painted once."""
     from gui import main_window
     from gui.views import LiveViews
 
@@ -191,16 +196,15 @@ def test_a_burst_of_polls_is_one_frame_now_and_one_frame_of_the_newest_poll_then
     now[0] += 1.0
     for number in range(1, 13):  # faster than frames are drawn
         link.publish(poll_of(number + 3, stream[number]))
-    assert len(shows) == 1 and shows[0] is stream[1] and window.frames_drawn == 4
-    assert window.pacer.timer.isActive()  # a frame is due for the polls that wait
+    assert shows == [] and window.frames_drawn == 3  # nothing drawn inside the polls' signals
+    assert window.pacer.timer.isActive()  # one frame is due for all of them
     window.pacer.timer.stop()  # the test draws it by hand: no frame from the real timer meanwhile
     settle(app)
-    assert counter.paints == 1, counter.regions  # Qt painted that frame once
-    now[0] += 1.0
+    assert counter.paints == 0
     window.pacer.frame()  # the timer's slot
     settle(app)
-    assert len(shows) == 2 and shows[1] is stream[12] and window.frames_drawn == 5  # the newest poll
-    assert counter.paints == 2  # one paint per frame, not one per poll or per half
+    assert len(shows) == 1 and shows[0] is stream[12] and window.frames_drawn == 4  # the newest poll
+    assert counter.paints == 1, counter.regions  # one paint per frame, not one per poll or per half
     x, y = views.g2_curve.getData()
     np.testing.assert_array_equal(y, stream[12]["g2"].counts)
     assert isinstance(views, LiveViews)
