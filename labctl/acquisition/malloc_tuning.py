@@ -31,8 +31,8 @@ from __future__ import annotations
 import ctypes
 import sys
 
-M_MMAP_THRESHOLD = -3
-"""mallopt parameter number (glibc ``malloc.h``)."""
+from labctl.analysis.process_memory import M_MMAP_THRESHOLD, mallopt
+
 PR_SET_THP_DISABLE = 41
 PR_GET_THP_DISABLE = 42
 """prctl options (Linux ``prctl.h``, since 3.15)."""
@@ -82,11 +82,5 @@ def fix_mmap_threshold(threshold_bytes: int = 128 * 1024) -> bool:
         return True
     if not sys.platform.startswith("linux"):
         return False
-    try:
-        mallopt = ctypes.CDLL(None).mallopt
-    except (OSError, AttributeError):
-        return False
-    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
-    mallopt.restype = ctypes.c_int
-    _done = bool(mallopt(M_MMAP_THRESHOLD, int(threshold_bytes)))
+    _done = mallopt(M_MMAP_THRESHOLD, threshold_bytes)
     return _done

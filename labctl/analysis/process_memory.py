@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import ctypes
 
-__all__ = ["keep_freed_memory_for_reuse", "MMAP_THRESHOLD_BYTES", "TRIM_THRESHOLD_BYTES", "TOP_PAD_BYTES"]
+__all__ = ["keep_freed_memory_for_reuse", "mallopt", "M_MMAP_THRESHOLD", "MMAP_THRESHOLD_BYTES",
+           "TRIM_THRESHOLD_BYTES", "TOP_PAD_BYTES"]
 
 MMAP_THRESHOLD_BYTES = 32 << 20
 """Allocations up to this size come from the heap (glibc's largest allowed threshold on 64-bit)."""
@@ -27,7 +28,24 @@ TRIM_THRESHOLD_BYTES = 256 << 20
 TOP_PAD_BYTES = 64 << 20
 """Extra memory asked of the system each time the heap grows."""
 
-_M_TRIM_THRESHOLD, _M_TOP_PAD, _M_MMAP_THRESHOLD = -1, -2, -3  # glibc <malloc.h>
+M_TRIM_THRESHOLD, M_TOP_PAD, M_MMAP_THRESHOLD = -1, -2, -3
+"""mallopt parameter numbers (glibc ``<malloc.h>``)."""
+
+
+def mallopt(option: int, value: int) -> bool:
+    """glibc's ``mallopt(option, value)`` for this process; True if the C library took it.
+
+    False where the C library the interpreter runs on has no ``mallopt`` (macOS, Windows,
+    musl) or refuses the value: nothing changes.  The one access to ``mallopt`` in labctl
+    (also ``labctl.acquisition.malloc_tuning``'s).
+    """
+    try:
+        function = ctypes.CDLL(None).mallopt  # the C library the interpreter runs on
+    except (OSError, AttributeError, TypeError):
+        return False
+    function.argtypes = [ctypes.c_int, ctypes.c_int]
+    function.restype = ctypes.c_int
+    return function(int(option), int(value)) == 1
 
 
 def keep_freed_memory_for_reuse() -> bool:
@@ -35,12 +53,6 @@ def keep_freed_memory_for_reuse() -> bool:
 
     False (nothing, or not all, set) where the C library has no ``mallopt`` or refuses a value.
     """
-    try:
-        mallopt = ctypes.CDLL(None).mallopt  # the C library the interpreter runs on
-    except (OSError, AttributeError, TypeError):
-        return False
-    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
-    mallopt.restype = ctypes.c_int
-    settings = ((_M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES), (_M_TRIM_THRESHOLD, TRIM_THRESHOLD_BYTES),
-                (_M_TOP_PAD, TOP_PAD_BYTES))
-    return all([mallopt(option, value) == 1 for option, value in settings])
+    settings = ((M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES), (M_TRIM_THRESHOLD, TRIM_THRESHOLD_BYTES),
+                (M_TOP_PAD, TOP_PAD_BYTES))
+    return all([mallopt(option, value) for option, value in settings])
